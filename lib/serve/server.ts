@@ -1,0 +1,330 @@
+/**
+ * `serve(exportDir | learner)`: an HTTP server (Node's `http`, nothing else) that puts a model in
+ * production — an upload page at `/` and a JSON API.
+ *
+ *   GET  /          upload page (choose or drop an image; label + top probabilities as bars)
+ *   POST /predict   image as multipart field `file` or as the raw body (image/*, octet-stream)
+ *                   → { label, index, probability, top: [{ label, index, probability }], probs, ms }
+ *   GET  /health    { status: "ok", uptimeS, served, active, queued }
+ *   GET  /info      { vocab, nClasses, isMultiLabel, model, limits, engine }
+ *
+ * Every failure is a JSON `{ error, code, status }` with the right status: 400 malformed request,
+ * 404 unknown path, 405 wrong method, 413 upload over `maxBytes`, 415 not an image, 422 truncated
+ * or corrupt image, 503 queue full. Predictions run through a bounded FIFO queue.
+ */
+import * as http from "node:http";
+import type { AddressInfo } from "node:net";
+import * as path from "node:path";
+import { performance } from "node:perf_hooks";
+import { engineInfo, ready } from "../engine/backend";
+import { HttpError } from "./errors";
+import { checkImage } from "./image";
+import { uploadPage } from "./page";
+import { loadPredictor, topK, type Prediction, type Predictor } from "./predictor";
+import { JobQueue } from "./queue";
+import { readUpload } from "./upload";
+
+/** Options of `serve`. */
+export interface ServeOptions {
+  /** TCP port; 0 picks a free one (read it from `handle.port`). Default 8000. */
+  port?: number;
+  /** Interface to listen on; `"0.0.0.0"` serves the whole network. Default `"127.0.0.1"`. */
+  host?: string;
+  /** Largest request body accepted, in bytes; bigger uploads get a 413. Default 10 MB. */
+  maxBytes?: number;
+  /** Predictions computed at once; the rest wait in a FIFO queue. Default 1. */
+  concurrency?: number;
+  /** Requests allowed to wait for a prediction; one more gets a 503. Default 256. */
+  maxQueue?: number;
+  /** Classes listed in `top` of each answer (the client may ask `?topk=N`). Default 5. */
+  topK?: number;
+  /** Largest image accepted, in pixels (width × height), checked before decoding. Default 40,000,000. */
+  maxPixels?: number;
+  /** Heading of the upload page. Default `"tsfast: <export folder name>"`. */
+  title?: string;
+  /** Called with one line per request (method, path, status, ms); default: no logging. */
+  log?: (line: string) => void;
+}
+
+/** A running server, as `serve` returns it. */
+export interface ServeHandle {
+  /** Base URL, e.g. `http://127.0.0.1:8000/`. */
+  url: string;
+  /** The port listened on (useful with `port: 0`). */
+  port: number;
+  /** The interface listened on. */
+  host: string;
+  /** The model answering predictions. */
+  predictor: Predictor;
+  /** The underlying Node server. */
+  server: http.Server;
+  /** Stop accepting requests, finish those in flight, and free a model the server loaded itself. */
+  close(): Promise<void>;
+}
+
+/** Every default of `ServeOptions`, in one place. */
+export const serveDefaults = {
+  port: 8000,
+  host: "127.0.0.1",
+  maxBytes: 10 * 1024 * 1024,
+  concurrency: 1,
+  maxQueue: 256,
+  topK: 5,
+  maxPixels: 40_000_000,
+} as const;
+
+/** The JSON body of a successful `POST /predict`. */
+export interface PredictResponse {
+  /** Predicted class. */
+  label: string;
+  /** Its index in `vocab` (see `GET /info`). */
+  index: number;
+  /** Its probability. */
+  probability: number;
+  /** The `topK` most probable classes, most probable first. */
+  top: { label: string; index: number; probability: number }[];
+  /** Every class's probability, in `vocab` order. */
+  probs: number[];
+  /** Multi-label models: every predicted class. */
+  labels?: string[];
+  /** Milliseconds spent decoding and predicting (queue wait excluded). */
+  ms: number;
+}
+
+type Route = { methods: string[]; handler: (req: http.IncomingMessage, res: http.ServerResponse, url: URL) => Promise<void> };
+
+/**
+ * Serve the model exported to `source` (a folder written by `learn.export`) or a `Learner`/`Predictor`
+ * in memory, over HTTP; resolves once listening.
+ */
+export async function serve(source: string | Predictor, opts: ServeOptions = {}): Promise<ServeHandle> {
+  const o = { ...serveDefaults, ...definedOnly(opts) };
+  checkPositive("maxBytes", o.maxBytes);
+  checkPositive("topK", o.topK);
+  checkPositive("maxPixels", o.maxPixels);
+  if (!Number.isInteger(o.port) || o.port < 0 || o.port > 65535) {
+    throw new Error(`port must be an integer from 0 to 65535, got ${o.port}`);
+  }
+  const queue = new JobQueue(o.concurrency, o.maxQueue);
+  const owned = typeof source === "string";
+  if (owned) await ready();
+  const predictor = owned ? await loadPredictor(source) : source;
+  if (!predictor || !Array.isArray(predictor.vocab) || typeof predictor.predict !== "function") {
+    throw new Error("serve(source): source must be an export folder path or an object with `vocab` and `predict(input)`");
+  }
+  const title = o.title ?? (owned ? `tsfast: ${path.basename(path.resolve(source))}` : "tsfast model");
+  const page = uploadPage({ title, vocab: predictor.vocab, maxBytes: o.maxBytes, topK: o.topK });
+  const started = Date.now();
+  let served = 0;
+
+  const routes: Record<string, Route> = {
+    "/": {
+      methods: ["GET", "HEAD"],
+      handler: async (_req, res) => send(res, 200, page, "text/html; charset=utf-8"),
+    },
+    "/health": {
+      methods: ["GET", "HEAD"],
+      handler: async (_req, res) =>
+        sendJson(res, 200, {
+          status: "ok",
+          uptimeS: Math.round((Date.now() - started) / 1000),
+          served,
+          active: queue.active,
+          queued: queue.pending,
+        }),
+    },
+    "/info": {
+      methods: ["GET", "HEAD"],
+      handler: async (_req, res) =>
+        sendJson(res, 200, {
+          vocab: predictor.vocab,
+          nClasses: predictor.vocab.length,
+          isMultiLabel: predictor.isMultiLabel ?? false,
+          model: modelInfo(predictor),
+          source: owned ? path.resolve(source) : null,
+          limits: { maxBytes: o.maxBytes, maxPixels: o.maxPixels, concurrency: o.concurrency, maxQueue: o.maxQueue, topK: o.topK },
+          engine: engineSummary(),
+        }),
+    },
+    "/predict": {
+      methods: ["POST"],
+      handler: async (req, res, url) => {
+        const k = parseTopK(url.searchParams.get("topk"), o.topK, predictor.vocab.length);
+        const upload = await readUpload(req, { maxBytes: o.maxBytes });
+        const { pred, ms } = await queue.run(async () => {
+          const t0 = performance.now();
+          await checkImage(upload.data, o.maxPixels, upload.filename);
+          const p: Prediction = await predictor.predict(upload.data);
+          return { pred: p, ms: performance.now() - t0 };
+        });
+        const top = topK(pred.probs, predictor.vocab, k);
+        const body: PredictResponse = {
+          label: pred.label,
+          index: pred.index,
+          probability: pred.probs[pred.index] ?? NaN,
+          top,
+          probs: pred.probs,
+          ms: Math.round(ms * 100) / 100,
+        };
+        if (pred.labels) body.labels = pred.labels;
+        served++;
+        sendJson(res, 200, body);
+      },
+    },
+  };
+
+  const server = http.createServer({ requestTimeout: 60_000, headersTimeout: 30_000 }, (req, res) => {
+    const t0 = performance.now();
+    res.on("finish", () => o.log?.(`${req.method} ${req.url} ${res.statusCode} ${(performance.now() - t0).toFixed(1)}ms`));
+    handle(req, res, routes).catch((e) => {
+      // handle() answers every error itself; this is a last line of defence against a crash.
+      o.log?.(`internal error: ${e instanceof Error ? e.stack : String(e)}`);
+      if (!res.headersSent) sendJson(res, 500, { error: "internal server error", code: "internal", status: 500 });
+      else res.destroy();
+    });
+  });
+  // Unparseable HTTP (bad request line, oversized headers): answer 400 and drop the socket.
+  server.on("clientError", (err: NodeJS.ErrnoException, socket) => {
+    if (socket.writable && err.code !== "ECONNRESET") {
+      const body = JSON.stringify({ error: `malformed HTTP request: ${err.message}`, code: "bad_request", status: 400 });
+      socket.end(`HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    } else socket.destroy();
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", (e: NodeJS.ErrnoException) =>
+      reject(
+        e.code === "EADDRINUSE"
+          ? new Error(`port ${o.port} on ${o.host} is already in use; choose another with the port option (--port on the command line)`)
+          : e.code === "EADDRNOTAVAIL" || e.code === "ENOTFOUND"
+            ? new Error(`cannot listen on host "${o.host}" (${e.code}); use an address of this machine, e.g. 127.0.0.1 or 0.0.0.0`)
+            : e,
+      ),
+    );
+    server.listen(o.port, o.host, () => {
+      server.removeAllListeners("error");
+      resolve();
+    });
+  });
+  server.on("error", (e) => o.log?.(`server error: ${e.message}`));
+  const port = (server.address() as AddressInfo).port;
+  const urlHost = o.host.includes(":") ? `[${o.host}]` : o.host;
+
+  let closing: Promise<void> | undefined;
+  return {
+    url: `http://${urlHost}:${port}/`,
+    port,
+    host: o.host,
+    predictor,
+    server,
+    close: () => {
+      closing ??= new Promise<void>((resolve) => {
+        const force = setTimeout(() => server.closeAllConnections(), 2000);
+        server.close(() => {
+          clearTimeout(force);
+          if (owned) predictor.dispose?.();
+          resolve();
+        });
+        server.closeIdleConnections();
+      });
+      return closing;
+    },
+  };
+}
+
+async function handle(req: http.IncomingMessage, res: http.ServerResponse, routes: Record<string, Route>): Promise<void> {
+  try {
+    let url: URL;
+    try {
+      url = new URL(req.url ?? "/", "http://localhost");
+    } catch {
+      throw new HttpError(400, "bad_request", `cannot parse the request path "${req.url}"`);
+    }
+    const route = Object.prototype.hasOwnProperty.call(routes, url.pathname) ? routes[url.pathname] : undefined;
+    if (!route) {
+      throw new HttpError(404, "not_found", `no such path "${url.pathname}"; try GET /, POST /predict, GET /health, GET /info`);
+    }
+    const method = req.method ?? "GET";
+    if (!route.methods.includes(method)) {
+      throw new HttpError(405, "method_not_allowed", `${method} is not allowed on ${url.pathname}; use ${route.methods.join(" or ")}`, {
+        Allow: route.methods.join(", "),
+      });
+    }
+    await route.handler(req, res, url);
+  } catch (e) {
+    const err = e instanceof HttpError ? e : new HttpError(500, "predict_failed", `prediction failed: ${e instanceof Error ? e.message : String(e)}`);
+    sendError(req, res, err);
+  }
+}
+
+function sendError(req: http.IncomingMessage, res: http.ServerResponse, err: HttpError): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  // A body we stopped reading (413, bad multipart) leaves the connection unusable: close it once the
+  // answer is out, without reading the rest of the upload.
+  const abandon = !req.complete && req.method !== "GET" && req.method !== "HEAD";
+  for (const [k, v] of Object.entries(err.headers)) res.setHeader(k, v);
+  if (abandon) {
+    res.setHeader("Connection", "close");
+    res.on("finish", () => req.socket.end());
+  }
+  sendJson(res, err.status, { error: err.message, code: err.code, status: err.status });
+}
+
+function send(res: http.ServerResponse, status: number, body: string, type: string): void {
+  res.writeHead(status, {
+    "Content-Type": type,
+    "Content-Length": Buffer.byteLength(body),
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+  });
+  res.end(body);
+}
+
+function sendJson(res: http.ServerResponse, status: number, value: unknown): void {
+  send(res, status, JSON.stringify(value), "application/json; charset=utf-8");
+}
+
+function parseTopK(raw: string | null, dflt: number, nClasses: number): number {
+  if (raw === null || raw === "") return Math.min(dflt, nClasses);
+  const k = Number(raw);
+  if (!Number.isInteger(k) || k < 1) throw new HttpError(400, "bad_topk", `topk must be a positive integer, got "${raw}"`);
+  return Math.min(k, nClasses);
+}
+
+function checkPositive(name: string, v: number): void {
+  if (!(typeof v === "number" && v > 0 && Number.isFinite(v))) throw new Error(`${name} must be a positive number, got ${v}`);
+}
+
+function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+// Model facts for /info, read defensively: a Learner has `model` (a tf.LayersModel), a fake may have nothing.
+function modelInfo(p: Predictor): Record<string, unknown> {
+  const m = (p as unknown as { model?: { name?: unknown; inputs?: { shape?: unknown }[]; countParams?: () => number } }).model;
+  if (!m || typeof m !== "object") return {};
+  const info: Record<string, unknown> = {};
+  if (typeof m.name === "string") info["name"] = m.name;
+  if (Array.isArray(m.inputs) && m.inputs[0]) info["inputShape"] = m.inputs[0].shape;
+  if (typeof m.countParams === "function") {
+    try {
+      info["params"] = m.countParams();
+    } catch {
+      /* not built yet */
+    }
+  }
+  return info;
+}
+
+function engineSummary(): unknown {
+  try {
+    // The server never starts the engine itself (the model's loader does); it only reports it.
+    const e = engineInfo();
+    return { engine: e.engine, backend: e.backend, threads: e.threads };
+  } catch {
+    return null;
+  }
+}

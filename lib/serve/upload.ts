@@ -1,0 +1,117 @@
+/**
+ * Reading an uploaded image out of a request: a `multipart/form-data` field, or the raw body.
+ *
+ * The body is streamed and counted; past `maxBytes` the read stops at once (413) — a declared
+ * `Content-Length` over the cap is refused before a byte is read.
+ */
+import type { IncomingMessage } from "node:http";
+import { HttpError, formatBytes } from "./errors";
+import { MultipartParser, boundaryOf } from "./multipart";
+
+/** An image upload, before it is decoded. */
+export interface Upload {
+  /** The image bytes. */
+  data: Buffer;
+  /** File name the client gave (multipart only). */
+  filename?: string;
+  /** How it came: a multipart field or the whole body. */
+  via: "multipart" | "raw";
+}
+
+/** Options of `readUpload`. */
+export interface UploadOptions {
+  /** Most bytes the request body may have. */
+  maxBytes: number;
+  /** Multipart field that holds the image. Default `"file"`. */
+  field?: string;
+}
+
+const HOW =
+  'send the image as multipart/form-data field "file" (curl -F file=@cat.jpg) or as the raw body with ' +
+  "Content-Type image/* or application/octet-stream (curl --data-binary @cat.jpg -H 'Content-Type: image/jpeg')";
+
+/** Read the image a `POST /predict` carries; throws an `HttpError` (400, 413, 415) saying what is wrong. */
+export async function readUpload(req: IncomingMessage, opts: UploadOptions): Promise<Upload> {
+  const field = opts.field ?? "file";
+  const contentType = (req.headers["content-type"] ?? "").trim();
+  const mime = (contentType.split(";")[0] ?? "").trim().toLowerCase();
+  const declared = req.headers["content-length"];
+  if (declared !== undefined && Number(declared) > opts.maxBytes) {
+    throw tooLarge(opts.maxBytes, Number(declared));
+  }
+
+  if (mime === "multipart/form-data") {
+    const parser = new MultipartParser(boundaryOf(contentType));
+    const total = await readBody(req, opts.maxBytes, (chunk) => parser.write(chunk));
+    if (total === 0) throw new HttpError(400, "empty_body", `the request body is empty; ${HOW}`);
+    const parts = parser.end();
+    const part = parts.find((p) => p.name === field);
+    if (!part) {
+      const names = parts.map((p) => `"${p.name}"`).join(", ") || "none";
+      throw new HttpError(400, "missing_field", `multipart body has no field "${field}" (fields given: ${names}); ${HOW}`);
+    }
+    if (part.data.length === 0) {
+      throw new HttpError(400, "empty_file", `multipart field "${field}" is empty (no file chosen?)`);
+    }
+    const upload: Upload = { data: part.data, via: "multipart" };
+    if (part.filename !== undefined) upload.filename = part.filename;
+    return upload;
+  }
+
+  // An absent Content-Type is accepted: the bytes are sniffed when decoded.
+  if (mime !== "" && !mime.startsWith("image/") && mime !== "application/octet-stream") {
+    req.resume(); // drain what the client sends: the connection stays usable
+    throw new HttpError(415, "unsupported_media_type", `Content-Type "${mime}" is not accepted; ${HOW}`);
+  }
+  const chunks: Buffer[] = [];
+  const total = await readBody(req, opts.maxBytes, (chunk) => chunks.push(chunk));
+  if (total === 0) throw new HttpError(400, "empty_body", `the request body is empty; ${HOW}`);
+  return { data: Buffer.concat(chunks, total), via: "raw" };
+}
+
+function tooLarge(maxBytes: number, seen: number): HttpError {
+  return new HttpError(
+    413,
+    "payload_too_large",
+    `upload of ${formatBytes(seen)}${seen > maxBytes ? "" : "+"} exceeds the limit of ${formatBytes(maxBytes)} (maxBytes)`,
+  );
+}
+
+/**
+ * Stream the body into `onChunk`, counting bytes; rejects with 413 the moment the count passes
+ * `maxBytes` (and stops reading), or with whatever `onChunk` throws. Resolves with the byte count.
+ */
+function readBody(req: IncomingMessage, maxBytes: number, onChunk: (chunk: Buffer) => void): Promise<number> {
+  return new Promise((resolve, reject) => {
+    let total = 0;
+    let settled = false;
+    const finish = (err: unknown, n?: number): void => {
+      if (settled) return;
+      settled = true;
+      req.off("data", onData);
+      req.off("end", onEnd);
+      req.off("error", onError);
+      req.off("aborted", onAborted);
+      if (err) {
+        req.pause(); // stop reading: the server answers and closes the connection
+        reject(err);
+      } else resolve(n ?? 0);
+    };
+    const onData = (chunk: Buffer): void => {
+      total += chunk.length;
+      if (total > maxBytes) return finish(tooLarge(maxBytes, total));
+      try {
+        onChunk(chunk);
+      } catch (e) {
+        finish(e);
+      }
+    };
+    const onEnd = (): void => finish(undefined, total);
+    const onError = (e: Error): void => finish(new HttpError(400, "bad_request", `reading the request failed: ${e.message}`));
+    const onAborted = (): void => finish(new HttpError(400, "aborted", "the client aborted the upload"));
+    req.on("data", onData);
+    req.on("end", onEnd);
+    req.on("error", onError);
+    req.on("aborted", onAborted);
+  });
+}
