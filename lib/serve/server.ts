@@ -262,15 +262,35 @@ function sendError(req: http.IncomingMessage, res: http.ServerResponse, err: Htt
     res.destroy();
     return;
   }
-  // A body we stopped reading (413, bad multipart) leaves the connection unusable: close it once the
-  // answer is out, without reading the rest of the upload.
-  const abandon = !req.complete && req.method !== "GET" && req.method !== "HEAD";
   for (const [k, v] of Object.entries(err.headers)) res.setHeader(k, v);
-  if (abandon) {
-    res.setHeader("Connection", "close");
-    res.on("finish", () => req.socket.end());
-  }
+  // A body we stopped reading (413, bad multipart) is answered at once; see `linger`.
+  if (!req.complete) res.on("finish", () => linger(req));
   sendJson(res, err.status, { error: err.message, code: err.code, status: err.status });
+}
+
+/**
+ * After answering a request whose body was not read to the end: discard (never buffer) what the
+ * client is still sending, for at most `LINGER_MS` and `LINGER_BYTES`, then drop the connection.
+ * Closing at once would make the kernel reset the connection while the client is still writing,
+ * and most clients then report a broken pipe instead of the 413 they were sent.
+ */
+const LINGER_MS = 2000;
+const LINGER_BYTES = 64 * 1024 * 1024;
+
+function linger(req: http.IncomingMessage): void {
+  const socket = req.socket;
+  let bytes = 0;
+  const timer = setTimeout(() => socket.destroy(), LINGER_MS);
+  socket.once("close", () => clearTimeout(timer));
+  req.on("data", (chunk: Buffer) => {
+    bytes += chunk.length;
+    if (bytes > LINGER_BYTES) socket.destroy();
+  });
+  req.on("end", () => {
+    clearTimeout(timer);
+    socket.destroy();
+  });
+  req.resume();
 }
 
 function send(res: http.ServerResponse, status: number, body: string, type: string): void {

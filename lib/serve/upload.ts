@@ -37,7 +37,7 @@ export async function readUpload(req: IncomingMessage, opts: UploadOptions): Pro
   const mime = (contentType.split(";")[0] ?? "").trim().toLowerCase();
   const declared = req.headers["content-length"];
   if (declared !== undefined && Number(declared) > opts.maxBytes) {
-    throw tooLarge(opts.maxBytes, Number(declared));
+    throw tooLarge(opts.maxBytes, Number(declared), true);
   }
 
   if (mime === "multipart/form-data") {
@@ -69,11 +69,13 @@ export async function readUpload(req: IncomingMessage, opts: UploadOptions): Pro
   return { data: Buffer.concat(chunks, total), via: "raw" };
 }
 
-function tooLarge(maxBytes: number, seen: number): HttpError {
+function tooLarge(maxBytes: number, seen: number, declared: boolean): HttpError {
   return new HttpError(
     413,
     "payload_too_large",
-    `upload of ${formatBytes(seen)}${seen > maxBytes ? "" : "+"} exceeds the limit of ${formatBytes(maxBytes)} (maxBytes)`,
+    declared
+      ? `upload of ${formatBytes(seen)} (Content-Length) exceeds the limit of ${formatBytes(maxBytes)} (maxBytes)`
+      : `upload exceeds the limit of ${formatBytes(maxBytes)} (maxBytes); reading stopped after ${formatBytes(seen)}`,
   );
 }
 
@@ -99,7 +101,7 @@ function readBody(req: IncomingMessage, maxBytes: number, onChunk: (chunk: Buffe
     };
     const onData = (chunk: Buffer): void => {
       total += chunk.length;
-      if (total > maxBytes) return finish(tooLarge(maxBytes, total));
+      if (total > maxBytes) return finish(tooLarge(maxBytes, total, false));
       try {
         onChunk(chunk);
       } catch (e) {
