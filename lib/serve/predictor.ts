@@ -75,7 +75,15 @@ function defaultLoader(): PredictorLoader {
     throw new Error("cannot load an export folder: lib/learner/export has no loadLearner function");
   }
   const loadLearner = mod.loadLearner;
-  return async (dir) => (await loadLearner(dir)) as Predictor;
+  return async (dir) => {
+    const learn = (await loadLearner(dir)) as Predictor & { model?: { dispose?: () => unknown } };
+    // An exported learner owns its model's weights; the server frees them on close().
+    if (typeof learn.dispose !== "function" && typeof learn.model?.dispose === "function") {
+      const model = learn.model;
+      learn.dispose = () => void model.dispose!();
+    }
+    return learn;
+  };
 }
 
 /** The class probabilities sorted high to low, best `k` first. */

@@ -322,19 +322,29 @@ function definedOnly<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
-// Model facts for /info, read defensively: a Learner has `model` (a tf.LayersModel), a fake may have nothing.
+// Model facts for /info, read defensively: a loaded export has `model` (a tf.LayersModel) and
+// `meta` (its tsfast.json); a hand-made predictor may have neither.
 function modelInfo(p: Predictor): Record<string, unknown> {
-  const m = (p as unknown as { model?: { name?: unknown; inputs?: { shape?: unknown }[]; countParams?: () => number } }).model;
-  if (!m || typeof m !== "object") return {};
+  const src = p as unknown as {
+    model?: { name?: unknown; inputs?: { shape?: unknown }[]; countParams?: () => number };
+    meta?: { format?: unknown; version?: unknown; createdAt?: unknown; loss?: unknown };
+  };
   const info: Record<string, unknown> = {};
-  if (typeof m.name === "string") info["name"] = m.name;
-  if (Array.isArray(m.inputs) && m.inputs[0]) info["inputShape"] = m.inputs[0].shape;
-  if (typeof m.countParams === "function") {
-    try {
-      info["params"] = m.countParams();
-    } catch {
-      /* not built yet */
+  const m = src.model;
+  if (m && typeof m === "object") {
+    if (typeof m.name === "string") info["name"] = m.name;
+    if (Array.isArray(m.inputs) && m.inputs[0]) info["inputShape"] = m.inputs[0].shape;
+    if (typeof m.countParams === "function") {
+      try {
+        info["params"] = m.countParams();
+      } catch {
+        /* not built yet */
+      }
     }
+  }
+  const meta = src.meta;
+  if (meta && typeof meta === "object") {
+    info["export"] = { format: meta.format, version: meta.version, createdAt: meta.createdAt, loss: meta.loss };
   }
   return info;
 }
