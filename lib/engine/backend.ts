@@ -53,6 +53,11 @@ export function defaultThreads(): number {
 }
 
 function firstLine(e: unknown): string {
+  const code = (e as { code?: string } | null)?.code;
+  if (code === "MODULE_NOT_FOUND" && e instanceof Error) {
+    const m = /Cannot find module '([^']+)'/.exec(e.message);
+    if (m && m[1]?.startsWith("@tensorflow/")) return `${m[1]} is not installed`;
+  }
   const msg = e instanceof Error ? e.message : String(e);
   return (msg.split("\n")[0] ?? msg).slice(0, 200);
 }
