@@ -56,3 +56,14 @@ test("the library's tf namespace includes tfjs-layers and computes", () => {
   assert.equal(r.status, 0, r.err);
   assert.equal(r.out.trim(), "6");
 });
+
+test("chained tensor methods work like the tfjs umbrella package's", () => {
+  const r = probe(
+    { TSFAST_BACKEND: "cpu" },
+    `t.ready().then(() => { const tf = t.tf; const x = tf.tensor1d([-1, 2, -3, 4]);
+      console.log(JSON.stringify([x.reshape([2, 2]).relu().sum().dataSync()[0], x.as2D(2, 2).shape, x.toFloat().dtype,
+        x.concat([x]).size, x.abs().max().dataSync()[0]])); })`,
+  );
+  assert.equal(r.status, 0, r.err);
+  assert.deepEqual(JSON.parse(r.out), [6, [2, 2], "float32", 8, 4]);
+});

@@ -7,6 +7,9 @@
  */
 import * as os from "node:os";
 import * as tf from "./tf";
+import { installChainedOps } from "./chained";
+
+installChainedOps();
 
 /** What `engineInfo()` reports. */
 export interface EngineInfo {
