@@ -67,3 +67,19 @@ test("chained tensor methods work like the tfjs umbrella package's", () => {
   assert.equal(r.status, 0, r.err);
   assert.deepEqual(JSON.parse(r.out), [6, [2, 2], "float32", 8, 4]);
 });
+
+test("a second copy of tfjs-core in the process is named in a warning", () => {
+  // Simulate a notebook that imported tfjs from another install by copying tfjs-core elsewhere.
+  const r = probe(
+    { TSFAST_BACKEND: "cpu" },
+    `const fs = require("fs"), os = require("os"), path = require("path");
+     const src = path.dirname(require.resolve("@tensorflow/tfjs-core/package.json"));
+     const dst = fs.mkdtempSync(path.join(os.tmpdir(), "tfcopy-")) + "/node_modules/@tensorflow/tfjs-core";
+     fs.cpSync(src, dst, { recursive: true });
+     require(dst + "/dist/tf-core.node.js");
+     t.ready().then(() => console.log("copies", t.tfjsCopies().length));`,
+  );
+  assert.equal(r.status, 0, r.err);
+  assert.match(r.out, /copies 2/);
+  assert.match(r.err, /tsfast: 2 copies of TensorFlow\.js are loaded .*import \{ tf \} from "tsfast"/);
+});
