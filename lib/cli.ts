@@ -6,7 +6,7 @@ import * as fs from "node:fs";
 import { parseArgs } from "node:util";
 import { engineBanner, ready } from "./engine/backend";
 import { checkImage } from "./serve/image";
-import { loadPredictor, topK, type Predictor } from "./serve/predictor";
+import { loadPredictor, loadRuntime, topK, type Predictor } from "./serve/predictor";
 import { serve, serveDefaults } from "./serve/server";
 
 const USAGE = `Usage:
@@ -76,6 +76,7 @@ async function serveCommand(args: string[], io: CliIo): Promise<number> {
   const maxBytes = intOption("--max-bytes", values["max-bytes"], 1);
   const concurrency = intOption("--concurrency", values.concurrency, 1);
   await ready();
+  loadRuntime();
   const predictor = await loadPredictor(dir);
   const handle = await serve(predictor, {
     port: port ?? serveDefaults.port,
@@ -111,6 +112,7 @@ async function predictCommand(args: string[], io: CliIo): Promise<number> {
   const [dir, ...images] = positionals as [string, ...string[]];
   const k = intOption("--topk", values.topk, 1) ?? serveDefaults.topK;
   await ready();
+  loadRuntime();
   const predictor: Predictor = await loadPredictor(dir);
   const results: Record<string, unknown>[] = [];
   let failed = 0;

@@ -258,6 +258,7 @@ test("100 concurrent requests all succeed, run one at a time, and leak no tensor
   const health = await (await fetch(`${h.url}health`)).json();
   assert.equal(health.active, 0);
   assert.equal(health.queued, 0);
+  assert.equal(health.tensors, tensorsBefore);
 });
 
 test("concurrency lets that many predictions run at once and a full queue answers 503", async () => {

@@ -86,6 +86,30 @@ function defaultLoader(): PredictorLoader {
   };
 }
 
+/**
+ * Make a fresh process able to restore any export, as `import "tsfast"` does for a notebook: load the
+ * public API (it registers the models' custom layer classes) and hand the data floor's
+ * `prepareInferenceBatch` to the learner. The `tsfast` command calls it before `loadPredictor`.
+ */
+export function loadRuntime(): void {
+  tryRequire("../index");
+  const learner = tryRequire("../learner/export") as { setInferencePreparer?: (f: unknown) => void } | undefined;
+  const data = (tryRequire("../data") ?? tryRequire("../data/loader")) as { prepareInferenceBatch?: unknown } | undefined;
+  if (typeof learner?.setInferencePreparer === "function" && typeof data?.prepareInferenceBatch === "function") {
+    learner.setInferencePreparer(data.prepareInferenceBatch);
+  }
+}
+
+function tryRequire(id: string): unknown {
+  try {
+    return require(id) as unknown;
+  } catch (e) {
+    // Only a module that is absent from this build is skipped; a module that fails to load is an error.
+    if ((e as NodeJS.ErrnoException).code === "MODULE_NOT_FOUND" && String((e as Error).message).includes(`'${id}'`)) return undefined;
+    throw e;
+  }
+}
+
 /** The class probabilities sorted high to low, best `k` first. */
 export function topK(probs: number[], vocab: string[], k: number): { label: string; index: number; probability: number }[] {
   return probs

@@ -5,7 +5,7 @@
  *   GET  /          upload page (choose or drop an image; label + top probabilities as bars)
  *   POST /predict   image as multipart field `file` or as the raw body (image/*, octet-stream)
  *                   → { label, index, probability, top: [{ label, index, probability }], probs, ms }
- *   GET  /health    { status: "ok", uptimeS, served, active, queued }
+ *   GET  /health    { status: "ok", uptimeS, served, active, queued, tensors }
  *   GET  /info      { vocab, nClasses, isMultiLabel, model, limits, engine }
  *
  * Every failure is a JSON `{ error, code, status }` with the right status: 400 malformed request,
@@ -17,6 +17,7 @@ import type { AddressInfo } from "node:net";
 import * as path from "node:path";
 import { performance } from "node:perf_hooks";
 import { engineInfo, ready } from "../engine/backend";
+import * as tf from "../engine/tf";
 import { HttpError } from "./errors";
 import { checkImage } from "./image";
 import { uploadPage } from "./page";
@@ -116,6 +117,7 @@ export async function serve(source: string | Predictor, opts: ServeOptions = {})
   const page = uploadPage({ title, vocab: predictor.vocab, maxBytes: o.maxBytes, topK: o.topK });
   const started = Date.now();
   let served = 0;
+  let predictRequests = 0;
 
   const routes: Record<string, Route> = {
     "/": {
@@ -131,6 +133,7 @@ export async function serve(source: string | Predictor, opts: ServeOptions = {})
           served,
           active: queue.active,
           queued: queue.pending,
+          tensors: tf.memory().numTensors,
         }),
     },
     "/info": {
@@ -150,13 +153,22 @@ export async function serve(source: string | Predictor, opts: ServeOptions = {})
       methods: ["POST"],
       handler: async (req, res, url) => {
         const k = parseTopK(url.searchParams.get("topk"), o.topK, predictor.vocab.length);
-        const upload = await readUpload(req, { maxBytes: o.maxBytes });
-        const { pred, ms } = await queue.run(async () => {
-          const t0 = performance.now();
-          await checkImage(upload.data, o.maxPixels, upload.filename);
-          const p: Prediction = await predictor.predict(upload.data);
-          return { pred: p, ms: performance.now() - t0 };
-        });
+        // Uploads being read count against the queue too, so memory stays under (concurrency + maxQueue) × maxBytes.
+        if (predictRequests >= o.concurrency + o.maxQueue) throw busy(predictRequests);
+        predictRequests++;
+        let pred: Prediction;
+        let ms: number;
+        try {
+          const upload = await readUpload(req, { maxBytes: o.maxBytes });
+          ({ pred, ms } = await queue.run(async () => {
+            const t0 = performance.now();
+            await checkImage(upload.data, o.maxPixels, upload.filename);
+            const p: Prediction = await predictor.predict(upload.data);
+            return { pred: p, ms: performance.now() - t0 };
+          }));
+        } finally {
+          predictRequests--;
+        }
         const top = topK(pred.probs, predictor.vocab, k);
         const body: PredictResponse = {
           label: pred.label,
@@ -305,6 +317,10 @@ function send(res: http.ServerResponse, status: number, body: string, type: stri
 
 function sendJson(res: http.ServerResponse, status: number, value: unknown): void {
   send(res, status, JSON.stringify(value), "application/json; charset=utf-8");
+}
+
+function busy(n: number): HttpError {
+  return new HttpError(503, "busy", `the server is busy with ${n} prediction requests (concurrency + maxQueue); retry shortly`, { "Retry-After": "1" });
 }
 
 function parseTopK(raw: string | null, dflt: number, nClasses: number): number {

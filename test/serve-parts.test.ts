@@ -126,3 +126,26 @@ test("boundaryOf reads plain and quoted boundaries and refuses missing or invali
 test("parseParams unescapes quoted values and lower-cases keys", () => {
   assert.deepEqual(parseParams('; Name="a\\"b"; filename=c.png'), { name: 'a"b', filename: "c.png" });
 });
+
+test("JobQueue runs jobs first-in first-out, at most `concurrency` at once, and refuses past maxQueue", async () => {
+  const { JobQueue } = await import("../lib/serve/queue");
+  const q = new JobQueue(2, 3);
+  const order: number[] = [];
+  let running = 0;
+  let peak = 0;
+  const job = (i: number) => async () => {
+    running++;
+    peak = Math.max(peak, running);
+    await new Promise((r) => setTimeout(r, 5));
+    order.push(i);
+    running--;
+    return i;
+  };
+  const accepted = [0, 1, 2, 3, 4].map((i) => q.run(job(i)));
+  await assert.rejects(q.run(job(5)), (e: unknown) => e instanceof HttpError && e.status === 503);
+  assert.deepEqual(await Promise.all(accepted), [0, 1, 2, 3, 4]);
+  assert.equal(peak, 2);
+  assert.deepEqual(order.slice(2), [2, 3, 4]);
+  assert.equal(q.active, 0);
+  assert.equal(q.pending, 0);
+});
