@@ -148,6 +148,31 @@ test("a 50 MB upload with Content-Length is refused with 413 before it is read",
   assert.match(r.json.error, /50 MB .* exceeds the limit of 10 MB/);
 });
 
+test("Expect: 100-continue gets a go-ahead for a small upload and a bare 413 for a large one", async () => {
+  const exchange = (head: string, body?: Buffer): Promise<string> =>
+    new Promise((resolve, reject) => {
+      const sock = net.connect(h.port, "127.0.0.1", () => sock.write(head));
+      let s = "";
+      sock.on("data", (d) => {
+        s += d.toString("latin1");
+        if (body && s.startsWith("HTTP/1.1 100 Continue\r\n\r\n") && s.length === 25) sock.write(body);
+      });
+      sock.on("close", () => resolve(s));
+      sock.on("error", reject);
+    });
+  const big = await exchange(
+    "POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 52428800\r\nExpect: 100-continue\r\n\r\n",
+  );
+  assert.match(big, /^HTTP\/1.1 413 /);
+  assert.doesNotMatch(big, /100 Continue/);
+  const small = await exchange(
+    `POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: ${red.length}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n`,
+    red,
+  );
+  assert.match(small, /^HTTP\/1.1 100 Continue\r\n\r\nHTTP\/1.1 200 OK/);
+  assert.match(small, /"label":"red"/);
+});
+
 test("a streamed 50 MB upload gets its 413 while the client is still sending", async () => {
   const chunk = Buffer.alloc(1024 * 1024, 3);
   const result = await new Promise<{ status: number; body: string; sentWhenAnswered: number }>((resolve, reject) => {

@@ -159,7 +159,9 @@ export async function serve(source: string | Predictor, opts: ServeOptions = {})
         let pred: Prediction;
         let ms: number;
         try {
-          const upload = await readUpload(req, { maxBytes: o.maxBytes });
+          // A client that sent `Expect: 100-continue` waits for our go-ahead: given only once the headers pass.
+          const beforeRead = awaitingContinue.has(req) ? () => res.writeContinue() : undefined;
+          const upload = await readUpload(req, { maxBytes: o.maxBytes, beforeRead });
           ({ pred, ms } = await queue.run(async () => {
             const t0 = performance.now();
             await checkImage(upload.data, o.maxPixels, upload.filename);
@@ -185,7 +187,8 @@ export async function serve(source: string | Predictor, opts: ServeOptions = {})
     },
   };
 
-  const server = http.createServer({ requestTimeout: 60_000, headersTimeout: 30_000 }, (req, res) => {
+  const awaitingContinue = new WeakSet<http.IncomingMessage>();
+  const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     const t0 = performance.now();
     res.on("finish", () => o.log?.(`${req.method} ${req.url} ${res.statusCode} ${(performance.now() - t0).toFixed(1)}ms`));
     handle(req, res, routes).catch((e) => {
@@ -194,6 +197,11 @@ export async function serve(source: string | Predictor, opts: ServeOptions = {})
       if (!res.headersSent) sendJson(res, 500, { error: "internal server error", code: "internal", status: 500 });
       else res.destroy();
     });
+  };
+  const server = http.createServer({ requestTimeout: 60_000, headersTimeout: 30_000 }, onRequest);
+  server.on("checkContinue", (req: http.IncomingMessage, res: http.ServerResponse) => {
+    awaitingContinue.add(req);
+    onRequest(req, res);
   });
   // Unparseable HTTP (bad request line, oversized headers): answer 400 and drop the socket.
   server.on("clientError", (err: NodeJS.ErrnoException, socket) => {

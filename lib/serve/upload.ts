@@ -24,6 +24,8 @@ export interface UploadOptions {
   maxBytes: number;
   /** Multipart field that holds the image. Default `"file"`. */
   field?: string;
+  /** Called once the request passed its header checks, just before the body is read (sends `100 Continue`). */
+  beforeRead?: () => void;
 }
 
 const HOW =
@@ -42,6 +44,7 @@ export async function readUpload(req: IncomingMessage, opts: UploadOptions): Pro
 
   if (mime === "multipart/form-data") {
     const parser = new MultipartParser(boundaryOf(contentType));
+    opts.beforeRead?.();
     const total = await readBody(req, opts.maxBytes, (chunk) => parser.write(chunk));
     if (total === 0) throw new HttpError(400, "empty_body", `the request body is empty; ${HOW}`);
     const parts = parser.end();
@@ -64,6 +67,7 @@ export async function readUpload(req: IncomingMessage, opts: UploadOptions): Pro
     throw new HttpError(415, "unsupported_media_type", `Content-Type "${mime}" is not accepted; ${HOW}`);
   }
   const chunks: Buffer[] = [];
+  opts.beforeRead?.();
   const total = await readBody(req, opts.maxBytes, (chunk) => chunks.push(chunk));
   if (total === 0) throw new HttpError(400, "empty_body", `the request body is empty; ${HOW}`);
   return { data: Buffer.concat(chunks, total), via: "raw" };
