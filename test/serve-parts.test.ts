@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { HttpError } from "../lib/serve/errors";
+import { BatchQueue } from "../lib/serve/queue";
 import { MultipartParser, boundaryOf, parseParams, type FormPart } from "../lib/serve/multipart";
 
 const B = "----tsfastBoundary7MA4YWxk";
@@ -127,25 +128,34 @@ test("parseParams unescapes quoted values and lower-cases keys", () => {
   assert.deepEqual(parseParams('; Name="a\\"b"; filename=c.png'), { name: 'a"b', filename: "c.png" });
 });
 
-test("JobQueue runs jobs first-in first-out, at most `concurrency` at once, and refuses past maxQueue", async () => {
-  const { JobQueue } = await import("../lib/serve/queue");
-  const q = new JobQueue(2, 3);
-  const order: number[] = [];
+test("BatchQueue runs items first-in first-out in batches of at most maxBatch, `concurrency` batches at once", async () => {
+  const batches: number[][] = [];
   let running = 0;
   let peak = 0;
-  const job = (i: number) => async () => {
-    running++;
-    peak = Math.max(peak, running);
-    await new Promise((r) => setTimeout(r, 5));
-    order.push(i);
-    running--;
-    return i;
-  };
-  const accepted = [0, 1, 2, 3, 4].map((i) => q.run(job(i)));
-  await assert.rejects(q.run(job(5)), (e: unknown) => e instanceof HttpError && e.status === 503);
-  assert.deepEqual(await Promise.all(accepted), [0, 1, 2, 3, 4]);
+  const q = new BatchQueue<number, number>(
+    async (items) => {
+      running++;
+      peak = Math.max(peak, running);
+      batches.push(items);
+      await new Promise((r) => setTimeout(r, 5));
+      running--;
+      return items.map((i) => (i === 4 ? new Error("four is bad") : i * 10));
+    },
+    2,
+    3,
+    5,
+  );
+  const all = [0, 1, 2, 3, 4, 5, 6].map((i) => q.push(i).then((v) => v, (e: Error) => e.message));
+  await assert.rejects(q.push(7), (e: unknown) => e instanceof HttpError && e.status === 503 && e.headers["Retry-After"] === "1");
+  assert.deepEqual(await Promise.all(all), [0, 10, 20, 30, "four is bad", 50, 60]);
+  // The first two items start at once (nothing waits yet); the other five are batched as they free up.
+  assert.deepEqual(batches, [[0], [1], [2, 3, 4], [5, 6]]);
   assert.equal(peak, 2);
-  assert.deepEqual(order.slice(2), [2, 3, 4]);
   assert.equal(q.active, 0);
   assert.equal(q.pending, 0);
+});
+
+test("BatchQueue rejects every item of a batch whose computation throws", async () => {
+  const q = new BatchQueue<number, number>(async () => Promise.reject(new Error("model gone")), 1, 4, 10);
+  await assert.rejects(q.push(1), /model gone/);
 });

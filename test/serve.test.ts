@@ -288,7 +288,7 @@ test("100 concurrent requests all succeed, run one at a time, and leak no tensor
 
 test("concurrency lets that many predictions run at once and a full queue answers 503", async () => {
   const slow = meanColourPredictor({ delayMs: 40 });
-  const s = await serve(slow, { port: 0, concurrency: 2, maxQueue: 3 });
+  const s = await serve(slow, { port: 0, concurrency: 2, maxBatch: 1, maxQueue: 3 });
   try {
     const statuses = await Promise.all(
       Array.from({ length: 12 }, async () => {
@@ -305,6 +305,50 @@ test("concurrency lets that many predictions run at once and a full queue answer
     assert.ok(statuses.filter((x) => x === 200).length >= 5, statuses.join(","));
     assert.ok(statuses.includes(503), statuses.join(","));
     assert.ok(statuses.every((x) => x === 200 || x === 503), statuses.join(","));
+  } finally {
+    await s.close();
+  }
+});
+
+test("waiting requests are predicted together through predictBatch, and a bad image fails alone", async () => {
+  const batching = meanColourPredictor({ batch: true, delayMs: 30 });
+  const s = await serve(batching, { port: 0, maxBatch: 4 });
+  try {
+    const cut = blueJpeg.subarray(0, Math.floor(blueJpeg.length / 2));
+    const bodies = Array.from({ length: 13 }, (_, i) => (i === 6 ? cut : [red, green, blue][i % 3]!));
+    const results = await Promise.all(
+      bodies.map(async (b) => {
+        const res = await fetch(`${s.url}predict`, { method: "POST", body: new Uint8Array(b), headers: { "Content-Type": "image/png" } });
+        return { status: res.status, json: await res.json() };
+      }),
+    );
+    results.forEach((r, i) => {
+      if (i === 6) {
+        assert.equal(r.status, 422);
+        assert.equal(r.json.code, "corrupt_image");
+      } else {
+        assert.equal(r.status, 200, JSON.stringify(r.json));
+        assert.equal(r.json.label, COLOURS[i % 3]);
+      }
+    });
+    assert.ok(Math.max(...batching.batchSizes) > 1, `batch sizes ${batching.batchSizes}`);
+    assert.ok(Math.max(...batching.batchSizes) <= 4, `batch sizes ${batching.batchSizes}`);
+    assert.equal(batching.calls, 12);
+  } finally {
+    await s.close();
+  }
+});
+
+test("serve(learner) takes the vocabulary from learn.dls and uses learn.predictBatch", async () => {
+  const inner = meanColourPredictor({ batch: true });
+  const learn = { dls: { vocab: COLOURS, isMultiLabel: false }, predict: inner.predict, predictBatch: inner.predictBatch!, model: undefined };
+  const s = await serve(learn, { port: 0 });
+  try {
+    const info = await (await fetch(`${s.url}info`)).json();
+    assert.deepEqual(info.vocab, COLOURS);
+    const res = await fetch(`${s.url}predict`, { method: "POST", body: new Uint8Array(green), headers: { "Content-Type": "image/png" } });
+    assert.equal((await res.json()).label, "green");
+    await assert.rejects(serve({ dls: {} } as never, { port: 0 }), /must be an export folder path, a Learner, or an object with `vocab`/);
   } finally {
     await s.close();
   }

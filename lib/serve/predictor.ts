@@ -26,6 +26,8 @@ export interface Predictor {
   vocab: string[];
   /** Classify one encoded image (JPEG, PNG, ...). */
   predict(input: Buffer): Promise<Prediction>;
+  /** Classify several at once (optional; the server batches waiting requests when present). */
+  predictBatch?: (inputs: Buffer[]) => Promise<Prediction[]>;
   /** Whether the model is multi-label (optional). */
   isMultiLabel?: boolean;
   /** Free the model's tensors (optional; `close()` calls it for a model the server loaded). */

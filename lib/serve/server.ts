@@ -10,7 +10,8 @@
  *
  * Every failure is a JSON `{ error, code, status }` with the right status: 400 malformed request,
  * 404 unknown path, 405 wrong method, 413 upload over `maxBytes`, 415 not an image, 422 truncated
- * or corrupt image, 503 queue full. Predictions run through a bounded FIFO queue.
+ * or corrupt image, 503 queue full. Predictions run through a bounded FIFO queue that groups
+ * waiting images into batches when the model has `predictBatch` (a `Learner` does).
  */
 import * as http from "node:http";
 import type { AddressInfo } from "node:net";
@@ -22,7 +23,8 @@ import { HttpError } from "./errors";
 import { checkImage } from "./image";
 import { uploadPage } from "./page";
 import { loadPredictor, topK, type Prediction, type Predictor } from "./predictor";
-import { JobQueue } from "./queue";
+import { BatchQueue } from "./queue";
+import type { Upload } from "./upload";
 import { readUpload } from "./upload";
 
 /** Options of `serve`. */
@@ -33,8 +35,10 @@ export interface ServeOptions {
   host?: string;
   /** Largest request body accepted, in bytes; bigger uploads get a 413. Default 10 MB. */
   maxBytes?: number;
-  /** Predictions computed at once; the rest wait in a FIFO queue. Default 1. */
+  /** Batches computed at once; the rest wait in a FIFO queue. Default 1 (tfjs computes on one thread). */
   concurrency?: number;
+  /** Waiting images predicted together, when the model has `predictBatch`. Default 8. */
+  maxBatch?: number;
   /** Requests allowed to wait for a prediction; one more gets a 503. Default 256. */
   maxQueue?: number;
   /** Classes listed in `top` of each answer (the client may ask `?topk=N`). Default 5. */
@@ -69,6 +73,7 @@ export const serveDefaults = {
   host: "127.0.0.1",
   maxBytes: 10 * 1024 * 1024,
   concurrency: 1,
+  maxBatch: 8,
   maxQueue: 256,
   topK: 5,
   maxPixels: 40_000_000,
@@ -88,8 +93,36 @@ export interface PredictResponse {
   probs: number[];
   /** Multi-label models: every predicted class. */
   labels?: string[];
-  /** Milliseconds spent decoding and predicting (queue wait excluded). */
+  /** Milliseconds spent checking and predicting the batch this image was in (queue wait excluded). */
   ms: number;
+}
+
+/** A trained `Learner`: its vocabulary lives on `dls`. */
+export interface LearnerLike {
+  dls: { vocab?: string[]; isMultiLabel?: boolean };
+  predict(input: Buffer): Promise<Prediction>;
+  predictBatch?: (inputs: Buffer[]) => Promise<Prediction[]>;
+  model?: unknown;
+}
+
+// A Predictor as is; a Learner seen through its `dls.vocab`.
+function asPredictor(source: Predictor | LearnerLike): Predictor {
+  const s = source as Partial<Predictor> & Partial<LearnerLike>;
+  if (s && typeof s.predict === "function") {
+    if (Array.isArray(s.vocab)) return source as Predictor;
+    if (s.dls && Array.isArray(s.dls.vocab)) {
+      const learn = source as LearnerLike;
+      const p: Predictor & { model?: unknown } = {
+        vocab: learn.dls.vocab!,
+        isMultiLabel: !!learn.dls.isMultiLabel,
+        predict: (input) => learn.predict(input),
+        model: learn.model,
+      };
+      if (typeof learn.predictBatch === "function") p.predictBatch = (inputs) => learn.predictBatch!(inputs);
+      return p;
+    }
+  }
+  throw new Error("serve(source): source must be an export folder path, a Learner, or an object with `vocab` and `predict(input)`");
 }
 
 type Route = { methods: string[]; handler: (req: http.IncomingMessage, res: http.ServerResponse, url: URL) => Promise<void> };
@@ -98,7 +131,7 @@ type Route = { methods: string[]; handler: (req: http.IncomingMessage, res: http
  * Serve the model exported to `source` (a folder written by `learn.export`) or a `Learner`/`Predictor`
  * in memory, over HTTP; resolves once listening.
  */
-export async function serve(source: string | Predictor, opts: ServeOptions = {}): Promise<ServeHandle> {
+export async function serve(source: string | Predictor | LearnerLike, opts: ServeOptions = {}): Promise<ServeHandle> {
   const o = { ...serveDefaults, ...definedOnly(opts) };
   checkPositive("maxBytes", o.maxBytes);
   checkPositive("topK", o.topK);
@@ -106,15 +139,12 @@ export async function serve(source: string | Predictor, opts: ServeOptions = {})
   if (!Number.isInteger(o.port) || o.port < 0 || o.port > 65535) {
     throw new Error(`port must be an integer from 0 to 65535, got ${o.port}`);
   }
-  const queue = new JobQueue(o.concurrency, o.maxQueue);
   const owned = typeof source === "string";
   if (owned) await ready();
-  const predictor = owned ? await loadPredictor(source) : source;
-  if (!predictor || !Array.isArray(predictor.vocab) || typeof predictor.predict !== "function") {
-    throw new Error("serve(source): source must be an export folder path or an object with `vocab` and `predict(input)`");
-  }
+  const predictor = owned ? await loadPredictor(source) : asPredictor(source);
   const title = o.title ?? (owned ? `tsfast: ${path.basename(path.resolve(source))}` : "tsfast model");
   const page = uploadPage({ title, vocab: predictor.vocab, maxBytes: o.maxBytes, topK: o.topK });
+  const queue = new BatchQueue(predictBatchFn(predictor, o.maxPixels), o.concurrency, o.maxBatch, o.maxQueue);
   const started = Date.now();
   let served = 0;
   let predictRequests = 0;
@@ -145,7 +175,7 @@ export async function serve(source: string | Predictor, opts: ServeOptions = {})
           isMultiLabel: predictor.isMultiLabel ?? false,
           model: modelInfo(predictor),
           source: owned ? path.resolve(source) : null,
-          limits: { maxBytes: o.maxBytes, maxPixels: o.maxPixels, concurrency: o.concurrency, maxQueue: o.maxQueue, topK: o.topK },
+          limits: { maxBytes: o.maxBytes, maxPixels: o.maxPixels, concurrency: o.concurrency, maxBatch: o.maxBatch, maxQueue: o.maxQueue, topK: o.topK },
           engine: engineSummary(),
         }),
     },
@@ -153,8 +183,8 @@ export async function serve(source: string | Predictor, opts: ServeOptions = {})
       methods: ["POST"],
       handler: async (req, res, url) => {
         const k = parseTopK(url.searchParams.get("topk"), o.topK, predictor.vocab.length);
-        // Uploads being read count against the queue too, so memory stays under (concurrency + maxQueue) × maxBytes.
-        if (predictRequests >= o.concurrency + o.maxQueue) throw busy(predictRequests);
+        // Uploads being read count too, so memory stays under (concurrency × maxBatch + maxQueue) × maxBytes.
+        if (predictRequests >= o.concurrency * o.maxBatch + o.maxQueue) throw busy(predictRequests);
         predictRequests++;
         let pred: Prediction;
         let ms: number;
@@ -162,12 +192,7 @@ export async function serve(source: string | Predictor, opts: ServeOptions = {})
           // A client that sent `Expect: 100-continue` waits for our go-ahead: given only once the headers pass.
           const beforeRead = awaitingContinue.has(req) ? () => res.writeContinue() : undefined;
           const upload = await readUpload(req, { maxBytes: o.maxBytes, beforeRead });
-          ({ pred, ms } = await queue.run(async () => {
-            const t0 = performance.now();
-            await checkImage(upload.data, o.maxPixels, upload.filename);
-            const p: Prediction = await predictor.predict(upload.data);
-            return { pred: p, ms: performance.now() - t0 };
-          }));
+          ({ pred, ms } = await queue.push(upload));
         } finally {
           predictRequests--;
         }
@@ -252,6 +277,53 @@ export async function serve(source: string | Predictor, opts: ServeOptions = {})
   };
 }
 
+/**
+ * The work of one batch: check every image (a bad one fails alone), then predict the good ones
+ * together with `predictBatch` when the model has it — one by one if not, or if the batch call fails.
+ */
+function predictBatchFn(predictor: Predictor, maxPixels: number) {
+  return async (uploads: Upload[]): Promise<({ pred: Prediction; ms: number } | Error)[]> => {
+    const t0 = performance.now();
+    const out: (Prediction | Error | undefined)[] = uploads.map(() => undefined);
+    const good: number[] = [];
+    for (const [i, u] of uploads.entries()) {
+      try {
+        await checkImage(u.data, maxPixels, u.filename);
+        good.push(i);
+      } catch (e) {
+        out[i] = asError(e);
+      }
+    }
+    let batched = false;
+    if (predictor.predictBatch && good.length > 1) {
+      try {
+        const preds = await predictor.predictBatch(good.map((i) => uploads[i]!.data));
+        if (preds.length === good.length) {
+          good.forEach((i, j) => (out[i] = preds[j]!));
+          batched = true;
+        }
+      } catch {
+        // fall through: predicted one by one, so only the image at fault fails
+      }
+    }
+    if (!batched) {
+      for (const i of good) {
+        try {
+          out[i] = await predictor.predict(uploads[i]!.data);
+        } catch (e) {
+          out[i] = asError(e);
+        }
+      }
+    }
+    const ms = performance.now() - t0;
+    return out.map((r) => (r instanceof Error || r === undefined ? (r ?? new Error("no prediction")) : { pred: r, ms }));
+  };
+}
+
+function asError(e: unknown): Error {
+  return e instanceof Error ? e : new Error(String(e));
+}
+
 async function handle(req: http.IncomingMessage, res: http.ServerResponse, routes: Record<string, Route>): Promise<void> {
   try {
     let url: URL;
@@ -328,7 +400,7 @@ function sendJson(res: http.ServerResponse, status: number, value: unknown): voi
 }
 
 function busy(n: number): HttpError {
-  return new HttpError(503, "busy", `the server is busy with ${n} prediction requests (concurrency + maxQueue); retry shortly`, { "Retry-After": "1" });
+  return new HttpError(503, "busy", `the server is busy with ${n} prediction requests (concurrency × maxBatch + maxQueue); retry shortly`, { "Retry-After": "1" });
 }
 
 function parseTopK(raw: string | null, dflt: number, nClasses: number): number {
