@@ -7,6 +7,9 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { performance } from "node:perf_hooks";
+import { checkImage } from "./image";
+import type { Upload } from "./upload";
 
 /** One prediction, as `learn.predict` returns it. */
 export interface Prediction {
@@ -118,4 +121,112 @@ export function topK(probs: number[], vocab: string[], k: number): { label: stri
     .map((p, i) => ({ label: vocab[i] ?? String(i), index: i, probability: p }))
     .sort((a, b) => b.probability - a.probability || a.index - b.index)
     .slice(0, Math.max(0, k));
+}
+
+/** A trained `Learner`: its vocabulary lives on `dls`. */
+export interface LearnerLike {
+  /** The learner's data: `vocab` names the classes. */
+  dls: { vocab?: string[]; isMultiLabel?: boolean };
+  /** `learn.predict`. */
+  predict(input: Buffer): Promise<Prediction>;
+  /** `learn.predictBatch`, when present. */
+  predictBatch?: (inputs: Buffer[]) => Promise<Prediction[]>;
+  /** The model, reported by `GET /info`. */
+  model?: unknown;
+}
+
+/** `source` as a `Predictor`: as is, or a `Learner` seen through `learn.dls.vocab`. */
+export function asPredictor(source: Predictor | LearnerLike): Predictor {
+  const s = source as Partial<Predictor> & Partial<LearnerLike>;
+  if (s && typeof s.predict === "function") {
+    if (Array.isArray(s.vocab)) return source as Predictor;
+    if (s.dls && Array.isArray(s.dls.vocab)) {
+      const learn = source as LearnerLike;
+      const p: Predictor & { model?: unknown } = {
+        vocab: learn.dls.vocab!,
+        isMultiLabel: !!learn.dls.isMultiLabel,
+        predict: (input) => learn.predict(input),
+        model: learn.model,
+      };
+      if (typeof learn.predictBatch === "function") p.predictBatch = (inputs) => learn.predictBatch!(inputs);
+      return p;
+    }
+  }
+  throw new Error("serve(source): source must be an export folder path, a Learner, or an object with `vocab` and `predict(input)`");
+}
+
+/**
+ * The work of one batch: check every image (a bad one fails alone), then predict the good ones
+ * together with `predictBatch` when the model has it — one by one if not, or if the batch call fails.
+ */
+export function checkedBatchPredict(predictor: Predictor, maxPixels: number) {
+  return async (uploads: Upload[]): Promise<({ pred: Prediction; ms: number } | Error)[]> => {
+    const t0 = performance.now();
+    const out: (Prediction | Error | undefined)[] = uploads.map(() => undefined);
+    const good: number[] = [];
+    for (const [i, u] of uploads.entries()) {
+      try {
+        await checkImage(u.data, maxPixels, u.filename);
+        good.push(i);
+      } catch (e) {
+        out[i] = asError(e);
+      }
+    }
+    let batched = false;
+    if (predictor.predictBatch && good.length > 1) {
+      try {
+        const preds = await predictor.predictBatch(good.map((i) => uploads[i]!.data));
+        if (preds.length === good.length) {
+          good.forEach((i, j) => (out[i] = preds[j]!));
+          batched = true;
+        }
+      } catch {
+        // fall through: predicted one by one, so only the image at fault fails
+      }
+    }
+    if (!batched) {
+      for (const i of good) {
+        try {
+          out[i] = await predictor.predict(uploads[i]!.data);
+        } catch (e) {
+          out[i] = asError(e);
+        }
+      }
+    }
+    const ms = performance.now() - t0;
+    return out.map((r) => (r instanceof Error || r === undefined ? (r ?? new Error("no prediction")) : { pred: r, ms }));
+  };
+}
+
+function asError(e: unknown): Error {
+  return e instanceof Error ? e : new Error(String(e));
+}
+
+/**
+ * Model facts for `GET /info`, read defensively: name, input shape and parameter count from `model`
+ * (a tf.LayersModel), export metadata from `meta` (its tsfast.json); a hand-made predictor may have neither.
+ */
+export function modelInfo(p: Predictor): Record<string, unknown> {
+  const src = p as unknown as {
+    model?: { name?: unknown; inputs?: { shape?: unknown }[]; countParams?: () => number };
+    meta?: { format?: unknown; version?: unknown; createdAt?: unknown; loss?: unknown };
+  };
+  const info: Record<string, unknown> = {};
+  const m = src.model;
+  if (m && typeof m === "object") {
+    if (typeof m.name === "string") info["name"] = m.name;
+    if (Array.isArray(m.inputs) && m.inputs[0]) info["inputShape"] = m.inputs[0].shape;
+    if (typeof m.countParams === "function") {
+      try {
+        info["params"] = m.countParams();
+      } catch {
+        /* not built yet */
+      }
+    }
+  }
+  const meta = src.meta;
+  if (meta && typeof meta === "object") {
+    info["export"] = { format: meta.format, version: meta.version, createdAt: meta.createdAt, loss: meta.loss };
+  }
+  return info;
 }

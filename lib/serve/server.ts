@@ -20,11 +20,10 @@ import { performance } from "node:perf_hooks";
 import { engineInfo, ready } from "../engine/backend";
 import * as tf from "../engine/tf";
 import { HttpError } from "./errors";
-import { checkImage } from "./image";
 import { uploadPage } from "./page";
-import { loadPredictor, topK, type Prediction, type Predictor } from "./predictor";
+import { asPredictor, checkedBatchPredict, loadPredictor, modelInfo, topK, type LearnerLike, type Prediction, type Predictor } from "./predictor";
 import { BatchQueue } from "./queue";
-import type { Upload } from "./upload";
+import { send, sendError, sendJson } from "./respond";
 import { readUpload } from "./upload";
 
 /** Options of `serve`. */
@@ -97,34 +96,6 @@ export interface PredictResponse {
   ms: number;
 }
 
-/** A trained `Learner`: its vocabulary lives on `dls`. */
-export interface LearnerLike {
-  dls: { vocab?: string[]; isMultiLabel?: boolean };
-  predict(input: Buffer): Promise<Prediction>;
-  predictBatch?: (inputs: Buffer[]) => Promise<Prediction[]>;
-  model?: unknown;
-}
-
-// A Predictor as is; a Learner seen through its `dls.vocab`.
-function asPredictor(source: Predictor | LearnerLike): Predictor {
-  const s = source as Partial<Predictor> & Partial<LearnerLike>;
-  if (s && typeof s.predict === "function") {
-    if (Array.isArray(s.vocab)) return source as Predictor;
-    if (s.dls && Array.isArray(s.dls.vocab)) {
-      const learn = source as LearnerLike;
-      const p: Predictor & { model?: unknown } = {
-        vocab: learn.dls.vocab!,
-        isMultiLabel: !!learn.dls.isMultiLabel,
-        predict: (input) => learn.predict(input),
-        model: learn.model,
-      };
-      if (typeof learn.predictBatch === "function") p.predictBatch = (inputs) => learn.predictBatch!(inputs);
-      return p;
-    }
-  }
-  throw new Error("serve(source): source must be an export folder path, a Learner, or an object with `vocab` and `predict(input)`");
-}
-
 type Route = { methods: string[]; handler: (req: http.IncomingMessage, res: http.ServerResponse, url: URL) => Promise<void> };
 
 /**
@@ -144,7 +115,7 @@ export async function serve(source: string | Predictor | LearnerLike, opts: Serv
   const predictor = owned ? await loadPredictor(source) : asPredictor(source);
   const title = o.title ?? (owned ? `tsfast: ${path.basename(path.resolve(source))}` : "tsfast model");
   const page = uploadPage({ title, vocab: predictor.vocab, maxBytes: o.maxBytes, topK: o.topK });
-  const queue = new BatchQueue(predictBatchFn(predictor, o.maxPixels), o.concurrency, o.maxBatch, o.maxQueue);
+  const queue = new BatchQueue(checkedBatchPredict(predictor, o.maxPixels), o.concurrency, o.maxBatch, o.maxQueue);
   const started = Date.now();
   let served = 0;
   let predictRequests = 0;
@@ -236,20 +207,9 @@ export async function serve(source: string | Predictor | LearnerLike, opts: Serv
     } else socket.destroy();
   });
 
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", (e: NodeJS.ErrnoException) =>
-      reject(
-        e.code === "EADDRINUSE"
-          ? new Error(`port ${o.port} on ${o.host} is already in use; choose another with the port option (--port on the command line)`)
-          : e.code === "EADDRNOTAVAIL" || e.code === "ENOTFOUND"
-            ? new Error(`cannot listen on host "${o.host}" (${e.code}); use an address of this machine, e.g. 127.0.0.1 or 0.0.0.0`)
-            : e,
-      ),
-    );
-    server.listen(o.port, o.host, () => {
-      server.removeAllListeners("error");
-      resolve();
-    });
+  await listen(server, o.port, o.host).catch((e: unknown) => {
+    if (owned) predictor.dispose?.();
+    throw e;
   });
   server.on("error", (e) => o.log?.(`server error: ${e.message}`));
   const port = (server.address() as AddressInfo).port;
@@ -277,51 +237,23 @@ export async function serve(source: string | Predictor | LearnerLike, opts: Serv
   };
 }
 
-/**
- * The work of one batch: check every image (a bad one fails alone), then predict the good ones
- * together with `predictBatch` when the model has it — one by one if not, or if the batch call fails.
- */
-function predictBatchFn(predictor: Predictor, maxPixels: number) {
-  return async (uploads: Upload[]): Promise<({ pred: Prediction; ms: number } | Error)[]> => {
-    const t0 = performance.now();
-    const out: (Prediction | Error | undefined)[] = uploads.map(() => undefined);
-    const good: number[] = [];
-    for (const [i, u] of uploads.entries()) {
-      try {
-        await checkImage(u.data, maxPixels, u.filename);
-        good.push(i);
-      } catch (e) {
-        out[i] = asError(e);
-      }
-    }
-    let batched = false;
-    if (predictor.predictBatch && good.length > 1) {
-      try {
-        const preds = await predictor.predictBatch(good.map((i) => uploads[i]!.data));
-        if (preds.length === good.length) {
-          good.forEach((i, j) => (out[i] = preds[j]!));
-          batched = true;
-        }
-      } catch {
-        // fall through: predicted one by one, so only the image at fault fails
-      }
-    }
-    if (!batched) {
-      for (const i of good) {
-        try {
-          out[i] = await predictor.predict(uploads[i]!.data);
-        } catch (e) {
-          out[i] = asError(e);
-        }
-      }
-    }
-    const ms = performance.now() - t0;
-    return out.map((r) => (r instanceof Error || r === undefined ? (r ?? new Error("no prediction")) : { pred: r, ms }));
-  };
-}
-
-function asError(e: unknown): Error {
-  return e instanceof Error ? e : new Error(String(e));
+// Listen, turning the usual failures into sentences that say what to change.
+function listen(server: http.Server, port: number, host: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once("error", (e: NodeJS.ErrnoException) =>
+      reject(
+        e.code === "EADDRINUSE"
+          ? new Error(`port ${port} on ${host} is already in use; choose another with the port option (--port on the command line)`)
+          : e.code === "EADDRNOTAVAIL" || e.code === "ENOTFOUND"
+            ? new Error(`cannot listen on host "${host}" (${e.code}); use an address of this machine, e.g. 127.0.0.1 or 0.0.0.0`)
+            : e,
+      ),
+    );
+    server.listen(port, host, () => {
+      server.removeAllListeners("error");
+      resolve();
+    });
+  });
 }
 
 async function handle(req: http.IncomingMessage, res: http.ServerResponse, routes: Record<string, Route>): Promise<void> {
@@ -349,56 +281,6 @@ async function handle(req: http.IncomingMessage, res: http.ServerResponse, route
   }
 }
 
-function sendError(req: http.IncomingMessage, res: http.ServerResponse, err: HttpError): void {
-  if (res.headersSent) {
-    res.destroy();
-    return;
-  }
-  for (const [k, v] of Object.entries(err.headers)) res.setHeader(k, v);
-  // A body we stopped reading (413, bad multipart) is answered at once; see `linger`.
-  if (!req.complete) res.on("finish", () => linger(req));
-  sendJson(res, err.status, { error: err.message, code: err.code, status: err.status });
-}
-
-/**
- * After answering a request whose body was not read to the end: discard (never buffer) what the
- * client is still sending, for at most `LINGER_MS` and `LINGER_BYTES`, then drop the connection.
- * Closing at once would make the kernel reset the connection while the client is still writing,
- * and most clients then report a broken pipe instead of the 413 they were sent.
- */
-const LINGER_MS = 2000;
-const LINGER_BYTES = 64 * 1024 * 1024;
-
-function linger(req: http.IncomingMessage): void {
-  const socket = req.socket;
-  let bytes = 0;
-  const timer = setTimeout(() => socket.destroy(), LINGER_MS);
-  socket.once("close", () => clearTimeout(timer));
-  req.on("data", (chunk: Buffer) => {
-    bytes += chunk.length;
-    if (bytes > LINGER_BYTES) socket.destroy();
-  });
-  req.on("end", () => {
-    clearTimeout(timer);
-    socket.destroy();
-  });
-  req.resume();
-}
-
-function send(res: http.ServerResponse, status: number, body: string, type: string): void {
-  res.writeHead(status, {
-    "Content-Type": type,
-    "Content-Length": Buffer.byteLength(body),
-    "Cache-Control": "no-store",
-    "X-Content-Type-Options": "nosniff",
-  });
-  res.end(body);
-}
-
-function sendJson(res: http.ServerResponse, status: number, value: unknown): void {
-  send(res, status, JSON.stringify(value), "application/json; charset=utf-8");
-}
-
 function busy(n: number): HttpError {
   return new HttpError(503, "busy", `the server is busy with ${n} prediction requests (concurrency × maxBatch + maxQueue); retry shortly`, { "Retry-After": "1" });
 }
@@ -416,33 +298,6 @@ function checkPositive(name: string, v: number): void {
 
 function definedOnly<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
-}
-
-// Model facts for /info, read defensively: a loaded export has `model` (a tf.LayersModel) and
-// `meta` (its tsfast.json); a hand-made predictor may have neither.
-function modelInfo(p: Predictor): Record<string, unknown> {
-  const src = p as unknown as {
-    model?: { name?: unknown; inputs?: { shape?: unknown }[]; countParams?: () => number };
-    meta?: { format?: unknown; version?: unknown; createdAt?: unknown; loss?: unknown };
-  };
-  const info: Record<string, unknown> = {};
-  const m = src.model;
-  if (m && typeof m === "object") {
-    if (typeof m.name === "string") info["name"] = m.name;
-    if (Array.isArray(m.inputs) && m.inputs[0]) info["inputShape"] = m.inputs[0].shape;
-    if (typeof m.countParams === "function") {
-      try {
-        info["params"] = m.countParams();
-      } catch {
-        /* not built yet */
-      }
-    }
-  }
-  const meta = src.meta;
-  if (meta && typeof meta === "object") {
-    info["export"] = { format: meta.format, version: meta.version, createdAt: meta.createdAt, loss: meta.loss };
-  }
-  return info;
 }
 
 function engineSummary(): unknown {
