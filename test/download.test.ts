@@ -2,6 +2,7 @@ import { test, after, before } from "node:test";
 import assert from "node:assert/strict";
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
+import * as net from "node:net";
 import * as path from "node:path";
 import { DownloadError, downloadFile } from "../lib/data/download";
 import { startServer, serveBytes, tmpHome, type TestServer } from "./download-fixtures";
@@ -38,6 +39,11 @@ before(async () => {
   srv.route("/slow.bin", (_req, res) => {
     res.writeHead(200, { "content-length": body.length });
     res.write(body.subarray(0, 10));
+  });
+  // A server that ignores Range and always sends the whole file with 200.
+  srv.route("/norange.bin", (_req, res) => {
+    res.writeHead(200, { "content-length": body.length });
+    res.end(body);
   });
   srv.route("/moved", (_req, res) => {
     res.writeHead(302, { location: "/good.bin" });
@@ -109,6 +115,14 @@ test("with retries a truncated download resumes automatically within one call", 
   );
 });
 
+test("a stale .part is replaced, not appended to, when the server ignores Range", async () => {
+  const file = path.join(dir, "norange.bin");
+  fs.writeFileSync(file + ".part", Buffer.alloc(5000, 9));
+  await downloadFile(`${srv.url}/norange.bin`, file, { sha256: sha });
+  assert.ok(fs.readFileSync(file).equals(body));
+  assert.equal(srv.requests.filter((r) => r.path === "/norange.bin").at(-1)?.range, "bytes=5000-");
+});
+
 test("a stalled download fails after timeoutMs with a STALLED error", async () => {
   const file = path.join(dir, "slow.bin");
   const t0 = Date.now();
@@ -157,4 +171,25 @@ test("an unreachable host fails fast with a NETWORK error", async () => {
     return true;
   });
   assert.ok(Date.now() - t0 < 2000);
+});
+
+test("a TLS server that never completes the handshake trips connectTimeoutMs", async () => {
+  // Accepts TCP and then says nothing, so https never reaches "secureConnect".
+  const sockets: net.Socket[] = [];
+  const mute = net.createServer((s) => sockets.push(s));
+  await new Promise<void>((r) => mute.listen(0, "127.0.0.1", r));
+  const port = (mute.address() as net.AddressInfo).port;
+  const t0 = Date.now();
+  try {
+    await assert.rejects(downloadFile(`https://127.0.0.1:${port}/x.bin`, path.join(dir, "tls.bin"), { connectTimeoutMs: 300, retries: 0 }), (e: unknown) => {
+      assert.ok(e instanceof DownloadError);
+      assert.equal(e.code, "CONNECT_TIMEOUT");
+      assert.match(e.message, /could not connect to 127\.0\.0\.1:\d+ within 300 ms/);
+      return true;
+    });
+    assert.ok(Date.now() - t0 < 2000);
+  } finally {
+    for (const s of sockets) s.destroy();
+    await new Promise<void>((r) => mute.close(() => r()));
+  }
 });

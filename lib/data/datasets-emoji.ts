@@ -20,7 +20,7 @@ export interface EmojiCategoriesOptions extends DatasetFolderOptions {
   /** Seed of the train/valid split. Default 42. */
   seed?: number;
   /**
-   * Include the skin-tone variants (1,880 near-copies of People & Body emoji); each variant goes
+   * Include the skin-tone variants (1,875 near-copies of People & Body emoji); each variant goes
    * to the same split as its base emoji so validation never sees a recoloured training image.
    * Default false (about 1,900 images; with variants People & Body would be 60% of the set).
    */

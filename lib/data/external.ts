@@ -8,6 +8,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { downloadFile, sha256File, type DownloadProgress } from "./download";
 import { extractTar } from "./datasets-tar";
+import { escapeHtml, inKernel, newLiveDisplay } from "../display/display";
 
 /** tsfast's cache root: `$TSFAST_HOME`, default `~/.tsfast`. */
 export function tsfastHome(): string {
@@ -93,8 +94,32 @@ export interface UntarDataOptions {
   retries?: number;
   /** Called as bytes arrive. Default: none. */
   onProgress?: (p: DownloadProgress) => void;
+  /** Show a live progress bar while downloading (only inside a notebook kernel). Default true. */
+  showProgress?: boolean;
   /** Download and extract again even if cached. Default false. */
   force?: boolean;
+}
+
+function mb(n: number): string {
+  return (n / 1e6).toFixed(1);
+}
+
+/** A progress callback drawing an HTML progress bar in the notebook, updated at most 4 times a second. */
+function kernelProgress(label: string): (p: DownloadProgress) => void {
+  const live = newLiveDisplay();
+  let last = 0;
+  return (p) => {
+    const now = Date.now();
+    const done = p.total !== undefined && p.received >= p.total;
+    if (!done && now - last < 250) return;
+    last = now;
+    const text =
+      p.total !== undefined
+        ? `${label}: ${mb(p.received)} / ${mb(p.total)} MB (${((100 * p.received) / p.total).toFixed(0)}%)`
+        : `${label}: ${mb(p.received)} MB`;
+    const bar = p.total !== undefined ? `<progress value="${p.received}" max="${p.total}" style="width:300px"></progress> ` : "";
+    live.update({ "text/html": `<div>${bar}${escapeHtml(text)}</div>`, "text/plain": text });
+  };
 }
 
 /** The dataset name of an archive URL: its file name without `.tgz`/`.tar.gz`/`.tar`. */
@@ -135,7 +160,11 @@ export async function untarData(url: string, opts: UntarDataOptions = {}): Promi
       ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
       ...(opts.connectTimeoutMs !== undefined ? { connectTimeoutMs: opts.connectTimeoutMs } : {}),
       ...(opts.retries !== undefined ? { retries: opts.retries } : {}),
-      ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+      ...(opts.onProgress
+        ? { onProgress: opts.onProgress }
+        : (opts.showProgress ?? true) && inKernel()
+          ? { onProgress: kernelProgress(`Downloading ${path.basename(archive)}`) }
+          : {}),
     });
   }
 
