@@ -177,7 +177,9 @@ export async function untarData(url: string, opts: UntarDataOptions = {}): Promi
     const from = only && only.isDirectory() ? path.join(tmp, only.name) : tmp;
     await fs.promises.rename(from, target);
   } catch (e) {
-    if (e instanceof Error) e.message = `${e.message} (archive ${archive}, from ${url})`;
+    if (e instanceof Error) {
+      e.message = `${e.message} (archive ${archive}, from ${url}; nothing was extracted — delete the archive or pass { force: true } to download it again)`;
+    }
     throw e;
   } finally {
     await fs.promises.rm(tmp, { recursive: true, force: true });
