@@ -12,6 +12,8 @@ let dir: string;
 let jpeg: Buffer;
 let png: Buffer;
 let truncatedJpeg: Buffer;
+let inFlight = 0;
+let maxInFlight = 0;
 
 before(async () => {
   dir = tmpHome("web");
@@ -62,6 +64,16 @@ before(async () => {
     const value = [0, 1].map((k) => ({ contentUrl: `${srv.url}/img/${offset + k}.jpg` }));
     res.writeHead(200, { "content-type": "application/json" });
     res.end(JSON.stringify({ value, nextOffset: offset + 2 }));
+  });
+  // Holds each response 40 ms and records how many are in flight at once.
+  srv.route("/img/held.jpg", (_req, res) => {
+    inFlight++;
+    maxInFlight = Math.max(maxInFlight, inFlight);
+    setTimeout(() => {
+      inFlight--;
+      res.writeHead(200, { "content-type": "image/jpeg", "content-length": jpeg.length });
+      res.end(jpeg);
+    }, 40);
   });
   srv.route("/notjson", (_req, res) => {
     res.writeHead(200, { "content-type": "text/html" });
@@ -139,6 +151,14 @@ test("downloadImages saves good images, reports 404/slow/oversized ones, and nev
   // A second call continues the numbering instead of overwriting; maxPics caps the count.
   const r2 = await downloadImages(urls, dest, { maxPics: 1 });
   assert.deepEqual(r2.saved.map((f) => path.basename(f)), ["00000010.jpg"]);
+});
+
+test("downloadImages keeps at most `concurrency` downloads in flight", async () => {
+  const urls = Array.from({ length: 10 }, (_, i) => `${srv.url}/img/held.jpg?n=${i}`);
+  const r = await downloadImages(urls, path.join(dir, "held"), { concurrency: 3 });
+  assert.equal(r.saved.length, 10);
+  assert.equal(maxInFlight, 3);
+  assert.equal(new Set(r.saved).size, 10, "unique file names");
 });
 
 test("verifyImages returns the text file, the truncated JPEG and an empty file, and keeps good images", async () => {
