@@ -113,7 +113,19 @@ export function ready(): Promise<EngineInfo> {
   return pending;
 }
 
+/** The cpu backend greets Node users with advice to install tfjs-node on first use; we already chose. */
+function quietCpuGreeting(): void {
+  const b = tf.backend() as unknown as { firstUse?: boolean };
+  if (b && typeof b.firstUse === "boolean") b.firstUse = false;
+}
+
 async function choose(): Promise<EngineInfo> {
+  const info = await chooseRung();
+  quietCpuGreeting();
+  return info;
+}
+
+async function chooseRung(): Promise<EngineInfo> {
   const forced = process.env["TSFAST_BACKEND"];
   if (forced !== undefined && forced !== "") {
     const name = FORCE_ALIASES[forced];
