@@ -208,8 +208,7 @@ export class ClassificationInterpretation {
         img.dispose();
       }
     }
-    showText("Prediction/Actual/Loss/Probability");
-    await showImageGrid(grid, { ncols, size });
+    await showImageGrid(grid, { ncols, size, title: "Prediction/Actual/Loss/Probability" });
     return cells;
   }
 

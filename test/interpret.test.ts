@@ -1,0 +1,287 @@
+process.env.TSFAST_BACKEND = process.env.TSFAST_BACKEND || "cpu";
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import * as tf from "../lib/engine/tf";
+import { ready } from "../lib/engine/backend";
+import { ClassificationInterpretation } from "../lib/interpret/interpretation";
+import { confusionMatrixFigure, lossAt, lossFigure, lrFindFigure, schedFigure } from "../lib/interpret/charts";
+import { resultCells, showResults } from "../lib/interpret/results";
+import type { LearnerLike, LoaderLike } from "../lib/interpret/types";
+import { figureToSvg } from "../lib/display/svg";
+
+// A known prediction set, worked by hand below.
+//  item: target, probs (argmax = prediction)
+//   0: cat  [0.70 0.20 0.10] → cat    loss -ln .7 = 0.3567
+//   1: cat  [0.30 0.60 0.10] → dog    loss -ln .3 = 1.2040
+//   2: cat  [0.50 0.30 0.20] → cat    loss -ln .5 = 0.6931
+//   3: dog  [0.10 0.80 0.10] → dog    loss -ln .8 = 0.2231
+//   4: dog  [0.20 0.70 0.10] → dog    loss -ln .7 = 0.3567
+//   5: dog  [0.60 0.30 0.10] → cat    loss -ln .3 = 1.2040
+//   6: bird [0.10 0.10 0.80] → bird   loss -ln .8 = 0.2231
+//   7: bird [0.20 0.70 0.10] → dog    loss -ln .1 = 2.3026
+//   8: bird [0.10 0.50 0.40] → dog    loss -ln .4 = 0.9163
+//   9: dog  [0.05 0.90 0.05] → dog    loss -ln .9 = 0.1054
+const vocab = ["cat", "dog", "bird"];
+const probs = [
+  [0.7, 0.2, 0.1],
+  [0.3, 0.6, 0.1],
+  [0.5, 0.3, 0.2],
+  [0.1, 0.8, 0.1],
+  [0.2, 0.7, 0.1],
+  [0.6, 0.3, 0.1],
+  [0.1, 0.1, 0.8],
+  [0.2, 0.7, 0.1],
+  [0.1, 0.5, 0.4],
+  [0.05, 0.9, 0.05],
+];
+const targets = [0, 0, 0, 1, 1, 1, 2, 2, 2, 1];
+const close = (a: number, b: number, tol = 1e-9) => assert.ok(Math.abs(a - b) <= tol, `${a} vs ${b}`);
+
+function fakeLoader(n: number): LoaderLike & { loads: number } {
+  const dl = {
+    items: Array.from({ length: n }, (_, i) => `/data/img${i}.png`),
+    loads: 0,
+    async loadImage(i: number) {
+      dl.loads += 1;
+      return tf.fill([8, 8, 3], (i + 1) / (n + 1)) as tf.Tensor3D;
+    },
+  };
+  return dl;
+}
+
+function fakeLearner(withLoss = true): LearnerLike & { calls: { dsIdx?: number; withLoss?: boolean }[] } {
+  const calls: { dsIdx?: number; withLoss?: boolean }[] = [];
+  const valid = fakeLoader(probs.length);
+  return {
+    calls,
+    dls: { vocab, train: fakeLoader(0), valid, isMultiLabel: false },
+    async getPreds(opts = {}) {
+      calls.push(opts);
+      const losses = probs.map((r, i) => -Math.log(r[targets[i]!]!));
+      return {
+        preds: tf.tensor2d(probs),
+        targs: tf.tensor1d(targets, "int32"),
+        ...(withLoss ? { losses: tf.tensor1d(losses) } : {}),
+      };
+    },
+  };
+}
+
+const interp = new ClassificationInterpretation({ vocab, probs, targets });
+
+test("the confusion matrix counts actual rows against predicted columns", () => {
+  assert.deepEqual(interp.confusionMatrix(), [
+    [2, 1, 0],
+    [1, 3, 0],
+    [0, 2, 1],
+  ]);
+  assert.deepEqual(interp.decoded, [0, 1, 0, 1, 1, 0, 2, 1, 1, 1]);
+});
+
+test("mostConfused lists wrong pairs by count, dropping those under minVal", () => {
+  assert.deepEqual(interp.mostConfused(), [
+    ["bird", "dog", 2],
+    ["cat", "dog", 1],
+    ["dog", "cat", 1],
+  ]);
+  assert.deepEqual(interp.mostConfused(2), [["bird", "dog", 2]]);
+  assert.deepEqual(interp.mostConfused(3), []);
+});
+
+test("the default losses are the cross-entropy of the target's probability", () => {
+  close(interp.losses[7]!, -Math.log(0.1));
+  close(interp.losses[9]!, -Math.log(0.9));
+});
+
+test("topLosses orders items by loss, largest first, ties by index", () => {
+  const all = interp.topLosses();
+  assert.deepEqual(all.indices, [7, 1, 5, 8, 2, 0, 4, 3, 6, 9]);
+  close(all.losses[0]!, 2.302585092994046);
+  const top3 = interp.topLosses(3);
+  assert.deepEqual(top3.indices, [7, 1, 5]);
+  assert.deepEqual(interp.topLosses(2, false).indices, [9, 3]);
+  const cells = interp.topLossCells(2);
+  assert.equal(cells[0]!.title, "dog/bird / 2.30 / 0.70");
+  assert.equal(cells[1]!.title, "dog/cat / 1.20 / 0.60");
+});
+
+test("the classification report matches precision, recall, F1 and averages worked by hand", () => {
+  const r = interp.printClassificationReport();
+  // cat: tp 2, predicted 3, support 3; dog: tp 3, predicted 6, support 4; bird: tp 1, predicted 1, support 3.
+  close(r.classes["cat"]!.precision, 2 / 3);
+  close(r.classes["cat"]!.recall, 2 / 3);
+  close(r.classes["cat"]!.f1, 2 / 3);
+  close(r.classes["dog"]!.precision, 0.5);
+  close(r.classes["dog"]!.recall, 0.75);
+  close(r.classes["dog"]!.f1, 0.6);
+  close(r.classes["bird"]!.precision, 1);
+  close(r.classes["bird"]!.recall, 1 / 3);
+  close(r.classes["bird"]!.f1, 0.5);
+  assert.deepEqual(
+    vocab.map((v) => r.classes[v]!.support),
+    [3, 4, 3],
+  );
+  close(r.accuracy, 0.6);
+  close(r.macroAvg.precision, (2 / 3 + 0.5 + 1) / 3);
+  close(r.macroAvg.recall, (2 / 3 + 0.75 + 1 / 3) / 3);
+  close(r.macroAvg.f1, (2 / 3 + 0.6 + 0.5) / 3);
+  close(r.weightedAvg.precision, 0.7);
+  close(r.weightedAvg.recall, 0.6);
+  close(r.weightedAvg.f1, 0.59);
+  assert.equal(r.macroAvg.support, 10);
+  // sklearn's layout: name column as wide as "weighted avg", then 10-wide columns.
+  assert.equal(
+    r.text,
+    [
+      "              precision    recall  f1-score   support",
+      "",
+      "         cat       0.67      0.67      0.67         3",
+      "         dog       0.50      0.75      0.60         4",
+      "        bird       1.00      0.33      0.50         3",
+      "",
+      "    accuracy                           0.60        10",
+      "   macro avg       0.72      0.58      0.59        10",
+      "weighted avg       0.70      0.60      0.59        10",
+    ].join("\n"),
+  );
+});
+
+test("a class never predicted gets precision 0 rather than NaN", () => {
+  const i2 = new ClassificationInterpretation({ vocab: ["a", "b"], probs: [[0.9, 0.1], [0.8, 0.2]], targets: [0, 1] });
+  const r = i2.printClassificationReport();
+  assert.equal(r.classes["b"]!.precision, 0);
+  assert.equal(r.classes["b"]!.f1, 0);
+  close(r.classes["a"]!.precision, 0.5);
+});
+
+test("the constructor names mismatched lengths and bad targets", () => {
+  assert.throws(() => new ClassificationInterpretation({ vocab, probs, targets: targets.slice(1) }), /10 rows of probs but 9 targets/);
+  assert.throws(() => new ClassificationInterpretation({ vocab, probs: [[0.5, 0.5]], targets: [0] }), /row 0 has 2 values but vocab has 3/);
+  assert.throws(() => new ClassificationInterpretation({ vocab, probs: [[0.5, 0.3, 0.2]], targets: [3] }), /target 0 is 3/);
+});
+
+test("fromLearner calls getPreds once with losses and leaks no tensors", async () => {
+  await ready();
+  const learn = fakeLearner();
+  const before = tf.memory().numTensors;
+  const i1 = await ClassificationInterpretation.fromLearner(learn);
+  assert.equal(tf.memory().numTensors, before);
+  assert.deepEqual(learn.calls, [{ dsIdx: 1, withLoss: true }]);
+  assert.deepEqual(i1.confusionMatrix(), interp.confusionMatrix());
+  assert.deepEqual(i1.items, learn.dls.valid.items);
+  for (let i = 0; i < probs.length; i++) close(i1.losses[i]!, interp.losses[i]!, 1e-6);
+  // Without losses from the learner, cross-entropy is computed from the probabilities.
+  const i2 = await ClassificationInterpretation.fromLearner(fakeLearner(false));
+  close(i2.losses[7]!, -Math.log(0.1), 1e-6);
+  assert.equal(tf.memory().numTensors, before);
+});
+
+test("fromLearner refuses multi-label data and a prediction count that does not match the items", async () => {
+  const ml = fakeLearner();
+  ml.dls.isMultiLabel = true;
+  await assert.rejects(ClassificationInterpretation.fromLearner(ml), /multi-label/);
+  const short = fakeLearner();
+  (short.dls.valid as unknown as { items: unknown[] }).items = ["/a.png"];
+  const before = tf.memory().numTensors;
+  await assert.rejects(ClassificationInterpretation.fromLearner(short), /10 predictions for the 1 items of the valid split/);
+  assert.equal(tf.memory().numTensors, before);
+  await assert.rejects(ClassificationInterpretation.fromLearner(fakeLearner(), { dsIdx: 2 }), /dsIdx must be 0 \(train\) or 1 \(valid\), got 2/);
+});
+
+test("plotTopLosses loads exactly the top-k images, captions them and frees them", async () => {
+  const learn = fakeLearner();
+  const i1 = await ClassificationInterpretation.fromLearner(learn);
+  const dl = learn.dls.valid as LoaderLike & { loads: number };
+  const before = tf.memory().numTensors;
+  const cells = await i1.plotTopLosses(4, { nrows: 2 });
+  assert.equal(tf.memory().numTensors, before);
+  assert.equal(dl.loads, 4);
+  assert.deepEqual(cells.map((c) => c.index), [7, 1, 5, 8]);
+  assert.deepEqual(cells.map((c) => `${c.predicted}/${c.actual}`), ["dog/bird", "dog/cat", "cat/dog", "dog/bird"]);
+  await assert.rejects(interp.plotTopLosses(3), /needs the images/);
+});
+
+test("showResults captions the first items actual/predicted and flags the wrong ones", async () => {
+  const learn = fakeLearner();
+  const before = tf.memory().numTensors;
+  const cells = await showResults(learn, { maxN: 4 });
+  assert.equal(tf.memory().numTensors, before);
+  assert.deepEqual(cells.map((c) => c.title), ["cat/cat", "cat/dog", "cat/cat", "dog/dog"]);
+  assert.deepEqual(cells.map((c) => c.correct), [true, false, true, true]);
+  assert.equal(resultCells(interp, 100).length, 10);
+});
+
+test("the confusion-matrix figure is a heatmap with counts or row fractions in the cells and names on both axes", () => {
+  const fig = interp.plotConfusionMatrix({ title: "Pets" });
+  const t = fig.data[0]!;
+  assert.equal(t.type, "heatmap");
+  assert.deepEqual(t.x, vocab);
+  assert.deepEqual(t.y, vocab);
+  assert.deepEqual(t.text, [
+    ["2", "1", "0"],
+    ["1", "3", "0"],
+    ["0", "2", "1"],
+  ]);
+  assert.equal(fig.layout?.yaxis?.autorange, "reversed");
+  assert.equal(fig.layout?.xaxis?.type, "category");
+  const norm = confusionMatrixFigure(interp.confusionMatrix(), vocab, { normalize: true });
+  assert.deepEqual((norm.data[0]!.text as string[][])[1], ["0.25", "0.75", "0.00"]);
+  close((norm.data[0]!.z as number[][])[2]![1]!, 2 / 3);
+  // The static fallback writes the same cell text.
+  const svg = figureToSvg(fig, fig.layout?.width, fig.layout?.height);
+  assert.match(svg, />3<\/text>/);
+  assert.match(svg, />bird<\/text>/);
+});
+
+test("the confusion-matrix figure scales cells and fonts down from 2 to 40 classes", () => {
+  const mk = (n: number) =>
+    confusionMatrixFigure(
+      Array.from({ length: n }, (_, r) => Array.from({ length: n }, (_, c) => (r === c ? 10 : 1))),
+      Array.from({ length: n }, (_, k) => `class_${k}`),
+    );
+  const small = mk(2);
+  const big = mk(40);
+  const font = (f: ReturnType<typeof mk>) => (f.data[0]!["textfont"] as { size: number }).size;
+  assert.ok(font(big) < font(small), `${font(big)} < ${font(small)}`);
+  assert.ok(font(big) >= 6);
+  // 40 classes get smaller cells but a larger chart than 2 classes; both stay on a screen.
+  assert.ok((big.layout!.width as number) > (small.layout!.width as number));
+  assert.ok((big.layout!.width as number) <= 1100, String(big.layout!.width));
+  assert.ok((small.layout!.width as number) >= 250, String(small.layout!.width));
+});
+
+test("lossFigure plots train loss per batch after skipStart and valid loss at each epoch's end", () => {
+  const losses = Array.from({ length: 20 }, (_, i) => 2 - i * 0.05);
+  const fig = lossFigure({ losses, values: [[1.6, 1.5, 0.5], [1.1, 1.0, 0.7]] }, { skipStart: 5 });
+  assert.deepEqual(fig.data[0]!.x, [5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19]);
+  assert.equal((fig.data[0]!.y as number[])[0], 1.75);
+  assert.deepEqual(fig.data[1]!.x, [10, 20]);
+  assert.deepEqual(fig.data[1]!.y, [1.5, 1.0]);
+  const noValid = lossFigure({ losses }, { withValid: false });
+  assert.equal(noValid.data.length, 1);
+});
+
+test("lrFindFigure uses a log x-axis, drops skipEnd points and marks suggestions on the curve", () => {
+  const lrs = [1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1];
+  const losses = [2.0, 1.9, 1.5, 1.0, 1.2, 5.0];
+  const fig = lrFindFigure(lrs, losses, { valley: 1e-3, slide: Math.sqrt(1e-3 * 1e-2) }, { skipEnd: 1 });
+  assert.equal(fig.layout?.xaxis?.type, "log");
+  assert.deepEqual(fig.data[0]!.x, lrs.slice(0, 5));
+  assert.equal(fig.data.length, 3);
+  assert.deepEqual(fig.data[1]!.y, [1.5]);
+  // Halfway between 1e-3 and 1e-2 in log space: halfway between 1.5 and 1.0.
+  close((fig.data[2]!.y as number[])[0]!, 1.25, 1e-9);
+  assert.match(String(fig.data[1]!.name), /valley: 1\.00e-3/);
+  close(lossAt(lrs, losses, 1e-6), 2.0);
+  const listed = lrFindFigure(lrs, losses, [{ name: "minimum", lr: 1e-2, loss: 0.99 }]);
+  assert.deepEqual(listed.data[1]!.y, [0.99]);
+  assert.match(figureToSvg(fig), /<circle/);
+});
+
+test("schedFigure draws one panel per hyper-parameter", () => {
+  const fig = schedFigure({ lr: [1e-4, 1e-3, 1e-4], mom: [0.95, 0.85, 0.95] });
+  assert.equal(fig.data.length, 2);
+  assert.equal(fig.data[1]!["yaxis"], "y2");
+  assert.ok(fig.layout?.["xaxis2"]);
+  assert.throws(() => schedFigure({}), /at least one schedule/);
+});
