@@ -41,9 +41,9 @@ export function confusionMatrixFigure(
       })
     : cm.map((row) => row.slice());
   const text = z.map((row) => row.map((v) => (normalize ? v.toFixed(normDec) : String(v))));
-  // Layout scales with the class count: ~60 px cells for a handful of classes, ~16 px for 40.
-  const cell = clamp(Math.round(640 / n), 16, 64);
-  const cellFont = clamp(Math.round(cell * 0.32), 6, 16);
+  // Layout scales with the class count: ~100 px cells for 2 classes, 60 for 10, 16 for 40.
+  const cell = clamp(Math.round(600 / n), 16, 100);
+  const cellFont = clamp(Math.round(cell * 0.32), 6, 18);
   const tickFont = clamp(Math.round(cell * 0.4), 8, 14);
   const longest = Math.max(...vocab.map((v) => v.length), 1);
   const label = Math.ceil(longest * tickFont * 0.62) + 40;
@@ -57,6 +57,8 @@ export function confusionMatrixFigure(
     texttemplate: "%{text}",
     textfont: { size: cellFont },
     colorscale,
+    // Plotly's named scales run dark → light; reversed, few items are white and many dark blue, as in fastai.
+    reversescale: true,
     showscale: n > 2,
     hovertemplate: "actual %{y}<br>predicted %{x}<br>%{text}<extra></extra>",
   };
