@@ -127,6 +127,23 @@ test("choices clicked in Chromium become decisions that apply moves and deletes 
   assert.equal(await page.locator(".tsc-copy").textContent(), "Copied");
   assert.deepEqual(errors, []);
 
+  // As notebook front ends insert outputs: HTML via innerHTML, then each script re-created so it runs.
+  const page2 = await browser.newPage();
+  await page2.setContent("<!doctype html><html><body><div id=out></div></body></html>");
+  await page2.evaluate((h) => {
+    const out = document.getElementById("out")!;
+    out.innerHTML = h;
+    for (const old of Array.from(out.querySelectorAll("script"))) {
+      const s = document.createElement("script");
+      s.textContent = old.textContent;
+      old.replaceWith(s);
+    }
+  }, html);
+  await page2.locator(".tsc-card select").nth(3).selectOption("move:bird");
+  assert.deepEqual(JSON.parse((await page2.locator(".tsc").getAttribute("data-decisions")) ?? "null"), [
+    { path: "train/cat/c0.png", action: "move", to: "bird" },
+  ]);
+
   const expected: CleanerDecision[] = [
     { path: "train/cat/c1.png", action: "move", to: "dog" },
     { path: "train/cat/c3.png", action: "delete" },

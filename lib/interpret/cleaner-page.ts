@@ -95,9 +95,13 @@ export function cleanerHtml(spec: CleanerPageSpec): string {
 /** The page's script: read every select, keep the decisions in the textarea, attribute and link. */
 function pageScript(id: string, varName: string): string {
   // Plain ES5 so it runs in any notebook front end; no globals besides what the DOM gives.
+  // Front ends differ in when a script runs: JupyterLab may run it before the output is attached
+  // (document.currentScript still sits inside it), classic Notebook after (found by id). Retry briefly otherwise.
   return `(function(){
-var root=document.getElementById(${scriptJson(id)});
-if(!root)return;
+var ID=${scriptJson(id)},me=document.currentScript;
+function find(){var r=me&&me.closest?me.closest('.tsc'):null;return r&&r.id===ID?r:document.getElementById(ID);}
+var tries=0;(function wait(){var r=find();if(r)init(r);else if(++tries<100)setTimeout(wait,50);})();
+function init(root){
 var VAR=${scriptJson(varName)};
 var ta=root.querySelector('.tsc-code'),status=root.querySelector('.tsc-status'),
     link=root.querySelector('.tsc-download'),btn=root.querySelector('.tsc-copy');
@@ -129,5 +133,6 @@ btn.addEventListener('click',function(){
   try{document.execCommand('copy');done();}catch(e){btn.textContent='Select the text and copy it';}
 });
 update();
+}
 })();`;
 }

@@ -159,7 +159,8 @@ export class ImageClassifierCleaner {
 
   /** Show one class / split view inline; pick choices there, then run the line it gives you. */
   async show(opts: CleanerShowOptions = {}): Promise<void> {
-    showHtml(await this.html(opts));
+    const { category = this.vocab[0] ?? "", split = "train" } = opts;
+    showHtml(await this.html(opts), `[image cleaner: ${category} (${split}); its choices need a notebook front end]`);
   }
 
   /**
