@@ -1,6 +1,7 @@
 process.env.TSFAST_BACKEND = process.env.TSFAST_BACKEND || "cpu";
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
+import { inspect } from "node:util";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -175,6 +176,7 @@ test("choices clicked in Chromium become decisions that apply moves and deletes 
   assert.equal(report.deleted.length, 1);
   assert.equal(report.moved.length, 1);
   assert.match(report.text, /1 file\(s\) were deleted, 1 were moved/);
+  assert.equal(inspect(report), "CleanerReport { deleted: 1, moved: 1, kept: 0, dryRun: false }");
   // A fresh view no longer shows the files that left.
   assert.deepEqual(cardPaths(await cleaner.html({ category: "cat", split: "train" })), ["train/cat/c2.png", "train/cat/c0.png"]);
 });

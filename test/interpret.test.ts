@@ -1,6 +1,7 @@
 process.env.TSFAST_BACKEND = process.env.TSFAST_BACKEND || "cpu";
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { inspect } from "node:util";
 import * as tf from "../lib/engine/tf";
 import { ready } from "../lib/engine/backend";
 import { ClassificationInterpretation } from "../lib/interpret/interpretation";
@@ -35,6 +36,38 @@ const probs = [
   [0.05, 0.9, 0.05],
 ];
 const targets = [0, 0, 0, 1, 1, 1, 2, 2, 2, 1];
+function captureStdoutSync(f: () => void): string {
+  const orig = process.stdout.write.bind(process.stdout);
+  let buf = "";
+  // Tee, not swallow: the test runner reports on the same stream.
+  (process.stdout as { write: unknown }).write = (chunk: string | Uint8Array, ...rest: unknown[]) => {
+    buf += String(chunk);
+    return (orig as (...a: unknown[]) => boolean)(chunk, ...rest);
+  };
+  try {
+    f();
+  } finally {
+    process.stdout.write = orig;
+  }
+  return buf;
+}
+
+async function captureStdout(f: () => Promise<void>): Promise<string> {
+  const orig = process.stdout.write.bind(process.stdout);
+  let buf = "";
+  // Tee, not swallow: the test runner reports on the same stream.
+  (process.stdout as { write: unknown }).write = (chunk: string | Uint8Array, ...rest: unknown[]) => {
+    buf += String(chunk);
+    return (orig as (...a: unknown[]) => boolean)(chunk, ...rest);
+  };
+  try {
+    await f();
+  } finally {
+    process.stdout.write = orig;
+  }
+  return buf;
+}
+
 const close = (a: number, b: number, tol = 1e-9) => assert.ok(Math.abs(a - b) <= tol, `${a} vs ${b}`);
 
 function fakeLoader(n: number): LoaderLike & { loads: number } {
@@ -106,7 +139,13 @@ test("topLosses orders items by loss, largest first, ties by index", () => {
 });
 
 test("the classification report matches precision, recall, F1 and averages worked by hand", () => {
-  const r = interp.printClassificationReport();
+  let r = interp.classificationReport();
+  const printed = captureStdoutSync(() => {
+    r = interp.printClassificationReport();
+  });
+  assert.ok(printed.includes(r.text + "\n"));
+  // What a notebook cell shows when the report is its last expression: one line, not the object.
+  assert.equal(inspect(r), "ClassificationReport { accuracy: 0.600, macroF1: 0.589, weightedF1: 0.590, classes: 3, support: 10 }");
   // cat: tp 2, predicted 3, support 3; dog: tp 3, predicted 6, support 4; bird: tp 1, predicted 1, support 3.
   close(r.classes["cat"]!.precision, 2 / 3);
   close(r.classes["cat"]!.recall, 2 / 3);
@@ -193,9 +232,12 @@ test("plotTopLosses loads exactly the top-k images, captions them and frees them
   const i1 = await ClassificationInterpretation.fromLearner(learn);
   const dl = learn.dls.valid as LoaderLike & { loads: number };
   const before = tf.memory().numTensors;
-  const cells = await i1.plotTopLosses(4, { nrows: 2 });
+  const out = await captureStdout(() => i1.plotTopLosses(4, { nrows: 2 }));
   assert.equal(tf.memory().numTensors, before);
   assert.equal(dl.loads, 4);
+  // Outside a kernel the grid prints its captions, in top-loss order.
+  assert.match(out, /\[4 images\] dog\/bird \/ 2\.30 \/ 0\.70 \| dog\/cat \/ 1\.20 \/ 0\.60 \| cat\/dog \/ 1\.20 \/ 0\.60 \| dog\/bird \/ 0\.92 \/ 0\.50/);
+  const cells = i1.topLossCells(4);
   assert.deepEqual(cells.map((c) => c.index), [7, 1, 5, 8]);
   assert.deepEqual(cells.map((c) => `${c.predicted}/${c.actual}`), ["dog/bird", "dog/cat", "cat/dog", "dog/bird"]);
   await assert.rejects(interp.plotTopLosses(3), /needs the images/);
@@ -204,15 +246,19 @@ test("plotTopLosses loads exactly the top-k images, captions them and frees them
 test("showResults captions the first items actual/predicted and flags the wrong ones", async () => {
   const learn = fakeLearner();
   const before = tf.memory().numTensors;
-  const cells = await showResults(learn, { maxN: 4 });
+  const out = await captureStdout(() => showResults(learn, { maxN: 4 }));
   assert.equal(tf.memory().numTensors, before);
+  assert.match(out, /\[4 images\] cat\/cat \| cat\/dog \| cat\/cat \| dog\/dog/);
+  const cells = resultCells(await ClassificationInterpretation.fromLearner(learn), 4);
   assert.deepEqual(cells.map((c) => c.title), ["cat/cat", "cat/dog", "cat/cat", "dog/dog"]);
   assert.deepEqual(cells.map((c) => c.correct), [true, false, true, true]);
   assert.equal(resultCells(interp, 100).length, 10);
 });
 
 test("the confusion-matrix figure is a heatmap with counts or row fractions in the cells and names on both axes", () => {
-  const fig = interp.plotConfusionMatrix({ title: "Pets" });
+  const out = captureStdoutSync(() => interp.plotConfusionMatrix({ title: "Pets" }));
+  assert.match(out, /\[plot\] Pets: heatmap\(3\)/);
+  const fig = interp.confusionMatrixFigure({ title: "Pets" });
   const t = fig.data[0]!;
   assert.equal(t.type, "heatmap");
   assert.deepEqual(t.x, vocab);

@@ -7,10 +7,12 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as tf from "../engine/tf";
+import { ready } from "../engine/backend";
 import { showHtml, showText } from "../display/display";
 import { tensorToPng } from "../display/image";
 import { ClassificationInterpretation } from "./interpretation";
 import { cleanerHtml, type CleanerCard } from "./cleaner-page";
+import { withSummary } from "./metrics";
 import type { LearnerLike } from "./types";
 
 /** One choice made on the cleaner page (images kept need no decision). */
@@ -111,6 +113,7 @@ export class ImageClassifierCleaner {
   /** The HTML of one class / split view, without displaying it. */
   async html(opts: CleanerShowOptions = {}): Promise<string> {
     const { category = this.vocab[0] ?? "", split = "train", maxN = this.opts.maxN } = opts;
+    await ready();
     const k = this.vocab.indexOf(category);
     if (k < 0) throw new Error(`category "${category}" is not a class; the classes are ${this.vocab.join(", ")}`);
     if (split !== "train" && split !== "valid") throw new Error(`split must be "train" or "valid", got "${String(split)}"`);
@@ -317,7 +320,7 @@ export function applyDecisions(decisions: readonly CleanerDecision[], opts: Appl
     report.moved.map((m) => `\n  ${path.relative(root, m.from)} → ${path.relative(root, m.to)}`).join("") +
     report.deleted.map((f) => `\n  deleted ${path.relative(root, f)}`).join("") +
     (dryRun || plans.length === report.kept ? "" : "\nRebuild your DataLoaders: they still list the old files.");
-  return report;
+  return withSummary(report, `CleanerReport { deleted: ${report.deleted.length}, moved: ${report.moved.length}, kept: ${report.kept}, dryRun: ${dryRun} }`);
 }
 
 /** `dir/name`, or `dir/stem_1.ext`, `dir/stem_2.ext`, ... the first that does not exist. */

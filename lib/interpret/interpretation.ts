@@ -156,12 +156,15 @@ export class ClassificationInterpretation {
     return confusionMatrixFrom(this.targets, this.decoded, this.vocab.length);
   }
 
-  /** The confusion matrix as a plotly heatmap, shown inline (counts, or row fractions with `normalize`); returns the figure. */
-  plotConfusionMatrix(opts: ConfusionMatrixFigureOptions = {}): Figure {
-    const fig = confusionMatrixFigure(this.confusionMatrix(), this.vocab, opts);
-    const layout = fig.layout ?? {};
-    showPlot(fig, { width: layout["width"] as number | undefined, height: layout["height"] as number | undefined });
-    return fig;
+  /** The plotly figure `plotConfusionMatrix` draws (see `ConfusionMatrixFigureOptions`), without showing it. */
+  confusionMatrixFigure(opts: ConfusionMatrixFigureOptions = {}): Figure {
+    return confusionMatrixFigure(this.confusionMatrix(), this.vocab, opts);
+  }
+
+  /** Show the confusion matrix as a plotly heatmap with counts (or, with `normalize`, row fractions) in the cells. */
+  plotConfusionMatrix(opts: ConfusionMatrixFigureOptions = {}): void {
+    const fig = this.confusionMatrixFigure(opts);
+    showPlot(fig, { width: fig.layout?.width, height: fig.layout?.height });
   }
 
   /** `[actual, predicted, count]` for every wrong pair seen at least `minVal` times, most frequent first. */
@@ -188,10 +191,11 @@ export class ClassificationInterpretation {
 
   /**
    * Show the `k` items with the largest losses as an image grid, each captioned
-   * `prediction/actual / loss / probability` (fastai's `plot_top_losses`); returns the captions.
+   * `prediction/actual / loss / probability` (fastai's `plot_top_losses`); `topLossCells` gives the captions.
    */
-  async plotTopLosses(k = 9, opts: PlotTopLossesOptions = {}): Promise<TopLossCell[]> {
+  async plotTopLosses(k = 9, opts: PlotTopLossesOptions = {}): Promise<void> {
     const { largest = true, size = 160 } = opts;
+    await ready();
     const dl = this.dl;
     if (!dl) {
       throw new Error("plotTopLosses needs the images: build the interpretation with `fromLearner`, or pass `dl` to the constructor");
@@ -209,15 +213,16 @@ export class ClassificationInterpretation {
       }
     }
     await showImageGrid(grid, { ncols, size, title: "Prediction/Actual/Loss/Probability" });
-    return cells;
   }
 
-  /**
-   * Print precision, recall, F1 and support per class with accuracy and the macro / weighted
-   * averages (sklearn's `classification_report` layout); returns the numbers.
-   */
+  /** Precision, recall, F1 and support per class, accuracy, macro and weighted averages (sklearn's `classification_report`). */
+  classificationReport(opts: { digits?: number } = {}): ClassificationReport {
+    return classificationReportFrom(this.confusionMatrix(), this.vocab, opts.digits ?? 2);
+  }
+
+  /** Print `classificationReport()` as sklearn lays it out, and return its numbers. */
   printClassificationReport(opts: { digits?: number } = {}): ClassificationReport {
-    const report = classificationReportFrom(this.confusionMatrix(), this.vocab, opts.digits ?? 2);
+    const report = this.classificationReport(opts);
     showText(report.text);
     return report;
   }

@@ -3,6 +3,15 @@
  * confusion matrix, most-confused pairs, top losses and a per-class classification report.
  */
 
+/**
+ * Give `obj` a one-line `summary` for `console.log` / `util.inspect` — what a tslab cell prints
+ * when the value is its last expression — without changing its fields or equality.
+ */
+export function withSummary<T extends object>(obj: T, summary: string): T {
+  Object.defineProperty(obj, Symbol.for("nodejs.util.inspect.custom"), { value: () => summary, enumerable: false });
+  return obj;
+}
+
 /** Index of the largest value of `row` (the first one on ties, like `argmax` in PyTorch). */
 export function argmax(row: ArrayLike<number>): number {
   let best = 0;
@@ -129,7 +138,12 @@ export function classificationReportFrom(cm: number[][], vocab: readonly string[
   const macroAvg = avg(() => 1);
   const weightedAvg = avg((s) => s.support);
   const accuracy = div(correct, total);
-  return { classes, accuracy, macroAvg, weightedAvg, text: formatReport(rows, accuracy, macroAvg, weightedAvg, total, digits) };
+  const text = formatReport(rows, accuracy, macroAvg, weightedAvg, total, digits);
+  const r3 = (v: number): string => v.toFixed(3);
+  return withSummary(
+    { classes, accuracy, macroAvg, weightedAvg, text },
+    `ClassificationReport { accuracy: ${r3(accuracy)}, macroF1: ${r3(macroAvg.f1)}, weightedF1: ${r3(weightedAvg.f1)}, classes: ${c}, support: ${total} }`,
+  );
 }
 
 function formatReport(

@@ -2,6 +2,7 @@
  * `showResults`: the first images of a split with their actual and predicted labels, wrong ones
  * in red (fastai's `learn.show_results()`).
  */
+import { ready } from "../engine/backend";
 import { showImageGrid, tensorToPng } from "../display/image";
 import { ClassificationInterpretation } from "./interpretation";
 import type { LearnerLike } from "./types";
@@ -43,13 +44,14 @@ export function resultCells(interp: ClassificationInterpretation, maxN = 9): Res
 /**
  * Show the first `maxN` images of a split captioned `actual/predicted`, wrong predictions in red.
  * Given a learner it runs `getPreds` over the split; pass a `ClassificationInterpretation` you
- * already have to skip that pass. Returns the captions.
+ * already have to skip that pass. `resultCells` gives the captions.
  */
 export async function showResults(
   source: LearnerLike | ClassificationInterpretation,
   opts: ShowResultsOptions = {},
-): Promise<ResultCell[]> {
+): Promise<void> {
   const { maxN = 9, dsIdx = 1, size = 160 } = opts;
+  await ready();
   const interp =
     source instanceof ClassificationInterpretation
       ? source
@@ -67,5 +69,4 @@ export async function showResults(
     }
   }
   await showImageGrid(grid, { ncols: opts.ncols ?? Math.ceil(Math.sqrt(Math.max(1, cells.length))), size });
-  return cells;
 }
