@@ -5,7 +5,7 @@ import { inspect } from "node:util";
 import * as tf from "../lib/engine/tf";
 import { ready } from "../lib/engine/backend";
 import { ClassificationInterpretation } from "../lib/interpret/interpretation";
-import { confusionMatrixFigure, lossAt, lossFigure, lrFindFigure, schedFigure } from "../lib/interpret/charts";
+import { confusionMatrixFigure } from "../lib/interpret/charts";
 import { resultCells, showResults } from "../lib/interpret/results";
 import type { LearnerLike, LoaderLike } from "../lib/interpret/types";
 import { figureToSvg } from "../lib/display/svg";
@@ -294,40 +294,4 @@ test("the confusion-matrix figure scales cells and fonts down from 2 to 40 class
   assert.ok((big.layout!.width as number) > (small.layout!.width as number));
   assert.ok((big.layout!.width as number) <= 1100, String(big.layout!.width));
   assert.ok((small.layout!.width as number) >= 250, String(small.layout!.width));
-});
-
-test("lossFigure plots train loss per batch after skipStart and valid loss at each epoch's end", () => {
-  const losses = Array.from({ length: 20 }, (_, i) => 2 - i * 0.05);
-  const fig = lossFigure({ losses, values: [[1.6, 1.5, 0.5], [1.1, 1.0, 0.7]] }, { skipStart: 5 });
-  assert.deepEqual(fig.data[0]!.x, [5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19]);
-  assert.equal((fig.data[0]!.y as number[])[0], 1.75);
-  assert.deepEqual(fig.data[1]!.x, [10, 20]);
-  assert.deepEqual(fig.data[1]!.y, [1.5, 1.0]);
-  const noValid = lossFigure({ losses }, { withValid: false });
-  assert.equal(noValid.data.length, 1);
-});
-
-test("lrFindFigure uses a log x-axis, drops skipEnd points and marks suggestions on the curve", () => {
-  const lrs = [1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1];
-  const losses = [2.0, 1.9, 1.5, 1.0, 1.2, 5.0];
-  const fig = lrFindFigure(lrs, losses, { valley: 1e-3, slide: Math.sqrt(1e-3 * 1e-2) }, { skipEnd: 1 });
-  assert.equal(fig.layout?.xaxis?.type, "log");
-  assert.deepEqual(fig.data[0]!.x, lrs.slice(0, 5));
-  assert.equal(fig.data.length, 3);
-  assert.deepEqual(fig.data[1]!.y, [1.5]);
-  // Halfway between 1e-3 and 1e-2 in log space: halfway between 1.5 and 1.0.
-  close((fig.data[2]!.y as number[])[0]!, 1.25, 1e-9);
-  assert.match(String(fig.data[1]!.name), /valley: 1\.00e-3/);
-  close(lossAt(lrs, losses, 1e-6), 2.0);
-  const listed = lrFindFigure(lrs, losses, [{ name: "minimum", lr: 1e-2, loss: 0.99 }]);
-  assert.deepEqual(listed.data[1]!.y, [0.99]);
-  assert.match(figureToSvg(fig), /<circle/);
-});
-
-test("schedFigure draws one panel per hyper-parameter", () => {
-  const fig = schedFigure({ lr: [1e-4, 1e-3, 1e-4], mom: [0.95, 0.85, 0.95] });
-  assert.equal(fig.data.length, 2);
-  assert.equal(fig.data[1]!["yaxis"], "y2");
-  assert.ok(fig.layout?.["xaxis2"]);
-  assert.throws(() => schedFigure({}), /at least one schedule/);
 });
