@@ -4,7 +4,7 @@
 // engine
 import * as tf from "./engine/tf";
 export { tf };
-export { ready, engineInfo, engineBanner, defaultThreads } from "./engine/backend";
+export { ready, engineInfo, engineBanner, defaultThreads, tfjsCopies } from "./engine/backend";
 export type { EngineInfo, EngineName } from "./engine/backend";
 // display
 export { inKernel, showBundle, newLiveDisplay, showHtml, showText, showMarkdown, escapeHtml } from "./display/display";

@@ -77,11 +77,25 @@ function figureText(fig: Figure): string {
   return `[plot] ${title}: ${traces}`;
 }
 
+/** plotly.js 3 only takes `{ text }` titles; accept plain strings as earlier versions did. */
+function normaliseTitles(layout: Layout): Layout {
+  const fix = (t: unknown) => (typeof t === "string" ? { text: t } : t);
+  const out: Layout = { ...layout, title: fix(layout.title) as Layout["title"] };
+  for (const key of Object.keys(layout)) {
+    const axis = layout[key];
+    if (/^[xy]axis\d*$/.test(key) && axis && typeof axis === "object") {
+      const a = axis as Record<string, unknown>;
+      out[key] = { ...a, title: fix(a["title"]) };
+    }
+  }
+  return out;
+}
+
 /** The display bundle of a figure: interactive HTML with an inline SVG fallback, the SVG, and text. */
 export function plotBundle(fig: Figure, opts: PlotOptions = {}): MimeBundle {
   const width = opts.width ?? fig.layout?.width ?? 640;
   const height = opts.height ?? fig.layout?.height ?? 400;
-  const layout = { ...fig.layout, width, height };
+  const layout = normaliseTitles({ ...fig.layout, width, height });
   const id = `tsfast-plot-${randomBytes(6).toString("hex")}`;
   const svg = figureToSvg(fig, width, height);
   const json = JSON.stringify({ data: fig.data, layout }).replace(/</g, "\\u003c");
