@@ -222,9 +222,56 @@ test("fromLearner refuses multi-label data and a prediction count that does not 
   const short = fakeLearner();
   (short.dls.valid as unknown as { items: unknown[] }).items = ["/a.png"];
   const before = tf.memory().numTensors;
-  await assert.rejects(ClassificationInterpretation.fromLearner(short), /10 predictions for the 1 items of the valid split/);
+  await assert.rejects(ClassificationInterpretation.fromLearner(short), /10 predictions for the 1 readable items of the valid split/);
   assert.equal(tf.memory().numTensors, before);
   await assert.rejects(ClassificationInterpretation.fromLearner(fakeLearner(), { dsIdx: 2 }), /dsIdx must be 0 \(train\) or 1 \(valid\), got 2/);
+});
+
+test("the training split is predicted on an unshuffled copy of its loader, in item order", async () => {
+  const calls: unknown[] = [];
+  const copies: unknown[] = [];
+  const train: LoaderLike = {
+    ...fakeLoader(probs.length),
+    shuffle: true,
+    new(opts) {
+      copies.push(opts);
+      return { ...fakeLoader(probs.length), shuffle: false, bad: new Set<number>() };
+    },
+  };
+  const learn: LearnerLike = {
+    dls: { vocab, train, valid: fakeLoader(0) },
+    async getPreds(opts = {}) {
+      calls.push(opts);
+      return { preds: tf.tensor2d(probs), targs: tf.tensor1d(targets, "int32") };
+    },
+  };
+  const i0 = await ClassificationInterpretation.fromLearner(learn, { dsIdx: 0 });
+  assert.deepEqual(copies, [{ shuffle: false, dropLast: false, train: false }]);
+  assert.equal(calls.length, 1);
+  assert.equal((calls[0] as { withLoss: boolean }).withLoss, true);
+  assert.ok((calls[0] as { dl?: LoaderLike }).dl, "getPreds got the unshuffled copy");
+  assert.equal(i0.dsIdx, 0);
+  assert.deepEqual(i0.items, train.items);
+  // A shuffled loader that cannot make an unshuffled copy is refused.
+  const noNew: LearnerLike = { ...learn, dls: { vocab, train: { ...fakeLoader(3), shuffle: true }, valid: fakeLoader(0) } };
+  await assert.rejects(ClassificationInterpretation.fromLearner(noNew, { dsIdx: 0 }), /train DataLoader is shuffled and has no `new\(\{ shuffle: false \}\)`/);
+});
+
+test("items the loader skipped as unreadable are left out and the rest keep their images", async () => {
+  // 12 items; items 2 and 5 cannot be read, so the 10 predictions belong to the other 10.
+  const dl = { ...fakeLoader(12), bad: new Set([2, 5]) };
+  const learn: LearnerLike = {
+    dls: { vocab, train: fakeLoader(0), valid: dl },
+    async getPreds() {
+      return { preds: tf.tensor2d(probs), targs: tf.tensor1d(targets, "int32") };
+    },
+  };
+  const i1 = await ClassificationInterpretation.fromLearner(learn);
+  assert.deepEqual(i1.items, [0, 1, 3, 4, 6, 7, 8, 9, 10, 11].map((j) => `/data/img${j}.png`));
+  // Prediction 7 (the top loss) is item 9 of the loader: its image is the one shown.
+  const img = await i1.loadImage(7);
+  close((await img.data())[0]!, 10 / 13, 1e-6);
+  img.dispose();
 });
 
 test("plotTopLosses loads exactly the top-k images, captions them and frees them", async () => {

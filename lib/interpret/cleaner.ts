@@ -119,8 +119,7 @@ export class ImageClassifierCleaner {
     if (split !== "train" && split !== "valid") throw new Error(`split must be "train" or "valid", got "${String(split)}"`);
     const interp = await this.interp(split === "train" ? 0 : 1);
     const items = interp.items;
-    const dl = interp.dl;
-    if (!items || !dl) throw new Error("the cleaner needs items and images: build the interpretation with `fromLearner`");
+    if (!items || !interp.dl) throw new Error("the cleaner needs items and images: build the interpretation with `fromLearner`");
     // Items of this class still on disk (earlier `apply` calls may have moved some), largest loss first.
     const order = interp
       .topLosses()
@@ -130,7 +129,7 @@ export class ImageClassifierCleaner {
     const cards: CleanerCard[] = [];
     for (const i of shown) {
       const file = items[i] as string;
-      const img = await dl.loadImage(i);
+      const img = await interp.loadImage(i);
       const thumb = tf.tidy(() => {
         const [h, w] = img.shape;
         const scale = Math.min(1, this.opts.size / Math.max(h, w));

@@ -2,6 +2,7 @@
  * `ClassificationInterpretation`: where a trained single-label classifier is wrong — confusion
  * matrix, most-confused pairs, top losses, per-class report — from predictions computed once.
  */
+import type * as tf from "../engine/tf";
 import { ready } from "../engine/backend";
 import type { Figure } from "../display/plot";
 import { showPlot } from "../display/plot";
@@ -34,6 +35,8 @@ export interface InterpretationData {
   dl?: LoaderLike;
   /** Which split these predictions are of: 0 = train, 1 = valid. Default `1`. */
   dsIdx?: number;
+  /** Index in `dl` of each prediction's item, where some were skipped (unreadable). Default: the same index. */
+  dlIndices?: readonly number[];
 }
 
 /** Options of `ClassificationInterpretation.fromLearner`. */
@@ -76,6 +79,7 @@ export class ClassificationInterpretation {
   readonly dl: LoaderLike | undefined;
   /** The split interpreted: 0 = train, 1 = valid. */
   readonly dsIdx: number;
+  private readonly dlIndices: readonly number[] | undefined;
 
   /** Build from raw arrays (see `InterpretationData`); checks that every length agrees. */
   constructor(data: InterpretationData) {
@@ -95,7 +99,10 @@ export class ClassificationInterpretation {
     });
     const losses = data.losses ?? probs.map((row, i) => -Math.log(Math.max(row[targets[i]!]!, 1e-12)));
     if (losses.length !== n) throw new Error(`ClassificationInterpretation: ${losses.length} losses but ${n} targets`);
-    const items = data.items ?? data.dl?.items;
+    const items = data.items ?? (data.dlIndices && data.dl ? data.dlIndices.map((j) => data.dl!.items[j]) : data.dl?.items);
+    if (data.dlIndices && data.dlIndices.length !== n) {
+      throw new Error(`ClassificationInterpretation: ${data.dlIndices.length} dlIndices but ${n} targets`);
+    }
     if (items && items.length !== n) {
       throw new Error(`ClassificationInterpretation: ${items.length} items but ${n} predictions; they must match one to one`);
     }
@@ -107,6 +114,15 @@ export class ClassificationInterpretation {
     this.items = items;
     this.dl = data.dl;
     this.dsIdx = data.dsIdx ?? 1;
+    this.dlIndices = data.dlIndices?.slice();
+  }
+
+  /** The image of item `i` (in prediction order) from `dl`, for showing (caller disposes). */
+  async loadImage(i: number): Promise<tf.Tensor3D> {
+    if (!this.dl) {
+      throw new Error("showing images needs the loader: build the interpretation with `fromLearner`, or pass `dl` to the constructor");
+    }
+    return this.dl.loadImage(this.dlIndices ? this.dlIndices[i]! : i);
   }
 
   /**
@@ -121,7 +137,15 @@ export class ClassificationInterpretation {
       throw new Error("ClassificationInterpretation is for single-label data; these DataLoaders are multi-label (isMultiLabel = true)");
     }
     const dl = loaderOf(dls, dsIdx);
-    const res = await learn.getPreds({ dsIdx, withLoss: true });
+    const split = dsIdx === 0 ? "train" : "valid";
+    // Predictions must come in item order, with the validation transforms: the training loader is
+    // shuffled and augments, so (like fastai's `dl.new(shuffle=False, drop_last=False)`) predict on a plain copy.
+    let predDl = dl;
+    if (dl.new && (dsIdx === 0 || dl.shuffle)) predDl = dl.new({ shuffle: false, dropLast: false, train: false });
+    else if (dl.shuffle) {
+      throw new Error(`the ${split} DataLoader is shuffled and has no \`new({ shuffle: false })\`, so its predictions cannot be matched to its items`);
+    }
+    const res = await learn.getPreds(predDl === dl ? { dsIdx, withLoss: true } : { dl: predDl, withLoss: true });
     try {
       if (res.targs.rank !== 1) {
         throw new Error(
@@ -131,14 +155,24 @@ export class ClassificationInterpretation {
       const probs = (await res.preds.array()) as number[][];
       const targets = Array.from(await res.targs.data(), (v) => Math.round(v));
       const losses = res.losses ? Array.from(await res.losses.data()) : undefined;
-      const split = dsIdx === 0 ? "train" : "valid";
-      if (dl.items.length !== targets.length) {
+      // Unreadable items are skipped by iteration: the predictions belong to the others, in order.
+      const bad = predDl.bad ?? new Set<number>();
+      const kept = dl.items.map((_, i) => i).filter((i) => !bad.has(i));
+      if (kept.length !== targets.length) {
         throw new Error(
-          `getPreds gave ${targets.length} predictions for the ${dl.items.length} items of the ${split} split; ` +
+          `getPreds gave ${targets.length} predictions for the ${kept.length} readable items of the ${split} split; ` +
             "interpretation needs one per item, in item order",
         );
       }
-      return new ClassificationInterpretation({ vocab: dls.vocab, probs, targets, losses, dl, dsIdx });
+      return new ClassificationInterpretation({
+        vocab: dls.vocab,
+        probs,
+        targets,
+        losses,
+        dl,
+        dsIdx,
+        ...(bad.size > 0 ? { dlIndices: kept } : {}),
+      });
     } finally {
       res.preds.dispose();
       res.targs.dispose();
@@ -196,8 +230,7 @@ export class ClassificationInterpretation {
   async plotTopLosses(k = 9, opts: PlotTopLossesOptions = {}): Promise<void> {
     const { largest = true, size = 160 } = opts;
     await ready();
-    const dl = this.dl;
-    if (!dl) {
+    if (!this.dl) {
       throw new Error("plotTopLosses needs the images: build the interpretation with `fromLearner`, or pass `dl` to the constructor");
     }
     const cells = this.topLossCells(k, largest);
@@ -205,7 +238,7 @@ export class ClassificationInterpretation {
     const ncols = Math.max(1, Math.ceil(cells.length / nrows));
     const grid: { image: Buffer; title: string; color: string }[] = [];
     for (const cell of cells) {
-      const img = await dl.loadImage(cell.index);
+      const img = await this.loadImage(cell.index);
       try {
         grid.push({ image: await tensorToPng(img), title: cell.title, color: cell.predicted === cell.actual ? "green" : "red" });
       } finally {

@@ -56,12 +56,11 @@ export async function showResults(
     source instanceof ClassificationInterpretation
       ? source
       : await ClassificationInterpretation.fromLearner(source, { dsIdx });
-  const dl = interp.dl;
-  if (!dl) throw new Error("showResults needs the images: give it a learner, or an interpretation built with `dl`");
+  if (!interp.dl) throw new Error("showResults needs the images: give it a learner, or an interpretation built with `dl`");
   const cells = resultCells(interp, maxN);
   const grid: { image: Buffer; title: string; color: string }[] = [];
   for (const cell of cells) {
-    const img = await dl.loadImage(cell.index);
+    const img = await interp.loadImage(cell.index);
     try {
       grid.push({ image: await tensorToPng(img), title: cell.title, color: cell.correct ? "green" : "red" });
     } finally {

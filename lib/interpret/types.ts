@@ -10,6 +10,12 @@ export interface LoaderLike {
   items: readonly unknown[];
   /** Item `i` after the validation item transforms, float in [0,1], un-normalised. */
   loadImage(i: number): Promise<tf.Tensor3D>;
+  /** Whether batches come shuffled (then predictions are not in item order). */
+  shuffle?: boolean;
+  /** Items found unreadable and skipped by iteration (so absent from `getPreds`). */
+  bad?: ReadonlySet<number>;
+  /** fastai's `dl.new(...)`: a copy with other options, e.g. unshuffled for predictions in item order. */
+  new?(opts: { shuffle?: boolean; dropLast?: boolean; train?: boolean }): LoaderLike;
 }
 
 /** What interpretation needs of `DataLoaders`. */
@@ -30,7 +36,8 @@ export interface PredsResult {
 /** What interpretation needs of a `Learner`. */
 export interface LearnerLike {
   dls: DataLoadersLike;
-  getPreds(opts?: { dsIdx?: number; withLoss?: boolean }): Promise<PredsResult>;
+  /** `dl` (a loader to predict on instead of split `dsIdx`) is used only for the training split, see `fromLearner`. */
+  getPreds(opts?: { dsIdx?: number; withLoss?: boolean; dl?: LoaderLike }): Promise<PredsResult>;
   predict?(input: string | Buffer): Promise<{ label: string; index: number; probs: number[] }>;
 }
 
