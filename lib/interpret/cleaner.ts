@@ -182,9 +182,9 @@ export class ImageClassifierCleaner {
     return report;
   }
 
-  /** `file` relative to the root when inside it (what the page writes), else absolute. */
+  /** `file` (an item: absolute, or relative to the working folder) relative to the root when inside it (what the page writes), else absolute. */
   private relative(file: string): string {
-    const abs = path.resolve(this.root, file);
+    const abs = realish(path.resolve(file));
     const rel = path.relative(this.root, abs);
     return rel !== "" && !rel.startsWith("..") && !path.isAbsolute(rel) ? rel.split(path.sep).join("/") : abs;
   }
