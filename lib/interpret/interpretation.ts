@@ -127,7 +127,8 @@ export class ClassificationInterpretation {
 
   /**
    * Run `learn.getPreds({ dsIdx, withLoss: true })` once and keep its predictions, targets and
-   * losses as plain arrays (the tensors are disposed here).
+   * losses as plain arrays (the tensors are disposed here). For the training split it predicts on
+   * `dl.new({ shuffle: false, dropLast: false, train: false })` so predictions line up with items.
    */
   static async fromLearner(learn: LearnerLike, opts: FromLearnerOptions = {}): Promise<ClassificationInterpretation> {
     const { dsIdx = 1 } = opts;
