@@ -207,12 +207,21 @@ test("fromLearner calls getPreds once with losses and leaks no tensors", async (
   assert.equal(tf.memory().numTensors, before);
   assert.deepEqual(learn.calls, [{ dsIdx: 1, withLoss: true }]);
   assert.deepEqual(i1.confusionMatrix(), interp.confusionMatrix());
-  assert.deepEqual(i1.items, learn.dls.valid.items);
+  assert.deepEqual(i1.items, (learn.dls.valid as LoaderLike).items);
   for (let i = 0; i < probs.length; i++) close(i1.losses[i]!, interp.losses[i]!, 1e-6);
   // Without losses from the learner, cross-entropy is computed from the probabilities.
   const i2 = await ClassificationInterpretation.fromLearner(fakeLearner(false));
   close(i2.losses[7]!, -Math.log(0.1), 1e-6);
   assert.equal(tf.memory().numTensors, before);
+});
+
+test("fromLearner names what a learner's DataLoaders lack", async () => {
+  const noVocab = fakeLearner();
+  (noVocab.dls as { vocab?: string[] }).vocab = undefined;
+  await assert.rejects(ClassificationInterpretation.fromLearner(noVocab), /no vocab/);
+  const noImages = fakeLearner();
+  noImages.dls.valid = { length: 1 };
+  await assert.rejects(ClassificationInterpretation.fromLearner(noImages), /the valid DataLoader has no `items` array and `loadImage\(i\)`/);
 });
 
 test("fromLearner refuses multi-label data and a prediction count that does not match the items", async () => {

@@ -13,7 +13,7 @@ import { tensorToPng } from "../display/image";
 import { ClassificationInterpretation } from "./interpretation";
 import { cleanerHtml, type CleanerCard } from "./cleaner-page";
 import { withSummary } from "./metrics";
-import type { LearnerLike } from "./types";
+import { vocabOf, type LearnerLike } from "./types";
 
 /** One choice made on the cleaner page (images kept need no decision). */
 export type CleanerDecision =
@@ -93,7 +93,7 @@ export class ImageClassifierCleaner {
       this.vocab = source.vocab;
     } else {
       this.learn = source;
-      this.vocab = source.dls.vocab;
+      this.vocab = vocabOf(source.dls);
     }
     this.opts = { maxN: opts.maxN ?? 20, size: opts.size ?? 128, varName: opts.varName ?? "cleaner", moveTo: opts.moveTo };
   }

@@ -17,7 +17,7 @@ import {
   topLossesFrom,
   type ClassificationReport,
 } from "./metrics";
-import { loaderOf, type LearnerLike, type LoaderLike } from "./types";
+import { asLoader, loaderOf, vocabOf, type LearnerLike, type LoaderLike } from "./types";
 
 /** The raw arrays an interpretation is built from (what `getPreds` gives, as plain numbers). */
 export interface InterpretationData {
@@ -137,12 +137,13 @@ export class ClassificationInterpretation {
     if (dls.isMultiLabel) {
       throw new Error("ClassificationInterpretation is for single-label data; these DataLoaders are multi-label (isMultiLabel = true)");
     }
+    const vocab = vocabOf(dls);
     const dl = loaderOf(dls, dsIdx);
     const split = dsIdx === 0 ? "train" : "valid";
     // Predictions must come in item order, with the validation transforms: the training loader is
     // shuffled and augments, so (like fastai's `dl.new(shuffle=False, drop_last=False)`) predict on a plain copy.
     let predDl = dl;
-    if (dl.new && (dsIdx === 0 || dl.shuffle)) predDl = dl.new({ shuffle: false, dropLast: false, train: false });
+    if (dl.new && (dsIdx === 0 || dl.shuffle)) predDl = asLoader(dl.new({ shuffle: false, dropLast: false, train: false }), split);
     else if (dl.shuffle) {
       throw new Error(`the ${split} DataLoader is shuffled and has no \`new({ shuffle: false })\`, so its predictions cannot be matched to its items`);
     }
@@ -166,7 +167,7 @@ export class ClassificationInterpretation {
         );
       }
       return new ClassificationInterpretation({
-        vocab: dls.vocab,
+        vocab,
         probs,
         targets,
         losses,

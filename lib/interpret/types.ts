@@ -18,11 +18,15 @@ export interface LoaderLike {
   new?(opts: { shuffle?: boolean; dropLast?: boolean; train?: boolean }): LoaderLike;
 }
 
-/** What interpretation needs of `DataLoaders`. */
+/**
+ * What interpretation needs of `DataLoaders`. Loosely typed on purpose, so a `Learner` typed
+ * against the learner floor's own narrower `DataLoadersLike` is accepted as it is; `loaderOf`
+ * and `vocabOf` check the rest at run time.
+ */
 export interface DataLoadersLike {
-  train: LoaderLike;
-  valid: LoaderLike;
-  vocab: readonly string[];
+  train: unknown;
+  valid: unknown;
+  vocab?: readonly string[];
   isMultiLabel?: boolean;
 }
 
@@ -37,13 +41,29 @@ export interface PredsResult {
 export interface LearnerLike {
   dls: DataLoadersLike;
   /** `dl` (a loader to predict on instead of split `dsIdx`) is used only for the training split, see `fromLearner`. */
-  getPreds(opts?: { dsIdx?: number; withLoss?: boolean; dl?: LoaderLike }): Promise<PredsResult>;
-  predict?(input: string | Buffer): Promise<{ label: string; index: number; probs: number[] }>;
+  getPreds(opts?: { dsIdx?: number; withLoss?: boolean; dl?: unknown }): Promise<PredsResult>;
+}
+
+/** `x` as a `LoaderLike`, or an error saying what the `split` loader lacks. */
+export function asLoader(x: unknown, split: string): LoaderLike {
+  const dl = x as Partial<LoaderLike> | null | undefined;
+  if (!dl || typeof dl !== "object" || !Array.isArray(dl.items) || typeof dl.loadImage !== "function") {
+    throw new Error(`the ${split} DataLoader has no \`items\` array and \`loadImage(i)\`; interpretation needs both (see the Data contract)`);
+  }
+  return dl as LoaderLike;
 }
 
 /** The loader of split `dsIdx` (0 = train, 1 = valid), with an error naming the value otherwise. */
 export function loaderOf(dls: DataLoadersLike, dsIdx: number): LoaderLike {
-  if (dsIdx === 0) return dls.train;
-  if (dsIdx === 1) return dls.valid;
+  if (dsIdx === 0) return asLoader(dls.train, "train");
+  if (dsIdx === 1) return asLoader(dls.valid, "valid");
   throw new Error(`dsIdx must be 0 (train) or 1 (valid), got ${dsIdx}`);
+}
+
+/** The class names of `dls`, or an error: interpretation is for classification data. */
+export function vocabOf(dls: DataLoadersLike): readonly string[] {
+  if (!dls.vocab || dls.vocab.length === 0) {
+    throw new Error("these DataLoaders have no vocab (class names): ClassificationInterpretation and the cleaner are for classification data");
+  }
+  return dls.vocab;
 }
