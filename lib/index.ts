@@ -42,3 +42,23 @@ export type {
 } from "./data/datasets";
 export { searchImages, downloadImages, verifyImages, verifyImage } from "./data/datasets-web";
 export type { SearchImagesOptions, DownloadImagesOptions, DownloadImagesResult } from "./data/datasets-web";
+// interpret
+export { ClassificationInterpretation } from "./interpret/interpretation";
+export type { InterpretationData, FromLearnerOptions, PlotTopLossesOptions, TopLossCell } from "./interpret/interpretation";
+export { confusionMatrixFigure } from "./interpret/charts";
+export type { ConfusionMatrixFigureOptions } from "./interpret/charts";
+export type { ClassificationReport, ClassScores } from "./interpret/metrics";
+export { showResults, resultCells } from "./interpret/results";
+export type { ShowResultsOptions, ResultCell } from "./interpret/results";
+export { ImageClassifierCleaner, applyDecisions, readDecisionsFile } from "./interpret/cleaner";
+export type {
+  CleanerDecision,
+  CleanerOptions,
+  CleanerShowOptions,
+  ApplyOptions,
+  CleanerReport,
+  ApplyDecisionsOptions,
+} from "./interpret/cleaner";
+// display: training chart builders (pure plotly figures)
+export { lossFigure, schedFigure, lrFindFigure } from "./display/charts";
+export type { LossData, LossFigureOptions, LrSuggestion, LrFindFigureOptions } from "./display/charts";
