@@ -243,6 +243,9 @@ test("a wrong method is a 405 with Allow, an unknown path a 404", async () => {
   assert.equal(del.headers.get("allow"), "GET, HEAD");
   const post = await fetch(`${h.url}health`, { method: "POST", body: "x" });
   assert.equal(post.status, 405);
+  const head = await fetch(h.url, { method: "HEAD" });
+  assert.equal(head.status, 200);
+  assert.equal(await head.text(), "");
   const missing = await fetch(`${h.url}nope`);
   assert.equal(missing.status, 404);
   assert.match((await missing.json()).error, /no such path "\/nope"/);
@@ -393,4 +396,5 @@ test("serve() names a missing export folder and a port already in use", async ()
   await assert.rejects(serve("/no/such/export", { port: 0 }), /export folder "\/no\/such\/export" does not exist/);
   await assert.rejects(serve(meanColourPredictor(), { port: h.port }), new RegExp(`port ${h.port} on 127.0.0.1 is already in use`));
   await assert.rejects(serve(meanColourPredictor(), { port: 70000 }), /port must be an integer from 0 to 65535, got 70000/);
+  await assert.rejects(serve(meanColourPredictor(), { port: 0, host: "203.0.113.7" }), /cannot listen on host "203.0.113.7" \(EADDRNOTAVAIL\)/);
 });
