@@ -13,7 +13,8 @@ export function sendError(req: http.IncomingMessage, res: http.ServerResponse, e
   }
   for (const [k, v] of Object.entries(err.headers)) res.setHeader(k, v);
   // A body we stopped reading (413, bad multipart) is answered at once; see `linger`.
-  if (!req.complete) res.on("finish", () => linger(req));
+  const hasBody = req.headers["transfer-encoding"] !== undefined || Number(req.headers["content-length"] ?? 0) > 0;
+  if (hasBody && !req.complete) res.on("finish", () => linger(req));
   sendJson(res, err.status, { error: err.message, code: err.code, status: err.status });
 }
 

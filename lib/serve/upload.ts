@@ -63,7 +63,6 @@ export async function readUpload(req: IncomingMessage, opts: UploadOptions): Pro
 
   // An absent Content-Type is accepted: the bytes are sniffed when decoded.
   if (mime !== "" && !mime.startsWith("image/") && mime !== "application/octet-stream") {
-    req.resume(); // drain what the client sends: the connection stays usable
     throw new HttpError(415, "unsupported_media_type", `Content-Type "${mime}" is not accepted; ${HOW}`);
   }
   const chunks: Buffer[] = [];
