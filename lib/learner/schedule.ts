@@ -179,7 +179,8 @@ export function slideWith(opts: SlideOptions = {}): SuggestFunc {
     const at = <T>(a: T[], i: number) => a[i < 0 ? a.length + i : i]!;
     // 1. slide an interval [l, r] (negative indices from the end) leftwards
     let r = -1;
-    let l = r - lrDiff;
+    // fastai indexes out of range on curves shorter than lrDiff + 1 points; start at the first point instead
+    let l = Math.max(r - lrDiff, -n);
     let localMin = at(lrs, l);
     // 2. until the gradient at both ends is about equal (a flat stretch)
     while (l >= -n && Math.abs(at(g, r) - at(g, l)) > thresh) {
