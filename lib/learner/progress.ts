@@ -4,7 +4,8 @@
  */
 import type { Callback } from "./callback";
 import type { Learner } from "./learner";
-import { figureBundle, liveDisplay, type Figure, type Live } from "./show";
+import { escapeHtml } from "../display/display";
+import { liveDisplay, updateFigure, type Figure, type Live } from "./show";
 
 /** Options of `ProgressCallback`. */
 export interface ProgressOptions {
@@ -22,9 +23,6 @@ function fmt(v: string | number): string {
   return Number.isFinite(v) ? v.toFixed(6) : String(v);
 }
 
-function escapeHtml(s: string): string {
-  return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
-}
 
 /** Shows training progress: a live bar + table + loss chart in a kernel, a text line per epoch elsewhere. */
 export class ProgressCallback implements Callback {
@@ -53,17 +51,17 @@ export class ProgressCallback implements Callback {
   beforeEpoch(): void {
     this.started = Date.now();
   }
-  async afterBatch(learn: Learner): Promise<void> {
+  afterBatch(learn: Learner): void {
     if (!this.table) return;
     if ((learn.iter + 1) % this.every !== 0 && learn.iter + 1 !== learn.nIter) return;
     this.render(learn);
-    if (learn.training && this.chart && (learn.iter + 1) % (this.every * 4) === 0) await this.drawChart(learn);
+    if (learn.training && this.chart && (learn.iter + 1) % (this.every * 4) === 0) this.drawChart(learn);
   }
-  async afterEpoch(learn: Learner): Promise<void> {
+  afterEpoch(learn: Learner): void {
     this.rows.push(learn.recorder.log);
     if (this.table) {
       this.render(learn);
-      if (this.chart) await this.drawChart(learn);
+      if (this.chart) this.drawChart(learn);
     } else if (this.print) {
       console.log(learn.recorder.log.map((v) => fmt(v).padEnd(12)).join(""));
     }
@@ -91,7 +89,7 @@ export class ProgressCallback implements Callback {
     this.table!.update({ "text/html": html, "text/plain": text });
   }
 
-  private async drawChart(learn: Learner): Promise<void> {
+  private drawChart(learn: Learner): void {
     const r = learn.recorder;
     const fig: Figure = {
       data: [
@@ -100,7 +98,6 @@ export class ProgressCallback implements Callback {
       ],
       layout: { title: { text: "Loss" }, xaxis: { title: { text: "iteration" } }, yaxis: { title: { text: "loss" } }, width: 500, height: 300 },
     };
-    const b = await figureBundle(fig);
-    if (b) this.chart!.update(b);
+    updateFigure(this.chart!, fig);
   }
 }
