@@ -75,3 +75,17 @@ test("recorder.plotLoss and plotSched build plotly figures from what was recorde
   }
   assert.match(printed.join(""), /\[plot\] Loss: train\(3\), valid\(1\)/);
 });
+
+test("a kernel interrupt (SIGINT in tslab) stops fit before the next batch and fit works again", async () => {
+  await ready();
+  const learn = new Learner(toyDls(), toyModel().model, { progress: false });
+  let batches = 0;
+  learn.addCbs([{ afterBatch: (l) => { if (l.training && ++batches === 3) process.emit("SIGINT"); } }]);
+  await inFakeKernel(async () => {
+    await assert.rejects(learn.fit(3), /training interrupted at epoch 0, training batch 3; .*fit can be called again/);
+  });
+  assert.equal(batches, 3);
+  assert.equal(process.listenerCount("SIGINT"), 0, "listener removed");
+  await learn.fit(1);
+  assert.equal(learn.recorder.values.length, 1);
+});

@@ -105,6 +105,21 @@ export class NonFiniteLossError extends Error {
   }
 }
 
+/** Thrown by `fit` when interrupted (kernel interrupt or `learn.interrupt()`); the learner stays usable. */
+export class FitInterruptedError extends Error {
+  constructor(
+    readonly epoch: number,
+    readonly batch: number,
+    readonly training: boolean,
+  ) {
+    super(
+      `training interrupted at epoch ${epoch}, ${training ? "training" : "validation"} batch ${batch}; ` +
+        `the weights are those after the last completed step and fit can be called again`,
+    );
+    this.name = "FitInterruptedError";
+  }
+}
+
 /** The display name of a callback: its `name`, else its class name. */
 export function callbackName(cb: Callback): string {
   if (cb.name) return cb.name;

@@ -9,6 +9,7 @@ export {
   CancelEpochException,
   CancelFitException,
   NonFiniteLossError,
+  FitInterruptedError,
   type Callback,
   type EventName,
 } from "./callback";

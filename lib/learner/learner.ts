@@ -11,6 +11,7 @@ import {
   CancelTrainException,
   CancelValidException,
   NonFiniteLossError,
+  FitInterruptedError,
   callbackName,
   sortCallbacks,
   type Callback,
@@ -27,6 +28,7 @@ import type { Hypers } from "./optimizer";
 import { lrFind, type LrFindOptions, type LrFindResult } from "./lrfind";
 import { activationOf, exportModel, loadCheckpoint, predictWith, saveCheckpoint, type Prediction } from "./export";
 import * as nodePath from "node:path";
+import { inKernel } from "./show";
 
 /** A batch as the data floor yields it: inputs and targets (the learner disposes both). */
 export interface BatchLike {
@@ -195,6 +197,7 @@ export class Learner {
   /** Metric values of the last validation phase (same order as `metrics`). */
   metricValues?: number[];
 
+  private stopRequested = false;
   private groups?: tf.layers.Layer[][];
   private params?: GroupParam[][];
 
@@ -311,6 +314,11 @@ export class Learner {
     if (wd !== undefined) opt.setHyper("wd", wd);
     const extra = opts.cbs ?? [];
     this.addCbs(extra);
+    this.stopRequested = false;
+    // A tslab kernel interrupt only abandons the cell's promise; listen for it so training really stops.
+    const onSigint = () => this.interrupt();
+    const listen = inKernel();
+    if (listen) process.on("SIGINT", onSigint);
     try {
       this.nEpoch = nEpoch;
       this.epoch = 0;
@@ -328,10 +336,16 @@ export class Learner {
         CancelFitException,
       );
     } finally {
+      if (listen) process.off("SIGINT", onSigint);
       this.training = false;
       this.disposeBatch();
       this.removeCbs(extra);
     }
+  }
+
+  /** Ask a running `fit` to stop before its next batch (a kernel interrupt does this); it rejects with `FitInterruptedError`. */
+  interrupt(): void {
+    this.stopRequested = true;
   }
 
   private async doEpoch(): Promise<void> {
@@ -357,6 +371,10 @@ export class Learner {
         this.iter = i++;
         this.xb = b.xb;
         this.yb = b.yb;
+        if (this.stopRequested) {
+          this.stopRequested = false;
+          throw new FitInterruptedError(this.epoch, this.iter, training);
+        }
         try {
           await this.withEvents(() => (training ? this.trainBatch() : this.validBatch()), "batch", CancelBatchException);
           if (!training && this.pred && this.lossValue !== undefined) {
