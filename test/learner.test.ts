@@ -233,3 +233,64 @@ test("SaveModelCallback keeps the best epoch and reloads it at the end", async (
   assert.ok(fs.existsSync(path.join(dir, "models", "model.tsfast")));
   model.weights.forEach((w, i) => assert.deepEqual(Array.from(w.read().dataSync()), bestW[i]));
 });
+
+test("a tiny conv net with batch norm trains with fitOneCycle on 8×8 images and leaks no tensors", async () => {
+  await ready();
+  const { ArrayLoader, rng } = await import("./helpers/learner-data");
+  const r = rng(3);
+  // class 1: vertical stripes, class 0: horizontal stripes, plus noise (a conv + global pooling can tell)
+  const make = (m: number) => {
+    const xs: number[][] = [];
+    const ys: number[] = [];
+    for (let i = 0; i < m; i++) {
+      const y = i % 2;
+      ys.push(y);
+      xs.push(Array.from({ length: 64 }, (_, k) => ((y === 1 ? k % 8 : Math.floor(k / 8)) % 2 ? 0.8 : 0.2) + (r() - 0.5) * 0.3));
+    }
+    return new ArrayLoader(xs, ys, 8, [8, 8, 1]);
+  };
+  const dls = { train: make(32), valid: make(16), vocab: ["horizontal", "vertical"], c: 2, isMultiLabel: false };
+  const input = tf.input({ shape: [8, 8, 1] });
+  let h = tf.layers.conv2d({ filters: 4, kernelSize: 3, padding: "same", kernelInitializer: tf.initializers.heNormal({ seed: 1 }) }).apply(input) as tf.SymbolicTensor;
+  h = tf.layers.batchNormalization().apply(h) as tf.SymbolicTensor;
+  h = tf.layers.reLU().apply(h) as tf.SymbolicTensor;
+  h = tf.layers.globalAveragePooling2d({}).apply(h) as tf.SymbolicTensor;
+  const out = tf.layers.dense({ units: 2, kernelInitializer: tf.initializers.glorotUniform({ seed: 2 }) }).apply(h) as tf.SymbolicTensor;
+  const learn = new Learner(dls, tf.model({ inputs: input, outputs: out }), { progress: false, metrics: accuracy });
+  await learn.fit(1, 1e-3);
+  const before = tf.memory().numTensors;
+  await learn.fitOneCycle(4, { lrMax: 3e-2 });
+  assert.equal(tf.memory().numTensors, before);
+  const last = learn.recorder.values.at(-1)!;
+  assert.ok(last[2]! >= 0.9, `accuracy ${last[2]}`);
+});
+
+test("a multi-label learner defaults to BCEWithLogitsLossFlat; getPreds gives sigmoids and predict lists labels", async () => {
+  await ready();
+  const { ArrayLoader, rng } = await import("./helpers/learner-data");
+  const r = rng(5);
+  const make = (m: number) => {
+    const xs: number[][] = [];
+    const ys: number[][] = [];
+    for (let i = 0; i < m; i++) {
+      const x = [0, 0, 0, 0].map(() => r() * 2 - 1);
+      xs.push(x);
+      ys.push([x[0]! > 0 ? 1 : 0, x[1]! > 0 ? 1 : 0, 0]);
+    }
+    return new ArrayLoader(xs, ys, 16, [2, 2, 1], true);
+  };
+  const dls = { train: make(64), valid: make(32), vocab: ["a", "b", "c"], c: 3, isMultiLabel: true };
+  const { model } = toyModel(3);
+  const learn = new Learner(dls, model, { progress: false, lr: 3e-2 });
+  assert.equal(learn.lossFunc.name, "BCEWithLogitsLossFlat");
+  await learn.fit(8);
+  const { preds } = await learn.getPreds();
+  const p = preds.dataSync();
+  assert.ok(p.every((v) => v > 0 && v < 1));
+  preds.dispose();
+  const x = tf.tensor3d([0.9, 0.9, 0.1, 0.1], [2, 2, 1]);
+  const pr = await learn.predict(x);
+  x.dispose();
+  assert.deepEqual(pr.labels, ["a", "b"]);
+  assert.equal(pr.probs.length, 3);
+});
