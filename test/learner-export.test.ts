@@ -143,3 +143,22 @@ test("getPreds returns probabilities in loader order, targets, and per-item loss
   tf.dispose([preds, targs, losses!]);
   assert.equal(tf.memory().numTensors, before);
 });
+
+test("tta blends (1 − beta)·mean of augmented passes with beta·plain predictions, as fastai", async () => {
+  await ready();
+  const dls = toyDls();
+  const learn = new Learner(dls, toyModel().model, { progress: false });
+  await learn.fit(1, 1e-2);
+  const plain = await learn.getPreds();
+  const flipped = await learn.getPreds({ transform: (x) => tf.reverse(x, 2) });
+  const before = tf.memory().numTensors;
+  const r = await learn.tta(); // n 4: flip, plain, flip, plain; beta 0.25 → 0.375·flip + 0.625·plain
+  assert.equal(tf.memory().numTensors, before + 2);
+  const want = tf.tidy(() => tf.add(tf.mul(flipped.preds, 0.375), tf.mul(plain.preds, 0.625)));
+  const got = r.preds.dataSync();
+  want.dataSync().forEach((v, i) => assert.ok(Math.abs(got[i]! - v) < 1e-6));
+  const mx = await learn.tta({ useMax: true });
+  const wantMax = tf.maximum(flipped.preds, plain.preds);
+  assert.deepEqual(Array.from(mx.preds.dataSync()), Array.from(wantMax.dataSync()));
+  tf.dispose([plain.preds, plain.targs, flipped.preds, flipped.targs, r.preds, r.targs, want, mx.preds, mx.targs, wantMax]);
+});

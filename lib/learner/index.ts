@@ -1,7 +1,7 @@
 /**
  * The learner floor's public surface (re-exported by name from `lib/index.ts`).
  */
-export { Learner, type LearnerOptions, type FitOptions, type FitOneCycleOptions, type FineTuneOptions, type GetPredsOptions, type Preds, type DataLoadersLike, type DataLoaderLike, type BatchLike } from "./learner";
+export { Learner, type LearnerOptions, type FitOptions, type FitOneCycleOptions, type FineTuneOptions, type DataLoadersLike, type DataLoaderLike, type BatchLike } from "./learner";
 export {
   CancelBatchException,
   CancelTrainException,
@@ -13,6 +13,7 @@ export {
   type Callback,
   type EventName,
 } from "./callback";
+export { type GetPredsOptions, type Preds, type TtaOptions } from "./preds";
 export { Recorder, SmoothLoss } from "./recorder";
 export { ProgressCallback, type ProgressOptions } from "./progress";
 export { EarlyStoppingCallback, SaveModelCallback, CSVLogger, type EarlyStoppingOptions, type SaveModelOptions, type CSVLoggerOptions, type TrackerOptions } from "./callbacks";

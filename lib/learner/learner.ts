@@ -29,6 +29,7 @@ import { lrFind, type LrFindOptions, type LrFindResult } from "./lrfind";
 import { activationOf, exportModel, loadCheckpoint, predictWith, saveCheckpoint, type Prediction } from "./export";
 import * as nodePath from "node:path";
 import { inKernel } from "./show";
+import { getPreds, tta, validate, type GetPredsOptions, type Preds, type TtaOptions } from "./preds";
 
 /** A batch as the data floor yields it: inputs and targets (the learner disposes both). */
 export interface BatchLike {
@@ -126,25 +127,8 @@ export interface FitOptions {
   wd?: number;
   /** Extra callbacks for this call only. */
   cbs?: Callback[];
-}
-
-/** Options of `getPreds`. */
-export interface GetPredsOptions {
-  /** 0 = training loader, 1 = validation loader (default 1). */
-  dsIdx?: number;
-  /** Any loader instead of `dsIdx`. */
-  dl?: DataLoaderLike;
-  /** Also return the per-item loss (default false). */
-  withLoss?: boolean;
-  /** Apply the loss's activation (softmax/sigmoid) (default true). */
-  act?: boolean;
-}
-
-/** What `getPreds` returns; the caller disposes the tensors. */
-export interface Preds {
-  preds: tf.Tensor2D;
-  targs: tf.Tensor;
-  losses?: tf.Tensor1D;
+  /** Create a fresh optimizer (forget moving averages) first (default false). */
+  resetOpt?: boolean;
 }
 
 /** A `Learner` trains `model` on `dls` with `lossFunc` and `optFunc`, driven by callbacks. */
@@ -260,6 +244,7 @@ export class Learner {
   freezeTo(n: number): void {
     if (!this.opt) this.createOpt();
     freezeGroups(this.layerGroups(), n, this.trainBn);
+    this.opt!.clearState(); // as fastai: moving averages restart when the trained set changes
   }
   /** Freeze every group but the last. */
   freeze(): void {
@@ -307,7 +292,7 @@ export class Learner {
   async fit(nEpoch: number, lr?: LrSpec, opts: FitOptions = {}): Promise<void> {
     await ready();
     if (!Number.isInteger(nEpoch) || nEpoch < 0) throw new Error(`fit: nEpoch must be a non-negative integer, got ${nEpoch}`);
-    if (!this.opt) this.createOpt();
+    if (opts.resetOpt || !this.opt) this.createOpt();
     const opt = this.opt!;
     opt.setHyper("lr", lr ?? this.lr);
     const wd = opts.wd ?? this.wd;
@@ -517,54 +502,19 @@ export class Learner {
     return expandPerGroup(v, this.layerGroups().length);
   }
 
-  /** Predictions (activated), targets and optionally per-item losses over a loader; caller disposes. */
+  /** Predictions (activated), targets and optionally per-item losses over a loader, in loader order; caller disposes. */
   async getPreds(opts: GetPredsOptions = {}): Promise<Preds> {
-    await ready();
-    const dl = opts.dl ?? (opts.dsIdx === 0 ? this.dls.train : this.dls.valid);
-    const act = opts.act ?? true;
-    const ps: tf.Tensor[] = [];
-    const ts: tf.Tensor[] = [];
-    const ls: tf.Tensor[] = [];
-    try {
-      for await (const b of dl) {
-        try {
-          const { p, l } = tf.tidy(() => {
-            const logits = this.model.apply(b.xb, { training: false }) as tf.Tensor;
-            return {
-              p: act ? this.lossFunc.activation(logits) : logits,
-              l: opts.withLoss ? this.lossFunc.forward(logits, b.yb, "none") : undefined,
-            };
-          });
-          ps.push(p);
-          ts.push(b.yb.clone());
-          if (l) ls.push(l);
-        } finally {
-          b.xb.dispose();
-          b.yb.dispose();
-        }
-      }
-      if (!ps.length) throw new Error("getPreds: the loader yielded no batches");
-      const preds = tf.concat(ps) as tf.Tensor2D;
-      const targs = tf.concat(ts);
-      const out: Preds = { preds, targs };
-      if (opts.withLoss) out.losses = tf.concat(ls) as tf.Tensor1D;
-      return out;
-    } finally {
-      tf.dispose([...ps, ...ts, ...ls]);
-    }
+    return getPreds(this, opts);
   }
 
   /** Validation loss and metrics over a loader (default the validation set): `[validLoss, ...metrics]`. */
   async validate(opts: { dsIdx?: number; dl?: DataLoaderLike } = {}): Promise<number[]> {
-    await ready();
-    const dl = opts.dl ?? (opts.dsIdx === 0 ? this.dls.train : this.dls.valid);
-    const { preds, targs, losses } = await this.getPreds({ dl, withLoss: true, act: false });
-    try {
-      const l = tf.tidy(() => tf.mean(losses!).dataSync()[0]!);
-      return [l, ...this.metrics.map((m) => m.compute(preds, targs))];
-    } finally {
-      tf.dispose([preds, targs, losses!]);
-    }
+    return validate(this, opts);
+  }
+
+  /** fastai's `tta`: blend predictions on augmented copies of each batch with the plain ones; caller disposes. */
+  async tta(opts: TtaOptions = {}): Promise<Preds> {
+    return tta(this, opts);
   }
 
   /** fastai's `lr_find`: sweep the learning rate exponentially, plot loss vs LR, suggest LRs; weights and optimizer state are restored. */
