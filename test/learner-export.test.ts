@@ -64,6 +64,15 @@ test("export → loadLearner gives identical predictions, with custom layers, vo
   const c = await inf.predict("some/file.png");
   assert.deepEqual(seen, [{ kind: "toy" }, ["some/file.png"]]);
   assert.deepEqual(c, a);
+  // a batch of inputs gives the same answers as one at a time; nothing leaks
+  const before = tf.memory().numTensors;
+  const xb = tf.tensor4d([0.5, -0.2, 0.9, 0.1, -1, -1, -1, 0.5], [2, 2, 2, 1]);
+  const many = await inf.predictBatch(xb);
+  assert.equal(many.length, 2);
+  assert.deepEqual(many[0], a);
+  xb.dispose();
+  await inf.predict(x);
+  assert.equal(tf.memory().numTensors, before);
   // exporting again replaces the artifact atomically
   await learn.export("export");
   assert.deepEqual(fs.readdirSync(dir).sort(), ["export"]);

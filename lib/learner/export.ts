@@ -83,36 +83,49 @@ export interface Prediction {
   labels?: string[];
 }
 
+/** What `predict` needs besides the model. */
+export interface InferenceInfo {
+  vocab: string[];
+  isMultiLabel: boolean;
+  inferenceSpec: unknown;
+  activation: Activation;
+  thresh: number;
+}
+
 /** Run a model on one input (file path, encoded image, or an already prepared tensor) and decode it. */
-export async function predictWith(
-  model: tf.LayersModel,
-  meta: { vocab: string[]; isMultiLabel: boolean; inferenceSpec: unknown; activation: Activation; thresh: number },
-  input: string | Buffer | tf.Tensor,
-): Promise<Prediction> {
+export async function predictWith(model: tf.LayersModel, meta: InferenceInfo, input: string | Buffer | tf.Tensor): Promise<Prediction> {
+  const x = input instanceof tf.Tensor ? (input.rank === 3 ? tf.expandDims(input, 0) : input.clone()) : undefined;
+  const [r] = await predictManyWith(model, meta, x ?? [input as string | Buffer]);
+  x?.dispose();
+  return r!;
+}
+
+/** Run a model on many inputs at once (paths / encoded images, or a prepared NHWC batch) and decode each. */
+export async function predictManyWith(model: tf.LayersModel, meta: InferenceInfo, inputs: (string | Buffer)[] | tf.Tensor): Promise<Prediction[]> {
   await ready();
-  let x: tf.Tensor;
-  if (input instanceof tf.Tensor) x = input.rank === 3 ? tf.expandDims(input, 0) : input.clone();
-  else x = await findPreparer()(meta.inferenceSpec, [input]);
-  let probs: number[];
+  const x = inputs instanceof tf.Tensor ? inputs : await findPreparer()(meta.inferenceSpec, inputs);
+  let rows: number[][];
   try {
     const out = tf.tidy(() => {
       const logits = model.apply(x, { training: false }) as tf.Tensor;
       const p = meta.activation === "softmax" ? tf.softmax(logits) : meta.activation === "sigmoid" ? tf.sigmoid(logits) : logits;
-      return tf.reshape(p, [-1]);
+      return tf.reshape(p, [x.shape[0]!, -1]);
     });
-    probs = Array.from(await out.data());
+    rows = (await out.array()) as number[][];
     out.dispose();
   } finally {
-    x.dispose();
+    if (x !== inputs) x.dispose();
   }
-  let index = 0;
-  probs.forEach((p, i) => {
-    if (p > probs[index]!) index = i;
-  });
   const name = (i: number) => meta.vocab[i] ?? String(i);
-  const r: Prediction = { label: name(index), index, probs };
-  if (meta.isMultiLabel) r.labels = probs.flatMap((p, i) => (p > meta.thresh ? [name(i)] : []));
-  return r;
+  return rows.map((probs) => {
+    let index = 0;
+    probs.forEach((p, i) => {
+      if (p > probs[index]!) index = i;
+    });
+    const r: Prediction = { label: name(index), index, probs };
+    if (meta.isMultiLabel) r.labels = probs.flatMap((p, i) => (p > meta.thresh ? [name(i)] : []));
+    return r;
+  });
 }
 
 function concatWeightData(w: tf.io.WeightData | undefined): ArrayBuffer {
@@ -205,6 +218,8 @@ export interface InferenceLearner {
   meta: ExportMeta;
   /** Predict one input: a file path, an encoded image, or a prepared tensor. */
   predict(input: string | Buffer | tf.Tensor): Promise<Prediction>;
+  /** Predict many inputs in one batch: paths / encoded images, or a prepared NHWC tensor (not disposed). */
+  predictBatch(inputs: (string | Buffer)[] | tf.Tensor): Promise<Prediction[]>;
 }
 
 function readJson(file: string, what: string): unknown {
@@ -263,6 +278,7 @@ export async function loadLearner(dir: string): Promise<InferenceLearner> {
     isMultiLabel: info.isMultiLabel,
     meta,
     predict: (input) => predictWith(model, info, input),
+    predictBatch: (inputs) => predictManyWith(model, info, inputs),
   };
 }
 

@@ -22,4 +22,4 @@ export { schedLin, schedCos, schedExp, schedNo, combineScheds, combinedCos, Para
 export { LRFinder, type LrFindOptions, type LrFindResult } from "./lrfind";
 export { CrossEntropyLossFlat, LabelSmoothingCrossEntropy, BCEWithLogitsLossFlat, MSELossFlat, L1LossFlat, type Loss, type Reduction, type CrossEntropyOptions, type LabelSmoothingOptions, type BCEOptions } from "./losses";
 export { accuracy, errorRate, accuracyMulti, rmse, F1Score, Precision, Recall, type Metric, type ClassMetricOptions, type AccuracyMultiOptions, type Average } from "./metrics";
-export { loadLearner, setInferencePreparer, EXPORT_FORMAT, EXPORT_VERSION, type InferenceLearner, type Prediction, type ExportMeta, type PrepareInferenceBatch } from "./export";
+export { loadLearner, setInferencePreparer, EXPORT_FORMAT, EXPORT_VERSION, type InferenceLearner, type InferenceInfo, type Prediction, type ExportMeta, type PrepareInferenceBatch } from "./export";

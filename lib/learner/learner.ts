@@ -26,7 +26,7 @@ import { ProgressCallback } from "./progress";
 import { combinedCos, ParamScheduler } from "./schedule";
 import type { Hypers } from "./optimizer";
 import { lrFind, type LrFindOptions, type LrFindResult } from "./lrfind";
-import { activationOf, exportModel, loadCheckpoint, predictWith, saveCheckpoint, type Prediction } from "./export";
+import { activationOf, exportModel, loadCheckpoint, predictManyWith, predictWith, saveCheckpoint, type InferenceInfo, type Prediction } from "./export";
 import * as nodePath from "node:path";
 import { inKernel } from "./show";
 import { getPreds, tta, validate, type GetPredsOptions, type Preds, type TtaOptions } from "./preds";
@@ -528,7 +528,12 @@ export class Learner {
     return predictWith(this.model, this.inferenceInfo(), input);
   }
 
-  private inferenceInfo() {
+  /** Predict many items in one batch: paths / encoded images, or a prepared NHWC tensor (not disposed). */
+  async predictBatch(inputs: (string | Buffer)[] | tf.Tensor): Promise<Prediction[]> {
+    return predictManyWith(this.model, this.inferenceInfo(), inputs);
+  }
+
+  private inferenceInfo(): InferenceInfo {
     const spec = typeof this.dls.inferenceSpec === "function" ? this.dls.inferenceSpec() : null;
     return { vocab: this.dls.vocab ?? [], isMultiLabel: !!this.dls.isMultiLabel, inferenceSpec: spec, ...activationOf(this.lossFunc) };
   }
