@@ -50,7 +50,7 @@ export function setInferencePreparer(f: PrepareInferenceBatch): void {
 
 function findPreparer(): PrepareInferenceBatch {
   if (preparer) return preparer;
-  for (const p of ["../data", "../data/index", "../data/inference", "../data/loaders"]) {
+  for (const p of ["../data/loader", "../data", "../data/index", "../data/inference"]) {
     try {
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       const m = require(p) as { prepareInferenceBatch?: PrepareInferenceBatch };
