@@ -123,3 +123,16 @@ test("optimizer state round-trips through stateDict: continued steps are identic
   tf.dispose([g1, g2, a.variable, b.variable]);
   optA.dispose();
 });
+
+test("SGD created with mom 0 ignores a scheduled momentum, as fastai's SGD", async () => {
+  await ready();
+  const p = param([1]);
+  const opt = SGD([[p]], { lr: 0.1 });
+  opt.setHyper("mom", 0.9);
+  const g = tf.tensor1d([0.5]);
+  opt.step(new Map([[p.variable, g]]));
+  opt.step(new Map([[p.variable, g]]));
+  closeArr(p.variable.dataSync(), [0.9], 1e-7); // two plain steps of 0.05
+  tf.dispose([g, p.variable]);
+  opt.dispose();
+});

@@ -263,13 +263,14 @@ export interface SGDOptions {
 /** fastai's SGD: 1. p ← p·(1 − lr·wd); 2. m ← mom·m + g (when mom ≠ 0); 3. p ← p − lr·m. */
 export class SGDOptimizer extends Optimizer {
   readonly kind = "SGD";
+  /** As in fastai, momentum is used only when created with `mom ≠ 0` (a one-cycle `mom` schedule then varies it). */
+  readonly useMom: boolean;
   constructor(groups: Param[][], opts: SGDOptions = {}) {
     super(groups, { lr: opts.lr ?? 1e-3, mom: opts.mom ?? 0, sqrMom: 0, eps: 0, wd: opts.wd ?? 0 });
+    this.useMom = (opts.mom ?? 0) !== 0;
   }
   protected update(p: Param, g: tf.Tensor, h: Hypers, st: ParamState): void {
-    // fastai keeps the momentum buffer once created even if mom is scheduled to 0.
-    const useMom = h.mom !== 0 || st.tensors.has("gradAvg");
-    const m = useMom ? this.slot(p, st, "gradAvg") : undefined;
+    const m = this.useMom ? this.slot(p, st, "gradAvg") : undefined;
     tf.tidy(() => {
       let w: tf.Tensor = p.variable;
       if (p.doWd && h.wd !== 0) w = tf.mul(w, 1 - h.lr * h.wd);
