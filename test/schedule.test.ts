@@ -140,3 +140,12 @@ test("lrFind sweeps lr exponentially, stops on divergence, restores weights and 
   assert.ok(r2.lrs.length < 60, `stopped after ${r2.lrs.length} batches`);
   assert.ok(r.figure.data.length === 5);
 });
+
+test("an lrFind result prints like fastai's SuggestedLRs and exposes each suggestion by name", () => {
+  const r = suggest(LRS.concat(LRS.map((x) => x * 10)), LOSSES.concat(LOSSES), 10, [minimum, steep]);
+  assert.equal(typeof r.minimum, "number");
+  assert.equal(r.minimum, r.suggestions["minimum"]);
+  assert.match(String(r), /^SuggestedLRs\(minimum=[0-9.e-]+, steep=[0-9.e-]+\)$/);
+  assert.equal(require("node:util").inspect(r), String(r));
+  assert.deepEqual(Object.keys(r), ["minimum", "steep"]);
+});

@@ -3,6 +3,7 @@
  * exponentially, record the smoothed loss, stop when it diverges, then restore the weights and the
  * optimizer state and suggest learning rates.
  */
+import * as util from "node:util";
 import * as tf from "../engine/tf";
 import { CancelFitException, CancelValidException, NonFiniteLossError } from "./callback";
 import type { Learner } from "./learner";
@@ -31,6 +32,11 @@ export interface LrFindOptions {
 export interface LrFindResult {
   /** Suggested learning rates, e.g. `{ valley: 1.2e-3 }`. */
   suggestions: Record<string, number>;
+  /** The `valley` suggestion, when asked for (likewise `slide`, `minimum`, `steep`). */
+  valley?: number;
+  slide?: number;
+  minimum?: number;
+  steep?: number;
   /** Points to mark, by rule name: [lr, loss]. */
   points: Record<string, [number, number]>;
   /** Learning rate per batch. */
@@ -152,5 +158,11 @@ export function suggest(lrs: number[], losses: number[], numIt: number, funcs: S
     layout: { title: { text: "Learning rate finder" }, xaxis: { type: "log", title: { text: "Learning Rate" } }, yaxis: { title: { text: "Loss" } } },
   };
   if (plot) showFigure(figure);
-  return { suggestions, points, lrs, losses, figure };
+  // Printed (e.g. as a notebook cell's value) like fastai's `SuggestedLRs(valley=0.0012)`, not as raw arrays.
+  const text = `SuggestedLRs(${Object.entries(suggestions).map(([k, v]) => `${k}=${v.toPrecision(4)}`).join(", ")})`;
+  const result = { ...suggestions } as unknown as LrFindResult;
+  const hidden = { suggestions, points, lrs, losses, figure, toString: () => text, [util.inspect.custom]: () => text };
+  for (const [k, v] of Object.entries(hidden)) Object.defineProperty(result, k, { value: v, enumerable: false });
+  Object.defineProperty(result, util.inspect.custom, { value: () => text, enumerable: false });
+  return result;
 }
