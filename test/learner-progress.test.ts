@@ -65,10 +65,12 @@ test("recorder.plotLoss and plotSched build plotly figures from what was recorde
   const printed: string[] = [];
   process.stdout.write = ((s: string) => (printed.push(String(s)), true)) as typeof process.stdout.write;
   try {
-    const f = learn.recorder.plotLoss();
+    learn.recorder.plotLoss();
+    learn.recorder.plotSched();
+    const f = learn.recorder.lossFigure();
     assert.equal(f.data[0]!.y!.length, 8 - 5);
     assert.deepEqual(f.data[1]!.x, [8]); // fastai drops valid points before skipStart (iters [4, 8])
-    const s = learn.recorder.plotSched();
+    const s = learn.recorder.schedFigure();
     assert.deepEqual(s.data[0]!.y, learn.recorder.lrs);
   } finally {
     process.stdout.write = orig;

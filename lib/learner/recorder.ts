@@ -82,7 +82,12 @@ export class Recorder implements Callback {
   }
 
   /** Plot the smoothed training loss per batch and the validation loss per epoch (fastai's `plot_loss`). */
-  plotLoss(opts: { skipStart?: number; withValid?: boolean } = {}): Figure {
+  plotLoss(opts: { skipStart?: number; withValid?: boolean } = {}): void {
+    showFigure(this.lossFigure(opts));
+  }
+
+  /** The figure `plotLoss` draws (train loss from `skipStart`, default 5; valid loss per epoch). */
+  lossFigure(opts: { skipStart?: number; withValid?: boolean } = {}): Figure {
     const skip = opts.skipStart ?? 5;
     const data: Trace[] = [
       { x: this.losses.map((_, i) => i).slice(skip), y: this.losses.slice(skip), type: "scatter", mode: "lines", name: "train" },
@@ -91,13 +96,16 @@ export class Recorder implements Callback {
       const keep = this.iters.map((it, i) => ({ it, v: this.values[i]![1]! })).filter((p) => p.it >= skip && Number.isFinite(p.v));
       data.push({ x: keep.map((p) => p.it), y: keep.map((p) => p.v), type: "scatter", mode: "lines+markers", name: "valid" });
     }
-    const fig: Figure = { data, layout: { title: { text: "Loss" }, xaxis: { title: { text: "iteration" } }, yaxis: { title: { text: "loss" } } } };
-    showFigure(fig);
-    return fig;
+    return { data, layout: { title: { text: "Loss" }, xaxis: { title: { text: "iteration" } }, yaxis: { title: { text: "loss" } } } };
   }
 
   /** Plot the learning rate and momentum per training batch (fastai's `plot_sched`). */
-  plotSched(): Figure {
+  plotSched(): void {
+    showFigure(this.schedFigure());
+  }
+
+  /** The figure `plotSched` draws. */
+  schedFigure(): Figure {
     const x = this.lrs.map((_, i) => i);
     const fig: Figure = {
       data: [
@@ -111,7 +119,6 @@ export class Recorder implements Callback {
         yaxis2: { title: { text: "mom" }, overlaying: "y", side: "right" },
       },
     };
-    showFigure(fig);
     return fig;
   }
 }
