@@ -72,10 +72,11 @@ test("recorder.plotLoss and plotSched build plotly figures from what was recorde
     assert.deepEqual(f.data[1]!.x, [8]); // fastai drops valid points before skipStart (iters [4, 8])
     const s = learn.recorder.schedFigure();
     assert.deepEqual(s.data[0]!.y, learn.recorder.lrs);
+    assert.deepEqual(s.data[1]!.y, learn.recorder.moms);
   } finally {
     process.stdout.write = orig;
   }
-  assert.match(printed.join(""), /\[plot\] Loss: train\(3\), valid\(1\)/);
+  assert.match(printed.join(""), /\[plot\] .*train\(3\), valid\(1\)/);
 });
 
 test("a kernel interrupt (SIGINT in tslab) stops fit before the next batch and fit works again", async () => {

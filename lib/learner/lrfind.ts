@@ -10,6 +10,7 @@ import type { Learner } from "./learner";
 import { disposeState } from "./optimizer";
 import { ProgressCallback } from "./progress";
 import { ParamScheduler, schedExp, suggestName, valley, type SuggestFunc } from "./schedule";
+import { lrFindFigure } from "../display/charts";
 import { showFigure, type Figure } from "./show";
 
 /** Options of `lrFind` (fastai's defaults). */
@@ -141,22 +142,12 @@ export function suggest(lrs: number[], losses: number[], numIt: number, funcs: S
     suggestions[name] = s.lr;
     points[name] = s.point;
   });
-  const end = Math.max(1, lrs.length - 5);
-  const colors = ["#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"];
-  const figure: Figure = {
-    data: [
-      { x: lrs.slice(0, end), y: losses.slice(0, end), type: "scatter", mode: "lines", name: "loss" },
-      ...Object.entries(points).map(([name, p], i) => ({
-        x: [p[0]],
-        y: [p[1]],
-        type: "scatter",
-        mode: "markers",
-        name: `${name}: ${suggestions[name]!.toExponential(2)}`,
-        marker: { size: 10, color: colors[i % colors.length] },
-      })),
-    ],
-    layout: { title: { text: "Learning rate finder" }, xaxis: { type: "log", title: { text: "Learning Rate" } }, yaxis: { title: { text: "Loss" } } },
-  };
+  // fastai marks each rule's point (e.g. `minimum` at the lr of the lowest loss, not a tenth of it)
+  const figure = lrFindFigure(
+    lrs,
+    losses,
+    Object.entries(points).map(([name, p]) => ({ name, lr: p[0], loss: p[1] })),
+  );
   if (plot) showFigure(figure);
   // Printed (e.g. as a notebook cell's value) like fastai's `SuggestedLRs(valley=0.0012)`, not as raw arrays.
   const text = `SuggestedLRs(${Object.entries(suggestions).map(([k, v]) => `${k}=${v.toPrecision(4)}`).join(", ")})`;

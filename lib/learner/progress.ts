@@ -4,6 +4,7 @@
  */
 import type { Callback } from "./callback";
 import type { Learner } from "./learner";
+import { lossFigure } from "../display/charts";
 import { escapeHtml } from "../display/display";
 import { liveDisplay, updateFigure, type Figure, type Live } from "./show";
 
@@ -90,14 +91,8 @@ export class ProgressCallback implements Callback {
   }
 
   private drawChart(learn: Learner): void {
-    const r = learn.recorder;
-    const fig: Figure = {
-      data: [
-        { x: r.losses.map((_, i) => i), y: r.losses, type: "scatter", mode: "lines", name: "train" },
-        { x: r.iters, y: r.values.map((v) => v[1]!), type: "scatter", mode: "lines+markers", name: "valid" },
-      ],
-      layout: { title: { text: "Loss" }, xaxis: { title: { text: "iteration" } }, yaxis: { title: { text: "loss" } }, width: 500, height: 300 },
-    };
+    const fig: Figure = lossFigure(learn.recorder, { skipStart: 0 });
+    fig.layout = { ...fig.layout, width: 500, height: 300 };
     updateFigure(this.chart!, fig);
   }
 }

@@ -4,7 +4,8 @@
  */
 import type { Callback } from "./callback";
 import type { Learner } from "./learner";
-import { showFigure, type Figure, type Trace } from "./show";
+import { lossFigure, schedFigure } from "../display/charts";
+import { showFigure, type Figure } from "./show";
 
 /** fastai's `AvgSmoothLoss`: debiased exponential moving average, v ← β·v + (1 − β)·loss; value = v/(1 − β^count). */
 export class SmoothLoss {
@@ -88,15 +89,7 @@ export class Recorder implements Callback {
 
   /** The figure `plotLoss` draws (train loss from `skipStart`, default 5; valid loss per epoch). */
   lossFigure(opts: { skipStart?: number; withValid?: boolean } = {}): Figure {
-    const skip = opts.skipStart ?? 5;
-    const data: Trace[] = [
-      { x: this.losses.map((_, i) => i).slice(skip), y: this.losses.slice(skip), type: "scatter", mode: "lines", name: "train" },
-    ];
-    if (opts.withValid ?? true) {
-      const keep = this.iters.map((it, i) => ({ it, v: this.values[i]![1]! })).filter((p) => p.it >= skip && Number.isFinite(p.v));
-      data.push({ x: keep.map((p) => p.it), y: keep.map((p) => p.v), type: "scatter", mode: "lines+markers", name: "valid" });
-    }
-    return { data, layout: { title: { text: "Loss" }, xaxis: { title: { text: "iteration" } }, yaxis: { title: { text: "loss" } } } };
+    return lossFigure(this, opts);
   }
 
   /** Plot the learning rate and momentum per training batch (fastai's `plot_sched`). */
@@ -106,20 +99,7 @@ export class Recorder implements Callback {
 
   /** The figure `plotSched` draws. */
   schedFigure(): Figure {
-    const x = this.lrs.map((_, i) => i);
-    const fig: Figure = {
-      data: [
-        { x, y: this.lrs, type: "scatter", mode: "lines", name: "lr" },
-        { x, y: this.moms, type: "scatter", mode: "lines", name: "mom", yaxis: "y2" },
-      ],
-      layout: {
-        title: { text: "Schedule" },
-        xaxis: { title: { text: "iteration" } },
-        yaxis: { title: { text: "lr" } },
-        yaxis2: { title: { text: "mom" }, overlaying: "y", side: "right" },
-      },
-    };
-    return fig;
+    return schedFigure({ lr: this.lrs, mom: this.moms });
   }
 }
 
