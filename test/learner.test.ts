@@ -103,6 +103,10 @@ test("an exception thrown mid-epoch leaves the learner usable and fit callable a
   assert.equal(learn.training, false);
   assert.equal(tf.memory().numTensors, before, "no tensors leaked by the interrupted fit");
   armed = false;
+  // two overlapping fits on one learner are refused
+  const first = learn.fit(1);
+  await assert.rejects(learn.fit(1), /already training/);
+  await first;
   await learn.fit(1);
   assert.equal(learn.recorder.values.length, 1);
   assert.equal(tf.memory().numTensors, before);

@@ -182,6 +182,7 @@ export class Learner {
   metricValues?: number[];
 
   private stopRequested = false;
+  private running = false;
   private groups?: tf.layers.Layer[][];
   private params?: GroupParam[][];
 
@@ -292,6 +293,9 @@ export class Learner {
   async fit(nEpoch: number, lr?: LrSpec, opts: FitOptions = {}): Promise<void> {
     await ready();
     if (!Number.isInteger(nEpoch) || nEpoch < 0) throw new Error(`fit: nEpoch must be a non-negative integer, got ${nEpoch}`);
+    if (this.running) {
+      throw new Error("fit: this learner is already training (an earlier cell may still run); await it, or call learn.interrupt() to stop it");
+    }
     if (opts.resetOpt || !this.opt) this.createOpt();
     const opt = this.opt!;
     opt.setHyper("lr", lr ?? this.lr);
@@ -304,6 +308,7 @@ export class Learner {
     const onSigint = () => this.interrupt();
     const listen = inKernel();
     if (listen) process.on("SIGINT", onSigint);
+    this.running = true;
     try {
       this.nEpoch = nEpoch;
       this.epoch = 0;
@@ -322,6 +327,7 @@ export class Learner {
       );
     } finally {
       if (listen) process.off("SIGINT", onSigint);
+      this.running = false;
       this.training = false;
       this.disposeBatch();
       this.removeCbs(extra);
