@@ -149,3 +149,22 @@ test("an lrFind result prints like fastai's SuggestedLRs and exposes each sugges
   assert.equal(require("node:util").inspect(r), String(r));
   assert.deepEqual(Object.keys(r), ["minimum", "steep"]);
 });
+
+test("lrFind skips validation (LRFinder cancels it) and hides the progress output", async () => {
+  await ready();
+  const dls = toyDls({ n: 64, bs: 16 });
+  const learn = new Learner(dls, toyModel().model);
+  let validBatches = 0;
+  learn.addCbs([{ beforeBatch: (l) => void (l.training || validBatches++) }]);
+  const lines: string[] = [];
+  const orig = console.log;
+  console.log = (...a: unknown[]) => void lines.push(a.join(" "));
+  try {
+    await learn.lrFind({ numIt: 10, showPlot: false });
+  } finally {
+    console.log = orig;
+  }
+  assert.equal(validBatches, 0);
+  assert.deepEqual(lines, []);
+  assert.equal(learn.cbs.filter((c) => c.name === "ProgressCallback").length, 1, "progress callback back in place");
+});

@@ -261,8 +261,8 @@ export class Learner {
     for (const cb of this.cbs) {
       const f = cb[name];
       if (!f) continue;
-      if (this.training === false && cb.runValid === false && isBatchOrValidEvent(name)) continue;
-      if (this.training === true && cb.runTrain === false && isBatchOrTrainEvent(name)) continue;
+      // as fastai: runTrain/runValid only filter the per-batch events
+      if (INNER_LOOP.has(name) && (this.training ? cb.runTrain === false : cb.runValid === false)) continue;
       try {
         await f.call(cb, this);
       } catch (e) {
@@ -589,9 +589,4 @@ function isCancel(e: unknown): boolean {
   );
 }
 
-function isBatchOrValidEvent(n: EventName): boolean {
-  return /Batch|Pred|Loss|Validate/.test(n);
-}
-function isBatchOrTrainEvent(n: EventName): boolean {
-  return /Batch|Pred|Loss|Backward|Step|Train/.test(n);
-}
+const INNER_LOOP = new Set<EventName>(["beforeBatch", "afterPred", "afterLoss", "beforeBackward", "afterStep", "afterCancelBatch", "afterBatch"]);
