@@ -277,6 +277,7 @@ export class Learner {
     body: () => Promise<void>,
     kind: "fit" | "epoch" | "train" | "validate" | "batch",
     cancel: new (...a: never[]) => Error,
+    beforeAfter?: () => void,
   ): Promise<void> {
     const cap = kind[0]!.toUpperCase() + kind.slice(1);
     try {
@@ -286,6 +287,7 @@ export class Learner {
       if (!(e instanceof cancel)) throw e;
       await this.event(`afterCancel${cap}` as EventName);
     }
+    beforeAfter?.();
     await this.event(`after${cap}` as EventName);
   }
 
@@ -362,12 +364,15 @@ export class Learner {
         this.iter = i++;
         this.xb = b.xb;
         this.yb = b.yb;
+        this.lossValue = undefined;
         if (this.stopRequested) {
           this.stopRequested = false;
           throw new FitInterruptedError(this.epoch, this.iter, training);
         }
         try {
-          await this.withEvents(() => (training ? this.trainBatch() : this.validBatch()), "batch", CancelBatchException);
+          // fastai's TrainEvalCallback counts a training batch (even a cancelled one) before other afterBatch handlers run
+          const countBatch = training ? () => this.countTrainBatch() : undefined;
+          await this.withEvents(() => (training ? this.trainBatch() : this.validBatch()), "batch", CancelBatchException, countBatch);
           if (!training && this.pred && this.lossValue !== undefined) {
             const bs = this.yb.shape[0] ?? 1;
             lossSum += this.lossValue * bs;
@@ -416,10 +421,9 @@ export class Learner {
     const stats = this.model.layers.flatMap(leafLayers).flatMap(designNonTrainable);
     const saved = stats.map((lv) => lv.read().clone());
     try {
-      let pred: tf.Tensor | undefined;
       const forward = () => {
         const out = this.model.apply(xb, { training: true }) as tf.Tensor;
-        pred = tf.keep(out);
+        this.pred = tf.keep(out);
         return this.lossFunc.forward(out, yb, "mean") as tf.Scalar;
       };
       if (trained.length) {
@@ -430,7 +434,6 @@ export class Learner {
         this.loss = tf.tidy(forward);
         this.grads = new Map();
       }
-      this.pred = pred;
       this.lossValue = (await this.loss.data())[0]!;
       await this.event("afterPred");
       await this.event("afterLoss");
@@ -444,10 +447,12 @@ export class Learner {
       await this.event("afterStep");
     } finally {
       tf.dispose(saved);
-      // TrainEvalCallback's bookkeeping, before the afterBatch callbacks read it.
-      this.trainIter += 1;
-      this.pctTrain = this.trainIter / (this.nEpoch * Math.max(1, this.nIter));
     }
+  }
+
+  private countTrainBatch(): void {
+    this.trainIter += 1;
+    this.pctTrain = this.trainIter / (this.nEpoch * Math.max(1, this.nIter));
   }
 
   private async validBatch(): Promise<void> {
