@@ -20,6 +20,14 @@ export class ArrayLoader implements DataLoaderLike {
   get length(): number {
     return Math.ceil(this.n / this.bs);
   }
+  /** Item names (the Data contract's `items`), in prediction order. */
+  get items(): string[] {
+    return this.xs.map((_, i) => `item${i}`);
+  }
+  /** Item `i` as an image tensor (the Data contract's `loadImage`). */
+  async loadImage(i: number): Promise<tf.Tensor3D> {
+    return tf.tensor3d(this.xs[i]!, this.shape);
+  }
   async *[Symbol.asyncIterator](): AsyncIterator<BatchLike> {
     for (let i = 0; i < this.n; i += this.bs) {
       const x = this.xs.slice(i, i + this.bs);
