@@ -49,6 +49,7 @@ test("export → loadLearner gives identical predictions, with custom layers, vo
   assert.ok(meta.layerClasses.includes("TestTimesLayer"));
   const inf = await loadLearner(path.join(dir, "export"));
   assert.deepEqual(inf.vocab, ["neg", "pos"]);
+  assert.deepEqual(inf.dls.vocab, ["neg", "pos"]);
   const x = tf.tensor3d([0.5, -0.2, 0.9, 0.1], [2, 2, 1]);
   const a = await learn.predict(x);
   const b = await inf.predict(x);

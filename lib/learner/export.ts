@@ -214,6 +214,8 @@ export async function exportModel(
 export interface InferenceLearner {
   model: tf.LayersModel;
   vocab: string[];
+  /** fastai's `learn.dls.vocab`, for code written against a training learner. */
+  dls: { vocab: string[]; isMultiLabel: boolean };
   isMultiLabel: boolean;
   meta: ExportMeta;
   /** Predict one input: a file path, an encoded image, or a prepared tensor. */
@@ -276,6 +278,7 @@ export async function loadLearner(dir: string): Promise<InferenceLearner> {
     model,
     vocab: info.vocab,
     isMultiLabel: info.isMultiLabel,
+    dls: { vocab: info.vocab, isMultiLabel: info.isMultiLabel },
     meta,
     predict: (input) => predictWith(model, info, input),
     predictBatch: (inputs) => predictManyWith(model, info, inputs),
