@@ -64,8 +64,8 @@ export function paramGroups(groups: Layer[][], wdBnBias: boolean): GroupParam[][
  */
 export function freezeGroups(groups: Layer[][], n: number, trainBn: boolean): void {
   const frozenIdx = n >= 0 ? n : groups.length + n;
-  if (frozenIdx > groups.length) {
-    console.warn(`freezeTo(${n}): the model has ${groups.length} parameter groups; the whole model is frozen`);
+  if (frozenIdx >= groups.length) {
+    console.warn(`freezeTo(${n}): freezing ${frozenIdx} groups but the model has ${groups.length}; the whole model is frozen`);
   }
   groups.forEach((g, i) => {
     const frozen = i < frozenIdx;
