@@ -298,3 +298,11 @@ test("a multi-label learner defaults to BCEWithLogitsLossFlat; getPreds gives si
   assert.deepEqual(pr.labels, ["a", "b"]);
   assert.equal(pr.probs.length, 3);
 });
+
+test("trackers minimise losses and errors and maximise other metrics, as fastai's TrackerCallback", () => {
+  assert.equal(new EarlyStoppingCallback().comp, "min");
+  assert.equal(new EarlyStoppingCallback({ monitor: "error_rate" }).comp, "min");
+  assert.equal(new EarlyStoppingCallback({ monitor: "_rmse" }).comp, "min");
+  assert.equal(new EarlyStoppingCallback({ monitor: "accuracy" }).comp, "max");
+  assert.equal(new SaveModelCallback({ monitor: "f1_score" }).comp, "max");
+});

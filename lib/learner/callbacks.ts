@@ -10,7 +10,7 @@ import type { Learner } from "./learner";
 export interface TrackerOptions {
   /** What to watch: "valid_loss", "train_loss" or a metric name (default "valid_loss"). */
   monitor?: string;
-  /** "min" or "max"; default: "max" for names containing accuracy/f1/precision/recall/r2, else "min". */
+  /** "min" or "max"; default (fastai's rule): "min" when the name contains loss or error (also rmse/mse/mae/perplexity), else "max". */
   comp?: "min" | "max";
   /** Smallest change that counts as an improvement (default 0). */
   minDelta?: number;
@@ -26,7 +26,7 @@ abstract class TrackerCallback implements Callback {
   newBest = false;
   constructor(opts: TrackerOptions = {}) {
     this.monitor = opts.monitor ?? "valid_loss";
-    this.comp = opts.comp ?? (/accuracy|f1|precision|recall|r2|roc/i.test(this.monitor) ? "max" : "min");
+    this.comp = opts.comp ?? (/loss|error|rmse|mse|mae|perplexity/i.test(this.monitor) ? "min" : "max");
     this.minDelta = opts.minDelta ?? 0;
   }
   beforeFit(): void {
