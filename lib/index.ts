@@ -106,3 +106,8 @@ export { accuracy, errorRate, accuracyMulti, rmse, F1Score, Precision, Recall } 
 export type { Metric, ClassMetricOptions, AccuracyMultiOptions, Average } from "./learner/metrics";
 export { loadLearner, setInferencePreparer, EXPORT_FORMAT, EXPORT_VERSION } from "./learner/export";
 export type { InferenceLearner, InferenceInfo, Prediction, ExportMeta, PrepareInferenceBatch } from "./learner/export";
+// serve: put a model in production
+export { serve, serveDefaults } from "./serve/server";
+export type { ServeOptions, ServeHandle, PredictResponse } from "./serve/server";
+export { setPredictorLoader } from "./serve/predictor";
+export type { Predictor, PredictorLoader, LearnerLike } from "./serve/predictor";
