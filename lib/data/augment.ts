@@ -326,36 +326,61 @@ export function projectiveResample(
       // 2. → pixel coordinates, padded by the mode.
       let px = (sx + 1) * kx;
       let py = (sy + 1) * ky;
-      if (padMode === "reflection") {
-        px = reflectCoord(px, W);
-        py = reflectCoord(py, H);
-      } else if (padMode === "border") {
-        px = Math.min(Math.max(px, 0), W - 1);
-        py = Math.min(Math.max(py, 0), H - 1);
+      if (padMode === "zeros") {
+        sampleZeros(data, W, H, px, py, out, o);
+        continue;
       }
-      // 3. bilinear over the 4 neighbours (zeros padding: taps outside contribute 0).
+      if (padMode === "reflection") {
+        if (px < 0 || px > W - 1) px = reflectCoord(px, W);
+        if (py < 0 || py > H - 1) py = reflectCoord(py, H);
+      } else {
+        px = px < 0 ? 0 : px > W - 1 ? W - 1 : px;
+        py = py < 0 ? 0 : py > H - 1 ? H - 1 : py;
+      }
+      // 3. bilinear over the 4 neighbours (all inside after padding; the last row/column repeats).
       const x0 = Math.floor(px);
       const y0 = Math.floor(py);
       const fx = px - x0;
       const fy = py - y0;
-      let r = 0;
-      let g = 0;
-      let b = 0;
-      for (let t = 0; t < 4; t++) {
-        const xi = x0 + (t & 1);
-        const yi = y0 + (t >> 1);
-        const wgt = (t & 1 ? fx : 1 - fx) * (t >> 1 ? fy : 1 - fy);
-        if (wgt === 0 || xi < 0 || yi < 0 || xi >= W || yi >= H) continue;
-        const p = (yi * W + xi) * 3;
-        r += data[p]! * wgt;
-        g += data[p + 1]! * wgt;
-        b += data[p + 2]! * wgt;
-      }
+      const dx = x0 < W - 1 ? 3 : 0;
+      const dy = y0 < H - 1 ? W * 3 : 0;
+      const p = (y0 * W + x0) * 3;
+      const w00 = (1 - fx) * (1 - fy);
+      const w01 = fx * (1 - fy);
+      const w10 = (1 - fx) * fy;
+      const w11 = fx * fy;
+      const r = data[p]! * w00 + data[p + dx]! * w01 + data[p + dy]! * w10 + data[p + dy + dx]! * w11;
+      const g = data[p + 1]! * w00 + data[p + dx + 1]! * w01 + data[p + dy + 1]! * w10 + data[p + dy + dx + 1]! * w11;
+      const b = data[p + 2]! * w00 + data[p + dx + 2]! * w01 + data[p + dy + 2]! * w10 + data[p + dy + dx + 2]! * w11;
       out[o] = r * inv255;
       out[o + 1] = g * inv255;
       out[o + 2] = b * inv255;
     }
   }
+}
+
+// Bilinear sample at pixel position (px, py) where taps outside the image count as 0.
+function sampleZeros(data: Uint8Array, W: number, H: number, px: number, py: number, out: Float32Array, o: number): void {
+  const x0 = Math.floor(px);
+  const y0 = Math.floor(py);
+  const fx = px - x0;
+  const fy = py - y0;
+  let r = 0;
+  let g = 0;
+  let b = 0;
+  for (let t = 0; t < 4; t++) {
+    const xi = x0 + (t & 1);
+    const yi = y0 + (t >> 1);
+    const wgt = (t & 1 ? fx : 1 - fx) * (t >> 1 ? fy : 1 - fy);
+    if (wgt === 0 || xi < 0 || yi < 0 || xi >= W || yi >= H) continue;
+    const p = (yi * W + xi) * 3;
+    r += data[p]! * wgt;
+    g += data[p + 1]! * wgt;
+    b += data[p + 2]! * wgt;
+  }
+  out[o] = r / 255;
+  out[o + 1] = g / 255;
+  out[o + 2] = b / 255;
 }
 
 /** fastai's `logit` with its clamp: log(x / (1 - x)) for x in [1e-7, 1 - 1e-7]. */
@@ -414,6 +439,7 @@ export function applyBatchTfms(images: RawImage[], tfms: readonly BatchTfm[], tr
     }
   }
   const per = oh * ow * 3;
+  const norm = tfms.filter((t): t is NormalizeTfm => t.type === "Normalize");
   const data = new Float32Array(images.length * per);
   for (let n = 0; n < images.length; n++) {
     const img = images[n]!;
@@ -435,9 +461,9 @@ export function applyBatchTfms(images: RawImage[], tfms: readonly BatchTfm[], tr
         if (b !== 0.5 || c !== 1) applyLighting(data, offset, per, b, c);
       }
     }
+    // Normalise this image's slice while it is still in cache.
+    for (const t of norm) normalizeInPlace(data.subarray(offset, offset + per), t.mean, t.std);
   }
-  const norm = tfms.filter((t): t is NormalizeTfm => t.type === "Normalize");
-  for (const t of norm) normalizeInPlace(data, t.mean, t.std);
   return { data, shape: [images.length, oh, ow, 3] };
 }
 
@@ -449,8 +475,12 @@ function copyScaled(img: RawImage, out: Float32Array, offset: number): void {
 
 /** `(x - mean[c]) / std[c]` over an interleaved RGB float buffer. */
 export function normalizeInPlace(data: Float32Array, mean: number[], std: number[]): void {
-  const [m0, m1, m2] = mean as [number, number, number];
-  const [s0, s1, s2] = [1 / std[0]!, 1 / std[1]!, 1 / std[2]!];
+  const m0 = mean[0]!;
+  const m1 = mean[1]!;
+  const m2 = mean[2]!;
+  const s0 = 1 / std[0]!;
+  const s1 = 1 / std[1]!;
+  const s2 = 1 / std[2]!;
   for (let i = 0; i < data.length; i += 3) {
     data[i] = (data[i]! - m0) * s0;
     data[i + 1] = (data[i + 1]! - m1) * s1;

@@ -21,6 +21,23 @@ export interface DecodeOptions {
   maxPixels?: number;
   /** RGB colour alpha is composited over. Default [255, 255, 255] (white). */
   background?: [number, number, number];
+  /**
+   * Skip an enlarging resize of the last item transform (keep the cropped region at its own
+   * resolution). Loaders set it when a batch transform resamples to a smaller final size anyway:
+   * the batch resample works in relative coordinates, so the upscale would only cost time. Default false.
+   */
+  noUpscale?: boolean;
+}
+
+/** Drop `plan`'s resize when it only enlarges a plain crop (see `DecodeOptions.noUpscale`). */
+export function withoutUpscale(plan: ItemPlan, w: number, h: number): ItemPlan {
+  if (!plan.resize || plan.extend || plan.crop) return plan;
+  const sw = plan.extract?.width ?? w;
+  const sh = plan.extract?.height ?? h;
+  if (plan.resize.width < sw || plan.resize.height < sh) return plan;
+  const out: ItemPlan = { out: { width: sw, height: sh } };
+  if (plan.extract) out.extract = plan.extract;
+  return out;
 }
 
 /** An image that could not be decoded; `path` names the file. */
@@ -96,9 +113,10 @@ export async function decodeImage(
   const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
   const bg = opts.background ?? [255, 255, 255];
   const sharp = loadSharp();
+  const noUpscale = opts.noUpscale ?? false;
   return sharp
-    ? decodeSharp(sharp, buf, name, tfms, train, rng, maxPixels, bg)
-    : decodeJimp(buf, name, tfms, train, rng, maxPixels, bg);
+    ? decodeSharp(sharp, buf, name, tfms, train, rng, maxPixels, bg, noUpscale)
+    : decodeJimp(buf, name, tfms, train, rng, maxPixels, bg, noUpscale);
 }
 
 function checkPixels(name: string, w: number, h: number, maxPixels: number): void {
@@ -125,6 +143,7 @@ async function decodeSharp(
   rng: Rng,
   maxPixels: number,
   bg: [number, number, number],
+  noUpscale: boolean,
 ): Promise<RawImage> {
   let meta: Metadata;
   try {
@@ -142,8 +161,9 @@ async function decodeSharp(
   // The first transform runs in the decoding pipeline itself (so JPEG shrink-on-load applies);
   // later ones run on the raw result.
   const steps = tfms.length === 0 ? [undefined] : tfms;
-  for (const tfm of steps) {
-    const plan = tfm ? planItemTfm(tfm, w, h, train, rng) : undefined;
+  for (const [k, tfm] of steps.entries()) {
+    let plan = tfm ? planItemTfm(tfm, w, h, train, rng) : undefined;
+    if (plan && noUpscale && k === steps.length - 1) plan = withoutUpscale(plan, w, h);
     let pipe: Sharp;
     if (raw === undefined) {
       pipe = sharp(buf, { limitInputPixels: maxPixels, pages: 1 }).autoOrient();
@@ -189,6 +209,7 @@ async function decodeJimp(
   rng: Rng,
   maxPixels: number,
   bg: [number, number, number],
+  noUpscale: boolean,
 ): Promise<RawImage> {
   const { Jimp } = require("jimp") as typeof import("jimp");
   let img: Awaited<ReturnType<typeof Jimp.read>>;
@@ -208,7 +229,11 @@ async function decodeJimp(
     rgb[j + 2] = Math.round(data[i + 2]! * a + bg[2] * (1 - a));
   }
   let cur: RawImage = { data: rgb, width, height };
-  for (const tfm of tfms) cur = applyPlanJs(cur, planItemTfm(tfm, cur.width, cur.height, train, rng));
+  for (const [k, tfm] of tfms.entries()) {
+    let plan = planItemTfm(tfm, cur.width, cur.height, train, rng);
+    if (noUpscale && k === tfms.length - 1) plan = withoutUpscale(plan, cur.width, cur.height);
+    cur = applyPlanJs(cur, plan);
+  }
   return cur;
 }
 

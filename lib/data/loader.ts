@@ -54,6 +54,17 @@ export interface LoaderSource {
   isMultiLabel: boolean;
 }
 
+/**
+ * True when a batch transform resamples every image to a final size no larger than the last item
+ * transform's, so enlarging in the item transform is redundant (see `DecodeOptions.noUpscale`).
+ */
+export function upscaleIsRedundant(itemTfms: readonly ItemTfm[], batchTfms: readonly BatchTfm[]): boolean {
+  const last = itemTfms[itemTfms.length - 1];
+  const aff = batchTfms.find((t) => t.type === "AffineAug");
+  if (!last || !aff || aff.type !== "AffineAug" || !aff.size) return false;
+  return aff.size[0] <= last.size[0] && aff.size[1] <= last.size[1];
+}
+
 /** Derive a 32-bit seed from a base seed and integers (for per-epoch, per-item streams). */
 function subSeed(...parts: number[]): number {
   let h = 0x811c9dc5;
@@ -155,7 +166,8 @@ export class DataLoader implements AsyncIterable<Batch> {
     const cached = this.cache?.get(i);
     if (cached) return cached;
     try {
-      const img = await this.limiter.run(() => decodeImage(this.source.inputs[i]!, this.source.itemTfms, this.train, rng, this.decodeOpts));
+      const opts = { ...this.decodeOpts, noUpscale: upscaleIsRedundant(this.source.itemTfms, this.source.batchTfms) };
+      const img = await this.limiter.run(() => decodeImage(this.source.inputs[i]!, this.source.itemTfms, this.train, rng, opts));
       if (this.cache && (!this.train || this.source.itemTfms.every((t) => t.type === "Resize" && t.method === "squish"))) {
         this.cache.set(i, img);
       }
@@ -259,7 +271,8 @@ export interface InferenceSpec {
 export async function prepareInferenceBatch(spec: InferenceSpec, inputs: (string | Buffer)[]): Promise<tf.Tensor4D> {
   await ready();
   if (inputs.length === 0) throw new Error("prepareInferenceBatch: no inputs given");
-  const imgs = await Promise.all(inputs.map((x) => decodeImage(x, spec.itemTfms, false, new Rng(0))));
+  const opts = { noUpscale: upscaleIsRedundant(spec.itemTfms, spec.batchTfms) };
+  const imgs = await Promise.all(inputs.map((x) => decodeImage(x, spec.itemTfms, false, new Rng(0), opts)));
   const res = applyBatchTfms(imgs, spec.batchTfms, false, new Rng(0));
   return tf.tensor4d(res.data, res.shape, "float32");
 }
