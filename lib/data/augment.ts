@@ -303,6 +303,7 @@ export function projectiveResample(
   padMode: PadMode,
   out: Float32Array,
   offset: number,
+  post?: PixelPost,
 ): void {
   const { data, width: W, height: H } = src;
   const [m0, m1, m2, m3, m4, m5, m6, m7, m8] = m as [number, number, number, number, number, number, number, number, number];
@@ -311,23 +312,31 @@ export function projectiveResample(
   const ky = (H - 1) / 2;
   const inv255 = 1 / 255;
   let o = offset;
+  const x0n = ow > 1 ? -1 : 0;
+  const stepX = ow > 1 ? 2 / (ow - 1) : 0;
   for (let i = 0; i < oh; i++) {
     const y = oh > 1 ? -1 + (2 * i) / (oh - 1) : 0;
-    for (let j = 0; j < ow; j++, o += 3) {
-      const x = ow > 1 ? -1 + (2 * j) / (ow - 1) : 0;
-      // 1. output position → source position in [-1, 1] (homogeneous divide when projective).
-      let sx = m0 * x + m1 * y + m2;
-      let sy = m3 * x + m4 * y + m5;
+    // 1. output position → source position in [-1, 1], stepped along the row (homogeneous
+    //    divide when projective).
+    let ax = m0 * x0n + m1 * y + m2;
+    let ay = m3 * x0n + m4 * y + m5;
+    let az = m6 * x0n + m7 * y + m8;
+    const dax = m0 * stepX;
+    const day = m3 * stepX;
+    const daz = m6 * stepX;
+    for (let j = 0; j < ow; j++, o += 3, ax += dax, ay += day, az += daz) {
+      let sx = ax;
+      let sy = ay;
       if (projective) {
-        const z = m6 * x + m7 * y + m8;
-        sx /= z;
-        sy /= z;
+        sx /= az;
+        sy /= az;
       }
       // 2. → pixel coordinates, padded by the mode.
       let px = (sx + 1) * kx;
       let py = (sy + 1) * ky;
       if (padMode === "zeros") {
         sampleZeros(data, W, H, px, py, out, o);
+        if (post) writePost(post, out[o]!, out[o + 1]!, out[o + 2]!, out, o);
         continue;
       }
       if (padMode === "reflection") {
@@ -338,8 +347,8 @@ export function projectiveResample(
         py = py < 0 ? 0 : py > H - 1 ? H - 1 : py;
       }
       // 3. bilinear over the 4 neighbours (all inside after padding; the last row/column repeats).
-      const x0 = Math.floor(px);
-      const y0 = Math.floor(py);
+      const x0 = px | 0;
+      const y0 = py | 0;
       const fx = px - x0;
       const fy = py - y0;
       const dx = x0 < W - 1 ? 3 : 0;
@@ -352,11 +361,43 @@ export function projectiveResample(
       const r = data[p]! * w00 + data[p + dx]! * w01 + data[p + dy]! * w10 + data[p + dy + dx]! * w11;
       const g = data[p + 1]! * w00 + data[p + dx + 1]! * w01 + data[p + dy + 1]! * w10 + data[p + dy + dx + 1]! * w11;
       const b = data[p + 2]! * w00 + data[p + dx + 2]! * w01 + data[p + dy + 2]! * w10 + data[p + dy + dx + 2]! * w11;
-      out[o] = r * inv255;
-      out[o + 1] = g * inv255;
-      out[o + 2] = b * inv255;
+      if (post) {
+        writePost(post, r * inv255, g * inv255, b * inv255, out, o);
+      } else {
+        out[o] = r * inv255;
+        out[o + 1] = g * inv255;
+        out[o + 2] = b * inv255;
+      }
     }
   }
+}
+
+/** Per-pixel work fused into the resampling pass: lighting table, then normalisation. */
+export interface PixelPost {
+  /** Lighting table (`makeLightingLut`), or undefined for none. */
+  lut?: LightingLut;
+  /** Per-channel mean and 1/std, or undefined for none. */
+  mean?: [number, number, number];
+  invStd?: [number, number, number];
+}
+
+function writePost(post: PixelPost, r: number, g: number, b: number, out: Float32Array, o: number): void {
+  const lut = post.lut;
+  if (lut) {
+    r = lookup(lut, r);
+    g = lookup(lut, g);
+    b = lookup(lut, b);
+  }
+  const mean = post.mean;
+  const inv = post.invStd;
+  if (mean && inv) {
+    r = (r - mean[0]) * inv[0];
+    g = (g - mean[1]) * inv[1];
+    b = (b - mean[2]) * inv[2];
+  }
+  out[o] = r;
+  out[o + 1] = g;
+  out[o + 2] = b;
 }
 
 // Bilinear sample at pixel position (px, py) where taps outside the image count as 0.
@@ -396,22 +437,29 @@ export function lightingFn(x: number, brightness: number, contrast: number): num
 
 const LUT_N = 1024;
 
-/** Apply brightness/contrast to `n` floats at `offset` through a 1,025-entry table, interpolated. */
-function applyLighting(buf: Float32Array, offset: number, n: number, brightness: number, contrast: number): void {
-  const lut = new Float32Array(LUT_N + 1);
-  for (let i = 0; i <= LUT_N; i++) lut[i] = lightingFn(i / LUT_N, brightness, contrast);
-  // The ends are steep (logit is infinite at 0 and 1): compute those exactly.
-  for (let k = offset; k < offset + n; k++) {
-    const v = buf[k]!;
-    const f = v * LUT_N;
-    const i = Math.floor(f);
-    if (i < 1 || i >= LUT_N - 1) {
-      buf[k] = lightingFn(v, brightness, contrast);
-    } else {
-      const t = f - i;
-      buf[k] = lut[i]! * (1 - t) + lut[i + 1]! * t;
-    }
-  }
+/** A lighting function tabulated on [0, 1] (interpolated), with exact values near the steep ends. */
+export interface LightingLut {
+  table: Float32Array;
+  brightness: number;
+  contrast: number;
+}
+
+/** Tabulate `lightingFn(·, brightness, contrast)` at 1,025 points. */
+export function makeLightingLut(brightness: number, contrast: number): LightingLut {
+  const table = new Float32Array(LUT_N + 1);
+  for (let i = 0; i <= LUT_N; i++) table[i] = lightingFn(i / LUT_N, brightness, contrast);
+  return { table, brightness, contrast };
+}
+
+function lookup(lut: LightingLut, v: number): number {
+  if (v <= 0) return lut.table[0]!;
+  if (v >= 1) return lut.table[LUT_N]!;
+  const f = v * LUT_N;
+  const i = f | 0;
+  // logit is infinite at 0 and 1, so the first and last cells are computed exactly.
+  if (i < 1 || i >= LUT_N - 1) return lightingFn(v, lut.brightness, lut.contrast);
+  const t = f - i;
+  return lut.table[i]! * (1 - t) + lut.table[i + 1]! * t;
 }
 
 /** Options of `applyBatchTfms`. */
@@ -441,36 +489,51 @@ export function applyBatchTfms(images: RawImage[], tfms: readonly BatchTfm[], tr
   const per = oh * ow * 3;
   const norm = tfms.filter((t): t is NormalizeTfm => t.type === "Normalize");
   const data = new Float32Array(images.length * per);
+  const lighting = tfms.filter((t): t is LightingAugTfm => t.type === "Lighting");
   for (let n = 0; n < images.length; n++) {
     const img = images[n]!;
     const offset = n * per;
-    if (affine) {
-      const m = drawAffine(affine, img.width, img.height, train, rng);
-      const same = img.width === ow && img.height === oh;
-      if (same && m.every((v, i) => v === IDENTITY[i])) copyScaled(img, data, offset);
-      else projectiveResample(img, m, oh, ow, affine.padMode, data, offset);
-    } else {
-      copyScaled(img, data, offset);
-    }
-    for (const t of tfms) {
-      if (t.type === "Lighting" && train) {
+    // 1. draw this image's matrix and lighting (the draws happen whether or not they apply, so a
+    //    seed gives the same stream whatever the probabilities).
+    const m = affine ? drawAffine(affine, img.width, img.height, train, rng) : IDENTITY;
+    const post: PixelPost = {};
+    if (train) {
+      for (const t of lighting) {
         const bDraw = rng.uniform(0.5 * (1 - t.maxLighting), 0.5 * (1 + t.maxLighting));
         const b = rng.bernoulli(t.pLighting) ? bDraw : 0.5;
         const cDraw = Math.exp(rng.uniform(Math.log(1 - t.maxLighting), -Math.log(1 - t.maxLighting)));
         const c = rng.bernoulli(t.pLighting) ? cDraw : 1;
-        if (b !== 0.5 || c !== 1) applyLighting(data, offset, per, b, c);
+        if (b !== 0.5 || c !== 1) post.lut = makeLightingLut(b, c);
       }
     }
-    // Normalise this image's slice while it is still in cache.
-    for (const t of norm) normalizeInPlace(data.subarray(offset, offset + per), t.mean, t.std);
+    // Several Normalize transforms compose into one affine per channel.
+    if (norm.length) {
+      let mean: [number, number, number] = [0, 0, 0];
+      let inv: [number, number, number] = [1, 1, 1];
+      for (const t of norm) {
+        mean = [0, 1, 2].map((k) => mean[k]! + t.mean[k]! / inv[k]!) as [number, number, number];
+        inv = [0, 1, 2].map((k) => inv[k]! / t.std[k]!) as [number, number, number];
+      }
+      post.mean = mean;
+      post.invStd = inv;
+    }
+    const hasPost = post.lut !== undefined || post.mean !== undefined;
+    // 2. one pass: resample (or copy) with lighting and normalisation fused.
+    const same = img.width === ow && img.height === oh;
+    if (same && m.every((v, i) => v === IDENTITY[i])) copyScaled(img, data, offset, hasPost ? post : undefined);
+    else projectiveResample(img, m, oh, ow, affine?.padMode ?? "reflection", data, offset, hasPost ? post : undefined);
   }
   return { data, shape: [images.length, oh, ow, 3] };
 }
 
-function copyScaled(img: RawImage, out: Float32Array, offset: number): void {
+function copyScaled(img: RawImage, out: Float32Array, offset: number, post?: PixelPost): void {
   const inv = 1 / 255;
   const d = img.data;
-  for (let i = 0; i < d.length; i++) out[offset + i] = d[i]! * inv;
+  if (post) {
+    for (let i = 0; i < d.length; i += 3) writePost(post, d[i]! * inv, d[i + 1]! * inv, d[i + 2]! * inv, out, offset + i);
+  } else {
+    for (let i = 0; i < d.length; i++) out[offset + i] = d[i]! * inv;
+  }
 }
 
 /** `(x - mean[c]) / std[c]` over an interleaved RGB float buffer. */
