@@ -81,6 +81,7 @@ function resolveFiles(dir: string, files: readonly string[]): string[] {
 
 /** Build `DataLoaders` from items and a label function. */
 async function fromItems(
+  dir: string,
   items: string[],
   label: (f: string, i: number) => string | string[],
   multi: boolean,
@@ -88,15 +89,15 @@ async function fromItems(
   opts: FactoryOptions,
 ): Promise<DataLoaders> {
   const idx = new Map(items.map((f, i) => [f, i]));
-  const block = new DataBlock<string[], string>({
+  const block = new DataBlock<string, string>({
     blocks: [ImageBlock, yBlock(multi, opts.vocab)],
-    getItems: (s) => s,
+    getItems: () => items,
     getY: (f) => label(f, idx.get(f)!),
     splitter: splitter as Splitter<string>,
     ...(opts.itemTfms === undefined ? {} : { itemTfms: opts.itemTfms }),
     ...(opts.batchTfms === undefined ? {} : { batchTfms: opts.batchTfms }),
   });
-  return block.dataloaders(items, opts);
+  return block.dataloaders(dir, opts);
 }
 
 /** Items of a list are unique file paths in these factories; duplicates would alias labels. */
@@ -141,7 +142,7 @@ export const ImageDataLoaders = {
       throw new Error(`ImageDataLoaders.fromFolder: no image files (${imageExtensions.join(" ")}) under "${dir}"`);
     }
     warnEmptyClassFolders(dir, opts.validPct === undefined ? [trainName, validName] : undefined, files);
-    return fromItems(files, parentLabel, false, splitter, opts);
+    return fromItems(dir, files, parentLabel, false, splitter, opts);
   },
 
   /** Label each file by the first capture group of `pattern` matched against its path. */
@@ -149,7 +150,7 @@ export const ImageDataLoaders = {
     const full = resolveFiles(dir, files);
     checkUnique(full, "ImageDataLoaders.fromNameRe");
     const lab = RegexLabeller(pattern);
-    return fromItems(full, (f) => splitLabel(lab(f), opts.labelDelim), opts.labelDelim !== undefined, splitFor(opts), opts);
+    return fromItems(dir, full, (f) => splitLabel(lab(f), opts.labelDelim), opts.labelDelim !== undefined, splitFor(opts), opts);
   },
 
   /** Label each file by `labelFunc(path)`; arrays of labels make it multi-label. */
@@ -166,7 +167,7 @@ export const ImageDataLoaders = {
       return typeof l === "string" ? splitLabel(l, opts.labelDelim) : l;
     });
     const multi = opts.labelDelim !== undefined || labels.some((l) => Array.isArray(l));
-    return fromItems(full, (_f, i) => asKind(labels[i]!, multi), multi, splitFor(opts), opts);
+    return fromItems(dir, full, (_f, i) => asKind(labels[i]!, multi), multi, splitFor(opts), opts);
   },
 
   /** Files with labels given in parallel lists; arrays of labels (or `labelDelim`) make it multi-label. */
@@ -178,7 +179,7 @@ export const ImageDataLoaders = {
     checkUnique(full, "ImageDataLoaders.fromLists");
     const ls = labels.map((l) => (typeof l === "string" ? splitLabel(l, opts.labelDelim) : l));
     const multi = opts.labelDelim !== undefined || ls.some((l) => Array.isArray(l));
-    return fromItems(full, (_f, i) => asKind(ls[i]!, multi), multi, splitFor(opts), opts);
+    return fromItems(dir, full, (_f, i) => asKind(ls[i]!, multi), multi, splitFor(opts), opts);
   },
 
   /** Files and labels from a CSV (fastai's `from_csv`): `fnCol`, `labelCol`, optional `labelDelim` and `validCol`. */
@@ -222,7 +223,7 @@ export const ImageDataLoaders = {
       const cs = ColSplitter(name);
       splitter = () => cs(records);
     }
-    return fromItems(files, (_f, i) => labels[i]!, multi, splitter, opts);
+    return fromItems(dir, files, (_f, i) => labels[i]!, multi, splitter, opts);
   },
 };
 
