@@ -276,3 +276,28 @@ test("DataBlock with getItems, getY, splitter and a fixed vocab builds the same 
   const mb = new DataBlock<string, string>({ blocks: [ImageBlock, MultiCategoryBlock], getItems: getImageFiles, getY: (f) => [parentLabel(f)], splitter: GrandparentSplitter() as never, itemTfms: Resize(8) });
   assert.equal((await mb.dataloaders(root)).isMultiLabel, true);
 });
+
+test("showBatch shows up to maxN images captioned with their labels (text fallback outside a kernel), leaking nothing", async () => {
+  const root = await folderTree(["cat", "dog"], 3, 1);
+  const dls = await ImageDataLoaders.fromFolder(root, {
+    itemTfms: Resize(8),
+    batchTfms: Normalize.fromStats(...imagenetStats),
+    bs: 6,
+    shuffle: false,
+  });
+  await ready();
+  const before = tf.memory().numTensors;
+  const out: string[] = [];
+  const orig = process.stdout.write.bind(process.stdout);
+  process.stdout.write = ((chunk: string | Uint8Array) => {
+    out.push(String(chunk));
+    return true;
+  }) as typeof process.stdout.write;
+  try {
+    await dls.showBatch({ maxN: 4, nrows: 2 });
+  } finally {
+    process.stdout.write = orig;
+  }
+  assert.equal(tf.memory().numTensors, before);
+  assert.match(out.join(""), /\[4 images\] cat \| cat \| cat \| dog/);
+});

@@ -5,6 +5,7 @@
  */
 import * as tf from "../engine/tf";
 import { ready } from "../engine/backend";
+import { showImageGrid, type GridOptions } from "../display/image";
 import { applyBatchTfms, type BatchTfm, type NormalizeTfm } from "./augment";
 import { decodeImage, ImageDecodeError, type DecodeOptions } from "./decode";
 import type { RawImage } from "./pixels";
@@ -291,11 +292,6 @@ export interface ShowBatchOptions {
   valid?: boolean;
 }
 
-type ShowImageGrid = (
-  items: { image: Buffer | tf.Tensor3D; title?: string; color?: string }[],
-  opts?: { ncols?: number; size?: number },
-) => unknown;
-
 /** A training and a validation `DataLoader` with their vocabulary (fastai's `DataLoaders`). */
 export class DataLoaders {
   constructor(
@@ -371,10 +367,9 @@ export class DataLoaders {
     const nrows = opts.nrows ?? Math.ceil(Math.sqrt(n));
     const ncols = opts.ncols ?? Math.ceil(n / nrows);
     try {
-      const display = require("../display/image") as { showImageGrid: ShowImageGrid };
-      const gridOpts: { ncols: number; size?: number } = { ncols };
+      const gridOpts: GridOptions = { ncols };
       if (opts.size !== undefined) gridOpts.size = opts.size;
-      await display.showImageGrid(items, gridOpts);
+      await showImageGrid(items, gridOpts);
     } finally {
       images.forEach((t) => t.dispose());
     }
