@@ -301,3 +301,26 @@ test("showBatch shows up to maxN images captioned with their labels (text fallba
   assert.equal(tf.memory().numTensors, before);
   assert.match(out.join(""), /\[4 images\] cat \| cat \| cat \| dog/);
 });
+
+test("the presized-image cache (memory or disk) gives the same validation batches and train batches of the right size", async () => {
+  const root = await folderTree(["a", "b"], 4, 2, { size: [30, 20] });
+  const cacheDir = tmpDir("tsfast-cache-");
+  const base = { itemTfms: Resize(12), batchTfms: augTransforms({ size: 8 }), bs: 4 };
+  const plain = await ImageDataLoaders.fromFolder(root, base);
+  const mem = await ImageDataLoaders.fromFolder(root, { ...base, cache: "memory" });
+  const disk = await ImageDataLoaders.fromFolder(root, { ...base, cache: "disk", cacheDir });
+  const ref = await collect(plain.valid);
+  assert.deepEqual(await collect(mem.valid), ref);
+  assert.deepEqual(await collect(mem.valid), ref); // second epoch from the cache
+  assert.deepEqual(await collect(disk.valid), ref);
+  assert.equal(fs.readdirSync(cacheDir).filter((f) => f.endsWith(".rgb")).length, 4);
+  const disk2 = await ImageDataLoaders.fromFolder(root, { ...base, cache: "disk", cacheDir });
+  assert.deepEqual(await collect(disk2.valid), ref); // a new loader reads the files
+  // train: the cover-resized image is cached (18×12 for 30×20 → 12), the crop stays random
+  const t1 = await collect(disk.train);
+  const t2 = await collect(disk.train);
+  assert.deepEqual(t1.shapes, [[4, 8, 8, 3], [4, 8, 8, 3]]);
+  assert.notDeepEqual(t1.xs, t2.xs);
+  assert.equal(fs.readdirSync(cacheDir).filter((f) => f.endsWith(".rgb")).length, 12);
+  fs.rmSync(cacheDir, { recursive: true, force: true });
+});

@@ -148,6 +148,7 @@ export class DataBlock<S = unknown, T = unknown> {
       numWorkers: opts.numWorkers ?? 8,
       prefetch: opts.prefetch ?? 2,
       cache: opts.cache ?? false,
+      ...(opts.cacheDir === undefined ? {} : { cacheDir: opts.cacheDir }),
       ...(opts.maxPixels === undefined ? {} : { maxPixels: opts.maxPixels }),
     };
     const train = new DataLoader(make(trn), {

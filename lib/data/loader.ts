@@ -7,10 +7,11 @@ import * as tf from "../engine/tf";
 import { ready } from "../engine/backend";
 import { showImageGrid, type GridOptions } from "../display/image";
 import { applyBatchTfms, type BatchTfm, type NormalizeTfm } from "./augment";
-import { decodeImage, ImageDecodeError, type DecodeOptions } from "./decode";
-import type { RawImage } from "./pixels";
+import { ImageCache, type CacheKind } from "./cache";
+import { decodeImage, ImageDecodeError, withoutUpscale, type DecodeOptions } from "./decode";
+import { applyPlanJs, type RawImage } from "./pixels";
 import { Rng } from "./random";
-import type { ItemTfm } from "./transforms";
+import { planItemTfm, splitForCache, type ItemTfm } from "./transforms";
 
 /** A batch: `xb` float32 NHWC, `yb` int32 [bs] class indices or float32 [bs, c] multi-hot. The consumer disposes both. */
 export interface Batch {
@@ -34,8 +35,14 @@ export interface LoaderOptions {
   numWorkers?: number;
   /** Batches decoded ahead of the one being consumed. Default 2. */
   prefetch?: number;
-  /** Keep decoded images whose item transforms are deterministic (all of valid) in memory. Default false. */
-  cache?: boolean;
+  /**
+   * Keep presized images (`memory`, or `disk` under `cacheDir`; `true` means memory) so later
+   * epochs skip decoding: all of valid, and on train the image resized to cover a cropping
+   * `Resize` (the random crop is cut from it each epoch). Default false.
+   */
+  cache?: CacheKind | boolean;
+  /** Folder of the disk cache. Default `$TMPDIR/tsfast-cache`. */
+  cacheDir?: string;
   /** Refuse images with more pixels than this. Default 178,956,970. */
   maxPixels?: number;
 }
@@ -114,13 +121,13 @@ export class DataLoader implements AsyncIterable<Batch> {
   private readonly seed: number;
   private readonly limiter: Limiter;
   private readonly prefetch: number;
-  private readonly cache: Map<number, RawImage> | undefined;
+  private readonly cache: ImageCache | undefined;
   private readonly decodeOpts: DecodeOptions;
   private epoch = 0;
 
   constructor(
     readonly source: LoaderSource,
-    opts: { bs: number; shuffle: boolean; train: boolean; dropLast: boolean; seed: number; numWorkers: number; prefetch: number; cache: boolean; maxPixels?: number },
+    opts: { bs: number; shuffle: boolean; train: boolean; dropLast: boolean; seed: number; numWorkers: number; prefetch: number; cache: CacheKind | boolean; cacheDir?: string; maxPixels?: number },
   ) {
     if (!(Number.isInteger(opts.bs) && opts.bs > 0)) throw new Error(`bs must be a positive integer, got ${opts.bs}`);
     this.items = source.inputs.map((x, i) => (typeof x === "string" ? x : `<buffer #${i}>`));
@@ -133,7 +140,8 @@ export class DataLoader implements AsyncIterable<Batch> {
     this.seed = opts.seed;
     this.limiter = new Limiter(Math.max(1, opts.numWorkers));
     this.prefetch = Math.max(0, opts.prefetch);
-    this.cache = opts.cache ? new Map() : undefined;
+    const kind = opts.cache === true ? "memory" : opts.cache;
+    this.cache = kind ? new ImageCache(kind, opts.cacheDir) : undefined;
     this.decodeOpts = opts.maxPixels === undefined ? {} : { maxPixels: opts.maxPixels };
   }
 
@@ -164,13 +172,25 @@ export class DataLoader implements AsyncIterable<Batch> {
   }
 
   private async decodeItem(i: number, rng: Rng): Promise<RawImage | null> {
-    const cached = this.cache?.get(i);
-    if (cached) return cached;
+    const input = this.source.inputs[i]!;
+    const tfms = this.source.itemTfms;
+    const noUpscale = upscaleIsRedundant(tfms, this.source.batchTfms);
+    const opts = { ...this.decodeOpts, noUpscale };
     try {
-      const opts = { ...this.decodeOpts, noUpscale: upscaleIsRedundant(this.source.itemTfms, this.source.batchTfms) };
-      const img = await this.limiter.run(() => decodeImage(this.source.inputs[i]!, this.source.itemTfms, this.train, rng, opts));
-      if (this.cache && (!this.train || this.source.itemTfms.every((t) => t.type === "Resize" && t.method === "squish"))) {
-        this.cache.set(i, img);
+      const split = this.cache ? splitForCache(tfms, this.train) : undefined;
+      if (!this.cache || !split) return await this.limiter.run(() => decodeImage(input, tfms, this.train, rng, opts));
+      // The cached (deterministic) part, then the random rest in JavaScript.
+      const recipe = JSON.stringify({ tfms: split.cached, noUpscale, maxPixels: this.decodeOpts.maxPixels ?? null });
+      let img = this.cache.get(i, input, recipe);
+      if (!img) {
+        const base = await this.limiter.run(() => decodeImage(input, split.cached, this.train, rng, opts));
+        this.cache.set(i, input, recipe, base);
+        img = base;
+      }
+      for (const [k, t] of split.rest.entries()) {
+        let plan = planItemTfm(t, img.width, img.height, this.train, rng);
+        if (noUpscale && k === split.rest.length - 1) plan = withoutUpscale(plan, img.width, img.height);
+        img = applyPlanJs(img, plan);
       }
       return img;
     } catch (e) {

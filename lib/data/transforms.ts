@@ -8,8 +8,11 @@
  */
 import type { Rng } from "./random";
 
-/** How `Resize` fits an image into the target size (fastai's `ResizeMethod`). */
-export type ResizeMethod = "crop" | "squish" | "pad";
+/**
+ * How `Resize` fits an image into the target size (fastai's `ResizeMethod`); `cover` (internal,
+ * for the cache) scales keeping the aspect ratio until the image covers the target, without cropping.
+ */
+export type ResizeMethod = "crop" | "squish" | "pad" | "cover";
 /** How missing pixels are filled (fastai's `PadMode`). */
 export type PadMode = "zeros" | "border" | "reflection";
 
@@ -131,6 +134,11 @@ export function planItemTfm(tfm: ItemTfm, width: number, height: number, train: 
   const out = { width: tw, height: th };
   if (tfm.type === "Resize") {
     if (tfm.method === "squish") return { resize: { width: tw, height: th }, out };
+    if (tfm.method === "cover") {
+      const s = Math.max(tw / width, th / height);
+      const size = { width: Math.max(tw, Math.round(width * s)), height: Math.max(th, Math.round(height * s)) };
+      return { resize: size, out: size };
+    }
     const pctX = train ? rng.next() : 0.5;
     const pctY = train ? rng.next() : 0.5;
     if (tfm.method === "crop") {
@@ -185,9 +193,25 @@ export function planItemTfm(tfm: ItemTfm, width: number, height: number, train: 
   return { extract, resize: { width: tw, height: th }, out };
 }
 
+/**
+ * Split `tfms` into a deterministic prefix that can be cached and a random rest run on the cached
+ * image each time. On valid everything is deterministic. On train a final cropping `Resize` is
+ * split into "resize to cover the target" (cached) and "crop at random" (not cached).
+ */
+export function splitForCache(tfms: readonly ItemTfm[], train: boolean): { cached: ItemTfm[]; rest: ItemTfm[] } | undefined {
+  if (!train) return { cached: tfms.slice(), rest: [] };
+  if (tfms.every((t) => isDeterministic(t, true))) return { cached: tfms.slice(), rest: [] };
+  const last = tfms[tfms.length - 1];
+  const head = tfms.slice(0, -1);
+  if (last && last.type === "Resize" && last.method === "crop" && head.every((t) => isDeterministic(t, true))) {
+    return { cached: [...head, { ...last, method: "cover" as ResizeMethod }], rest: [last] };
+  }
+  return undefined;
+}
+
 /** True when `tfm` gives the same output whatever the random state (so its output may be cached). */
 export function isDeterministic(tfm: ItemTfm, train: boolean): boolean {
   if (!train) return true;
-  if (tfm.type === "Resize") return tfm.method === "squish";
+  if (tfm.type === "Resize") return tfm.method === "squish" || tfm.method === "cover";
   return false;
 }
