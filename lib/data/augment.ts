@@ -308,6 +308,8 @@ export function projectiveResample(
   const { data, width: W, height: H } = src;
   const [m0, m1, m2, m3, m4, m5, m6, m7, m8] = m as [number, number, number, number, number, number, number, number, number];
   const projective = m6 !== 0 || m7 !== 0 || m8 !== 1;
+  const zeros = padMode === "zeros";
+  const reflect = padMode === "reflection";
   const kx = (W - 1) / 2;
   const ky = (H - 1) / 2;
   const inv255 = 1 / 255;
@@ -334,12 +336,11 @@ export function projectiveResample(
       // 2. → pixel coordinates, padded by the mode.
       let px = (sx + 1) * kx;
       let py = (sy + 1) * ky;
-      if (padMode === "zeros") {
+      if (zeros) {
         sampleZeros(data, W, H, px, py, out, o);
-        if (post) writePost(post, out[o]!, out[o + 1]!, out[o + 2]!, out, o);
         continue;
       }
-      if (padMode === "reflection") {
+      if (reflect) {
         if (px < 0 || px > W - 1) px = reflectCoord(px, W);
         if (py < 0 || py > H - 1) py = reflectCoord(py, H);
       } else {
@@ -361,15 +362,12 @@ export function projectiveResample(
       const r = data[p]! * w00 + data[p + dx]! * w01 + data[p + dy]! * w10 + data[p + dy + dx]! * w11;
       const g = data[p + 1]! * w00 + data[p + dx + 1]! * w01 + data[p + dy + 1]! * w10 + data[p + dy + dx + 1]! * w11;
       const b = data[p + 2]! * w00 + data[p + dx + 2]! * w01 + data[p + dy + 2]! * w10 + data[p + dy + dx + 2]! * w11;
-      if (post) {
-        writePost(post, r * inv255, g * inv255, b * inv255, out, o);
-      } else {
-        out[o] = r * inv255;
-        out[o + 1] = g * inv255;
-        out[o + 2] = b * inv255;
-      }
+      out[o] = r * inv255;
+      out[o + 1] = g * inv255;
+      out[o + 2] = b * inv255;
     }
   }
+  if (post) applyPost(post, out, offset, oh * ow * 3);
 }
 
 /** Per-pixel work fused into the resampling pass: lighting table, then normalisation. */
@@ -381,23 +379,20 @@ export interface PixelPost {
   invStd?: [number, number, number];
 }
 
-function writePost(post: PixelPost, r: number, g: number, b: number, out: Float32Array, o: number): void {
+/** Lighting then normalisation over `n` floats at `offset`, in place (locals hoisted for speed). */
+function applyPost(post: PixelPost, out: Float32Array, offset: number, n: number): void {
   const lut = post.lut;
   if (lut) {
-    r = lookup(lut, r);
-    g = lookup(lut, g);
-    b = lookup(lut, b);
+    const table = lut.table;
+    for (let k = offset; k < offset + n; k++) {
+      const v = out[k]!;
+      const i = (v * LUT_N + 0.5) | 0;
+      out[k] = i < 8 || i > LUT_N - 8 ? lookup(lut, v) : table[i]!;
+    }
   }
   const mean = post.mean;
   const inv = post.invStd;
-  if (mean && inv) {
-    r = (r - mean[0]) * inv[0];
-    g = (g - mean[1]) * inv[1];
-    b = (b - mean[2]) * inv[2];
-  }
-  out[o] = r;
-  out[o + 1] = g;
-  out[o + 2] = b;
+  if (mean && inv) normalizeInPlace(out.subarray(offset, offset + n), mean, inv.map((v) => 1 / v));
 }
 
 // Bilinear sample at pixel position (px, py) where taps outside the image count as 0.
@@ -529,11 +524,8 @@ export function applyBatchTfms(images: RawImage[], tfms: readonly BatchTfm[], tr
 function copyScaled(img: RawImage, out: Float32Array, offset: number, post?: PixelPost): void {
   const inv = 1 / 255;
   const d = img.data;
-  if (post) {
-    for (let i = 0; i < d.length; i += 3) writePost(post, d[i]! * inv, d[i + 1]! * inv, d[i + 2]! * inv, out, offset + i);
-  } else {
-    for (let i = 0; i < d.length; i++) out[offset + i] = d[i]! * inv;
-  }
+  for (let i = 0; i < d.length; i++) out[offset + i] = d[i]! * inv;
+  if (post) applyPost(post, out, offset, d.length);
 }
 
 /** `(x - mean[c]) / std[c]` over an interleaved RGB float buffer. */
