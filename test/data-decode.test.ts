@@ -191,3 +191,12 @@ test("the test folder is cleaned up", () => {
   fs.rmSync(dir, { recursive: true, force: true });
   assert.ok(!fs.existsSync(dir));
 });
+
+test("a BMP (which libvips cannot read) is decoded by jimp instead", async () => {
+  const { Jimp } = await import("jimp");
+  const j = new Jimp({ width: 3, height: 2, color: 0x336699ff });
+  const bmp = await j.getBuffer("image/bmp");
+  const img = await decodeImage(bmp, [], false, rng());
+  assert.deepEqual([img.width, img.height], [3, 2]);
+  assert.deepEqual(pix(img, 1, 1), [0x33, 0x66, 0x99]);
+});

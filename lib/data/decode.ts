@@ -149,6 +149,14 @@ async function decodeSharp(
   try {
     meta = await sharp(buf, { limitInputPixels: false }).metadata();
   } catch (e) {
+    // Formats libvips lacks (BMP, for one) may still be readable by jimp.
+    if (/unsupported image format/i.test(firstLine(e))) {
+      try {
+        return await decodeJimp(buf, name, tfms, train, rng, maxPixels, bg, noUpscale);
+      } catch {
+        // fall through to sharp's message
+      }
+    }
     throw new ImageDecodeError(name, `not a readable image (${firstLine(e)})`);
   }
   const w0 = meta.autoOrient?.width ?? meta.width ?? 0;
