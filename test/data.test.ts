@@ -324,3 +324,16 @@ test("the presized-image cache (memory or disk) gives the same validation batche
   assert.equal(fs.readdirSync(cacheDir).filter((f) => f.endsWith(".rgb")).length, 12);
   fs.rmSync(cacheDir, { recursive: true, force: true });
 });
+
+test("batch transforms give identical batches in the data worker and on the main thread", async () => {
+  const root = await folderTree(["a", "b"], 4, 2, { size: [20, 16] });
+  const opts = { itemTfms: Resize(12), batchTfms: [...augTransforms({ size: 8, minScale: 0.8 }), Normalize.fromStats(...imagenetStats)], bs: 4 };
+  const inWorker = await collect((await ImageDataLoaders.fromFolder(root, opts)).train);
+  process.env["TSFAST_DATA_WORKERS"] = "0";
+  try {
+    const onMain = await collect((await ImageDataLoaders.fromFolder(root, opts)).train);
+    assert.deepEqual(onMain, inWorker);
+  } finally {
+    delete process.env["TSFAST_DATA_WORKERS"];
+  }
+});

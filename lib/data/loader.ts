@@ -6,11 +6,12 @@
 import * as tf from "../engine/tf";
 import { ready } from "../engine/backend";
 import { showImageGrid, type GridOptions } from "../display/image";
-import { applyBatchTfms, type BatchTfm, type NormalizeTfm } from "./augment";
+import { applyBatchTfms, type BatchResult, type BatchTfm, type NormalizeTfm } from "./augment";
 import { ImageCache, type CacheKind } from "./cache";
 import { decodeImage, ImageDecodeError, withoutUpscale, type DecodeOptions } from "./decode";
 import { applyPlanJs, type RawImage } from "./pixels";
 import { Rng } from "./random";
+import { runBatchTfms } from "./workers";
 import { planItemTfm, splitForCache, type ItemTfm } from "./transforms";
 
 /** A batch: `xb` float32 NHWC, `yb` int32 [bs] class indices or float32 [bs, c] multi-hot. The consumer disposes both. */
@@ -215,20 +216,14 @@ export class DataLoader implements AsyncIterable<Batch> {
     await ready();
     const epoch = this.epoch++;
     const batches = this.epochBatches(epoch);
-    const started: Promise<{ idx: number[]; imgs: (RawImage | null)[] }>[] = [];
+    const newlyBad: string[] = [];
+    type Ready = { good: number[]; res: BatchResult | undefined };
+    const started: Promise<Ready>[] = [];
+    // Batch k: decode its images (bounded concurrency), set aside unreadable ones, then run the
+    // batch transforms (in the data worker), all ahead of the consumer.
     const start = (k: number): void => {
       const idx = batches[k]!;
-      const p = Promise.all(idx.map((i, j) => this.decodeItem(i, new Rng(subSeed(this.seed, epoch, 2, k, j))))).then(
-        (imgs) => ({ idx, imgs }),
-      );
-      p.catch(() => undefined); // surfaced when awaited; avoids an unhandled rejection if iteration stops early
-      started[k] = p;
-    };
-    const newlyBad: string[] = [];
-    try {
-      for (let k = 0; k < batches.length; k++) {
-        for (let a = k; a <= Math.min(batches.length - 1, k + this.prefetch); a++) if (!started[a]) start(a);
-        const { idx, imgs } = await started[k]!;
+      const p = Promise.all(idx.map((i, j) => this.decodeItem(i, new Rng(subSeed(this.seed, epoch, 2, k, j))))).then(async (imgs) => {
         const good: number[] = [];
         const goodImgs: RawImage[] = [];
         imgs.forEach((im, j) => {
@@ -241,8 +236,18 @@ export class DataLoader implements AsyncIterable<Batch> {
             newlyBad.push(this.items[i]!);
           }
         });
-        if (good.length === 0) continue;
-        const res = applyBatchTfms(goodImgs, this.source.batchTfms, this.train, new Rng(subSeed(this.seed, epoch, 3, k)));
+        if (good.length === 0) return { good, res: undefined };
+        const res = await runBatchTfms(goodImgs, this.source.batchTfms, this.train, subSeed(this.seed, epoch, 3, k));
+        return { good, res };
+      });
+      p.catch(() => undefined); // surfaced when awaited; avoids an unhandled rejection if iteration stops early
+      started[k] = p;
+    };
+    try {
+      for (let k = 0; k < batches.length; k++) {
+        for (let a = k; a <= Math.min(batches.length - 1, k + this.prefetch); a++) if (!started[a]) start(a);
+        const { good, res } = await started[k]!;
+        if (!res) continue;
         const xb = tf.tensor4d(res.data, res.shape, "float32");
         const yb = targetsTensor(good.map((i) => this.source.targets[i]!), this.source.c, this.source.isMultiLabel);
         yield { xb, yb };
