@@ -14,3 +14,51 @@ export type { Figure, Trace, Layout, PlotOptions } from "./display/plot";
 export { figureToSvg } from "./display/svg";
 export { tensorToPng, showImage, showImageGrid, imageGridBundle } from "./display/image";
 export type { ImageLike, GridItem, GridOptions } from "./display/image";
+// data: downloads, datasets, web images
+export { URLs, untarData, tsfastHome, tsfastPath } from "./data/external";
+export type { UntarDataOptions } from "./data/external";
+export { downloadFile, DownloadError } from "./data/download";
+export type { DownloadFileOptions, DownloadProgress } from "./data/download";
+export { extractTar, TarError } from "./data/datasets-tar";
+export {
+  readIdx,
+  loadFashionMnist,
+  fashionMnist,
+  FASHION_MNIST_CLASSES,
+  FASHION_MNIST_FOLDERS,
+  mnistDigits,
+  loadMnistDigits,
+  emojiCategories,
+  EMOJI_SKIPPED_CATEGORIES,
+  DATASET_MARKER,
+} from "./data/datasets";
+export type {
+  IdxArray,
+  ImageArraySplit,
+  FashionMnistOptions,
+  MnistDigitsOptions,
+  EmojiCategoriesOptions,
+  DatasetFolderOptions,
+} from "./data/datasets";
+export { searchImages, downloadImages, verifyImages, verifyImage } from "./data/datasets-web";
+export type { SearchImagesOptions, DownloadImagesOptions, DownloadImagesResult } from "./data/datasets-web";
+// interpret
+export { ClassificationInterpretation } from "./interpret/interpretation";
+export type { InterpretationData, FromLearnerOptions, PlotTopLossesOptions, TopLossCell } from "./interpret/interpretation";
+export { confusionMatrixFigure } from "./interpret/charts";
+export type { ConfusionMatrixFigureOptions } from "./interpret/charts";
+export type { ClassificationReport, ClassScores } from "./interpret/metrics";
+export { showResults, resultCells } from "./interpret/results";
+export type { ShowResultsOptions, ResultCell } from "./interpret/results";
+export { ImageClassifierCleaner, applyDecisions, readDecisionsFile } from "./interpret/cleaner";
+export type {
+  CleanerDecision,
+  CleanerOptions,
+  CleanerShowOptions,
+  ApplyOptions,
+  CleanerReport,
+  ApplyDecisionsOptions,
+} from "./interpret/cleaner";
+// display: training chart builders (pure plotly figures)
+export { lossFigure, schedFigure, lrFindFigure } from "./display/charts";
+export type { LossData, LossFigureOptions, LrSuggestion, LrFindFigureOptions } from "./display/charts";
