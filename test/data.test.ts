@@ -337,3 +337,20 @@ test("batch transforms give identical batches in the data worker and on the main
     delete process.env["TSFAST_DATA_WORKERS"];
   }
 });
+
+test("dl.new gives a copy with other options: the training items in order with validation transforms", async () => {
+  const root = await folderTree(["a", "b"], 3, 1, { size: [20, 16] });
+  const dls = await ImageDataLoaders.fromFolder(root, { itemTfms: Resize(8), batchTfms: augTransforms({ size: 6 }), bs: 4, cache: true });
+  await collect(dls.train); // fills the cache with train-time (cover) images
+  const ordered = dls.train.new({ shuffle: false, train: false, dropLast: false });
+  assert.equal(ordered.n, 6);
+  assert.equal(ordered.length, 2);
+  const got = await collect(ordered);
+  assert.deepEqual(got.ys.flat(), [0, 0, 0, 1, 1, 1]);
+  assert.deepEqual(got, await collect(dls.train.new({ shuffle: false, train: false, dropLast: false })));
+  const first = await ordered.loadImage(0);
+  const fresh = await (await ImageDataLoaders.fromFolder(root, { itemTfms: Resize(8), batchTfms: augTransforms({ size: 6 }), bs: 4 })).train
+    .new({ shuffle: false, train: false, dropLast: false });
+  assert.deepEqual(await collect(fresh), got); // the shared cache did not leak train-time images
+  first.dispose();
+});

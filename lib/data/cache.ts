@@ -20,9 +20,9 @@ export function defaultCacheDir(): string {
   return path.join(os.tmpdir(), "tsfast-cache");
 }
 
-/** A cache of `RawImage`s by item index (memory) or by content key (disk). */
+/** A cache of `RawImage`s by item index and recipe (memory) or by content key (disk). */
 export class ImageCache {
-  private readonly mem = new Map<number, RawImage>();
+  private readonly mem = new Map<string, RawImage>();
 
   constructor(
     readonly kind: "memory" | "disk",
@@ -44,7 +44,7 @@ export class ImageCache {
 
   /** The cached image of item `i`, or undefined. */
   get(i: number, input: string | Buffer, recipe: string): RawImage | undefined {
-    const m = this.mem.get(i);
+    const m = this.mem.get(`${i}\0${recipe}`);
     if (m || this.kind === "memory") return m;
     const k = this.key(input, recipe);
     if (!k) return undefined;
@@ -62,7 +62,7 @@ export class ImageCache {
   /** Store the image of item `i`. */
   set(i: number, input: string | Buffer, recipe: string, img: RawImage): void {
     if (this.kind === "memory") {
-      this.mem.set(i, img);
+      this.mem.set(`${i}\0${recipe}`, img);
       return;
     }
     const k = this.key(input, recipe);

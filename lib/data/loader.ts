@@ -102,6 +102,20 @@ class Limiter {
   }
 }
 
+/** How a `DataLoader` is made (the factories fill it from `LoaderOptions`). */
+export interface DataLoaderInit {
+  bs: number;
+  shuffle: boolean;
+  train: boolean;
+  dropLast: boolean;
+  seed: number;
+  numWorkers: number;
+  prefetch: number;
+  cache: CacheKind | boolean;
+  cacheDir?: string;
+  maxPixels?: number;
+}
+
 /** Batches of one split: an `AsyncIterable<Batch>` that decodes ahead and skips unreadable images. */
 export class DataLoader implements AsyncIterable<Batch> {
   /** The item of each row as a string (file path, or `<buffer #i>`). */
@@ -128,7 +142,8 @@ export class DataLoader implements AsyncIterable<Batch> {
 
   constructor(
     readonly source: LoaderSource,
-    opts: { bs: number; shuffle: boolean; train: boolean; dropLast: boolean; seed: number; numWorkers: number; prefetch: number; cache: CacheKind | boolean; cacheDir?: string; maxPixels?: number },
+    private readonly opts: DataLoaderInit,
+    sharedCache?: ImageCache,
   ) {
     if (!(Number.isInteger(opts.bs) && opts.bs > 0)) throw new Error(`bs must be a positive integer, got ${opts.bs}`);
     this.items = source.inputs.map((x, i) => (typeof x === "string" ? x : `<buffer #${i}>`));
@@ -142,8 +157,29 @@ export class DataLoader implements AsyncIterable<Batch> {
     this.limiter = new Limiter(Math.max(1, opts.numWorkers));
     this.prefetch = Math.max(0, opts.prefetch);
     const kind = opts.cache === true ? "memory" : opts.cache;
-    this.cache = kind ? new ImageCache(kind, opts.cacheDir) : undefined;
+    this.cache = sharedCache ?? (kind ? new ImageCache(kind, opts.cacheDir) : undefined);
     this.decodeOpts = opts.maxPixels === undefined ? {} : { maxPixels: opts.maxPixels };
+  }
+
+  /**
+   * A copy with other options (fastai's `dl.new`), sharing items, transforms, cache and the set
+   * of unreadable images found so far; e.g. `dls.train.new({ shuffle: false, train: false })`
+   * gives the training items in order with validation transforms.
+   */
+  new(opts: { shuffle?: boolean; dropLast?: boolean; train?: boolean; bs?: number } = {}): DataLoader {
+    const dl = new DataLoader(
+      this.source,
+      {
+        ...this.opts,
+        bs: opts.bs ?? this.bs,
+        shuffle: opts.shuffle ?? this.shuffle,
+        dropLast: opts.dropLast ?? this.dropLast,
+        train: opts.train ?? this.train,
+      },
+      this.cache,
+    );
+    for (const i of this.bad) dl.bad.add(i);
+    return dl;
   }
 
   /** Batches per epoch. */
