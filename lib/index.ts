@@ -62,3 +62,47 @@ export type {
 // display: training chart builders (pure plotly figures)
 export { lossFigure, schedFigure, lrFindFigure } from "./display/charts";
 export type { LossData, LossFigureOptions, LrSuggestion, LrFindFigureOptions } from "./display/charts";
+// learner: training loop, callbacks, optimizers, schedules, losses, metrics, export
+export { Learner } from "./learner/learner";
+export type { LearnerOptions, FitOptions, FitOneCycleOptions, FineTuneOptions, DataLoadersLike, DataLoaderLike, BatchLike } from "./learner/learner";
+export {
+  CancelBatchException,
+  CancelTrainException,
+  CancelValidException,
+  CancelEpochException,
+  CancelFitException,
+  NonFiniteLossError,
+  FitInterruptedError,
+} from "./learner/callback";
+export type { Callback, EventName } from "./learner/callback";
+export type { GetPredsOptions, Preds, TtaOptions } from "./learner/preds";
+export { Recorder, SmoothLoss } from "./learner/recorder";
+export { ProgressCallback } from "./learner/progress";
+export type { ProgressOptions } from "./learner/progress";
+export { EarlyStoppingCallback, SaveModelCallback, CSVLogger } from "./learner/callbacks";
+export type { EarlyStoppingOptions, SaveModelOptions, CSVLoggerOptions, TrackerOptions } from "./learner/callbacks";
+export { Adam, SGD, AdamOptimizer, SGDOptimizer, Optimizer, slice, evenMults } from "./learner/optimizer";
+export type { OptFunc, Hypers, Param, Slice, LrSpec, AdamOptions, SGDOptions, OptimizerState } from "./learner/optimizer";
+export {
+  schedLin,
+  schedCos,
+  schedExp,
+  schedNo,
+  combineScheds,
+  combinedCos,
+  ParamScheduler,
+  valley,
+  slide,
+  slideWith,
+  minimum,
+  steep,
+} from "./learner/schedule";
+export type { Sched, SuggestFunc, Suggestion, SlideOptions } from "./learner/schedule";
+export { LRFinder } from "./learner/lrfind";
+export type { LrFindOptions, LrFindResult } from "./learner/lrfind";
+export { CrossEntropyLossFlat, LabelSmoothingCrossEntropy, BCEWithLogitsLossFlat, MSELossFlat, L1LossFlat } from "./learner/losses";
+export type { Loss, Reduction, CrossEntropyOptions, LabelSmoothingOptions, BCEOptions } from "./learner/losses";
+export { accuracy, errorRate, accuracyMulti, rmse, F1Score, Precision, Recall } from "./learner/metrics";
+export type { Metric, ClassMetricOptions, AccuracyMultiOptions, Average } from "./learner/metrics";
+export { loadLearner, setInferencePreparer, EXPORT_FORMAT, EXPORT_VERSION } from "./learner/export";
+export type { InferenceLearner, InferenceInfo, Prediction, ExportMeta, PrepareInferenceBatch } from "./learner/export";
