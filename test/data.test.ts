@@ -199,18 +199,23 @@ test("inferenceSpec is JSON and prepareInferenceBatch reproduces the validation 
   x.dispose();
 });
 
-test("fromNameRe and fromNameFunc label by file name", async () => {
+test("fromNameRe/fromNameFunc label by file name, fromPathRe/fromPathFunc by whole path", async () => {
   const root = tmpDir();
   const files: string[] = [];
   for (const [k, breed] of ["pug", "beagle", "pug", "beagle", "pug", "beagle"].entries()) {
     files.push(path.relative(root, await solid(path.join(root, `${breed}_${k}.png`), 6, 6, [k * 30, 0, 0])));
   }
-  const dls = await ImageDataLoaders.fromNameRe(root, files, /([a-z]+)_\d+\.png$/, { validPct: 0.34, bs: 2 });
+  // fastai's pets pattern, anchored at the start of the FILE NAME
+  const dls = await ImageDataLoaders.fromNameRe(root, files, /^(.*)_\d+\.png$/, { validPct: 0.34, bs: 2 });
   assert.deepEqual(dls.vocab, ["beagle", "pug"]);
   assert.equal(dls.valid.n, 2);
-  const dls2 = await ImageDataLoaders.fromNameFunc(root, files, (f) => (path.basename(f)[0] === "p" ? "P" : "B"), { bs: 2 });
+  const byPath = await ImageDataLoaders.fromPathRe(root, files, /\/([a-z]+)_\d+\.png$/, { bs: 2 });
+  assert.deepEqual(byPath.vocab, ["beagle", "pug"]);
+  const dls2 = await ImageDataLoaders.fromNameFunc(root, files, (name) => (name[0] === "p" ? "P" : "B"), { bs: 2 });
   assert.deepEqual(dls2.vocab, ["B", "P"]);
-  const multi = await ImageDataLoaders.fromNameFunc(root, files, (f) => (path.basename(f).startsWith("pug") ? ["dog", "small"] : ["dog"]), { bs: 2 });
+  const dls3 = await ImageDataLoaders.fromPathFunc(root, files, (f) => (f.startsWith(root) ? path.basename(f).slice(0, 3) : "?"), { bs: 2 });
+  assert.deepEqual(dls3.vocab, ["bea", "pug"]);
+  const multi = await ImageDataLoaders.fromNameFunc(root, files, (name) => (name.startsWith("pug") ? ["dog", "small"] : ["dog"]), { bs: 2 });
   assert.equal(multi.isMultiLabel, true);
   assert.deepEqual(multi.vocab, ["dog", "small"]);
 });

@@ -145,29 +145,36 @@ export const ImageDataLoaders = {
     return fromItems(dir, files, parentLabel, false, splitter, opts);
   },
 
-  /** Label each file by the first capture group of `pattern` matched against its path. */
+  /** Label each file by the first capture group of `pattern` matched against its file name (fastai's `from_name_re`). */
   async fromNameRe(dir: string, files: string[], pattern: RegExp | string, opts: FromListsOptions = {}): Promise<DataLoaders> {
-    const full = resolveFiles(dir, files);
-    checkUnique(full, "ImageDataLoaders.fromNameRe");
     const lab = RegexLabeller(pattern);
-    return fromItems(dir, full, (f) => splitLabel(lab(f), opts.labelDelim), opts.labelDelim !== undefined, splitFor(opts), opts);
+    return byFunc("fromNameRe", dir, files, (f) => lab(path.basename(f)), opts);
   },
 
-  /** Label each file by `labelFunc(path)`; arrays of labels make it multi-label. */
+  /** Label each file by the first capture group of `pattern` matched against its whole path (fastai's `from_path_re`). */
+  async fromPathRe(dir: string, files: string[], pattern: RegExp | string, opts: FromListsOptions = {}): Promise<DataLoaders> {
+    const lab = RegexLabeller(pattern);
+    return byFunc("fromPathRe", dir, files, (f) => lab(f), opts);
+  },
+
+  /** Label each file by `labelFunc(fileName)`; arrays of labels make it multi-label (fastai's `from_name_func`). */
   async fromNameFunc(
+    dir: string,
+    files: string[],
+    labelFunc: (fileName: string) => string | string[],
+    opts: FromListsOptions = {},
+  ): Promise<DataLoaders> {
+    return byFunc("fromNameFunc", dir, files, (f) => labelFunc(path.basename(f)), opts);
+  },
+
+  /** Label each file by `labelFunc(path)`; arrays of labels make it multi-label (fastai's `from_path_func`). */
+  async fromPathFunc(
     dir: string,
     files: string[],
     labelFunc: (file: string) => string | string[],
     opts: FromListsOptions = {},
   ): Promise<DataLoaders> {
-    const full = resolveFiles(dir, files);
-    checkUnique(full, "ImageDataLoaders.fromNameFunc");
-    const labels = full.map((f) => {
-      const l = labelFunc(f);
-      return typeof l === "string" ? splitLabel(l, opts.labelDelim) : l;
-    });
-    const multi = opts.labelDelim !== undefined || labels.some((l) => Array.isArray(l));
-    return fromItems(dir, full, (_f, i) => asKind(labels[i]!, multi), multi, splitFor(opts), opts);
+    return byFunc("fromPathFunc", dir, files, labelFunc, opts);
   },
 
   /** Files with labels given in parallel lists; arrays of labels (or `labelDelim`) make it multi-label. */
@@ -226,6 +233,24 @@ export const ImageDataLoaders = {
     return fromItems(dir, files, (_f, i) => labels[i]!, multi, splitter, opts);
   },
 };
+
+/** Label every file by `label(path)` (strings split by `labelDelim`; arrays make it multi-label). */
+async function byFunc(
+  what: string,
+  dir: string,
+  files: string[],
+  label: (file: string) => string | string[],
+  opts: FromListsOptions,
+): Promise<DataLoaders> {
+  const full = resolveFiles(dir, files);
+  checkUnique(full, `ImageDataLoaders.${what}`);
+  const labels = full.map((f) => {
+    const l = label(f);
+    return typeof l === "string" ? splitLabel(l, opts.labelDelim) : l;
+  });
+  const multi = opts.labelDelim !== undefined || labels.some((l) => Array.isArray(l));
+  return fromItems(dir, full, (_f, i) => asKind(labels[i]!, multi), multi, splitFor(opts), opts);
+}
 
 function asKind(l: string | string[], multi: boolean): string | string[] {
   if (multi) return Array.isArray(l) ? l : [l];
