@@ -1,0 +1,251 @@
+/**
+ * Decoding: any image file sharp reads (JPEG, PNG, WebP, GIF's first frame, TIFF, AVIF, SVG) to
+ * 8-bit RGB, with EXIF orientation applied and alpha composited on white, item transforms
+ * applied on the way. Falls back to jimp (pure JavaScript) when sharp cannot load.
+ *
+ * Normalisation rules: grayscale, CMYK and 16-bit inputs are converted to 8-bit sRGB; an alpha
+ * channel is composited over `background` (default white, as a transparent emoji looks on a page).
+ */
+import { readFile } from "node:fs/promises";
+import { applyPlanJs, type RawImage } from "./pixels";
+import { planItemTfm, type ItemPlan, type ItemTfm, type PadMode } from "./transforms";
+import type { Rng } from "./random";
+import type { Metadata, Sharp, SharpOptions } from "sharp";
+
+/** Pixel limit above which an image is refused (PIL's decompression-bomb threshold). */
+export const DEFAULT_MAX_PIXELS = 178_956_970;
+
+/** Options of `decodeImage`. */
+export interface DecodeOptions {
+  /** Refuse images with more pixels than this. Default 178,956,970 (PIL's bomb limit). */
+  maxPixels?: number;
+  /** RGB colour alpha is composited over. Default [255, 255, 255] (white). */
+  background?: [number, number, number];
+  /**
+   * Skip an enlarging resize of the last item transform (keep the cropped region at its own
+   * resolution). Loaders set it when a batch transform resamples to a smaller final size anyway:
+   * the batch resample works in relative coordinates, so the upscale would only cost time. Default false.
+   */
+  noUpscale?: boolean;
+}
+
+/** Drop `plan`'s resize when it only enlarges a plain crop (see `DecodeOptions.noUpscale`). */
+export function withoutUpscale(plan: ItemPlan, w: number, h: number): ItemPlan {
+  if (!plan.resize || plan.extend || plan.crop) return plan;
+  const sw = plan.extract?.width ?? w;
+  const sh = plan.extract?.height ?? h;
+  if (plan.resize.width < sw || plan.resize.height < sh) return plan;
+  const out: ItemPlan = { out: { width: sw, height: sh } };
+  if (plan.extract) out.extract = plan.extract;
+  return out;
+}
+
+/** An image that could not be decoded; `path` names the file. */
+export class ImageDecodeError extends Error {
+  constructor(
+    readonly path: string,
+    readonly reason: string,
+  ) {
+    super(`${path}: ${reason}`);
+    this.name = "ImageDecodeError";
+  }
+}
+
+/** Which decoder runs: `sharp` (libvips) or `jimp` (pure JavaScript). */
+export type DecoderName = "sharp" | "jimp";
+
+type SharpModule = (input: Buffer, opts?: SharpOptions) => Sharp;
+let sharpModule: SharpModule | null | undefined;
+let noticeShown = false;
+
+/** The decoder in use: `TSFAST_DECODER=jimp` forces jimp; otherwise sharp unless it fails to load. */
+export function decoderName(): DecoderName {
+  return loadSharp() ? "sharp" : "jimp";
+}
+
+function loadSharp(): SharpModule | null {
+  const forced = process.env["TSFAST_DECODER"];
+  if (forced === "jimp") {
+    notice("TSFAST_DECODER=jimp");
+    return null;
+  }
+  if (sharpModule === undefined) {
+    try {
+      sharpModule = require("sharp") as SharpModule;
+    } catch (e) {
+      sharpModule = null;
+      notice(`sharp cannot load: ${(e instanceof Error ? e.message : String(e)).split("\n")[0]}`);
+    }
+  }
+  return sharpModule;
+}
+
+function notice(why: string): void {
+  if (noticeShown) return;
+  noticeShown = true;
+  console.warn(`tsfast: decoding images with jimp (pure JavaScript, slower) because ${why}`);
+}
+
+function describe(input: string | Buffer, index?: number): string {
+  if (typeof input === "string") return input;
+  return index === undefined ? "<buffer>" : `<buffer #${index}>`;
+}
+
+/**
+ * Decode `input` (a path or the file's bytes) to 8-bit RGB and apply `tfms` (planned for the
+ * training split when `train`, drawing from `rng`); throws `ImageDecodeError` naming the file.
+ */
+export async function decodeImage(
+  input: string | Buffer,
+  tfms: readonly ItemTfm[],
+  train: boolean,
+  rng: Rng,
+  opts: DecodeOptions = {},
+): Promise<RawImage> {
+  const name = describe(input);
+  let buf: Buffer;
+  try {
+    buf = typeof input === "string" ? await readFile(input) : input;
+  } catch (e) {
+    throw new ImageDecodeError(name, `cannot read file (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+  }
+  if (buf.length === 0) throw new ImageDecodeError(name, "empty file (0 bytes)");
+  const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
+  const bg = opts.background ?? [255, 255, 255];
+  const sharp = loadSharp();
+  const noUpscale = opts.noUpscale ?? false;
+  return sharp
+    ? decodeSharp(sharp, buf, name, tfms, train, rng, maxPixels, bg, noUpscale)
+    : decodeJimp(buf, name, tfms, train, rng, maxPixels, bg, noUpscale);
+}
+
+function checkPixels(name: string, w: number, h: number, maxPixels: number): void {
+  if (w * h > maxPixels) {
+    throw new ImageDecodeError(
+      name,
+      `image is ${w}×${h} = ${w * h} pixels, over the limit of ${maxPixels} (pass a larger maxPixels to load it)`,
+    );
+  }
+}
+
+const SHARP_EXTEND: Record<PadMode, "background" | "copy" | "mirror"> = {
+  zeros: "background",
+  border: "copy",
+  reflection: "mirror",
+};
+
+async function decodeSharp(
+  sharp: SharpModule,
+  buf: Buffer,
+  name: string,
+  tfms: readonly ItemTfm[],
+  train: boolean,
+  rng: Rng,
+  maxPixels: number,
+  bg: [number, number, number],
+  noUpscale: boolean,
+): Promise<RawImage> {
+  let meta: Metadata;
+  try {
+    meta = await sharp(buf, { limitInputPixels: false }).metadata();
+  } catch (e) {
+    // Formats libvips lacks (BMP, for one) may still be readable by jimp.
+    if (/unsupported image format/i.test(firstLine(e))) {
+      try {
+        return await decodeJimp(buf, name, tfms, train, rng, maxPixels, bg, noUpscale);
+      } catch {
+        // fall through to sharp's message
+      }
+    }
+    throw new ImageDecodeError(name, `not a readable image (${firstLine(e)})`);
+  }
+  const w0 = meta.autoOrient?.width ?? meta.width ?? 0;
+  const h0 = meta.autoOrient?.height ?? meta.height ?? 0;
+  if (!(w0 > 0 && h0 > 0)) throw new ImageDecodeError(name, "image has no size");
+  checkPixels(name, w0, h0, maxPixels);
+  let w = w0;
+  let h = h0;
+  let raw: Buffer | undefined;
+  // The first transform runs in the decoding pipeline itself (so JPEG shrink-on-load applies);
+  // later ones run on the raw result.
+  const steps = tfms.length === 0 ? [undefined] : tfms;
+  for (const [k, tfm] of steps.entries()) {
+    let plan = tfm ? planItemTfm(tfm, w, h, train, rng) : undefined;
+    if (plan && noUpscale && k === steps.length - 1) plan = withoutUpscale(plan, w, h);
+    let pipe: Sharp;
+    if (raw === undefined) {
+      pipe = sharp(buf, { limitInputPixels: maxPixels, pages: 1 }).autoOrient();
+      if (meta.hasAlpha) pipe = pipe.flatten({ background: { r: bg[0], g: bg[1], b: bg[2] } });
+    } else {
+      pipe = sharp(raw, { raw: { width: w, height: h, channels: 3 } });
+    }
+    if (plan) pipe = applyPlanSharp(pipe, plan);
+    try {
+      const res = await pipe.toColourspace("srgb").removeAlpha().raw().toBuffer({ resolveWithObject: true });
+      if (res.info.channels !== 3) throw new Error(`decoded to ${res.info.channels} channels`);
+      raw = res.data;
+      w = res.info.width;
+      h = res.info.height;
+    } catch (e) {
+      if (e instanceof ImageDecodeError) throw e;
+      throw new ImageDecodeError(name, `cannot decode (${firstLine(e)})`);
+    }
+  }
+  return { data: new Uint8Array(raw!.buffer, raw!.byteOffset, raw!.length), width: w, height: h };
+}
+
+function applyPlanSharp(pipe: Sharp, plan: ItemPlan): Sharp {
+  if (plan.extract) pipe = pipe.extract(plan.extract);
+  if (plan.resize) pipe = pipe.resize(plan.resize.width, plan.resize.height, { fit: "fill", kernel: "linear" });
+  if (plan.extend) {
+    const { mode, ...margins } = plan.extend;
+    pipe = pipe.extend({ ...margins, extendWith: SHARP_EXTEND[mode], background: { r: 0, g: 0, b: 0, alpha: 1 } });
+  }
+  if (plan.crop) {
+    // A second extract after a resize is applied to the resized image.
+    if (!plan.resize) throw new Error("internal: a post-resize crop needs a resize");
+    pipe = pipe.extract(plan.crop);
+  }
+  return pipe;
+}
+
+async function decodeJimp(
+  buf: Buffer,
+  name: string,
+  tfms: readonly ItemTfm[],
+  train: boolean,
+  rng: Rng,
+  maxPixels: number,
+  bg: [number, number, number],
+  noUpscale: boolean,
+): Promise<RawImage> {
+  const { Jimp } = require("jimp") as typeof import("jimp");
+  let img: Awaited<ReturnType<typeof Jimp.read>>;
+  try {
+    img = await Jimp.read(buf);
+  } catch (e) {
+    throw new ImageDecodeError(name, `not a readable image (${firstLine(e)})`);
+  }
+  const { width, height, data } = img.bitmap;
+  checkPixels(name, width, height, maxPixels);
+  // RGBA → RGB, compositing alpha over the background.
+  const rgb = new Uint8Array(width * height * 3);
+  for (let i = 0, j = 0; i < width * height * 4; i += 4, j += 3) {
+    const a = data[i + 3]! / 255;
+    rgb[j] = Math.round(data[i]! * a + bg[0] * (1 - a));
+    rgb[j + 1] = Math.round(data[i + 1]! * a + bg[1] * (1 - a));
+    rgb[j + 2] = Math.round(data[i + 2]! * a + bg[2] * (1 - a));
+  }
+  let cur: RawImage = { data: rgb, width, height };
+  for (const [k, tfm] of tfms.entries()) {
+    let plan = planItemTfm(tfm, cur.width, cur.height, train, rng);
+    if (noUpscale && k === tfms.length - 1) plan = withoutUpscale(plan, cur.width, cur.height);
+    cur = applyPlanJs(cur, plan);
+  }
+  return cur;
+}
+
+function firstLine(e: unknown): string {
+  const msg = e instanceof Error ? e.message : String(e);
+  return (msg.split("\n")[0] ?? msg).slice(0, 200);
+}
