@@ -111,3 +111,41 @@ export { serve, serveDefaults } from "./serve/server";
 export type { ServeOptions, ServeHandle, PredictResponse } from "./serve/server";
 export { setPredictorLoader } from "./serve/predictor";
 export type { Predictor, PredictorLoader, LearnerLike } from "./serve/predictor";
+// data: blocks, loaders, transforms
+export { Rng } from "./data/random";
+export { Resize, RandomResizedCrop } from "./data/transforms";
+export type {
+  ItemTfm,
+  ResizeTfm,
+  RandomResizedCropTfm,
+  ResizeOptions,
+  RandomResizedCropOptions,
+  ResizeMethod,
+  PadMode,
+  SizeArg,
+} from "./data/transforms";
+export { augTransforms, Normalize, imagenetStats } from "./data/augment";
+export type { BatchTfm, AffineAugTfm, LightingAugTfm, NormalizeTfm, AugTransformsOptions } from "./data/augment";
+export { decodeImage, decoderName, ImageDecodeError, DEFAULT_MAX_PIXELS } from "./data/decode";
+export type { DecodeOptions, DecoderName } from "./data/decode";
+export type { RawImage } from "./data/pixels";
+export {
+  getFiles,
+  getImageFiles,
+  imageExtensions,
+  RandomSplitter,
+  GrandparentSplitter,
+  FuncSplitter,
+  IndexSplitter,
+  ColSplitter,
+  parentLabel,
+  RegexLabeller,
+} from "./data/items";
+export type { Splitter, GetFilesOptions } from "./data/items";
+export { DataBlock, ImageBlock, CategoryBlock, MultiCategoryBlock } from "./data/block";
+export type { Block, BlockArg, DataBlockOptions } from "./data/block";
+export { DataLoader, DataLoaders, prepareInferenceBatch } from "./data/loader";
+export type { Batch, InferenceSpec, LoaderOptions, ShowBatchOptions } from "./data/loader";
+export { ImageDataLoaders } from "./data/factories";
+export type { FactoryOptions, FromFolderOptions, FromCsvOptions, FromListsOptions } from "./data/factories";
+export type { CacheKind } from "./data/cache";
