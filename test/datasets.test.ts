@@ -137,6 +137,18 @@ test("mnistDigits gives perClass labelled digits per class and the same fixed va
   await assert.rejects(mnistDigits({ perClass: 2000 }), /perClass=2000 is more than the 901 training images of digit 0/);
 });
 
+test("mnistDigits can take a subset of digits, with the same files as the full set", async () => {
+  const sub = await mnistDigits({ perClass: 3, validPerClass: 5, digits: [7, 3] });
+  const all = await mnistDigits({ perClass: 3, validPerClass: 5 });
+  assert.deepEqual(counts(path.join(sub, "train")), { "3": 3, "7": 3 });
+  assert.deepEqual(counts(path.join(sub, "valid")), { "3": 5, "7": 5 });
+  for (const f of fs.readdirSync(path.join(sub, "valid", "7"))) {
+    assert.ok(fs.readFileSync(path.join(sub, "valid", "7", f)).equals(fs.readFileSync(path.join(all, "valid", "7", f))));
+  }
+  await assert.rejects(mnistDigits({ digits: [5] }), /digits must be at least two different integers 0-9, got \[5\]/);
+  await assert.rejects(mnistDigits({ digits: [5, 10] }), /got \[5, 10\]/);
+});
+
 test("emojiCategories arranges Twemoji by category, RGB on white, 20% valid per class, reproducibly", async () => {
   const root = await emojiCategories();
   const train = counts(path.join(root, "train"));

@@ -177,6 +177,8 @@ export interface MnistDigitsOptions extends DatasetFolderOptions {
   perClass?: number;
   /** Validation images per digit: always the last ones of each digit, so the set is fixed. Default 100. */
   validPerClass?: number;
+  /** Which digits to include, e.g. `[5, 6, 7, 8, 9]` for a task a 0-4 backbone never saw. Default all ten. */
+  digits?: number[];
 }
 
 let mnistCache: Uint8Array[][] | undefined;
@@ -213,10 +215,17 @@ export async function mnistDigits(opts: MnistDigitsOptions = {}): Promise<string
   const { perClass } = opts;
   if (!(Number.isInteger(validPerClass) && validPerClass > 0)) throw new Error(`mnistDigits: validPerClass must be a positive integer, got ${validPerClass}`);
   if (perClass !== undefined && !(Number.isInteger(perClass) && perClass > 0)) throw new Error(`mnistDigits: perClass must be a positive integer, got ${perClass}`);
-  const name = `mnist-digits-${perClass ?? "all"}-v${validPerClass}`;
-  return buildFolderOnce(name, { perClass: perClass ?? "all", validPerClass, version: 1 }, opts, async (dir) => {
+  const which = opts.digits ?? [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+  const bad = which.filter((d) => !(Number.isInteger(d) && d >= 0 && d <= 9));
+  if (which.length < 2 || bad.length > 0 || new Set(which).size !== which.length) {
+    throw new Error(`mnistDigits: digits must be at least two different integers 0-9, got [${which.join(", ")}]`);
+  }
+  const sorted = [...which].sort((a, b) => a - b);
+  const subsetTag = sorted.length === 10 ? "" : `-d${sorted.join("")}`;
+  const name = `mnist-digits-${perClass ?? "all"}-v${validPerClass}${subsetTag}`;
+  return buildFolderOnce(name, { perClass: perClass ?? "all", validPerClass, digits: sorted, version: 1 }, opts, async (dir) => {
     const digits = loadMnistDigits();
-    for (let d = 0; d < 10; d++) {
+    for (const d of sorted) {
       const imgs = digits[d]!;
       const nTrainMax = imgs.length - validPerClass;
       if (nTrainMax <= 0) throw new Error(`mnistDigits: validPerClass=${validPerClass} leaves no training image of digit ${d} (${imgs.length} in all)`);
