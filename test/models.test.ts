@@ -20,20 +20,32 @@ const FIXTURE = path.join(__dirname, "..", "..", "test", "fixtures", "models", "
 const dir = mkdtempSync(path.join(os.tmpdir(), "tsfast-models-"));
 process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
 
-function torchReference(arch: string, size: number, bs: number, nIn: number, nOut: number): void {
+// tag → arch:size:batch:nIn:nOut, all made by one Python process
+const SPECS: Record<string, string> = {
+  r18: "resnet18:64:2:3:1000",
+  r34: "resnet34:65:2:3:1000",
+  r50: "resnet50:64:2:3:1000",
+  x18: "xresnet18:35:2:3:10",
+  r18gray: "resnet18:48:2:1:7",
+};
+let made = false;
+
+function torchReferences(): void {
+  if (made) return;
+  made = true;
   try {
-    execFileSync(PY, [FIXTURE, arch, dir, String(size), String(bs), String(nIn), String(nOut)], { stdio: "pipe" });
+    execFileSync(PY, [FIXTURE, dir, ...Object.entries(SPECS).map(([t, s]) => `${t}:${s}`)], { stdio: "pipe" });
   } catch (e) {
     const err = e as { stderr?: Buffer; message: string };
     throw new Error(`making the PyTorch reference failed (needs Debian python3-torch + python3-torchvision at ${PY}): ${err.stderr?.toString() ?? err.message}`);
   }
 }
 
-async function checkLogits(arch: Arch, size: number, nIn = 3, nOut = 1000): Promise<number> {
+async function checkLogits(arch: Arch, tag: string): Promise<number> {
   await ready();
-  torchReference(arch.archName, size, 2, nIn, nOut);
-  const model = await arch({ weights: path.join(dir, `${arch.archName}.safetensors`) });
-  const io = await readSafetensors(path.join(dir, `${arch.archName}.io.safetensors`));
+  torchReferences();
+  const model = await arch({ weights: path.join(dir, `${tag}.safetensors`) });
+  const io = await readSafetensors(path.join(dir, `${tag}.io.safetensors`));
   const x = io.tensors.get("x")!;
   const want = io.tensors.get("logits")!;
   assert.deepEqual(model.outputs[0]!.shape, [null, want.shape[1]], "nOut is taken from the weights file");
@@ -53,26 +65,26 @@ async function checkLogits(arch: Arch, size: number, nIn = 3, nOut = 1000): Prom
 }
 
 test("resnet18 loads torchvision weights and matches PyTorch logits at 64 px", async () => {
-  const err = await checkLogits(resnet18, 64);
+  const err = await checkLogits(resnet18, "r18");
   assert.ok(err < 1e-4, `max |tsfast - torch| = ${err}`);
 });
 
 test("resnet34 matches PyTorch logits at an odd size (65 px)", async () => {
-  const err = await checkLogits(resnet34, 65);
+  const err = await checkLogits(resnet34, "r34");
   assert.ok(err < 1e-4, `max |tsfast - torch| = ${err}`);
 });
 
 test("resnet50 (bottleneck) matches PyTorch logits at 64 px", async () => {
-  const err = await checkLogits(resnet50, 64);
+  const err = await checkLogits(resnet50, "r50");
   assert.ok(err < 1e-4, `max |tsfast - torch| = ${err}`);
 });
 
 test("xresnet18 (deep stem, avg-pool shortcut) matches its PyTorch twin at 35 px", async () => {
-  const err = await checkLogits(xresnet18, 35, 3, 10);
+  const err = await checkLogits(xresnet18, "x18");
   assert.ok(err < 1e-4, `max |tsfast - torch| = ${err}`);
 });
 
 test("resnet18 with one input channel takes grayscale directly", async () => {
-  const err = await checkLogits(resnet18, 48, 1, 7);
+  const err = await checkLogits(resnet18, "r18gray");
   assert.ok(err < 1e-4, `max |tsfast - torch| = ${err}`);
 });

