@@ -7,6 +7,9 @@
  */
 import * as os from "node:os";
 import * as tf from "./tf";
+import { installChainedOps } from "./chained";
+
+installChainedOps();
 
 /** What `engineInfo()` reports. */
 export interface EngineInfo {
@@ -53,6 +56,11 @@ export function defaultThreads(): number {
 }
 
 function firstLine(e: unknown): string {
+  const code = (e as { code?: string } | null)?.code;
+  if (code === "MODULE_NOT_FOUND" && e instanceof Error) {
+    const m = /Cannot find module '([^']+)'/.exec(e.message);
+    if (m && m[1]?.startsWith("@tensorflow/")) return `${m[1]} is not installed`;
+  }
   const msg = e instanceof Error ? e.message : String(e);
   return (msg.split("\n")[0] ?? msg).slice(0, 200);
 }
@@ -113,7 +121,35 @@ export function ready(): Promise<EngineInfo> {
   return pending;
 }
 
+/** The cpu backend greets Node users with advice to install tfjs-node on first use; we already chose. */
+function quietCpuGreeting(): void {
+  const b = tf.backend() as unknown as { firstUse?: boolean };
+  if (b && typeof b.firstUse === "boolean") b.firstUse = false;
+}
+
+/**
+ * Two copies of tfjs-core in one process make tensors that fail each other's `instanceof` checks
+ * ("tensor was disposed", "backend not registered"). Name both paths so the user can fix imports.
+ */
+export function tfjsCopies(): string[] {
+  const pattern = /[\\/]@tensorflow[\\/]tfjs-core[\\/]dist[\\/]tf-core\.node\.js$/;
+  return Object.keys(require.cache).filter((k) => pattern.test(k));
+}
+
 async function choose(): Promise<EngineInfo> {
+  const copies = tfjsCopies();
+  if (copies.length > 1) {
+    console.warn(
+      `tsfast: ${copies.length} copies of TensorFlow.js are loaded (${copies.join(", ")}); ` +
+        `import tf from "tsfast" (import { tf } from "tsfast") instead of from @tensorflow/* packages`,
+    );
+  }
+  const info = await chooseRung();
+  quietCpuGreeting();
+  return info;
+}
+
+async function chooseRung(): Promise<EngineInfo> {
   const forced = process.env["TSFAST_BACKEND"];
   if (forced !== undefined && forced !== "") {
     const name = FORCE_ALIASES[forced];

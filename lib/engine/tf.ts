@@ -8,3 +8,5 @@
  */
 export * from "@tensorflow/tfjs-core";
 export * from "@tensorflow/tfjs-layers";
+// The types of the chained tensor methods (`x.reshape(...)`); `./chained` installs them at run time.
+export type {} from "@tensorflow/tfjs-core/dist/public/chained_ops/register_all_chained_ops";

@@ -1,0 +1,97 @@
+/**
+ * The only code that talks to the Jupyter kernel. In a tslab kernel, outputs are rich display
+ * bundles (several mime types, the front end picks the best one it can show); anywhere else
+ * (tests, scripts, a terminal) the `text/plain` part is printed instead.
+ */
+import { randomBytes } from "node:crypto";
+
+/** A display bundle: mime type → content (strings; binary types as base64). */
+export type MimeBundle = Record<string, string>;
+
+interface TslabJupyter {
+  lastWriteDisplayData:
+    | null
+    | ((data: { data: MimeBundle; metadata: object; transient: { display_id?: string } }, update: boolean) => void);
+}
+
+let jupyterModule: TslabJupyter | null | undefined;
+
+function tslabJupyter(): TslabJupyter | null {
+  if (jupyterModule === undefined) {
+    try {
+      // tslab keeps the function that writes display_data on this module once the kernel runs.
+      jupyterModule = require("tslab/dist/jupyter") as TslabJupyter;
+    } catch {
+      jupyterModule = null;
+    }
+  }
+  return jupyterModule;
+}
+
+/** True inside a running tslab kernel (rich outputs are shown), false in Node scripts and tests. */
+export function inKernel(): boolean {
+  return tslabJupyter()?.lastWriteDisplayData != null;
+}
+
+function write(bundle: MimeBundle, displayId: string | undefined, update: boolean): void {
+  const writer = tslabJupyter()?.lastWriteDisplayData;
+  if (writer) {
+    writer({ data: bundle, metadata: {}, transient: displayId ? { display_id: displayId } : {} }, update);
+    return;
+  }
+  const text = bundle["text/plain"];
+  if (text !== undefined && text !== "") process.stdout.write(text.endsWith("\n") ? text : text + "\n");
+}
+
+/** Show one output made of every mime type in `bundle`. */
+export function showBundle(bundle: MimeBundle): void {
+  write(bundle, undefined, false);
+}
+
+/** A display that can be replaced in place (progress bars, live charts). */
+export interface LiveDisplay {
+  /** Replace what this display shows (the first call creates it). */
+  update(bundle: MimeBundle): void;
+}
+
+/** A new display whose contents `update` replaces in place (tslab's `update_display_data`). */
+export function newLiveDisplay(): LiveDisplay {
+  const id = randomBytes(8).toString("hex");
+  let shown = false;
+  let lastText = "";
+  return {
+    update(bundle: MimeBundle): void {
+      if (inKernel()) {
+        write(bundle, id, shown);
+        shown = true;
+        return;
+      }
+      // In a terminal only print when the text changed, so loops do not flood the log.
+      const text = bundle["text/plain"] ?? "";
+      if (text !== lastText) {
+        write({ "text/plain": text }, undefined, false);
+        lastText = text;
+      }
+    },
+  };
+}
+
+/** Escape text for HTML. */
+export function escapeHtml(s: string): string {
+  return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
+}
+
+/** Show HTML (with `text` as the plain-text version for terminals). */
+export function showHtml(html: string, text = ""): void {
+  showBundle({ "text/html": html, "text/plain": text });
+}
+
+/** Show plain text. */
+export function showText(text: string): void {
+  showBundle({ "text/plain": text });
+}
+
+/** Show Markdown (printed as-is outside a kernel). */
+export function showMarkdown(md: string): void {
+  showBundle({ "text/markdown": md, "text/plain": md });
+}
