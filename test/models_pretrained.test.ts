@@ -93,7 +93,7 @@ test("frozen digits-0-4 features transfer to digits 5-9 (20 labels per class) fa
   const accs: Record<string, number> = {};
   for (const kind of ["pretrained", "random"] as const) {
     const body = await xresnet18(kind === "pretrained"
-      ? { weights: shippedCheckpoint(DIGITS_CKPT), includeTop: false }
+      ? { weights: DIGITS_CKPT, includeTop: false } // a shipped checkpoint by name
       : { nIn: 1, widen: 0.25, stemSzs: [16, 16, 32], includeTop: false, seed: 3 });
     const stats = archMeta(body)?.stats ?? { mean: [0.13], std: [0.3] };
     const xt = normalized(tr, stats.mean[0]!, stats.std[0]!);

@@ -11,7 +11,7 @@ import { ready } from "../engine/backend";
 import type { ArchOptions } from "./resnet";
 import { RESNET_CONFIGS, buildResNet, resolveArchOptions } from "./resnet";
 import { readSafetensors } from "./safetensors";
-import { KNOWN_WEIGHTS, resolveWeightsFile } from "./pretrained";
+import { KNOWN_WEIGHTS, resolveWeightsFile, shippedCheckpoint } from "./pretrained";
 import { loadStateDict } from "./weights";
 
 /** Normalisation statistics (one entry per input channel). */
@@ -84,6 +84,8 @@ function makeArch(name: string): Arch {
       src = known.url;
       stats = known.stats;
       sha = known.sha256;
+    } else if (!/[/\\]/.test(opts.weights) && !opts.weights.endsWith(".safetensors")) {
+      src = shippedCheckpoint(opts.weights); // a bare name: one of the checkpoints shipped with tsfast
     } else src = opts.weights;
     const file = await resolveWeightsFile(src, { sha256: sha, what: `${name} weights` });
     const f = await readSafetensors(file);

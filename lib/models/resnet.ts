@@ -47,7 +47,8 @@ export interface ArchOptions {
   /** Seed of the random initialisation (default 0). */
   seed?: number;
   /**
-   * Pretrained weights: a `.safetensors` path or URL, or `true` for the known default weights
+   * Pretrained weights: a `.safetensors` path or URL, the name of a checkpoint shipped in
+   * `checkpoints/` (e.g. `"digits04-xresnet18-tiny"`), or `true` for the known default weights
    * of this architecture (downloaded once into `$TSFAST_HOME/models`). Default: random init.
    */
   weights?: string | boolean;
