@@ -22,8 +22,8 @@ export interface KnownWeights {
   license: string;
 }
 
-/** ImageNet channel statistics (RGB), as torchvision and fastai use them. */
-export const imagenetStats = { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
+/** ImageNet channel statistics (RGB) as `{ mean, std }`, as torchvision and fastai use them. */
+export const IMAGENET_STATS = { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
 
 /**
  * The default pretrained weights of each architecture (`pretrained: true`): timm's Hugging Face
@@ -31,13 +31,13 @@ export const imagenetStats = { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 
  * weights for the xresnets (same layout as fastai's xresnet).
  */
 export const KNOWN_WEIGHTS: Record<string, KnownWeights> = {
-  resnet18: { url: "https://huggingface.co/timm/resnet18.tv_in1k/resolve/main/model.safetensors", stats: imagenetStats, license: "BSD-3-Clause" },
-  resnet34: { url: "https://huggingface.co/timm/resnet34.tv_in1k/resolve/main/model.safetensors", stats: imagenetStats, license: "BSD-3-Clause" },
-  resnet50: { url: "https://huggingface.co/timm/resnet50.tv_in1k/resolve/main/model.safetensors", stats: imagenetStats, license: "BSD-3-Clause" },
-  resnet101: { url: "https://huggingface.co/timm/resnet101.tv_in1k/resolve/main/model.safetensors", stats: imagenetStats, license: "BSD-3-Clause" },
-  xresnet18: { url: "https://huggingface.co/timm/resnet18d.ra2_in1k/resolve/main/model.safetensors", stats: imagenetStats, license: "Apache-2.0" },
-  xresnet34: { url: "https://huggingface.co/timm/resnet34d.ra2_in1k/resolve/main/model.safetensors", stats: imagenetStats, license: "Apache-2.0" },
-  xresnet50: { url: "https://huggingface.co/timm/resnet50d.ra2_in1k/resolve/main/model.safetensors", stats: imagenetStats, license: "Apache-2.0" },
+  resnet18: { url: "https://huggingface.co/timm/resnet18.tv_in1k/resolve/main/model.safetensors", stats: IMAGENET_STATS, license: "BSD-3-Clause" },
+  resnet34: { url: "https://huggingface.co/timm/resnet34.tv_in1k/resolve/main/model.safetensors", stats: IMAGENET_STATS, license: "BSD-3-Clause" },
+  resnet50: { url: "https://huggingface.co/timm/resnet50.tv_in1k/resolve/main/model.safetensors", stats: IMAGENET_STATS, license: "BSD-3-Clause" },
+  resnet101: { url: "https://huggingface.co/timm/resnet101.tv_in1k/resolve/main/model.safetensors", stats: IMAGENET_STATS, license: "BSD-3-Clause" },
+  xresnet18: { url: "https://huggingface.co/timm/resnet18d.ra2_in1k/resolve/main/model.safetensors", stats: IMAGENET_STATS, license: "Apache-2.0" },
+  xresnet34: { url: "https://huggingface.co/timm/resnet34d.ra2_in1k/resolve/main/model.safetensors", stats: IMAGENET_STATS, license: "Apache-2.0" },
+  xresnet50: { url: "https://huggingface.co/timm/resnet50d.ra2_in1k/resolve/main/model.safetensors", stats: IMAGENET_STATS, license: "Apache-2.0" },
 };
 
 /** The cache folder for downloaded weights: `$TSFAST_HOME/models` (default `~/.tsfast/models`). */

@@ -7,7 +7,7 @@ import { ready } from "../engine/backend";
 import type { Arch, Stats } from "./archs";
 import { archMeta } from "./archs";
 import { AdaptiveConcatPool2d, SigmoidRange } from "./layers";
-import { imagenetStats } from "./pretrained";
+import { IMAGENET_STATS } from "./pretrained";
 import { BN_EPS, BN_MOMENTUM } from "./resnet";
 import type { ArchOptions } from "./resnet";
 
@@ -181,7 +181,7 @@ export async function visionLearner<L extends LearnerLike = LearnerLike>(
   }
   const { model, stats } = await createVisionModel(arch, nOut, { ...opts, nIn, pretrained });
   if (pretrained !== false && (opts.normalize ?? true) && !dls.normalize && dls.addBatchTfm) {
-    const s = statsForChannels(stats ?? imagenetStats, nIn ?? 3);
+    const s = statsForChannels(stats ?? IMAGENET_STATS, nIn ?? 3);
     dls.addBatchTfm({ type: "Normalize", mean: s.mean, std: s.std });
   }
   const learnerOpts: Record<string, unknown> = {};
