@@ -78,3 +78,24 @@ test("a live display in a terminal prints only when its text changes", () => {
   }
   assert.deepEqual(lines, ["epoch 1\n", "epoch 2\n"]);
 });
+
+test("the SVG fallback draws side-by-side subplots in their own panels and scales", () => {
+  const svg = figureToSvg(
+    {
+      data: [
+        { x: [0, 1], y: [0, 1e-3], mode: "lines", xaxis: "x", yaxis: "y" },
+        { x: [0, 1], y: [0.95, 0.85], mode: "lines", xaxis: "x2", yaxis: "y2" },
+      ],
+      layout: { xaxis: { domain: [0, 0.5] }, xaxis2: { domain: [0.5, 1] }, yaxis2: {} },
+    },
+    260,
+    100,
+  );
+  // plot box: left 60, width 180 → panels at 60 (width 90) and 150 (width 90)
+  const frames = [...svg.matchAll(/<rect x="([\d.]+)" y="40" width="([\d.]+)"/g)].map((m) => [Number(m[1]), Number(m[2])]);
+  assert.deepEqual(frames, [[60, 90], [150, 90]]);
+  // each line spans its own panel's full height (its own y scale), not a shared one
+  const paths = [...svg.matchAll(/<path d="M([\d.]+),([\d.]+)L([\d.]+),([\d.]+)"/g)].map((m) => m.slice(1).map(Number));
+  assert.deepEqual(paths.map((p) => [p[0], p[2]]), [[60, 150], [150, 240]]);
+  assert.deepEqual(paths.map((p) => [p[1], p[3]]), [[50, 40], [40, 50]]);
+});

@@ -42,12 +42,53 @@ function axisTitle(layout: Figure["layout"], axis: "xaxis" | "yaxis"): string {
   return typeof t === "string" ? t : (t?.text ?? "");
 }
 
-function scatterSvg(fig: Figure, box: Box): string[] {
-  const logX = fig.layout?.xaxis?.type === "log";
-  const logY = fig.layout?.yaxis?.type === "log";
+/** Axis layout entry for a trace's axis reference ("x", "x2", ...). */
+function axisOf(layout: Figure["layout"], ref: unknown, kind: "x" | "y"): Record<string, unknown> {
+  const suffix = typeof ref === "string" ? ref.slice(1) : "";
+  return ((layout ?? {})[`${kind}axis${suffix}`] ?? {}) as Record<string, unknown>;
+}
+
+/**
+ * Lines/markers, one panel per x/y axis pair: panels sit where their axes' `domain`s put them,
+ * and a y axis `overlaying` another shares its panel with its own scale, ticked on the right.
+ */
+function scatterPanelsSvg(fig: Figure, box: Box): string[] {
+  const groups = new Map<string, Trace[]>();
+  for (const t of fig.data) {
+    const key = `${t["xaxis"] ?? "x"}|${t["yaxis"] ?? "y"}`;
+    groups.set(key, [...(groups.get(key) ?? []), t]);
+  }
+  const out: string[] = [];
+  let k = 0;
+  for (const [key, traces] of groups) {
+    const [xr, yr] = key.split("|");
+    const xa = axisOf(fig.layout, xr, "x");
+    const ya = axisOf(fig.layout, yr, "y");
+    const [d0, d1] = (Array.isArray(xa["domain"]) ? xa["domain"] : [0, 1]) as number[];
+    const sub: Box = { ...box, left: box.left + (d0 ?? 0) * box.width, width: ((d1 ?? 1) - (d0 ?? 0)) * box.width };
+    const overlay = typeof ya["overlaying"] === "string";
+    const logX = xa["type"] === "log";
+    const logY = ya["type"] === "log";
+    out.push(...scatterSvg(traces, sub, { logX, logY, right: overlay, frame: !overlay, colorOffset: k }));
+    const title = (t: unknown) => (typeof t === "string" ? t : ((t as { text?: string } | undefined)?.text ?? ""));
+    if (groups.size > 1 && title(ya["title"])) {
+      const x = overlay ? sub.left + sub.width + 40 : sub.left - 42;
+      out.push(`<text transform="translate(${x},${sub.top + sub.height / 2}) rotate(-90)" font-size="11" text-anchor="middle">${escapeHtml(title(ya["title"]))}</text>`);
+    }
+    k += traces.length;
+  }
+  return out;
+}
+
+function scatterSvg(
+  traces: Trace[],
+  box: Box,
+  o: { logX: boolean; logY: boolean; right?: boolean; frame?: boolean; colorOffset?: number },
+): string[] {
+  const { logX, logY } = o;
   const tx = (v: number) => (logX ? Math.log10(v) : v);
   const ty = (v: number) => (logY ? Math.log10(v) : v);
-  const pts = fig.data.map((t) => {
+  const pts = traces.map((t) => {
     const ys = numbers(t.y);
     const xs = t.x === undefined ? ys.map((_, i) => i) : numbers(t.x);
     return xs.map((x, i) => [tx(x), ty(ys[i] ?? NaN)] as [number, number]).filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
@@ -61,17 +102,24 @@ function scatterSvg(fig: Figure, box: Box): string[] {
   const sx = (x: number) => box.left + ((x - x0) / (x1 - x0)) * box.width;
   const sy = (y: number) => box.top + box.height - ((y - y0) / (y1 - y0)) * box.height;
   const out: string[] = [];
-  out.push(`<rect x="${box.left}" y="${box.top}" width="${box.width}" height="${box.height}" fill="#fafafa" stroke="#ccc"/>`);
-  for (const t of ticks(x0, x1)) {
+  if (o.frame !== false) {
+    out.push(`<rect x="${box.left}" y="${box.top}" width="${box.width}" height="${box.height}" fill="#fafafa" stroke="#ccc"/>`);
+  }
+  for (const t of o.right ? [] : ticks(x0, x1)) {
     out.push(`<text x="${sx(t).toFixed(1)}" y="${box.top + box.height + 14}" font-size="10" text-anchor="middle">${fmt(logX ? 10 ** t : t)}</text>`);
   }
   for (const t of ticks(y0, y1)) {
+    if (o.right) {
+      out.push(`<text x="${box.left + box.width + 4}" y="${(sy(t) + 3).toFixed(1)}" font-size="10">${fmt(logY ? 10 ** t : t)}</text>`);
+      continue;
+    }
     out.push(`<line x1="${box.left}" x2="${box.left + box.width}" y1="${sy(t).toFixed(1)}" y2="${sy(t).toFixed(1)}" stroke="#eee"/>`);
     out.push(`<text x="${box.left - 4}" y="${(sy(t) + 3).toFixed(1)}" font-size="10" text-anchor="end">${fmt(logY ? 10 ** t : t)}</text>`);
   }
-  fig.data.forEach((trace, k) => {
+  traces.forEach((trace, i) => {
+    const k = i + (o.colorOffset ?? 0);
     const color = trace.line?.color ?? trace.marker?.color ?? PALETTE[k % PALETTE.length];
-    const p = pts[k] ?? [];
+    const p = pts[i] ?? [];
     const mode = trace.mode ?? "lines";
     if (mode.includes("lines") && p.length > 1) {
       const d = p.map(([x, y], i) => `${i ? "L" : "M"}${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join("");
@@ -148,7 +196,8 @@ function barSvg(trace: Trace, box: Box): string[] {
 export function figureToSvg(fig: Figure, width = 640, height = 400): string {
   const layout = fig.layout ?? {};
   const isHeat = fig.data.some((t) => t.type === "heatmap");
-  const margin = isHeat ? { l: 110, r: 20, t: 40, b: 100 } : { l: 60, r: 20, t: 40, b: 50 };
+  const hasRightAxis = Object.values(layout).some((a) => typeof a === "object" && a !== null && "overlaying" in a);
+  const margin = isHeat ? { l: 110, r: 20, t: 40, b: 100 } : { l: 60, r: hasRightAxis ? 60 : 20, t: 40, b: 50 };
   const box: Box = { left: margin.l, top: margin.t, width: width - margin.l - margin.r, height: height - margin.t - margin.b };
   const parts: string[] = [];
   const title = typeof layout.title === "string" ? layout.title : (layout.title?.text ?? "");
@@ -158,7 +207,7 @@ export function figureToSvg(fig: Figure, width = 640, height = 400): string {
   } else if (fig.data.every((t) => t.type === "bar")) {
     for (const t of fig.data) parts.push(...barSvg(t, box));
   } else {
-    parts.push(...scatterSvg(fig, box));
+    parts.push(...scatterPanelsSvg(fig, box));
   }
   const xt = axisTitle(layout, "xaxis");
   const yt = axisTitle(layout, "yaxis");

@@ -1,0 +1,136 @@
+/**
+ * Callbacks: objects with optional (possibly async) methods named by training event, run in `order`.
+ *
+ * The training loop fires, in this order:
+ *   beforeFit → (beforeEpoch → beforeTrain → (beforeBatch → afterPred → afterLoss → beforeBackward
+ *   → afterStep → afterBatch)* → afterTrain → beforeValidate → (beforeBatch → afterPred → afterLoss
+ *   → afterBatch)* → afterValidate → afterEpoch)* → afterFit.
+ * TensorFlow.js computes the forward pass and the gradients in one synchronous call, so `afterPred`,
+ * `afterLoss` and `beforeBackward` see the prediction, loss and gradients already computed; throwing
+ * `CancelBatchException` from any of them skips the optimizer step.
+ */
+import type { Learner } from "./learner";
+
+/** The names of the training events a callback can handle. */
+export const EVENTS = [
+  "beforeFit",
+  "beforeEpoch",
+  "beforeTrain",
+  "beforeBatch",
+  "afterPred",
+  "afterLoss",
+  "beforeBackward",
+  "afterStep",
+  "afterCancelBatch",
+  "afterBatch",
+  "afterCancelTrain",
+  "afterTrain",
+  "beforeValidate",
+  "afterCancelValidate",
+  "afterValidate",
+  "afterCancelEpoch",
+  "afterEpoch",
+  "afterCancelFit",
+  "afterFit",
+] as const;
+
+/** One training event name. */
+export type EventName = (typeof EVENTS)[number];
+
+/** A callback: any object with optional event methods; `order` sorts them (lower runs first, default 0). */
+export type Callback = {
+  [K in EventName]?: (learn: Learner) => void | Promise<void>;
+} & {
+  /** Position among the learner's callbacks; lower runs first (default 0). */
+  order?: number;
+  /** A name used by `learn.cbs` look-ups and in error messages (default: the class name). */
+  name?: string;
+  /** Set by the learner when the callback is added. */
+  learn?: Learner;
+  /** Runs during validation too (default true); `false` skips it while validating. */
+  runValid?: boolean;
+  /** Runs during training (default true); `false` skips it while training. */
+  runTrain?: boolean;
+};
+
+/** Throw from a callback to skip the rest of this batch (no optimizer step when thrown before it). */
+export class CancelBatchException extends Error {
+  constructor(message = "batch cancelled") {
+    super(message);
+    this.name = "CancelBatchException";
+  }
+}
+/** Throw from a callback to skip the rest of the training phase of this epoch. */
+export class CancelTrainException extends Error {
+  constructor(message = "training phase cancelled") {
+    super(message);
+    this.name = "CancelTrainException";
+  }
+}
+/** Throw from a callback to skip the validation phase of this epoch. */
+export class CancelValidException extends Error {
+  constructor(message = "validation cancelled") {
+    super(message);
+    this.name = "CancelValidException";
+  }
+}
+/** Throw from a callback to skip the rest of this epoch. */
+export class CancelEpochException extends Error {
+  constructor(message = "epoch cancelled") {
+    super(message);
+    this.name = "CancelEpochException";
+  }
+}
+/** Throw from a callback to stop `fit` cleanly (afterFit still runs). */
+export class CancelFitException extends Error {
+  constructor(message = "fit cancelled") {
+    super(message);
+    this.name = "CancelFitException";
+  }
+}
+
+/** Thrown when the training loss becomes NaN or infinite; the weights are those from before that step. */
+export class NonFiniteLossError extends Error {
+  constructor(
+    readonly epoch: number,
+    readonly batch: number,
+    readonly lr: number,
+    readonly loss: number,
+  ) {
+    super(
+      `training stopped: the loss is ${loss} at epoch ${epoch}, batch ${batch} (lr ${lr.toExponential(3)}); ` +
+        `the weights are kept from before this step. Lower the learning rate (try learn.lrFind()) or check the data for NaN.`,
+    );
+    this.name = "NonFiniteLossError";
+  }
+}
+
+/** Thrown by `fit` when interrupted (kernel interrupt or `learn.interrupt()`); the learner stays usable. */
+export class FitInterruptedError extends Error {
+  constructor(
+    readonly epoch: number,
+    readonly batch: number,
+    readonly training: boolean,
+  ) {
+    super(
+      `training interrupted at epoch ${epoch}, ${training ? "training" : "validation"} batch ${batch}; ` +
+        `the weights are those after the last completed step and fit can be called again`,
+    );
+    this.name = "FitInterruptedError";
+  }
+}
+
+/** The display name of a callback: its `name`, else its class name. */
+export function callbackName(cb: Callback): string {
+  if (cb.name) return cb.name;
+  const ctor = (cb as { constructor?: { name?: string } }).constructor;
+  return ctor?.name && ctor.name !== "Object" ? ctor.name : "callback";
+}
+
+/** Sort callbacks by `order`, keeping insertion order among equals. */
+export function sortCallbacks(cbs: Callback[]): Callback[] {
+  return cbs
+    .map((cb, i) => ({ cb, i }))
+    .sort((a, b) => (a.cb.order ?? 0) - (b.cb.order ?? 0) || a.i - b.i)
+    .map((x) => x.cb);
+}

@@ -1,0 +1,597 @@
+/**
+ * `Learner`: a model, its data, a loss and an optimizer, and the training loop with callbacks
+ * (fastai's `Learner`): `fit`, `fitOneCycle`, `fineTune`, `lrFind`, `freeze`, `getPreds`, `predict`.
+ */
+import * as tf from "../engine/tf";
+import { ready } from "../engine/backend";
+import {
+  CancelBatchException,
+  CancelEpochException,
+  CancelFitException,
+  CancelTrainException,
+  CancelValidException,
+  NonFiniteLossError,
+  FitInterruptedError,
+  callbackName,
+  sortCallbacks,
+  type Callback,
+  type EventName,
+} from "./callback";
+import { toLoss, CrossEntropyLossFlat, BCEWithLogitsLossFlat, type Loss } from "./losses";
+import type { Metric } from "./metrics";
+import { Adam, expandPerGroup, slice, type LrSpec, type OptFunc, type Optimizer } from "./optimizer";
+import { designNonTrainable, freezeGroups, isTrained, leafLayers, paramGroups, type GroupParam } from "./params";
+import { Recorder } from "./recorder";
+import { ProgressCallback } from "./progress";
+import { combinedCos, ParamScheduler } from "./schedule";
+import type { Hypers } from "./optimizer";
+import { lrFind, type LrFindOptions, type LrFindResult } from "./lrfind";
+import { activationOf, exportModel, loadCheckpoint, predictManyWith, predictWith, saveCheckpoint, type InferenceInfo, type Prediction } from "./export";
+import * as nodePath from "node:path";
+import { inKernel } from "./show";
+import { getPreds, tta, validate, type GetPredsOptions, type Preds, type TtaOptions } from "./preds";
+
+/** A batch as the data floor yields it: inputs and targets (the learner disposes both). */
+export interface BatchLike {
+  xb: tf.Tensor;
+  yb: tf.Tensor;
+}
+
+/** What the learner needs from a data loader (structurally the data floor's `DataLoader`). */
+export interface DataLoaderLike extends AsyncIterable<BatchLike> {
+  /** Batches per epoch. */
+  length: number;
+  /** Items. */
+  n?: number;
+}
+
+/** What the learner needs from `DataLoaders` (structurally the data floor's class). */
+export interface DataLoadersLike {
+  train: DataLoaderLike;
+  valid: DataLoaderLike;
+  vocab?: string[];
+  c?: number;
+  isMultiLabel?: boolean;
+  path?: string;
+  /** JSON-serialisable description of inference preprocessing (saved by `export`). */
+  inferenceSpec?(): unknown;
+}
+
+/** Options of `new Learner`, with fastai's defaults. */
+export interface LearnerOptions {
+  /** Loss on logits (default: `BCEWithLogitsLossFlat` when `dls.isMultiLabel`, else `CrossEntropyLossFlat`). */
+  lossFunc?: Loss | ((pred: tf.Tensor, targ: tf.Tensor) => tf.Tensor);
+  /** Builds the optimizer over parameter groups (default `Adam`). */
+  optFunc?: OptFunc;
+  /** Default learning rate for `fit`/`fitOneCycle` (default 1e-3). */
+  lr?: number;
+  /** Metrics computed over the validation set each epoch (default none). */
+  metrics?: Metric | Metric[];
+  /** Weight decay; undefined keeps the optimizer's default (Adam: 0.01). */
+  wd?: number;
+  /** Apply weight decay to batch-norm and bias parameters too (default false). */
+  wdBnBias?: boolean;
+  /** Keep batch-norm layers trainable in frozen groups (default true). */
+  trainBn?: boolean;
+  /** Extra callbacks (default none; `Recorder` and `ProgressCallback` are always added). */
+  cbs?: Callback | Callback[];
+  /** Splits the model into parameter groups of layers (default: one group of the whole model). */
+  splitter?: (model: tf.LayersModel) => tf.layers.Layer[][];
+  /** Folder for `save`/`load` (`<path>/<modelDir>/`) (default `dls.path` or "."). */
+  path?: string;
+  /** Sub-folder of `path` for checkpoints (default "models"). */
+  modelDir?: string;
+  /** Add the `ProgressCallback` (default true). */
+  progress?: boolean;
+}
+
+/** Options of `fitOneCycle` (fastai's defaults). */
+export interface FitOneCycleOptions {
+  /** Peak learning rate: number, per-group array or `slice` (default: the learner's `lr`). */
+  lrMax?: LrSpec;
+  /** Start LR = lrMax/div (default 25). */
+  div?: number;
+  /** Final LR = lrMax/divFinal (default 1e5). */
+  divFinal?: number;
+  /** Fraction of steps spent warming up (default 0.25). */
+  pctStart?: number;
+  /** Momentum start, middle, end (default [0.95, 0.85, 0.95]). */
+  moms?: [number, number, number];
+  /** Weight decay (default: the learner's `wd`). */
+  wd?: number;
+  /** Extra callbacks for this call only. */
+  cbs?: Callback[];
+}
+
+/** Options of `fineTune` (fastai's defaults). */
+export interface FineTuneOptions {
+  /** Learning rate of the unfrozen phase's last group, doubled for the frozen phase (default 2e-3). */
+  baseLr?: number;
+  /** Epochs with the body frozen (default 1). */
+  freezeEpochs?: number;
+  /** Ratio of the last group's LR to the first group's in the unfrozen phase (default 100). */
+  lrMult?: number;
+  /** Warm-up fraction of the unfrozen phase (default 0.3). */
+  pctStart?: number;
+  /** Start-LR divisor of the unfrozen phase (default 5). */
+  div?: number;
+  /** Weight decay (default: the learner's `wd`). */
+  wd?: number;
+  /** Extra callbacks for both phases. */
+  cbs?: Callback[];
+}
+
+/** Options of `fit`. */
+export interface FitOptions {
+  /** Weight decay (default: the learner's `wd`). */
+  wd?: number;
+  /** Extra callbacks for this call only. */
+  cbs?: Callback[];
+  /** Create a fresh optimizer (forget moving averages) first (default false). */
+  resetOpt?: boolean;
+}
+
+/** A `Learner` trains `model` on `dls` with `lossFunc` and `optFunc`, driven by callbacks. */
+export class Learner {
+  readonly dls: DataLoadersLike;
+  readonly model: tf.LayersModel;
+  lossFunc: Loss;
+  readonly optFunc: OptFunc;
+  lr: number;
+  metrics: Metric[];
+  wd?: number;
+  readonly wdBnBias: boolean;
+  readonly trainBn: boolean;
+  readonly splitter: (model: tf.LayersModel) => tf.layers.Layer[][];
+  path: string;
+  modelDir: string;
+  /** The optimizer, created on first `fit`/`freeze`. */
+  opt?: Optimizer;
+  /** Callbacks, sorted by `order`. */
+  cbs: Callback[] = [];
+  readonly recorder: Recorder;
+
+  // --- loop state, read by callbacks ---
+  /** Current epoch (0-based). */
+  epoch = 0;
+  /** Epochs in the current `fit`. */
+  nEpoch = 1;
+  /** Index of the batch in the current loader. */
+  iter = 0;
+  /** Batches in the current loader. */
+  nIter = 0;
+  /** Training batches done in this `fit`. */
+  trainIter = 0;
+  /** Fraction of this `fit`'s training batches done. */
+  pctTrain = 0;
+  /** True during the training phase. */
+  training = false;
+  xb?: tf.Tensor;
+  yb?: tf.Tensor;
+  /** The model's output (logits) for the current batch. */
+  pred?: tf.Tensor;
+  /** The mean loss of the current batch (a scalar tensor). */
+  loss?: tf.Tensor;
+  /** `loss` as a number. */
+  lossValue?: number;
+  /** Gradients of the current training batch, by variable. */
+  grads?: Map<tf.Variable, tf.Tensor>;
+  /** Validation loss of the last validation phase. */
+  validLoss?: number;
+  /** Metric values of the last validation phase (same order as `metrics`). */
+  metricValues?: number[];
+
+  private stopRequested = false;
+  private running = false;
+  private groups?: tf.layers.Layer[][];
+  private params?: GroupParam[][];
+
+  constructor(dls: DataLoadersLike, model: tf.LayersModel, opts: LearnerOptions = {}) {
+    this.dls = dls;
+    this.model = model;
+    this.lossFunc = opts.lossFunc ? toLoss(opts.lossFunc) : dls.isMultiLabel ? BCEWithLogitsLossFlat() : CrossEntropyLossFlat();
+    this.optFunc = opts.optFunc ?? Adam;
+    this.lr = opts.lr ?? 1e-3;
+    this.metrics = opts.metrics === undefined ? [] : Array.isArray(opts.metrics) ? opts.metrics : [opts.metrics];
+    this.wd = opts.wd;
+    this.wdBnBias = opts.wdBnBias ?? false;
+    this.trainBn = opts.trainBn ?? true;
+    this.splitter = opts.splitter ?? ((m) => [[m]]);
+    this.path = opts.path ?? dls.path ?? ".";
+    this.modelDir = opts.modelDir ?? "models";
+    this.recorder = new Recorder();
+    this.addCbs([this.recorder]);
+    if (opts.progress ?? true) this.addCbs([new ProgressCallback()]);
+    if (opts.cbs) this.addCbs(Array.isArray(opts.cbs) ? opts.cbs : [opts.cbs]);
+  }
+
+  /** Add callbacks (sets their `learn`). */
+  addCbs(cbs: Callback[]): this {
+    for (const cb of cbs) cb.learn = this;
+    this.cbs = sortCallbacks([...this.cbs, ...cbs]);
+    return this;
+  }
+
+  /** Remove callbacks. */
+  removeCbs(cbs: Callback[]): this {
+    this.cbs = this.cbs.filter((c) => !cbs.includes(c));
+    return this;
+  }
+
+  /** The layer groups given by the splitter (computed once). */
+  layerGroups(): tf.layers.Layer[][] {
+    if (!this.groups) {
+      this.groups = this.splitter(this.model);
+      if (!Array.isArray(this.groups) || this.groups.length === 0) throw new Error("the splitter must return at least one group of layers");
+    }
+    return this.groups;
+  }
+
+  /** The parameter groups the optimizer works on. */
+  paramGroups(): GroupParam[][] {
+    if (!this.params) this.params = paramGroups(this.layerGroups(), this.wdBnBias);
+    return this.params;
+  }
+
+  /** Create the optimizer (`optFunc` over the parameter groups, at `lr`). */
+  createOpt(): Optimizer {
+    this.opt?.dispose();
+    this.opt = this.optFunc(this.paramGroups(), { lr: this.lr });
+    if (this.wd !== undefined) this.opt.setHyper("wd", this.wd);
+    return this.opt;
+  }
+
+  /** Freeze parameter groups `[0, n)` (negative counts from the end); norm layers keep training when `trainBn`. */
+  freezeTo(n: number): void {
+    if (!this.opt) this.createOpt();
+    freezeGroups(this.layerGroups(), n, this.trainBn);
+    this.opt!.clearState(); // as fastai: moving averages restart when the trained set changes
+  }
+  /** Freeze every group but the last. */
+  freeze(): void {
+    this.freezeTo(-1);
+  }
+  /** Make every group trainable. */
+  unfreeze(): void {
+    this.freezeTo(0);
+  }
+
+  /** Run the callbacks' handlers for `event`, in order. */
+  async event(name: EventName): Promise<void> {
+    for (const cb of this.cbs) {
+      const f = cb[name];
+      if (!f) continue;
+      // as fastai: runTrain/runValid only filter the per-batch events
+      if (INNER_LOOP.has(name) && (this.training ? cb.runTrain === false : cb.runValid === false)) continue;
+      try {
+        await f.call(cb, this);
+      } catch (e) {
+        if (isCancel(e)) throw e;
+        if (e instanceof Error && !e.message.includes(" in callback ")) e.message = `${e.message} (in callback ${callbackName(cb)}.${name})`;
+        throw e;
+      }
+    }
+  }
+
+  private async withEvents(
+    body: () => Promise<void>,
+    kind: "fit" | "epoch" | "train" | "validate" | "batch",
+    cancel: new (...a: never[]) => Error,
+    beforeAfter?: () => void,
+  ): Promise<void> {
+    const cap = kind[0]!.toUpperCase() + kind.slice(1);
+    try {
+      await this.event(`before${cap}` as EventName);
+      await body();
+    } catch (e) {
+      if (!(e instanceof cancel)) throw e;
+      await this.event(`afterCancel${cap}` as EventName);
+    }
+    beforeAfter?.();
+    await this.event(`after${cap}` as EventName);
+  }
+
+  /** Train for `nEpoch` epochs at a constant learning rate (`lr`: number, per-group array or `slice`). */
+  async fit(nEpoch: number, lr?: LrSpec, opts: FitOptions = {}): Promise<void> {
+    await ready();
+    if (!Number.isInteger(nEpoch) || nEpoch < 0) throw new Error(`fit: nEpoch must be a non-negative integer, got ${nEpoch}`);
+    if (this.running) {
+      throw new Error("fit: this learner is already training (an earlier cell may still run); await it, or call learn.interrupt() to stop it");
+    }
+    if (opts.resetOpt || !this.opt) this.createOpt();
+    const opt = this.opt!;
+    opt.setHyper("lr", lr ?? this.lr);
+    const wd = opts.wd ?? this.wd;
+    if (wd !== undefined) opt.setHyper("wd", wd);
+    const extra = opts.cbs ?? [];
+    this.addCbs(extra);
+    this.stopRequested = false;
+    // A tslab kernel interrupt only abandons the cell's promise; listen for it so training really stops.
+    const onSigint = () => this.interrupt();
+    const listen = inKernel();
+    if (listen) process.on("SIGINT", onSigint);
+    this.running = true;
+    try {
+      this.nEpoch = nEpoch;
+      this.epoch = 0;
+      this.trainIter = 0;
+      this.pctTrain = 0;
+      this.lossValue = undefined;
+      await this.withEvents(
+        async () => {
+          for (let epoch = 0; epoch < nEpoch; epoch++) {
+            this.epoch = epoch;
+            await this.withEvents(() => this.doEpoch(), "epoch", CancelEpochException);
+          }
+        },
+        "fit",
+        CancelFitException,
+      );
+    } finally {
+      if (listen) process.off("SIGINT", onSigint);
+      this.running = false;
+      this.training = false;
+      this.disposeBatch();
+      this.removeCbs(extra);
+    }
+  }
+
+  /** Ask a running `fit` to stop before its next batch (a kernel interrupt does this); it rejects with `FitInterruptedError`. */
+  interrupt(): void {
+    this.stopRequested = true;
+  }
+
+  private async doEpoch(): Promise<void> {
+    await this.withEvents(() => this.allBatches(this.dls.train, true), "train", CancelTrainException);
+    this.training = false;
+    this.validLoss = undefined;
+    this.metricValues = undefined;
+    if (this.dls.valid && this.dls.valid.length > 0) {
+      await this.withEvents(() => this.allBatches(this.dls.valid, false), "validate", CancelValidException);
+    }
+  }
+
+  private async allBatches(dl: DataLoaderLike, training: boolean): Promise<void> {
+    this.training = training;
+    this.nIter = dl.length;
+    let lossSum = 0;
+    let count = 0;
+    const preds: tf.Tensor[] = [];
+    const targs: tf.Tensor[] = [];
+    try {
+      let i = 0;
+      for await (const b of dl) {
+        this.iter = i++;
+        this.xb = b.xb;
+        this.yb = b.yb;
+        this.lossValue = undefined;
+        if (this.stopRequested) {
+          this.stopRequested = false;
+          throw new FitInterruptedError(this.epoch, this.iter, training);
+        }
+        try {
+          // fastai's TrainEvalCallback counts a training batch (even a cancelled one) before other afterBatch handlers run
+          const countBatch = training ? () => this.countTrainBatch() : undefined;
+          await this.withEvents(() => (training ? this.trainBatch() : this.validBatch()), "batch", CancelBatchException, countBatch);
+          if (!training && this.pred && this.lossValue !== undefined) {
+            const bs = this.yb.shape[0] ?? 1;
+            lossSum += this.lossValue * bs;
+            count += bs;
+            if (this.metrics.length) {
+              preds.push(tf.keep(this.pred.clone()));
+              targs.push(tf.keep(this.yb.clone()));
+            }
+          }
+        } finally {
+          this.disposeBatch();
+        }
+      }
+      if (!training) {
+        this.validLoss = count ? lossSum / count : NaN;
+        if (this.metrics.length && preds.length) {
+          const p = tf.concat(preds);
+          const t = tf.concat(targs);
+          try {
+            this.metricValues = this.metrics.map((m) => m.compute(p, t));
+          } finally {
+            p.dispose();
+            t.dispose();
+          }
+        }
+      }
+    } finally {
+      tf.dispose(preds);
+      tf.dispose(targs);
+    }
+  }
+
+  private disposeBatch(): void {
+    const ts = [this.xb, this.yb, this.pred, this.loss, ...(this.grads ? this.grads.values() : [])];
+    for (const t of ts) if (t && !t.isDisposed) t.dispose();
+    this.xb = this.yb = this.pred = this.loss = undefined;
+    this.grads = undefined;
+  }
+
+  /** One training step: forward + gradients, loss check, optimizer step. */
+  private async trainBatch(): Promise<void> {
+    const xb = this.xb!;
+    const yb = this.yb!;
+    const trained = this.paramGroups().flat().filter(isTrained);
+    // Moving statistics change in the forward pass: keep a copy to restore if the loss is not finite.
+    const stats = this.model.layers.flatMap(leafLayers).flatMap(designNonTrainable);
+    const saved = stats.map((lv) => lv.read().clone());
+    try {
+      const forward = () => {
+        const out = this.model.apply(xb, { training: true }) as tf.Tensor;
+        this.pred = tf.keep(out);
+        return this.lossFunc.forward(out, yb, "mean") as tf.Scalar;
+      };
+      if (trained.length) {
+        const { value, grads } = tf.variableGrads(forward, trained.map((p) => p.variable));
+        this.loss = value;
+        this.grads = new Map(trained.map((p) => [p.variable, grads[p.variable.name]!]));
+      } else {
+        this.loss = tf.tidy(forward);
+        this.grads = new Map();
+      }
+      this.lossValue = (await this.loss.data())[0]!;
+      await this.event("afterPred");
+      await this.event("afterLoss");
+      if (!Number.isFinite(this.lossValue)) {
+        stats.forEach((lv, i) => lv.write(saved[i]!));
+        const h = this.opt!.hypers[this.opt!.hypers.length - 1]!;
+        throw new NonFiniteLossError(this.epoch, this.iter, h.lr, this.lossValue);
+      }
+      await this.event("beforeBackward");
+      this.opt!.step(this.grads);
+      await this.event("afterStep");
+    } finally {
+      tf.dispose(saved);
+    }
+  }
+
+  private countTrainBatch(): void {
+    this.trainIter += 1;
+    this.pctTrain = this.trainIter / (this.nEpoch * Math.max(1, this.nIter));
+  }
+
+  private async validBatch(): Promise<void> {
+    this.pred = tf.tidy(() => this.model.apply(this.xb!, { training: false }) as tf.Tensor);
+    this.loss = this.lossFunc.forward(this.pred, this.yb!, "mean");
+    this.lossValue = (await this.loss.data())[0]!;
+    await this.event("afterPred");
+    await this.event("afterLoss");
+  }
+
+  /** Train with fastai's one-cycle policy: cosine warm-up to `lrMax` then cosine annealing; momentum the other way. */
+  async fitOneCycle(nEpoch: number, opts: FitOneCycleOptions = {}): Promise<void> {
+    if (!this.opt) this.createOpt();
+    const div = opts.div ?? 25;
+    const divFinal = opts.divFinal ?? 1e5;
+    const pctStart = opts.pctStart ?? 0.25;
+    const [m0, m1, m2] = opts.moms ?? [0.95, 0.85, 0.95];
+    this.opt!.setHyper("lr", opts.lrMax ?? this.lr);
+    const lrMax = this.opt!.hypers.map((h) => h.lr);
+    const sched = new ParamScheduler({
+      lr: combinedCos(
+        pctStart,
+        lrMax.map((l) => l / div),
+        lrMax,
+        lrMax.map((l) => l / divFinal),
+      ),
+      mom: combinedCos(pctStart, m0, m1, m2),
+    });
+    await this.fit(nEpoch, lrMax, { wd: opts.wd, cbs: [sched, ...(opts.cbs ?? [])] });
+  }
+
+  /** fastai's `fine_tune`: one-cycle with the body frozen, then unfrozen with discriminative learning rates. */
+  async fineTune(epochs: number, opts: FineTuneOptions = {}): Promise<void> {
+    let baseLr = opts.baseLr ?? 2e-3;
+    const freezeEpochs = opts.freezeEpochs ?? 1;
+    const lrMult = opts.lrMult ?? 100;
+    this.freeze();
+    await this.fitOneCycle(freezeEpochs, { lrMax: slice(baseLr), pctStart: 0.99, wd: opts.wd, cbs: opts.cbs });
+    baseLr /= 2;
+    this.unfreeze();
+    await this.fitOneCycle(epochs, {
+      lrMax: slice(baseLr / lrMult, baseLr),
+      pctStart: opts.pctStart ?? 0.3,
+      div: opts.div ?? 5,
+      wd: opts.wd,
+      cbs: opts.cbs,
+    });
+  }
+
+  /** Set a hyper-parameter on every group now (number, per-group array or `slice`). */
+  setHyper(key: keyof Hypers, v: LrSpec): void {
+    if (!this.opt) this.createOpt();
+    this.opt!.setHyper(key, v);
+  }
+
+  /** Learning rates per group that `v` gives with this learner's groups. */
+  lrsFor(v: LrSpec): number[] {
+    return expandPerGroup(v, this.layerGroups().length);
+  }
+
+  /** Predictions (activated), targets and optionally per-item losses over a loader, in loader order; caller disposes. */
+  async getPreds(opts: GetPredsOptions = {}): Promise<Preds> {
+    return getPreds(this, opts);
+  }
+
+  /** Validation loss and metrics over a loader (default the validation set): `[validLoss, ...metrics]`. */
+  async validate(opts: { dsIdx?: number; dl?: DataLoaderLike } = {}): Promise<number[]> {
+    return validate(this, opts);
+  }
+
+  /** fastai's `tta`: blend predictions on augmented copies of each batch with the plain ones; caller disposes. */
+  async tta(opts: TtaOptions = {}): Promise<Preds> {
+    return tta(this, opts);
+  }
+
+  /** fastai's `lr_find`: sweep the learning rate exponentially, plot loss vs LR, suggest LRs; weights and optimizer state are restored. */
+  async lrFind(opts: LrFindOptions = {}): Promise<LrFindResult> {
+    await ready();
+    return lrFind(this, opts);
+  }
+
+  /** Predict one item (file path or encoded image, preprocessed as the validation set; or a prepared tensor). */
+  async predict(input: string | Buffer | tf.Tensor): Promise<Prediction> {
+    return predictWith(this.model, this.inferenceInfo(), input);
+  }
+
+  /** Predict many items in one batch: paths / encoded images, or a prepared NHWC tensor (not disposed). */
+  async predictBatch(inputs: (string | Buffer)[] | tf.Tensor): Promise<Prediction[]> {
+    return predictManyWith(this.model, this.inferenceInfo(), inputs);
+  }
+
+  private inferenceInfo(): InferenceInfo {
+    const spec = typeof this.dls.inferenceSpec === "function" ? this.dls.inferenceSpec() : null;
+    return { vocab: this.dls.vocab ?? [], isMultiLabel: !!this.dls.isMultiLabel, inferenceSpec: spec, ...activationOf(this.lossFunc) };
+  }
+
+  /** Write a self-contained inference artifact (model JSON + weights + vocab + inference spec) to `dir`, for `loadLearner`. */
+  async export(dir = "export"): Promise<void> {
+    const info = this.inferenceInfo();
+    const target = nodePath.isAbsolute(dir) ? dir : nodePath.join(this.path, dir);
+    await exportModel(target, this.model, { vocab: info.vocab, isMultiLabel: info.isMultiLabel, inferenceSpec: info.inferenceSpec, loss: this.lossFunc });
+  }
+
+  /** The checkpoint file of `name`: `<path>/<modelDir>/<name>.tsfast`. */
+  checkpointPath(name: string): string {
+    return nodePath.join(this.path, this.modelDir, `${name}.tsfast`);
+  }
+
+  /** Save weights and optimizer state to `<path>/models/<name>.tsfast`; returns the file. */
+  async save(name: string, opts: { withOpt?: boolean } = {}): Promise<string> {
+    await ready();
+    const file = this.checkpointPath(name);
+    await saveCheckpoint(file, this.model, (opts.withOpt ?? true) ? this.opt : undefined);
+    return file;
+  }
+
+  /** Load weights (and optimizer state, default) saved by `save(name)`. */
+  async load(name: string, opts: { withOpt?: boolean } = {}): Promise<this> {
+    await ready();
+    if (!this.opt) this.createOpt();
+    await loadCheckpoint(this.checkpointPath(name), this.model, this.opt, opts.withOpt ?? true);
+    return this;
+  }
+
+  /** Release the optimizer state (the model stays the caller's). */
+  dispose(): void {
+    this.opt?.dispose();
+    this.opt = undefined;
+  }
+}
+
+function isCancel(e: unknown): boolean {
+  return (
+    e instanceof CancelBatchException ||
+    e instanceof CancelTrainException ||
+    e instanceof CancelValidException ||
+    e instanceof CancelEpochException ||
+    e instanceof CancelFitException
+  );
+}
+
+const INNER_LOOP = new Set<EventName>(["beforeBatch", "afterPred", "afterLoss", "beforeBackward", "afterStep", "afterCancelBatch", "afterBatch"]);

@@ -1,0 +1,169 @@
+/**
+ * Metrics computed over the whole validation set at once (not averaged per batch), from the model's
+ * raw outputs (logits) and the targets.
+ */
+import * as tf from "../engine/tf";
+
+/** A metric: a name and its value over all predictions (logits) and targets of a dataset. */
+export interface Metric {
+  /** Column name in the training table (`accuracy`, `error_rate`, ...). */
+  readonly name: string;
+  /** The value over every prediction and target. */
+  compute(pred: tf.Tensor, targ: tf.Tensor): number;
+}
+
+function scalar(f: () => tf.Tensor): number {
+  const t = tf.tidy(f);
+  const v = t.dataSync()[0]!;
+  t.dispose();
+  return v;
+}
+
+function checkRows(name: string, pred: tf.Tensor, targ: tf.Tensor): void {
+  if (pred.shape[0] !== targ.shape[0]) {
+    throw new Error(`${name}: ${pred.shape[0]} predictions but ${targ.shape[0]} targets`);
+  }
+}
+
+/** fastai's `accuracy`: fraction of items whose argmax over the last axis equals the integer target. */
+export const accuracy: Metric = {
+  name: "accuracy",
+  compute(pred, targ) {
+    checkRows("accuracy", pred, targ);
+    return scalar(() => tf.mean(tf.cast(tf.equal(tf.argMax(pred, -1), tf.cast(tf.reshape(targ, [-1]), "int32")), "float32")));
+  },
+};
+
+/** fastai's `error_rate`: 1 − accuracy. */
+export const errorRate: Metric = {
+  name: "error_rate",
+  compute: (pred, targ) => 1 - accuracy.compute(pred, targ),
+};
+
+/** Options of `accuracyMulti`. */
+export interface AccuracyMultiOptions {
+  /** Probability above which a label counts as predicted (default 0.5). */
+  thresh?: number;
+  /** Apply a sigmoid to the predictions first (default true: models output logits). */
+  sigmoid?: boolean;
+}
+
+/** fastai's `accuracy_multi`: fraction of (item, label) pairs where thresholded probabilities equal the multi-hot target. */
+export function accuracyMulti(opts: AccuracyMultiOptions = {}): Metric {
+  const thresh = opts.thresh ?? 0.5;
+  const sig = opts.sigmoid ?? true;
+  return {
+    name: "accuracy_multi",
+    compute(pred, targ) {
+      checkRows("accuracyMulti", pred, targ);
+      return scalar(() => {
+        const p = sig ? tf.sigmoid(pred) : pred;
+        return tf.mean(tf.cast(tf.equal(tf.greater(p, thresh), tf.cast(targ, "bool")), "float32"));
+      });
+    },
+  };
+}
+
+/** fastai's `rmse`: root of the mean squared difference over all values. */
+export const rmse: Metric = {
+  name: "_rmse",
+  compute: (pred, targ) =>
+    Math.sqrt(scalar(() => tf.mean(tf.square(tf.sub(tf.reshape(pred, [-1]), tf.reshape(tf.cast(targ, "float32"), [-1])))))),
+};
+
+/** How `Precision`, `Recall` and `F1Score` combine classes (sklearn's `average`). */
+export type Average = "binary" | "macro" | "micro" | "weighted";
+
+/** Options of `Precision`, `Recall` and `F1Score`. */
+export interface ClassMetricOptions {
+  /** "binary" (only `posLabel`), "macro", "micro" or "weighted" by support (default "binary", as fastai/sklearn). */
+  average?: Average;
+  /** The positive class for `average: "binary"` (default 1). */
+  posLabel?: number;
+  /** Multi-label targets: probability threshold after the sigmoid (default 0.5). */
+  thresh?: number;
+}
+
+/** Per-class true-positive, false-positive and false-negative counts (multi-label: one per label). */
+function confusionCounts(pred: tf.Tensor, targ: tf.Tensor, thresh: number): { tp: number[]; fp: number[]; fn: number[]; c: number } {
+  checkRows("F1Score/Precision/Recall", pred, targ);
+  const c = pred.shape[pred.rank - 1]!;
+  const tp = new Array<number>(c).fill(0);
+  const fp = new Array<number>(c).fill(0);
+  const fn = new Array<number>(c).fill(0);
+  const multiLabel = targ.rank === pred.rank && targ.shape[targ.rank - 1] === c && c > 1 && targ.rank > 1;
+  if (multiLabel) {
+    const p = tf.tidy(() => tf.greater(tf.sigmoid(pred), thresh));
+    const pv = p.dataSync();
+    p.dispose();
+    const tv = targ.dataSync();
+    for (let i = 0; i < pv.length; i++) {
+      const k = i % c;
+      const yp = pv[i]! !== 0;
+      const yt = tv[i]! > 0.5;
+      if (yp && yt) tp[k]!++;
+      else if (yp) fp[k]!++;
+      else if (yt) fn[k]!++;
+    }
+  } else {
+    const p = tf.tidy(() => tf.argMax(tf.reshape(pred, [-1, c]), -1));
+    const pv = p.dataSync();
+    p.dispose();
+    const tv = targ.dataSync();
+    for (let i = 0; i < pv.length; i++) {
+      const yp = pv[i]!;
+      const yt = Math.round(tv[i]!);
+      if (yp === yt) tp[yp]!++;
+      else {
+        fp[yp]!++;
+        if (yt >= 0 && yt < c) fn[yt]!++;
+      }
+    }
+  }
+  return { tp, fp, fn, c };
+}
+
+const div = (a: number, b: number) => (b === 0 ? 0 : a / b); // sklearn's zero_division=0
+
+function classMetric(name: string, perClass: (tp: number, fp: number, fn: number) => number, opts: ClassMetricOptions): Metric {
+  const average = opts.average ?? "binary";
+  const posLabel = opts.posLabel ?? 1;
+  const thresh = opts.thresh ?? 0.5;
+  return {
+    name: average === "binary" ? name : `${name}_${average}`,
+    compute(pred, targ) {
+      const { tp, fp, fn, c } = confusionCounts(pred, targ, thresh);
+      if (average === "binary") {
+        if (posLabel < 0 || posLabel >= c) throw new Error(`${name}: posLabel ${posLabel} is not a class index (0..${c - 1})`);
+        return perClass(tp[posLabel]!, fp[posLabel]!, fn[posLabel]!);
+      }
+      if (average === "micro") {
+        const s = (a: number[]) => a.reduce((x, y) => x + y, 0);
+        return perClass(s(tp), s(fp), s(fn));
+      }
+      const vals = tp.map((_, k) => perClass(tp[k]!, fp[k]!, fn[k]!));
+      if (average === "macro") return vals.reduce((a, b) => a + b, 0) / c;
+      const support = tp.map((t, k) => t + fn[k]!);
+      const total = support.reduce((a, b) => a + b, 0);
+      return div(
+        vals.reduce((a, v, k) => a + v * support[k]!, 0),
+        total,
+      );
+    },
+  };
+}
+
+/** sklearn's precision TP/(TP+FP), as fastai's `Precision`. */
+export function Precision(opts: ClassMetricOptions = {}): Metric {
+  return classMetric("precision_score", (tp, fp) => div(tp, tp + fp), opts);
+}
+
+/** sklearn's recall TP/(TP+FN), as fastai's `Recall`. */
+export function Recall(opts: ClassMetricOptions = {}): Metric {
+  return classMetric("recall_score", (tp, _fp, fn) => div(tp, tp + fn), opts);
+}
+
+/** sklearn's F1 = 2TP/(2TP+FP+FN), as fastai's `F1Score`. */
+export function F1Score(opts: ClassMetricOptions = {}): Metric {
+  return classMetric("f1_score", (tp, fp, fn) => div(2 * tp, 2 * tp + fp + fn), opts);
+}

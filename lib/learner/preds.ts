@@ -1,0 +1,124 @@
+/**
+ * Inference over whole loaders: `getPreds`, `validate` and test-time augmentation (`tta`).
+ */
+import * as tf from "../engine/tf";
+import { ready } from "../engine/backend";
+import type { DataLoaderLike, Learner } from "./learner";
+
+/** Options of `getPreds`. */
+export interface GetPredsOptions {
+  /** 0 = training loader, 1 = validation loader (default 1). */
+  dsIdx?: number;
+  /** Any loader instead of `dsIdx`. */
+  dl?: DataLoaderLike;
+  /** Also return the per-item loss (default false). */
+  withLoss?: boolean;
+  /** Apply the loss's activation (softmax/sigmoid) (default true). */
+  act?: boolean;
+  /** Transform each input batch first (used by `tta`; default none). */
+  transform?: (xb: tf.Tensor) => tf.Tensor;
+}
+
+/** What `getPreds` returns; the caller disposes the tensors. */
+export interface Preds {
+  preds: tf.Tensor2D;
+  targs: tf.Tensor;
+  losses?: tf.Tensor1D;
+}
+
+function loaderOf(learn: Learner, opts: { dsIdx?: number; dl?: DataLoaderLike }): DataLoaderLike {
+  return opts.dl ?? (opts.dsIdx === 0 ? learn.dls.train : learn.dls.valid);
+}
+
+/** Predictions, targets and optionally per-item losses over a loader, in loader order (see `Learner.getPreds`). */
+export async function getPreds(learn: Learner, opts: GetPredsOptions = {}): Promise<Preds> {
+  await ready();
+  const dl = loaderOf(learn, opts);
+  const act = opts.act ?? true;
+  const ps: tf.Tensor[] = [];
+  const ts: tf.Tensor[] = [];
+  const ls: tf.Tensor[] = [];
+  try {
+    for await (const b of dl) {
+      try {
+        const { p, l } = tf.tidy(() => {
+          const x = opts.transform ? opts.transform(b.xb) : b.xb;
+          const logits = learn.model.apply(x, { training: false }) as tf.Tensor;
+          return {
+            p: act ? learn.lossFunc.activation(logits) : logits,
+            l: opts.withLoss ? learn.lossFunc.forward(logits, b.yb, "none") : undefined,
+          };
+        });
+        ps.push(p);
+        ts.push(b.yb.clone());
+        if (l) ls.push(l);
+      } finally {
+        b.xb.dispose();
+        b.yb.dispose();
+      }
+    }
+    if (!ps.length) throw new Error("getPreds: the loader yielded no batches");
+    const out: Preds = { preds: tf.concat(ps) as tf.Tensor2D, targs: tf.concat(ts) };
+    if (opts.withLoss) out.losses = tf.concat(ls) as tf.Tensor1D;
+    return out;
+  } finally {
+    tf.dispose([...ps, ...ts, ...ls]);
+  }
+}
+
+/** `[loss, ...metrics]` over a loader (default the validation set). */
+export async function validate(learn: Learner, opts: { dsIdx?: number; dl?: DataLoaderLike } = {}): Promise<number[]> {
+  const { preds, targs, losses } = await getPreds(learn, { ...opts, withLoss: true, act: false });
+  try {
+    const l = tf.tidy(() => tf.mean(losses!).dataSync()[0]!);
+    return [l, ...learn.metrics.map((m) => m.compute(preds, targs))];
+  } finally {
+    tf.dispose([preds, targs, losses!]);
+  }
+}
+
+/** Options of `tta`. */
+export interface TtaOptions {
+  /** 0 = training loader, 1 = validation loader (default 1). */
+  dsIdx?: number;
+  /** Any loader instead of `dsIdx`. */
+  dl?: DataLoaderLike;
+  /** Augmented passes (default 4, as fastai). */
+  n?: number;
+  /** Weight of the plain predictions: result = (1 − beta)·mean(augmented) + beta·plain (default 0.25). */
+  beta?: number;
+  /** Return the element-wise max over the augmented passes and the plain predictions instead (default false). */
+  useMax?: boolean;
+  /** The augmentation of pass i (default: a horizontal flip on even passes, the identity on odd ones). */
+  augment?: (xb: tf.Tensor, pass: number) => tf.Tensor;
+}
+
+/** Default TTA augmentation: mirror NHWC images left-right on even passes. */
+function flipEven(xb: tf.Tensor, pass: number): tf.Tensor {
+  return pass % 2 === 0 ? tf.reverse(xb, 2) : xb.clone();
+}
+
+/** fastai's `tta`: predictions on `n` augmented passes blended with the plain predictions (see `TtaOptions`). */
+export async function tta(learn: Learner, opts: TtaOptions = {}): Promise<Preds> {
+  const n = opts.n ?? 4;
+  const beta = opts.beta ?? 0.25;
+  const augment = opts.augment ?? flipEven;
+  const aug: tf.Tensor[] = [];
+  try {
+    for (let i = 0; i < n; i++) {
+      const r = await getPreds(learn, { dsIdx: opts.dsIdx, dl: opts.dl, transform: (x) => augment(x, i) });
+      r.targs.dispose();
+      aug.push(r.preds);
+    }
+    const plain = await getPreds(learn, { dsIdx: opts.dsIdx, dl: opts.dl });
+    const preds = tf.tidy(() => {
+      const stacked = tf.stack(aug);
+      if (opts.useMax) return tf.maximum(tf.max(stacked, 0), plain.preds) as tf.Tensor2D;
+      return tf.add(tf.mul(tf.mean(stacked, 0), 1 - beta), tf.mul(plain.preds, beta)) as tf.Tensor2D;
+    });
+    plain.preds.dispose();
+    return { preds, targs: plain.targs };
+  } finally {
+    tf.dispose(aug);
+  }
+}

@@ -1,0 +1,94 @@
+process.env.TSFAST_BACKEND = process.env.TSFAST_BACKEND ?? "cpu";
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { ready } from "../lib/engine/backend";
+import { Learner } from "../lib/learner/learner";
+import { ProgressCallback } from "../lib/learner/progress";
+import { accuracy } from "../lib/learner/metrics";
+import { toyDls, toyModel } from "./helpers/learner-data";
+
+type Msg = { data: Record<string, string>; transient: { display_id?: string } };
+
+/** Pretend to be a tslab kernel: capture display_data / update_display_data messages. */
+async function inFakeKernel(f: () => Promise<void>): Promise<{ msg: Msg; update: boolean }[]> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const jupyter = require("tslab/dist/jupyter") as { lastWriteDisplayData: unknown };
+  const out: { msg: Msg; update: boolean }[] = [];
+  jupyter.lastWriteDisplayData = (msg: Msg, update: boolean) => out.push({ msg, update });
+  try {
+    await f();
+  } finally {
+    jupyter.lastWriteDisplayData = null;
+  }
+  return out;
+}
+
+test("in a kernel, ProgressCallback updates one progress/table display and one loss chart in place", async () => {
+  await ready();
+  const learn = new Learner(toyDls(), toyModel().model, { progress: false, metrics: accuracy, cbs: [new ProgressCallback({ every: 2 })] });
+  const out = await inFakeKernel(() => learn.fit(2));
+  const ids = new Set(out.map((o) => o.msg.transient.display_id).filter((x) => x));
+  assert.equal(ids.size, 2, "a table display and a chart display");
+  const [tableId] = [...ids];
+  const table = out.filter((o) => o.msg.transient.display_id === tableId);
+  assert.equal(table[0]!.update, false);
+  assert.ok(table.slice(1).every((o) => o.update), "later messages update in place");
+  assert.ok(table.some((o) => o.msg.data["text/html"]!.includes("<progress")));
+  const last = table[table.length - 1]!.msg.data;
+  assert.match(last["text/html"]!, /<th[^>]*>accuracy<\/th>/);
+  assert.equal((last["text/html"]!.match(/<tr>/g) ?? []).length, 3, "header + 2 epoch rows");
+  const chart = out.filter((o) => o.msg.transient.display_id && o.msg.transient.display_id !== tableId);
+  assert.ok(chart.length >= 2 && chart[chart.length - 1]!.msg.data["image/svg+xml"]!.includes("<svg"));
+});
+
+test("in a terminal, ProgressCallback prints a header and one line per epoch", async () => {
+  await ready();
+  const lines: string[] = [];
+  const orig = console.log;
+  console.log = (...a: unknown[]) => void lines.push(a.join(" "));
+  try {
+    const learn = new Learner(toyDls(), toyModel().model, { metrics: accuracy });
+    await learn.fit(2);
+  } finally {
+    console.log = orig;
+  }
+  assert.equal(lines.length, 3);
+  assert.match(lines[0]!, /^epoch\s+train_loss\s+valid_loss\s+accuracy\s+time/);
+  assert.match(lines[2]!, /^1\s+\d\.\d{6}\s+\d\.\d{6}\s+\d\.\d{6}\s+00:0\d/);
+});
+
+test("recorder.plotLoss and plotSched build plotly figures from what was recorded", async () => {
+  await ready();
+  const learn = new Learner(toyDls(), toyModel().model, { progress: false });
+  await learn.fitOneCycle(2);
+  const orig = process.stdout.write.bind(process.stdout);
+  const printed: string[] = [];
+  process.stdout.write = ((s: string) => (printed.push(String(s)), true)) as typeof process.stdout.write;
+  try {
+    learn.recorder.plotLoss();
+    learn.recorder.plotSched();
+    const f = learn.recorder.lossFigure();
+    assert.equal(f.data[0]!.y!.length, 8 - 5);
+    assert.deepEqual(f.data[1]!.x, [8]); // fastai drops valid points before skipStart (iters [4, 8])
+    const s = learn.recorder.schedFigure();
+    assert.deepEqual(s.data[0]!.y, learn.recorder.lrs);
+    assert.deepEqual(s.data[1]!.y, learn.recorder.moms);
+  } finally {
+    process.stdout.write = orig;
+  }
+  assert.match(printed.join(""), /\[plot\] .*train\(3\), valid\(1\)/);
+});
+
+test("a kernel interrupt (SIGINT in tslab) stops fit before the next batch and fit works again", async () => {
+  await ready();
+  const learn = new Learner(toyDls(), toyModel().model, { progress: false });
+  let batches = 0;
+  learn.addCbs([{ afterBatch: (l) => { if (l.training && ++batches === 3) process.emit("SIGINT"); } }]);
+  await inFakeKernel(async () => {
+    await assert.rejects(learn.fit(3), /training interrupted at epoch 0, training batch 3; .*fit can be called again/);
+  });
+  assert.equal(batches, 3);
+  assert.equal(process.listenerCount("SIGINT"), 0, "listener removed");
+  await learn.fit(1);
+  assert.equal(learn.recorder.values.length, 1);
+});

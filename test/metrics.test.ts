@@ -1,0 +1,53 @@
+process.env.TSFAST_BACKEND = process.env.TSFAST_BACKEND ?? "cpu";
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import * as tf from "../lib/engine/tf";
+import { ready } from "../lib/engine/backend";
+import { accuracy, accuracyMulti, errorRate, F1Score, Precision, Recall, rmse } from "../lib/learner/metrics";
+
+const close = (a: number, b: number, tol = 1e-6) => assert.ok(Math.abs(a - b) <= tol, `${a} vs ${b}`);
+
+// 6 items, 3 classes; argmax predictions [0, 1, 2, 1, 0, 2], targets [0, 1, 1, 1, 2, 2]
+const PRED = [[3, 1, 0], [0, 2, 1], [0, 1, 5], [1, 4, 0], [2, 1, 1], [0, 0, 9]];
+const TARG = [0, 1, 1, 1, 2, 2];
+
+test("accuracy and errorRate count argmax matches over the whole set", async () => {
+  await ready();
+  const p = tf.tensor2d(PRED);
+  const t = tf.tensor1d(TARG, "int32");
+  close(accuracy.compute(p, t), 4 / 6);
+  close(errorRate.compute(p, t), 2 / 6);
+  tf.dispose([p, t]);
+});
+
+test("Precision, Recall and F1Score follow sklearn's binary, macro, micro and weighted averages", async () => {
+  await ready();
+  const p = tf.tensor2d(PRED);
+  const t = tf.tensor1d(TARG, "int32");
+  // per class: c0 tp1 fp1 fn0; c1 tp2 fp0 fn1; c2 tp1 fp1 fn1
+  // precision [1/2, 1, 1/2], recall [1, 2/3, 1/2], f1 [2/3, 4/5, 1/2], support [1, 3, 2]
+  close(Precision().compute(p, t), 1);
+  close(Recall().compute(p, t), 2 / 3);
+  close(F1Score().compute(p, t), 0.8);
+  close(Precision({ average: "macro" }).compute(p, t), (0.5 + 1 + 0.5) / 3);
+  close(Recall({ average: "macro" }).compute(p, t), (1 + 2 / 3 + 0.5) / 3);
+  close(F1Score({ average: "macro" }).compute(p, t), (2 / 3 + 0.8 + 0.5) / 3);
+  close(F1Score({ average: "weighted" }).compute(p, t), (2 / 3 + 3 * 0.8 + 2 * 0.5) / 6);
+  close(F1Score({ average: "micro" }).compute(p, t), 4 / 6);
+  assert.equal(F1Score({ average: "macro" }).name, "f1_score_macro");
+  tf.dispose([p, t]);
+});
+
+test("accuracyMulti thresholds sigmoid(logits); rmse over all values", async () => {
+  await ready();
+  // sigmoid > 0.5 ⇔ logit > 0
+  const p = tf.tensor2d([[1, -1], [-2, 0.5]]);
+  const t = tf.tensor2d([[1, 1], [0, 1]]);
+  close(accuracyMulti().compute(p, t), 3 / 4);
+  // thresh 0.7: sigmoid(1) = 0.731 → 1, sigmoid(0.5) = 0.62 → 0
+  close(accuracyMulti({ thresh: 0.7 }).compute(p, t), 2 / 4);
+  const a = tf.tensor1d([1, 2, 3]);
+  const b = tf.tensor1d([1, 4, 0]);
+  close(rmse.compute(a, b), Math.sqrt((0 + 4 + 9) / 3));
+  tf.dispose([p, t, a, b]);
+});
