@@ -4,6 +4,8 @@
  */
 import * as tf from "../engine/tf";
 import { ready } from "../engine/backend";
+import { Learner } from "../learner/learner";
+import type { DataLoadersLike, LearnerOptions } from "../learner/learner";
 import type { Arch, Stats } from "./archs";
 import { archMeta } from "./archs";
 import { AdaptiveConcatPool2d, SigmoidRange } from "./layers";
@@ -131,44 +133,28 @@ export interface VisionDataLoaders {
   oneBatch?(): Promise<{ xb: tf.Tensor; yb: tf.Tensor }>;
 }
 
-/** The part of the Learner that `visionLearner` uses (the real class is `lib/learner/learner.ts`). */
-export interface LearnerLike {
-  model: tf.LayersModel;
-  freeze(): void;
-}
-
-/** Options of `visionLearner`: the head's, the body's and the Learner's. */
-export interface VisionLearnerOptions extends VisionModelOptions {
+/** Options of `visionLearner`: the head's, the body's and the Learner's (`lossFunc`, `metrics`, `lr`, `wd`, `cbs`, `trainBn`, ...). */
+export interface VisionLearnerOptions extends VisionModelOptions, Omit<LearnerOptions, "splitter"> {
   /** Add a `Normalize` batch transform with the weights' stats when pretrained and none is present (default true). */
   normalize?: boolean;
   /** Output size (default `dls.c`). */
   nOut?: number;
   /** Parameter groups (default `visionSplit`: 3 groups). */
   splitter?: (model: tf.LayersModel) => tf.layers.Layer[][];
-  /** Any other Learner option (`lossFunc`, `metrics`, `lr`, `wd`, `cbs`, `trainBn`, ...), passed through. */
-  [learnerOption: string]: unknown;
 }
 
 const HEAD_KEYS = ["pretrained", "nIn", "archOptions", "linFtrs", "ps", "concatPool", "firstBn", "bnFinal", "yRange", "seed", "normalize", "nOut"];
-
-type LearnerCtor = new (dls: unknown, model: tf.LayersModel, opts: Record<string, unknown>) => LearnerLike;
-
-/** The Learner class, loaded lazily so this floor does not import the learner floor at load time. */
-function learnerClass(): LearnerCtor {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  return (require("../learner/learner") as { Learner: LearnerCtor }).Learner;
-}
 
 /**
  * fastai's `vision_learner`: `arch`'s body (pretrained by default) + fastai's head for `dls.c`
  * classes, 3 parameter groups, the weights' normalisation added to `dls`, the loss chosen from the
  * data by the Learner; returns the Learner, frozen (all but the head) when pretrained.
  */
-export async function visionLearner<L extends LearnerLike = LearnerLike>(
-  dls: VisionDataLoaders,
+export async function visionLearner(
+  dls: DataLoadersLike & VisionDataLoaders,
   arch: Arch,
   opts: VisionLearnerOptions = {},
-): Promise<L> {
+): Promise<Learner> {
   await ready();
   const pretrained = opts.pretrained ?? true;
   const nOut = opts.nOut ?? dls.c;
@@ -187,8 +173,7 @@ export async function visionLearner<L extends LearnerLike = LearnerLike>(
   const learnerOpts: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(opts)) if (!HEAD_KEYS.includes(k) && v !== undefined) learnerOpts[k] = v;
   learnerOpts["splitter"] = opts.splitter ?? visionSplit;
-  const Learner = learnerClass();
-  const learn = new Learner(dls, model, learnerOpts);
+  const learn = new Learner(dls, model, learnerOpts as LearnerOptions);
   if (pretrained !== false) learn.freeze();
-  return learn as L;
+  return learn;
 }
