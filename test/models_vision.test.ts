@@ -203,3 +203,55 @@ test("visionLearner adds the checkpoint's stats to the data and builds a frozen 
   learn.unfreeze();
   assert.equal(learn.model.getLayer("layer1.0.conv1").trainable, true);
 });
+
+test("weights from a URL download once into $TSFAST_HOME/models and are checked against their sha256", async () => {
+  const http = await import("node:http");
+  const { createHash } = await import("node:crypto");
+  const { readFileSync, existsSync } = await import("node:fs");
+  const m = await resnet18({ nIn: 1, nOut: 3, widen: 0.25, seed: 7 });
+  const file = path.join(dir, "served.safetensors");
+  await saveWeights(m, file);
+  const body = readFileSync(file);
+  let hits = 0;
+  const server = http.createServer((_req, res) => {
+    hits++;
+    res.end(body);
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+  const port = (server.address() as { port: number }).port;
+  const home = process.env["TSFAST_HOME"];
+  process.env["TSFAST_HOME"] = path.join(dir, "home");
+  try {
+    const url = `http://127.0.0.1:${port}/w/served.safetensors`;
+    const a = await resnet18({ weights: url, widen: 0.25 });
+    const b = await resnet18({ weights: url, widen: 0.25 });
+    assert.equal(hits, 1, "the second load comes from the cache");
+    assert.ok(existsSync(path.join(dir, "home", "models", `127.0.0.1_${port}_w_served.safetensors`)));
+    const x = tf.randomUniform([1, 32, 32, 1], 0, 1, "float32", 1);
+    assert.equal(maxDiff((a.predict(x) as tf.Tensor).dataSync(), (m.predict(x) as tf.Tensor).dataSync()), 0);
+    assert.equal(b.outputs[0]!.shape[1], 3);
+    const { resolveWeightsFile } = await import("../lib/models/pretrained");
+    const good = createHash("sha256").update(body).digest("hex");
+    assert.equal(await resolveWeightsFile(url, { sha256: good }), path.join(dir, "home", "models", `127.0.0.1_${port}_w_served.safetensors`));
+    await assert.rejects(resolveWeightsFile(`http://127.0.0.1:${port}/other.safetensors`, { sha256: "0".repeat(64) }), /has sha256 [0-9a-f]{64}, expected 0{64}/);
+  } finally {
+    server.close();
+    if (home === undefined) delete process.env["TSFAST_HOME"];
+    else process.env["TSFAST_HOME"] = home;
+  }
+});
+
+test("loading weights and predicting leave no tensors behind", async () => {
+  const { model } = await createVisionModel(xresnet18, 3, { pretrained: false, archOptions: TINY, nIn: 1 });
+  await saveWeights(model, path.join(dir, "mem.safetensors"));
+  const x = tf.zeros([2, 32, 32, 1]);
+  tf.dispose(model.predict(x));
+  const before = tf.memory().numTensors;
+  for (let i = 0; i < 3; i++) {
+    await loadWeights(model, path.join(dir, "mem.safetensors"));
+    tf.dispose(model.predict(x));
+  }
+  assert.equal(tf.memory().numTensors, before);
+  x.dispose();
+  model.dispose();
+});
