@@ -132,6 +132,14 @@ test("a 3-channel stem loads into a 1-channel model by summing its filters (fast
   assert.ok(maxDiff(yGray, yRgb) < 1e-4, `gray vs replicated RGB differ by ${maxDiff(yGray, yRgb)}`);
 });
 
+test("a 1-channel checkpoint takes RGB copies of gray images with the same result (filters spread / 3)", async () => {
+  const gray = await xresnet18({ weights: "digits04-xresnet18-tiny" });
+  const rgb = await xresnet18({ weights: "digits04-xresnet18-tiny", nIn: 3 });
+  const g = tf.randomUniform([2, 28, 28, 1], 0, 1, "float32", 11);
+  const d = maxDiff((gray.predict(g) as tf.Tensor).dataSync(), (rgb.predict(tf.tile(g, [1, 1, 1, 3])) as tf.Tensor).dataSync());
+  assert.ok(d < 1e-4, `gray vs RGB copies differ by ${d}`);
+});
+
 test("a checkpoint's metadata restores widen/stemSzs and its normalisation stats", async () => {
   const m = await xresnet18({ nIn: 1, nOut: 10, ...TINY });
   await saveWeights(m, path.join(dir, "ck.safetensors"), {
