@@ -1,0 +1,179 @@
+/**
+ * `visionLearner`: fastai's `vision_learner` — a (pretrained) body cut before its pooling, fastai's
+ * head on top, three parameter groups, normalisation matching the weights, and a frozen Learner.
+ */
+import * as tf from "../engine/tf";
+import { ready } from "../engine/backend";
+import { Learner } from "../learner/learner";
+import type { DataLoadersLike, LearnerOptions } from "../learner/learner";
+import type { Arch, Stats } from "./archs";
+import { archMeta } from "./archs";
+import { AdaptiveConcatPool2d, SigmoidRange } from "./layers";
+import { IMAGENET_STATS } from "./pretrained";
+import { BN_EPS, BN_MOMENTUM } from "./resnet";
+import type { ArchOptions } from "./resnet";
+
+type SymbolicTensor = tf.SymbolicTensor;
+
+/** Options of `createHead` (fastai's `create_head`), with fastai's defaults. */
+export interface HeadOptions {
+  /** Hidden sizes of the head's linear layers (default `[512]`). */
+  linFtrs?: number[];
+  /** Dropout of the last linear layer; earlier ones get `ps / 2` (default 0.5). A list sets each. */
+  ps?: number | number[];
+  /** Pool with max and average concatenated (default true), else average only. */
+  concatPool?: boolean;
+  /** BatchNorm before the first linear layer (default true). */
+  firstBn?: boolean;
+  /** BatchNorm after the last linear layer (default false). */
+  bnFinal?: boolean;
+  /** Squash outputs into `[low, high]` with a sigmoid (default none), for regression. */
+  yRange?: [number, number];
+  /** Seed of the head's initialisation and dropout (default 0). */
+  seed?: number;
+}
+
+/**
+ * fastai's head on features `x` with `nf` channels: pool → flatten → [BN → dropout → linear
+ * (no bias) → ReLU] per hidden size → BN → dropout → linear to `nOut`. Layers are named
+ * `head.<i>` after their index in fastai's `nn.Sequential`.
+ */
+export function createHead(x: SymbolicTensor, nOut: number, opts: HeadOptions = {}): SymbolicTensor {
+  const nf = x.shape[x.shape.length - 1] as number;
+  const concat = opts.concatPool ?? true;
+  const sizes = [concat ? 2 * nf : nf, ...(opts.linFtrs ?? [512]), nOut];
+  const nLin = sizes.length - 1;
+  const psIn = opts.ps ?? 0.5;
+  const ps = Array.isArray(psIn) ? psIn : [...Array(nLin - 1).fill(psIn / 2), psIn];
+  if (ps.length !== nLin) throw new Error(`createHead: ps has ${ps.length} entries but the head has ${nLin} linear layers`);
+  const bns = [opts.firstBn ?? true, ...Array(nLin - 1).fill(true)];
+  let seed = (opts.seed ?? 0) * 7919 + 17;
+  let i = 0;
+  const name = () => `head.${i++}`;
+  let h: SymbolicTensor = concat
+    ? (new AdaptiveConcatPool2d({ name: name() }).apply(x) as SymbolicTensor)
+    : (tf.layers.globalAveragePooling2d({ name: name(), keepDims: true } as never).apply(x) as SymbolicTensor);
+  h = tf.layers.flatten({ name: name() }).apply(h) as SymbolicTensor;
+  for (let k = 0; k < nLin; k++) {
+    // fastai's LinBnDrop: BN → dropout → linear (bias only without BN) → activation
+    if (bns[k]) h = tf.layers.batchNormalization({ axis: -1, epsilon: BN_EPS, momentum: BN_MOMENTUM, name: name() }).apply(h) as SymbolicTensor;
+    if (ps[k]! > 0) h = tf.layers.dropout({ rate: ps[k]!, seed: seed++, name: name() }).apply(h) as SymbolicTensor;
+    h = tf.layers
+      .dense({ units: sizes[k + 1]!, useBias: !bns[k], kernelInitializer: tf.initializers.heNormal({ seed: seed++ }), name: name() })
+      .apply(h) as SymbolicTensor;
+    if (k < nLin - 1) h = tf.layers.reLU({ name: name() }).apply(h) as SymbolicTensor;
+  }
+  // fastai's bn_final uses BatchNorm1d(momentum=0.01): tfjs momentum 0.99
+  if (opts.bnFinal) h = tf.layers.batchNormalization({ axis: -1, epsilon: BN_EPS, momentum: 0.99, name: name() }).apply(h) as SymbolicTensor;
+  if (opts.yRange) h = new SigmoidRange({ low: opts.yRange[0], high: opts.yRange[1], name: name() }).apply(h) as SymbolicTensor;
+  return h;
+}
+
+/**
+ * The three parameter groups of fastai's ResNet splits: ResNet → stem + layer1 + layer2 |
+ * layer3 + layer4 | head; xresnet → stem | stages | head; any other body → its two halves | head.
+ */
+export function visionSplit(model: tf.LayersModel): tf.layers.Layer[][] {
+  const head = model.layers.filter((l) => l.name.startsWith("head."));
+  const body = model.layers.filter((l) => !l.name.startsWith("head."));
+  const stage = (l: tf.layers.Layer) => Number(/^layer(\d+)\./.exec(l.name)?.[1] ?? 0);
+  let cut: (l: tf.layers.Layer, i: number) => boolean;
+  if (body.some((l) => l.name === "conv1.0")) cut = (l) => stage(l) === 0;
+  else if (body.some((l) => stage(l) > 0)) cut = (l) => stage(l) <= 2;
+  else cut = (_l, i) => i < body.length / 2;
+  return [body.filter((l, i) => cut(l, i)), body.filter((l, i) => !cut(l, i)), head];
+}
+
+/** Options of `createVisionModel`. */
+export interface VisionModelOptions extends HeadOptions {
+  /** `true`: the architecture's known weights; a string: a `.safetensors` path or URL; `false`: random (default true). */
+  pretrained?: boolean | string;
+  /** Input channels (default 3); a pretrained 3-channel stem is adapted (summed for 1 channel). */
+  nIn?: number;
+  /** Extra options for the architecture (e.g. `widen`), ignored when the checkpoint sets them. */
+  archOptions?: ArchOptions;
+}
+
+/** fastai's `create_vision_model`: the body of `arch` cut before pooling, plus `createHead`; returns the model and the weights' stats. */
+export async function createVisionModel(
+  arch: Arch,
+  nOut: number,
+  opts: VisionModelOptions = {},
+): Promise<{ model: tf.LayersModel; stats?: Stats }> {
+  await ready();
+  const pretrained = opts.pretrained ?? true;
+  const body = await arch({ ...opts.archOptions, nIn: opts.nIn, includeTop: false, weights: pretrained === false ? undefined : pretrained, seed: opts.seed });
+  const out = createHead(body.outputs[0]!, nOut, opts);
+  const model = tf.model({ inputs: body.inputs, outputs: out, name: `${arch.archName}_learner` });
+  return { model, stats: archMeta(body)?.stats };
+}
+
+/** Stats with one entry per input channel: 1-channel stats repeat, 3-channel stats average for 1 channel. */
+export function statsForChannels(stats: Stats, nIn: number): Stats {
+  const fit = (v: number[]) => {
+    if (v.length === nIn) return v.slice();
+    if (v.length === 1) return Array(nIn).fill(v[0]!);
+    if (nIn === 1) return [v.reduce((a, b) => a + b, 0) / v.length];
+    throw new Error(`the weights' normalisation stats have ${v.length} channels but the data has ${nIn}`);
+  };
+  return { mean: fit(stats.mean), std: fit(stats.std) };
+}
+
+/** What `visionLearner` needs from `DataLoaders` (structurally the data floor's class). */
+export interface VisionDataLoaders {
+  /** Number of classes. */
+  c?: number;
+  /** Multi-hot targets (BCE loss) rather than class indices. */
+  isMultiLabel?: boolean;
+  /** The `Normalize` stats present in the batch transforms, if any. */
+  normalize?: { mean: number[]; std: number[] };
+  /** Adds a batch transform (a `Normalize` here) to both loaders. */
+  addBatchTfm?(t: { type: "Normalize"; mean: number[]; std: number[] }): void;
+  /** One training batch, to read the number of input channels. */
+  oneBatch?(): Promise<{ xb: tf.Tensor; yb: tf.Tensor }>;
+}
+
+/** Options of `visionLearner`: the head's, the body's and the Learner's (`lossFunc`, `metrics`, `lr`, `wd`, `cbs`, `trainBn`, ...). */
+export interface VisionLearnerOptions extends VisionModelOptions, Omit<LearnerOptions, "splitter"> {
+  /** Add a `Normalize` batch transform with the weights' stats when pretrained and none is present (default true). */
+  normalize?: boolean;
+  /** Output size (default `dls.c`). */
+  nOut?: number;
+  /** Parameter groups (default `visionSplit`: 3 groups). */
+  splitter?: (model: tf.LayersModel) => tf.layers.Layer[][];
+}
+
+const HEAD_KEYS = ["pretrained", "nIn", "archOptions", "linFtrs", "ps", "concatPool", "firstBn", "bnFinal", "yRange", "seed", "normalize", "nOut"];
+
+/**
+ * fastai's `vision_learner`: `arch`'s body (pretrained by default) + fastai's head for `dls.c`
+ * classes, 3 parameter groups, the weights' normalisation added to `dls`, the loss chosen from the
+ * data by the Learner; returns the Learner, frozen (all but the head) when pretrained.
+ */
+export async function visionLearner(
+  dls: DataLoadersLike & VisionDataLoaders,
+  arch: Arch,
+  opts: VisionLearnerOptions = {},
+): Promise<Learner> {
+  await ready();
+  const pretrained = opts.pretrained ?? true;
+  const nOut = opts.nOut ?? dls.c;
+  if (nOut === undefined) throw new Error("visionLearner: pass nOut (the DataLoaders have no `c`, the number of classes)");
+  let nIn = opts.nIn;
+  if (nIn === undefined && dls.oneBatch) {
+    const b = await dls.oneBatch();
+    nIn = b.xb.shape[3];
+    tf.dispose([b.xb, b.yb]);
+  }
+  const { model, stats } = await createVisionModel(arch, nOut, { ...opts, nIn, pretrained });
+  if (pretrained !== false && (opts.normalize ?? true) && !dls.normalize && dls.addBatchTfm) {
+    const s = statsForChannels(stats ?? IMAGENET_STATS, nIn ?? 3);
+    dls.addBatchTfm({ type: "Normalize", mean: s.mean, std: s.std });
+  }
+  const learnerOpts: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(opts)) if (!HEAD_KEYS.includes(k) && v !== undefined) learnerOpts[k] = v;
+  learnerOpts["splitter"] = opts.splitter ?? visionSplit;
+  const learn = new Learner(dls, model, learnerOpts as LearnerOptions);
+  if (pretrained !== false) learn.freeze();
+  return learn;
+}
