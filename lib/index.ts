@@ -149,3 +149,16 @@ export type { Batch, InferenceSpec, LoaderOptions, ShowBatchOptions } from "./da
 export { ImageDataLoaders } from "./data/factories";
 export type { FactoryOptions, FromFolderOptions, FromCsvOptions, FromListsOptions } from "./data/factories";
 export type { CacheKind } from "./data/cache";
+// models
+export { resnet18, resnet34, resnet50, resnet101, xresnet18, xresnet34, xresnet50, archMeta } from "./models/archs";
+export type { Arch, ArchMeta, Stats } from "./models/archs";
+export { simpleCnn, buildResNet } from "./models/resnet";
+export type { ArchOptions, SimpleCnnOptions } from "./models/resnet";
+export { visionLearner, createVisionModel, createHead, visionSplit } from "./models/vision";
+export type { VisionLearnerOptions, VisionModelOptions, HeadOptions } from "./models/vision";
+export { AdaptiveConcatPool2d, SigmoidRange } from "./models/layers";
+export { modelSummary } from "./learner/summary";
+export { saveWeights, loadWeights, loadStateDict, modelStateDict } from "./models/weights";
+export { readSafetensors, writeSafetensors, parseSafetensors, serializeSafetensors } from "./models/safetensors";
+export type { SafetensorsFile, SafeTensor } from "./models/safetensors";
+export { KNOWN_WEIGHTS, modelsCacheDir, shippedCheckpoint } from "./models/pretrained";

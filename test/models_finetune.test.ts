@@ -11,7 +11,7 @@ import * as tf from "../lib/engine/tf";
 import { ready } from "../lib/engine/backend";
 import { xresnet18 } from "../lib/models/archs";
 import { accuracy } from "../lib/learner/metrics";
-import { modelSummary } from "../lib/models/summary";
+import { modelSummary } from "../lib/learner/summary";
 import { visionLearner, visionSplit } from "../lib/models/vision";
 import { loadMnistDigits, mnistSplit, subset, ROOT, type ImageSet } from "./fixtures/models/digits";
 

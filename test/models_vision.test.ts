@@ -13,7 +13,7 @@ import * as tf from "../lib/engine/tf";
 import { ready } from "../lib/engine/backend";
 import { resnet18, xresnet18 } from "../lib/models/archs";
 import { createVisionModel, statsForChannels, visionLearner, visionSplit } from "../lib/models/vision";
-import { modelSummary } from "../lib/models/summary";
+import { modelSummary } from "../lib/learner/summary";
 import { loadWeights, saveWeights } from "../lib/models/weights";
 import { readSafetensors } from "../lib/models/safetensors";
 import { simpleCnn } from "../lib/models/resnet";

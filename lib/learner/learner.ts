@@ -3,6 +3,7 @@
  * (fastai's `Learner`): `fit`, `fitOneCycle`, `fineTune`, `lrFind`, `freeze`, `getPreds`, `predict`.
  */
 import * as tf from "../engine/tf";
+import { modelSummary } from "./summary";
 import { ready } from "../engine/backend";
 import {
   CancelBatchException,
@@ -254,6 +255,11 @@ export class Learner {
   /** Make every group trainable. */
   unfreeze(): void {
     this.freezeTo(0);
+  }
+
+  /** Layers, output shapes, parameter counts and which groups are frozen or trainable, as text. */
+  summary(): string {
+    return modelSummary(this.model, this.layerGroups());
   }
 
   /** Run the callbacks' handlers for `event`, in order. */

@@ -6,6 +6,7 @@
  * sha256 is known the file is checked before it is used.
  */
 import { createHash } from "node:crypto";
+import { imagenetStats } from "../data/augment";
 import { existsSync, promises as fsp } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -23,7 +24,7 @@ export interface KnownWeights {
 }
 
 /** ImageNet channel statistics (RGB) as `{ mean, std }`, as torchvision and fastai use them. */
-export const IMAGENET_STATS = { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] };
+export const IMAGENET_STATS = { mean: imagenetStats[0], std: imagenetStats[1] };
 
 /**
  * The default pretrained weights of each architecture (`pretrained: true`): timm's Hugging Face
