@@ -73,23 +73,55 @@ export function conv2DBackpropFilter(args: KernelArgs): tf.TensorInfo {
   return dw;
 }
 
-/** Insert s−1 zero rows/cols between the rows/cols of dy, keeping only the first `hz` × `wz`. */
-function spreadOut(backend: unknown, dy: tf.TensorInfo, sh: number, sw: number, hz: number, wz: number): tf.TensorInfo {
+/**
+ * The sub-filter of phase (rh, rw) for a stride-s transposed convolution, flipped for correlation:
+ *   f[a, b, co, ci] = wt[rh + s·(th−1−a), rw + s·(tw−1−b), co, ci]   with wt = w as [kh, kw, co, ci]
+ * Built with block copies of co·ci floats (tfjs-wasm's `Reverse` kernel is ~50x slower than this).
+ */
+function phaseFilter(
+  backend: unknown,
+  wt: tf.TensorInfo,
+  rh: number,
+  rw: number,
+  sh: number,
+  sw: number,
+  th: number,
+  tw: number,
+): tf.TensorInfo {
   const b = asWasm(backend);
-  const [n, oh, ow, c] = dy.shape as [number, number, number, number];
-  const out = b.makeOutput([n, hz, wz, c], "float32");
-  const src = f32(b, dy);
+  const [, kw, co, ci] = wt.shape as [number, number, number, number];
+  const block = co * ci;
+  const out = b.makeOutput([th, tw, co, ci], "float32");
+  const src = f32(b, wt);
   const dst = f32(b, out);
-  dst.fill(0);
-  for (let bi = 0; bi < n; bi++) {
-    for (let r = 0; r < oh && r * sh < hz; r++) {
-      for (let q = 0; q < ow && q * sw < wz; q++) {
-        const from = ((bi * oh + r) * ow + q) * c;
-        dst.set(src.subarray(from, from + c), ((bi * hz + r * sh) * wz + q * sw) * c);
-      }
+  for (let a = 0; a < th; a++) {
+    for (let c = 0; c < tw; c++) {
+      const from = ((rh + sh * (th - 1 - a)) * kw + (rw + sw * (tw - 1 - c))) * block;
+      dst.set(src.subarray(from, from + block), (a * tw + c) * block);
     }
   }
   return out;
+}
+
+/** Copy the phase result p[n, qh, qw, c] to dx[n, qh·sh + oh0, qw·sw + ow0, c] where it lands inside dx. */
+function scatterPhase(backend: unknown, p: tf.TensorInfo, dx: tf.TensorInfo, sh: number, sw: number, oh0: number, ow0: number): void {
+  const b = asWasm(backend);
+  const [n, qh, qw, c] = p.shape as [number, number, number, number];
+  const [, h, w] = dx.shape as [number, number, number, number];
+  const src = f32(b, p);
+  const dst = f32(b, dx);
+  for (let bi = 0; bi < n; bi++) {
+    for (let i = 0; i < qh; i++) {
+      const r = i * sh + oh0;
+      if (r < 0 || r >= h) continue;
+      for (let j = 0; j < qw; j++) {
+        const q = j * sw + ow0;
+        if (q < 0 || q >= w) continue;
+        const from = ((bi * qh + i) * qw + j) * c;
+        dst.set(src.subarray(from, from + c), ((bi * h + r) * w + q) * c);
+      }
+    }
+  }
 }
 
 let stockBackpropInput: tf.KernelConfig | undefined;
@@ -113,11 +145,14 @@ function stock(args: KernelArgs): tf.TensorInfo {
 }
 
 /**
- * dL/dx as a stride-1 convolution of the (zero-spread) output gradient with the filter rotated by
- * 180° and its in/out channels swapped:
- *   1. dy' = dy with s−1 zeros between rows/cols (skipped when s = 1)
- *   2. w'[i, j, co, ci] = w[kh−1−i, kw−1−j, ci, co]
- *   3. dx = conv(dy', w', stride 1, padding top kh−1−p, bottom chosen so the output is h × w)
+ * dL/dx as stride-1 XNNPACK convolutions of dy, one per output phase (polyphase transposed
+ * convolution: no multiplications by inserted zeros).
+ *   dx[n, h, w, ci] = Σ_{oh·s + i − p = h} dy[n, oh, ow, co] · w[i, j, ci, co]
+ * For the rows h with (h + p) mod s = r, only taps i = r + s·t contribute, from oh = (h + p − i)/s:
+ *   1. wt = w transposed to [kh, kw, co, ci]
+ *   2. for each phase (rh, rw): f = taps rh + s·t (flipped, `phaseFilter`), th = ⌈(kh − rh)/s⌉ taps
+ *   3. out = conv(dy, f, stride 1, padding th−1 on both sides); out[q] is dx at h = q·s + rh − p
+ *   4. scatter out into dx (rows outside [0, h) are dropped); phases with no taps stay zero
  */
 export function conv2DBackpropInput(args: KernelArgs): tf.TensorInfo {
   const { backend } = args;
@@ -134,27 +169,46 @@ export function conv2DBackpropInput(args: KernelArgs): tf.TensorInfo {
     attrs.pad,
     attrs.dimRoundingMode,
   );
-  const { inHeight: h, inWidth: w, filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = info;
-  const { outHeight: oh, outWidth: ow } = info;
+  const { filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = info;
   const pt = info.padInfo.top;
   const pl = info.padInfo.left;
-  if (pt > kh - 1 || pl > kw - 1) return stock(args);
-  // dy' only needs the rows that land on x: padded row index < h + pt.
-  const hz = Math.min((oh - 1) * sh + 1, h + pt);
-  const wz = Math.min((ow - 1) * sw + 1, w + pl);
-  const spread = sh > 1 || sw > 1 || hz < oh || wz < ow;
-  const dyz = spread ? spreadOut(backend, dy, sh, sw, hz, wz) : dy;
-  const swapped = transpose(backend, filter, [0, 1, 3, 2]);
-  const rotated = callKernel(backend, "Reverse", { x: swapped }, { dims: [0, 1] });
-  free(b, swapped);
-  const dx = xnnConv2d(backend, {
-    x: dyz,
-    filter: rotated,
-    pad: { top: kh - 1 - pt, left: kw - 1 - pl, bottom: h + pt - hz, right: w + pl - wz },
-    stride: [1, 1],
-    dilation: [1, 1],
-  });
-  free(b, rotated);
-  if (spread) free(b, dyz);
+  const [, h, w] = attrs.inputShape;
+  const wt = transpose(backend, filter, [0, 1, 3, 2]);
+  const bottom = h + pt - info.outHeight;
+  const right = w + pl - info.outWidth;
+  if (sh === 1 && sw === 1 && pt <= kh - 1 && pl <= kw - 1 && bottom >= 0 && right >= 0) {
+    // Stride 1: one convolution whose padding makes the output exactly h × w (no scatter).
+    const f = phaseFilter(backend, wt, 0, 0, 1, 1, kh, kw);
+    free(b, wt);
+    const direct = xnnConv2d(backend, {
+      x: dy,
+      filter: f,
+      pad: { top: kh - 1 - pt, left: kw - 1 - pl, bottom, right },
+      stride: [1, 1],
+      dilation: [1, 1],
+    });
+    free(b, f);
+    return direct;
+  }
+  const dx = b.makeOutput(attrs.inputShape, "float32");
+  f32(b, dx).fill(0);
+  for (let rh = 0; rh < Math.min(sh, kh); rh++) {
+    for (let rw = 0; rw < Math.min(sw, kw); rw++) {
+      const th = Math.ceil((kh - rh) / sh);
+      const tw = Math.ceil((kw - rw) / sw);
+      const f = phaseFilter(backend, wt, rh, rw, sh, sw, th, tw);
+      const p = xnnConv2d(backend, {
+        x: dy,
+        filter: f,
+        pad: { top: th - 1, bottom: th - 1, left: tw - 1, right: tw - 1 },
+        stride: [1, 1],
+        dilation: [1, 1],
+      });
+      free(b, f);
+      scatterPhase(backend, p, dx, sh, sw, rh - pt, rw - pl);
+      free(b, p);
+    }
+  }
+  free(b, wt);
   return dx;
 }
