@@ -16,6 +16,19 @@ interface ConvGradAttrs {
 }
 
 /**
+ * dy as the convolution geometry expects it: tfjs's reference kernels read only the first
+ * outHeight × outWidth positions of a larger dy (conv2dTranspose allows it), so crop to match.
+ */
+function fitDy(backend: unknown, dy: tf.TensorInfo, oh: number, ow: number, kernel: string): tf.TensorInfo | undefined {
+  const [n, h, w, c] = dy.shape as [number, number, number, number];
+  if (h === oh && w === ow) return undefined;
+  if (h < oh || w < ow) {
+    throw new Error(`${kernel}: dy is ${h}×${w} but the convolution produces ${oh}×${ow}; check the strides and padding`);
+  }
+  return callKernel(backend, "Slice", { x: dy }, { begin: [0, 0, 0, 0], size: [n, oh, ow, c] });
+}
+
+/**
  * dL/dw as a convolution where the batch plays the role of the channels:
  *   1. x' = x transposed to [ci, h, w, n]        (ci becomes the "batch", n the "channels")
  *   2. f' = dy transposed to [oh, ow, n, co]      (the output gradient becomes the "filter")
@@ -48,6 +61,11 @@ export function conv2DBackpropFilter(args: KernelArgs): tf.TensorInfo {
   const { filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw, outHeight: oh, outWidth: ow } = info;
   const pt = info.padInfo.top;
   const pl = info.padInfo.left;
+  const fitted = fitDy(backend, dy, oh, ow, "Conv2DBackpropFilter");
+  if (fitted) {
+    dy = fitted;
+    owned.push(fitted);
+  }
   // Rows/cols of x that the forward pass touched: [0, needH) — crop the rest, pad the shortfall.
   const needH = (oh - 1) * sh + kh - pt;
   const needW = (ow - 1) * sw + kw - pl;
@@ -158,7 +176,6 @@ export function conv2DBackpropInput(args: KernelArgs): tf.TensorInfo {
   const { backend } = args;
   const b = asWasm(backend);
   const attrs = args.attrs as unknown as ConvGradAttrs & { inputShape: [number, number, number, number] };
-  const dy = args.inputs["dy"]!;
   const filter = args.inputs["filter"]!;
   if (attrs.dataFormat === "NCHW") return stock(args);
   const info = tf.backend_util.computeConv2DInfo(
@@ -169,10 +186,25 @@ export function conv2DBackpropInput(args: KernelArgs): tf.TensorInfo {
     attrs.pad,
     attrs.dimRoundingMode,
   );
+  const fitted = fitDy(backend, args.inputs["dy"]!, info.outHeight, info.outWidth, "Conv2DBackpropInput");
+  const dy = fitted ?? args.inputs["dy"]!;
+  const dx = backpropInputNHWC(backend, dy, filter, attrs.inputShape, info);
+  if (fitted) free(b, fitted);
+  return dx;
+}
+
+function backpropInputNHWC(
+  backend: unknown,
+  dy: tf.TensorInfo,
+  filter: tf.TensorInfo,
+  inputShape: [number, number, number, number],
+  info: tf.backend_util.Conv2DInfo,
+): tf.TensorInfo {
+  const b = asWasm(backend);
   const { filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = info;
   const pt = info.padInfo.top;
   const pl = info.padInfo.left;
-  const [, h, w] = attrs.inputShape;
+  const [, h, w] = inputShape;
   const wt = transpose(backend, filter, [0, 1, 3, 2]);
   const bottom = h + pt - info.outHeight;
   const right = w + pl - info.outWidth;
@@ -190,7 +222,7 @@ export function conv2DBackpropInput(args: KernelArgs): tf.TensorInfo {
     free(b, f);
     return direct;
   }
-  const dx = b.makeOutput(attrs.inputShape, "float32");
+  const dx = b.makeOutput(inputShape, "float32");
   f32(b, dx).fill(0);
   for (let rh = 0; rh < Math.min(sh, kh); rh++) {
     for (let rw = 0; rw < Math.min(sw, kw); rw++) {

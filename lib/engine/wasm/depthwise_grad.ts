@@ -44,13 +44,15 @@ export function depthwiseConv2dNativeBackpropFilter(args: KernelArgs): tf.Tensor
   const out = b.makeOutput([kh, kw, c, mult], "float32");
   const xs = f32(b, x);
   const ys = f32(b, dy);
+  // Index dy by its own shape: a larger dy (allowed by tfjs's reference kernels) is read in its top-left.
+  const [, dyH, dyW] = dy.shape as [number, number, number, number];
   for (let bi = 0; bi < n; bi++) {
     for (let r = 0; r < oh; r++) {
       for (let i = 0; i < kh; i++) {
         const xr = r * sh + i * dh - pt;
         if (xr < 0 || xr >= h) continue;
         for (let q = 0; q < ow; q++) {
-          const yo = ((bi * oh + r) * ow + q) * oc;
+          const yo = ((bi * dyH + r) * dyW + q) * oc;
           for (let j = 0; j < kw; j++) {
             const xc = q * sw + j * dw - pl;
             if (xc < 0 || xc >= w) continue;
@@ -88,6 +90,7 @@ export function depthwiseConv2dNativeBackpropInput(args: KernelArgs): tf.TensorI
   const dx = f32(b, out);
   const ys = f32(b, dy);
   const ws = f32(b, filter);
+  const [, dyH, dyW] = dy.shape as [number, number, number, number];
   dx.fill(0);
   for (let bi = 0; bi < n; bi++) {
     for (let r = 0; r < oh; r++) {
@@ -95,7 +98,7 @@ export function depthwiseConv2dNativeBackpropInput(args: KernelArgs): tf.TensorI
         const xr = r * sh + i * dh - pt;
         if (xr < 0 || xr >= h) continue;
         for (let q = 0; q < ow; q++) {
-          const yo = ((bi * oh + r) * ow + q) * oc;
+          const yo = ((bi * dyH + r) * dyW + q) * oc;
           for (let j = 0; j < kw; j++) {
             const xc = q * sw + j * dw - pl;
             if (xc < 0 || xc >= w) continue;
