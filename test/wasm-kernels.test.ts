@@ -195,3 +195,20 @@ test("conv2dTranspose on wasm matches cpu (the replaced Conv2DBackpropInput as a
   const [w] = await on("wasm", f);
   assert.ok(relErr(w!, c!) < 1e-5);
 });
+
+test("tile (block-copy kernel) matches cpu for float32, int32 and bool, incl. the batch-norm gradient pattern", async () => {
+  const cases: [number[], number[], tf.DataType][] = [
+    [[1, 1, 1, 5], [3, 4, 2, 1], "float32"], // per-channel statistics tiled to an activation's shape
+    [[2, 3], [2, 3], "int32"],
+    [[3, 1, 2], [1, 4, 3], "bool"],
+    [[4], [1], "float32"],
+    [[2, 0, 3], [2, 2, 2], "float32"],
+  ];
+  for (const [shape, reps, dtype] of cases) {
+    const f = () =>
+      tf.tidy(() => [tf.cast(tf.tile(tf.cast(tf.round(tf.mul(tf.tensor(values(size(shape), 9), shape), 10)), dtype), reps), "float32")]);
+    const [c] = await on("cpu", f);
+    const [w] = await on("wasm", f);
+    assert.deepEqual(Array.from(w!), Array.from(c!), `tile ${shape} by ${reps} (${dtype})`);
+  }
+});
