@@ -1,13 +1,14 @@
 /**
  * Run tfjs-core's own op test suite (shipped in `@tensorflow/tfjs-core/dist/**\/*_test.js`) against
- * one of tsfast's engines, initialised exactly as the library does it (`ready()` with
+ * one of tsfast's engines, initialised exactly as the library does it (the compiled `ready()` with
  * `TSFAST_BACKEND` forcing the rung, which calls the rung's init function: `initWasm`, `initNative`,
  * or the stock cpu backend).
  *
  *   node dist/scripts/test-ops.js --backend wasm|cpu|native [--grep <text>] [--files <regexp>] [--list]
  *
- * How: esbuild bundles ONE CommonJS file holding tfjs-core (its ES-module `dist/`), our engine
- * modules, the backend and the selected test files, so tests and backend share one tfjs-core.
+ * How: esbuild bundles ONE CommonJS file holding tfjs-core (its ES-module `dist/`), our compiled
+ * engine modules (`dist/lib/engine`, so run `npm run build` first), the backend and the selected
+ * test files, so tests and backend share one tfjs-core.
  * Jasmine's globals come from a jasmine-core Env created here before the bundle loads.
  * Prints `N passed, N failed` (plus the excluded specs, each with its reason) and exits 1 on failures.
  */
@@ -73,7 +74,7 @@ async function bundle(root: string, coreDist: string, files: string[], outDir: s
   fs.mkdirSync(outDir, { recursive: true });
   const entry = path.join(outDir, "entry.js");
   const lines = [
-    `const { ready } = require(${JSON.stringify(path.join(root, "lib/engine/backend.ts"))});`,
+    `const { ready } = require(${JSON.stringify(path.join(root, "dist/lib/engine/backend.js"))});`,
     `const { setTestEnvs } = require("@tensorflow/tfjs-core/dist/jasmine_util");`,
     `require("@tensorflow/tfjs-core/dist/register_all_gradients");`,
     `require("@tensorflow/tfjs-core/dist/public/chained_ops/register_all_chained_ops");`,
@@ -114,6 +115,24 @@ async function bundle(root: string, coreDist: string, files: string[], outDir: s
         setup(build) {
           // Every importer (tests, layers, backends, tsfast) gets tfjs-core's ES-module dist.
           build.onResolve({ filter: /^@tensorflow\/tfjs-core$/ }, () => ({ path: coreIndex }));
+        },
+      },
+      {
+        name: "keep-library-dirname",
+        setup(build) {
+          // tsfast's compiled engine modules keep their own __dirname/__filename inside the bundle,
+          // so an engine that finds files relative to itself (the native addon) finds them here too.
+          const libDir = path.join(root, "dist", "lib") + path.sep;
+          build.onLoad({ filter: /\.js$/ }, (a) => {
+            if (!a.path.startsWith(libDir)) return undefined;
+            const src = fs.readFileSync(a.path, "utf8");
+            return {
+              contents: src
+                .replace(/\b__dirname\b/g, JSON.stringify(path.dirname(a.path)))
+                .replace(/\b__filename\b/g, JSON.stringify(a.path)),
+              loader: "js",
+            };
+          });
         },
       },
     ],
