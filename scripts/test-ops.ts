@@ -4,7 +4,10 @@
  * `TSFAST_BACKEND` forcing the rung, which calls the rung's init function: `initWasm`, `initNative`,
  * or the stock cpu backend).
  *
- *   node dist/scripts/test-ops.js --backend wasm|cpu|native [--grep <text>] [--files <regexp>] [--list]
+ *   node dist/scripts/test-ops.js --backend wasm|cpu|native [--grep <text>] [--files <regexp>] [--list] [--verbose]
+ *
+ * `--files` picks suite files by path, `--grep` specs by name, `--list` prints the files,
+ * `--verbose` names every excluded spec (by default: each rule, its count and three examples).
  *
  * How: esbuild bundles ONE CommonJS file holding tfjs-core (its ES-module `dist/`), our compiled
  * engine modules (`dist/lib/engine`, so run `npm run build` first), the backend and the selected
@@ -21,10 +24,11 @@ interface Options {
   grep?: string;
   files?: RegExp;
   list: boolean;
+  verbose: boolean;
 }
 
 function parseArgs(argv: string[]): Options {
-  const opts: Options = { backend: "", list: false };
+  const opts: Options = { backend: "", list: false, verbose: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const next = () => {
@@ -36,7 +40,8 @@ function parseArgs(argv: string[]): Options {
     else if (a === "--grep") opts.grep = next();
     else if (a === "--files") opts.files = new RegExp(next());
     else if (a === "--list") opts.list = true;
-    else throw new Error(`test-ops: unknown argument "${a}"; use --backend wasm|cpu|native [--grep text] [--files regexp] [--list]`);
+    else if (a === "--verbose") opts.verbose = true;
+    else throw new Error(`test-ops: unknown argument "${a}"; use --backend wasm|cpu|native [--grep text] [--files regexp] [--list] [--verbose]`);
   }
   if (!opts.backend) throw new Error("test-ops: --backend is required (wasm, cpu or native)");
   return opts;
@@ -199,7 +204,7 @@ async function main(): Promise<void> {
     for (const e of excluded) byReason.set(e.reason, [...(byReason.get(e.reason) ?? []), e.name]);
     for (const [reason, names] of byReason) {
       console.log(`  ${names.length} × ${reason}`);
-      for (const n of names.slice(0, 3)) console.log(`      e.g. ${n}`);
+      for (const n of opts.verbose ? names : names.slice(0, 3)) console.log(`      ${opts.verbose ? "" : "e.g. "}${n}`);
     }
   }
   for (const f of failed) {
