@@ -74,9 +74,11 @@ export interface ConvCall {
   pad: { top: number; bottom: number; left: number; right: number };
   stride: [number, number];
   dilation: [number, number];
+  /** Depthwise: filter `[kh, kw, inC, multiplier]`, output channels `inC · multiplier`. */
+  depthwise?: boolean;
 }
 
-const convFns = new WeakMap<object, (...a: unknown[]) => void>();
+const convFns = new WeakMap<object, Map<string, (...a: unknown[]) => void>>();
 
 /**
  * One convolution through the backend's XNNPACK entry point, with explicit padding and any
@@ -85,13 +87,18 @@ const convFns = new WeakMap<object, (...a: unknown[]) => void>();
  */
 export function xnnConv2d(backend: unknown, c: ConvCall): tf.TensorInfo {
   const b = asWasm(backend);
-  let fn = convFns.get(b);
+  // Both C entry points take the same 19 numbers.
+  const entry = c.depthwise ? "DepthwiseConv2dNative" : "Conv2D";
+  let fns = convFns.get(b);
+  if (!fns) convFns.set(b, (fns = new Map()));
+  let fn = fns.get(entry);
   if (!fn) {
-    fn = b.wasm.cwrap("Conv2D", null, Array<string>(19).fill("number"));
-    convFns.set(b, fn);
+    fn = b.wasm.cwrap(entry, null, Array<string>(19).fill("number"));
+    fns.set(entry, fn);
   }
   const [n, h, w, inC] = c.x.shape as [number, number, number, number];
-  const [kh, kw, fInC, outC] = c.filter.shape as [number, number, number, number];
+  const [kh, kw, fInC, fOut] = c.filter.shape as [number, number, number, number];
+  const outC = c.depthwise ? fInC * fOut : fOut;
   if (fInC !== inC) throw new Error(`xnnConv2d: input has ${inC} channels, filter expects ${fInC}`);
   const { top, bottom, left, right } = c.pad;
   const [sh, sw] = c.stride;

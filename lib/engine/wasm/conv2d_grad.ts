@@ -121,6 +121,25 @@ function phaseFilter(
   return out;
 }
 
+/** Insert s−1 zeros between the rows/cols of dy, keeping the first `hz` × `wz` positions. */
+function spreadOut(backend: unknown, dy: tf.TensorInfo, sh: number, sw: number, hz: number, wz: number): tf.TensorInfo {
+  const b = asWasm(backend);
+  const [n, oh, ow, c] = dy.shape as [number, number, number, number];
+  const out = b.makeOutput([n, hz, wz, c], "float32");
+  const src = f32(b, dy);
+  const dst = f32(b, out);
+  dst.fill(0);
+  for (let bi = 0; bi < n; bi++) {
+    for (let r = 0; r < oh && r * sh < hz; r++) {
+      for (let q = 0; q < ow && q * sw < wz; q++) {
+        const from = ((bi * oh + r) * ow + q) * c;
+        dst.set(src.subarray(from, from + c), ((bi * hz + r * sh) * wz + q * sw) * c);
+      }
+    }
+  }
+  return out;
+}
+
 /** Copy the phase result p[n, qh, qw, c] to dx[n, qh·sh + oh0, qw·sw + ow0, c] where it lands inside dx. */
 function scatterPhase(backend: unknown, p: tf.TensorInfo, dx: tf.TensorInfo, sh: number, sw: number, oh0: number, ow0: number): void {
   const b = asWasm(backend);
@@ -200,27 +219,64 @@ function backpropInputNHWC(
   inputShape: [number, number, number, number],
   info: tf.backend_util.Conv2DInfo,
 ): tf.TensorInfo {
+  const wt = transpose(backend, filter, [0, 1, 3, 2]);
+  const dx = transposedConv(backend, dy, wt, inputShape, info, false);
+  free(asWasm(backend), wt);
+  return dx;
+}
+
+/**
+ * The input gradient of a (depthwise) convolution from `wt`, the filter laid out `[kh, kw, a, b]`
+ * so that a phase filter `[th, tw, a, b]` convolves dy (a = dy's channels for a full convolution,
+ * a = channels and b = 1 for a depthwise one with multiplier 1).
+ */
+export function transposedConv(
+  backend: unknown,
+  dy: tf.TensorInfo,
+  wt: tf.TensorInfo,
+  inputShape: [number, number, number, number],
+  info: tf.backend_util.Conv2DInfo,
+  depthwise: boolean,
+): tf.TensorInfo {
   const b = asWasm(backend);
   const { filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = info;
   const pt = info.padInfo.top;
   const pl = info.padInfo.left;
   const [, h, w] = inputShape;
-  const wt = transpose(backend, filter, [0, 1, 3, 2]);
   const bottom = h + pt - info.outHeight;
   const right = w + pl - info.outWidth;
   if (sh === 1 && sw === 1 && pt <= kh - 1 && pl <= kw - 1 && bottom >= 0 && right >= 0) {
     // Stride 1: one convolution whose padding makes the output exactly h × w (no scatter).
     const f = phaseFilter(backend, wt, 0, 0, 1, 1, kh, kw);
-    free(b, wt);
     const direct = xnnConv2d(backend, {
       x: dy,
       filter: f,
       pad: { top: kh - 1 - pt, left: kw - 1 - pl, bottom, right },
       stride: [1, 1],
       dilation: [1, 1],
+      depthwise,
     });
     free(b, f);
     return direct;
+  }
+  if (depthwise && pt <= kh - 1 && pl <= kw - 1) {
+    // Depthwise phase filters (2×2, 2×1, 1×1 taps for a 3×3 stride-2 filter) miss XNNPACK's
+    // depthwise micro-kernels and fall back to a slow grouped GEMM; spreading dy with zeros and
+    // running ONE full-size depthwise convolution is several times faster despite the zeros.
+    const hz = Math.min((info.outHeight - 1) * sh + 1, h + pt);
+    const wz = Math.min((info.outWidth - 1) * sw + 1, w + pl);
+    const dyz = spreadOut(backend, dy, sh, sw, hz, wz);
+    const f = phaseFilter(backend, wt, 0, 0, 1, 1, kh, kw);
+    const out = xnnConv2d(backend, {
+      x: dyz,
+      filter: f,
+      pad: { top: kh - 1 - pt, left: kw - 1 - pl, bottom: h + pt - hz, right: w + pl - wz },
+      stride: [1, 1],
+      dilation: [1, 1],
+      depthwise,
+    });
+    free(b, f, dyz);
+    return out;
   }
   const dx = b.makeOutput(inputShape, "float32");
   f32(b, dx).fill(0);
@@ -235,12 +291,12 @@ function backpropInputNHWC(
         pad: { top: th - 1, bottom: th - 1, left: tw - 1, right: tw - 1 },
         stride: [1, 1],
         dilation: [1, 1],
+        depthwise,
       });
       free(b, f);
       scatterPhase(backend, p, dx, sh, sw, rh - pt, rw - pl);
       free(b, p);
     }
   }
-  free(b, wt);
   return dx;
 }

@@ -8,6 +8,7 @@
  */
 import * as tf from "../tf";
 import { asWasm, f32, KernelArgs } from "./backend";
+import { transposedConv } from "./conv2d_grad";
 
 interface DepthwiseGradAttrs {
   strides: [number, number] | number;
@@ -75,13 +76,22 @@ export function depthwiseConv2dNativeBackpropFilter(args: KernelArgs): tf.Tensor
   return out;
 }
 
-/** dL/dx[n, h, w, c] = Σ over the (oh, ow, i, j) that read x[n, h, w, c] of dy[n, oh, ow, c·M + m] · w[i, j, c, m]. */
+/**
+ * dL/dx[n, h, w, c] = Σ over the (oh, ow, i, j) that read x[n, h, w, c] of dy[n, oh, ow, c·M + m] · w[i, j, c, m].
+ * With multiplier 1 this is a transposed depthwise convolution run on XNNPACK (`transposedConv`);
+ * otherwise (or with dilation) one direct pass.
+ */
 export function depthwiseConv2dNativeBackpropInput(args: KernelArgs): tf.TensorInfo {
   const b = asWasm(args.backend);
   const dy = args.inputs["dy"]!;
   const filter = args.inputs["filter"]!;
   const attrs = args.attrs as unknown as DepthwiseGradAttrs & { inputShape: [number, number, number, number] };
   const g = geometry(attrs.inputShape, filter.shape, attrs);
+  const [, dyH0, dyW0] = dy.shape as [number, number, number, number];
+  if (g.mult === 1 && g.dilationHeight === 1 && g.dilationWidth === 1 && dyH0 === g.outHeight && dyW0 === g.outWidth) {
+    // Multiplier 1: XNNPACK depthwise convolutions of dy with the rotated (phase) filters.
+    return transposedConv(args.backend, dy, filter, attrs.inputShape, g, true);
+  }
   const { batchSize: n, inHeight: h, inWidth: w, inChannels: c, outHeight: oh, outWidth: ow, mult } = g;
   const { filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = g;
   const { dilationHeight: dh, dilationWidth: dw, pt, pl } = g;
