@@ -141,6 +141,7 @@ const depthwiseCases: [string, number[], number[], number, "same" | "valid"][] =
   ["3x3 stride 1 same", [2, 9, 9, 3], [3, 3, 3, 1], 1, "same"],
   ["3x3 stride 2 same, channel multiplier 2", [2, 9, 8, 3], [3, 3, 3, 2], 2, "same"],
   ["5x5 stride 2 valid", [1, 9, 9, 4], [5, 5, 4, 1], 2, "valid"],
+  ["3x3 stride 2 same, even size (MobileNet downsampling)", [2, 8, 8, 5], [3, 3, 5, 1], 2, "same"],
 ];
 for (const [name, xs, ws, strides, pad] of depthwiseCases) {
   test(`depthwise conv2d gradients match cpu and finite differences: ${name}`, async () => {
