@@ -91,8 +91,13 @@ function normaliseTitles(layout: Layout): Layout {
   return out;
 }
 
-/** The display bundle of a figure: interactive HTML with an inline SVG fallback, the SVG, and text. */
+/**
+ * The display bundle of a figure: interactive HTML with an inline SVG fallback, the SVG, and text.
+ * In a kernel, the first call also emits the plotly bundle (its own output), so a bundle shown
+ * through a `LiveDisplay` draws too.
+ */
 export function plotBundle(fig: Figure, opts: PlotOptions = {}): MimeBundle {
+  ensureBundle();
   const width = opts.width ?? fig.layout?.width ?? 640;
   const height = opts.height ?? fig.layout?.height ?? 400;
   const layout = normaliseTitles({ ...fig.layout, width, height });
@@ -111,7 +116,6 @@ export function plotBundle(fig: Figure, opts: PlotOptions = {}): MimeBundle {
 
 /** Show a plotly figure inline (or update `opts.live` in place). */
 export function showPlot(fig: Figure, opts: PlotOptions = {}): void {
-  ensureBundle();
   const bundle = plotBundle(fig, opts);
   if (opts.live) opts.live.update(bundle);
   else showBundle(bundle);
