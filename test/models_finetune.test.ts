@@ -1,8 +1,8 @@
 /**
  * visionLearner + fineTune from the shipped digits-0-4 checkpoint on digits 5-9 with 20 labels per
- * class (the model card's transfer task), with the real Learner, on the pure-JS cpu backend.
+ * class (the model card's transfer task), with the real Learner, on the wasm backend (with tsfast's training kernels).
  */
-process.env["TSFAST_BACKEND"] = process.env["TSFAST_BACKEND"] || "cpu";
+process.env["TSFAST_BACKEND"] = process.env["TSFAST_BACKEND"] || "wasm";
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
