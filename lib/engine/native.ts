@@ -1,8 +1,52 @@
 /**
  * The native rung: tsfast's oneDNN CPU engine, compiled from `native/` at install time.
+ *
+ * The "native" backend is the pure-JS cpu backend (same TypedArray storage, same kernels for every
+ * op) with its hot kernels (convolutions, pooling, matmul, elementwise, reductions, softmax,
+ * batch norm, transpose/slice/pad) replaced by multi-threaded C++ working on that storage in place.
  */
+import * as tf from "./tf";
+import { MathBackendCPU } from "@tensorflow/tfjs-backend-cpu";
+import { defaultThreads } from "./backend";
+import { loadAddon, type NativeAddon } from "./native/addon";
+import { BACKEND, nativeKernels } from "./native/kernels";
+
+/** The cpu backend under another name, so kernels registered for "native" find their storage. */
+class NativeBackend extends MathBackendCPU {}
+
+let registered = false;
+
+/** Register the "native" backend and its kernels (once); returns the loaded addon. */
+export function registerNative(): NativeAddon {
+  const addon = loadAddon();
+  if (registered) return addon;
+  tf.registerBackend(BACKEND, () => new NativeBackend(), 1);
+  const cpuKernels = new Map(tf.getKernelsForBackend("cpu").map((kc) => [kc.kernelName, kc]));
+  const cpu = (name: string) => {
+    const kc = cpuKernels.get(name);
+    if (!kc) throw new Error(`kernel '${name}' is not registered for backend 'cpu'`);
+    return kc.kernelFunc as unknown as Parameters<typeof nativeKernels>[1] extends (n: string) => infer K ? K : never;
+  };
+  const native = nativeKernels(addon, cpu);
+  for (const kc of cpuKernels.values()) {
+    const fn = native[kc.kernelName];
+    tf.registerKernel({
+      ...kc,
+      backendName: BACKEND,
+      kernelFunc: fn ? (fn as unknown as tf.KernelFunc) : kc.kernelFunc,
+    });
+  }
+  registered = true;
+  return addon;
+}
 
 /** Load the compiled addon and select its backend, or throw saying why it is unavailable. */
 export async function initNative(): Promise<{ backend: string; threads: number }> {
-  throw new Error("the native engine is not built in this checkout (no native/ addon yet)");
+  // The cpu backend registers its kernels on import; ours are copies of them.
+  require("@tensorflow/tfjs-backend-cpu");
+  const addon = registerNative();
+  const threads = addon.setThreads(defaultThreads());
+  const ok = await tf.setBackend(BACKEND);
+  if (!ok) throw new Error("the native backend failed to initialise");
+  return { backend: BACKEND, threads };
 }

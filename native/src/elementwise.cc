@@ -147,7 +147,8 @@ inline float uop(float x, float alpha) {
   if (OP == RECIP) return 1.f / x;
   if (OP == COPY) return x;
   if (OP == ELU) return x >= 0 ? x : std::expm1(x);
-  if (OP == SOFTPLUS) return x > 20 ? x : (x < -20 ? std::exp(x) : std::log1p(std::exp(x)));
+  // tfjs's thresholds: log(float32 epsilon) + 2.
+  if (OP == SOFTPLUS) return x > 13.942385f ? x : (x < -13.942385f ? std::exp(x) : std::log(1.f + std::exp(x)));
   if (OP == LEAKY) return x < 0 ? alpha * x : x;
   if (OP == LOG1P) return std::log1p(x);
   if (OP == EXPM1) return std::expm1(x);
@@ -383,6 +384,24 @@ Napi::Value SlicePad(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// scaleShift(x, out, scale, shift, C): out = x * scale[c] + shift[c] over the last axis (BatchNorm).
+Napi::Value ScaleShift(const Napi::CallbackInfo& info) {
+  const float* x = f32(info[0]);
+  float* o = f32(info[1]);
+  const float* sc = f32(info[2]);
+  const float* sh = f32(info[3]);
+  int64_t C = info[4].As<Napi::Number>().Int64Value();
+  int64_t n = (int64_t)f32len(info[1]);
+  int64_t rows = n / C;
+#pragma omp parallel for schedule(static) if (n > kPar)
+  for (int64_t r = 0; r < rows; r++) {
+    const float* p = x + r * C;
+    float* q = o + r * C;
+    for (int64_t c = 0; c < C; c++) q[c] = p[c] * sc[c] + sh[c];
+  }
+  return info.Env().Undefined();
+}
+
 }  // namespace
 
 void initElementwise(Napi::Env env, Napi::Object exports) {
@@ -393,6 +412,7 @@ void initElementwise(Napi::Env env, Napi::Object exports) {
   exports.Set("adam", Napi::Function::New(env, Adam));
   exports.Set("transpose", Napi::Function::New(env, Transpose));
   exports.Set("slicePad", Napi::Function::New(env, SlicePad));
+  exports.Set("scaleShift", Napi::Function::New(env, ScaleShift));
 }
 
 }  // namespace tsf
