@@ -402,6 +402,37 @@ Napi::Value ScaleShift(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// tile(x, out, xShape, outShape): out[i] = x[i mod xShape] per axis.
+Napi::Value Tile(const Napi::CallbackInfo& info) {
+  const float* x = f32(info[0]);
+  float* o = f32(info[1]);
+  auto sd = ints(info[2]), dd = ints(info[3]);
+  int r = (int)sd.size();
+  std::vector<int64_t> ss(r);
+  int64_t acc = 1, total = 1;
+  for (int i = r - 1; i >= 0; i--) {
+    ss[i] = acc;
+    acc *= sd[i];
+    total *= dd[i];
+  }
+  int64_t inner = dd[r - 1], last = sd[r - 1], rows = inner ? total / inner : 0;
+#pragma omp parallel for schedule(static) if (total > kPar)
+  for (int64_t row = 0; row < rows; row++) {
+    int64_t rem = row, srcOff = 0;
+    for (int i = r - 2; i >= 0; i--) {
+      srcOff += (rem % dd[i] % sd[i]) * ss[i];
+      rem /= dd[i];
+    }
+    float* q = o + row * inner;
+    const float* p = x + srcOff;
+    for (int64_t j = 0; j < inner; j += last) {
+      int64_t n = inner - j < last ? inner - j : last;
+      for (int64_t k = 0; k < n; k++) q[j + k] = p[k];
+    }
+  }
+  return info.Env().Undefined();
+}
+
 }  // namespace
 
 void initElementwise(Napi::Env env, Napi::Object exports) {
@@ -412,6 +443,7 @@ void initElementwise(Napi::Env env, Napi::Object exports) {
   exports.Set("adam", Napi::Function::New(env, Adam));
   exports.Set("transpose", Napi::Function::New(env, Transpose));
   exports.Set("slicePad", Napi::Function::New(env, SlicePad));
+  exports.Set("tile", Napi::Function::New(env, Tile));
   exports.Set("scaleShift", Napi::Function::New(env, ScaleShift));
 }
 

@@ -22,6 +22,7 @@ export interface NativeAddon {
   adam(w: Float32Array, m: Float32Array, v: Float32Array, g: Float32Array, h: Float64Array): void;
   transpose(x: Float32Array, out: Float32Array, shape: Int32Array, perm: Int32Array): void;
   slicePad(x: Float32Array, out: Float32Array, srcShape: Int32Array, dstShape: Int32Array, offset: Int32Array, fill: number): void;
+  tile(x: Float32Array, out: Float32Array, xShape: Int32Array, outShape: Int32Array): void;
   scaleShift(x: Float32Array, out: Float32Array, scale: Float32Array, shift: Float32Array, channels: number): void;
 }
 

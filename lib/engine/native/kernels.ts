@@ -330,6 +330,16 @@ export function nativeKernels(addon: NativeAddon, cpu: (name: string) => Kernel)
     addon.slicePad(f32(b, x), out, Int32Array.from(x.shape), Int32Array.from(size), Int32Array.from(begin), 0);
     return output(b, size, out);
   };
+  k["Tile"] = (args) => {
+    const { x } = args.inputs;
+    const b = args.backend;
+    const reps = args.attrs?.["reps"] as number[];
+    if (!x || !isF32(b, x) || x.shape.length === 0 || sizeOf(x.shape) === 0) return cpu("Tile")(args);
+    const shape = x.shape.map((d, i) => d * reps[i]!);
+    const out = new Float32Array(sizeOf(shape));
+    if (out.length) addon.tile(f32(b, x), out, Int32Array.from(x.shape), Int32Array.from(shape));
+    return output(b, shape, out);
+  };
   k["PadV2"] = (args) => {
     const { x } = args.inputs;
     const b = args.backend;
