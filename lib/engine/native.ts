@@ -10,6 +10,7 @@ import { MathBackendCPU } from "@tensorflow/tfjs-backend-cpu";
 import { defaultThreads } from "./backend";
 import { loadAddon, type NativeAddon } from "./native/addon";
 import { BACKEND, nativeKernels } from "./native/kernels";
+import { installNativeBatchNorm } from "./native/batchnorm";
 
 /** The cpu backend under another name, so kernels registered for "native" find their storage. */
 class NativeBackend extends MathBackendCPU {}
@@ -36,6 +37,7 @@ export function registerNative(): NativeAddon {
       kernelFunc: fn ? (fn as unknown as tf.KernelFunc) : kc.kernelFunc,
     });
   }
+  installNativeBatchNorm();
   registered = true;
   return addon;
 }

@@ -433,6 +433,113 @@ Napi::Value Tile(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// Per-channel sums over rows of a [rows, C] view, split across threads; double accumulators.
+// Accumulates sum(f(x)) and sum(g(x)) for the two functions the caller's lambda returns.
+template <typename F>
+void channelSums(int64_t rows, int64_t C, double* s1, double* s2, F f) {
+  int nt = omp_get_max_threads();
+  std::vector<double> part((size_t)nt * 2 * C, 0.0);
+#pragma omp parallel num_threads(nt) if (rows * C > kPar)
+  {
+    int t = omp_get_thread_num(), T = omp_get_num_threads();
+    double* a = part.data() + (size_t)t * 2 * C;
+    double* b = a + C;
+    int64_t r0 = rows * t / T, r1 = rows * (t + 1) / T;
+    std::vector<float> fa(C, 0.f), fb(C, 0.f);
+    // Float partials per block of rows (vectorises), flushed into doubles to keep accuracy.
+    for (int64_t r = r0; r < r1; r++) {
+      f(r, fa.data(), fb.data());
+      if (((r - r0) & 63) == 63 || r == r1 - 1) {
+        for (int64_t c = 0; c < C; c++) {
+          a[c] += fa[c];
+          b[c] += fb[c];
+          fa[c] = 0.f;
+          fb[c] = 0.f;
+        }
+      }
+    }
+  }
+  for (int64_t c = 0; c < C; c++) {
+    s1[c] = 0;
+    s2[c] = 0;
+    for (int t = 0; t < nt; t++) {
+      s1[c] += part[(size_t)t * 2 * C + c];
+      s2[c] += part[(size_t)t * 2 * C + C + c];
+    }
+  }
+}
+
+// bnStats(x, mean, variance, C): batch statistics over all axes but the last (biased variance).
+Napi::Value BnStats(const Napi::CallbackInfo& info) {
+  const float* x = f32(info[0]);
+  float* mean = f32(info[1]);
+  float* var = f32(info[2]);
+  int64_t C = info[3].As<Napi::Number>().Int64Value();
+  int64_t rows = (int64_t)f32len(info[0]) / C;
+  // Shift by the first row to keep E[x^2] - E[x]^2 well conditioned.
+  std::vector<float> k(x, x + C);
+  std::vector<double> s1(C), s2(C);
+  channelSums(rows, C, s1.data(), s2.data(), [&](int64_t r, float* a, float* b) {
+    const float* p = x + r * C;
+    for (int64_t c = 0; c < C; c++) {
+      float d = p[c] - k[c];
+      a[c] += d;
+      b[c] += d * d;
+    }
+  });
+  for (int64_t c = 0; c < C; c++) {
+    double m = s1[c] / rows;
+    mean[c] = (float)(m + k[c]);
+    double v = s2[c] / rows - m * m;
+    var[c] = (float)(v > 0 ? v : 0);
+  }
+  return info.Env().Undefined();
+}
+
+// bnBackward(x, dy, mean, invstd, gamma, dx, dgamma, dbeta, C): BatchNorm training gradient
+// including the paths through the batch mean and variance:
+//   1. dbeta = sum(dy)   2. dgamma = sum(dy * xhat)   with xhat = (x - mean) * invstd
+//   3. dx = gamma * invstd * (dy - dbeta / n - xhat * dgamma / n)
+Napi::Value BnBackward(const Napi::CallbackInfo& info) {
+  const float* x = f32(info[0]);
+  const float* dy = f32(info[1]);
+  const float* mean = f32(info[2]);
+  const float* invstd = f32(info[3]);
+  const float* gamma = f32(info[4]);
+  float* dx = f32(info[5]);
+  float* dgamma = f32(info[6]);
+  float* dbeta = f32(info[7]);
+  int64_t C = info[8].As<Napi::Number>().Int64Value();
+  int64_t rows = (int64_t)f32len(info[0]) / C;
+  std::vector<double> s1(C), s2(C);
+  channelSums(rows, C, s1.data(), s2.data(), [&](int64_t r, float* a, float* b) {
+    const float* p = x + r * C;
+    const float* g = dy + r * C;
+    for (int64_t c = 0; c < C; c++) {
+      a[c] += g[c];
+      b[c] += g[c] * (p[c] - mean[c]);
+    }
+  });
+  std::vector<float> k1(C), k2(C), k3(C);
+  for (int64_t c = 0; c < C; c++) {
+    dbeta[c] = (float)s1[c];
+    dgamma[c] = (float)(s2[c] * invstd[c]);
+    float gi = gamma[c] * invstd[c];
+    // dx = gi * dy - gi * dbeta / n - (x - mean) * gi * invstd * dgamma / n
+    k1[c] = gi;
+    k2[c] = (float)(gi * s1[c] / rows);
+    k3[c] = (float)(gi * invstd[c] * invstd[c] * s2[c] / rows);
+  }
+#pragma omp parallel for schedule(static) if (rows * C > kPar)
+  for (int64_t r = 0; r < rows; r++) {
+    const float* p = x + r * C;
+    const float* g = dy + r * C;
+    float* q = dx + r * C;
+    for (int64_t c = 0; c < C; c++) q[c] = k1[c] * g[c] - k2[c] - (p[c] - mean[c]) * k3[c];
+  }
+  return info.Env().Undefined();
+}
+
 }  // namespace
 
 void initElementwise(Napi::Env env, Napi::Object exports) {
@@ -444,6 +551,8 @@ void initElementwise(Napi::Env env, Napi::Object exports) {
   exports.Set("transpose", Napi::Function::New(env, Transpose));
   exports.Set("slicePad", Napi::Function::New(env, SlicePad));
   exports.Set("tile", Napi::Function::New(env, Tile));
+  exports.Set("bnStats", Napi::Function::New(env, BnStats));
+  exports.Set("bnBackward", Napi::Function::New(env, BnBackward));
   exports.Set("scaleShift", Napi::Function::New(env, ScaleShift));
 }
 

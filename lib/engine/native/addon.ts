@@ -23,6 +23,9 @@ export interface NativeAddon {
   transpose(x: Float32Array, out: Float32Array, shape: Int32Array, perm: Int32Array): void;
   slicePad(x: Float32Array, out: Float32Array, srcShape: Int32Array, dstShape: Int32Array, offset: Int32Array, fill: number): void;
   tile(x: Float32Array, out: Float32Array, xShape: Int32Array, outShape: Int32Array): void;
+  bnStats(x: Float32Array, mean: Float32Array, variance: Float32Array, channels: number): void;
+  bnBackward(x: Float32Array, dy: Float32Array, mean: Float32Array, invstd: Float32Array, gamma: Float32Array,
+    dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array, channels: number): void;
   scaleShift(x: Float32Array, out: Float32Array, scale: Float32Array, shift: Float32Array, channels: number): void;
 }
 
