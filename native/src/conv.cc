@@ -48,24 +48,46 @@ std::string key(const char* kind, const std::vector<int64_t>& p, int extra = 0) 
 }
 
 // A weight reorder from tfjs's layout into a primitive's preferred one (or none when equal).
+// Reordered copies are cached by the JS-side token of the weight array (a number never reused,
+// renewed whenever tsfast updates an array in place), so inference reorders each weight once.
 struct WeightIn {
+  struct Slot {
+    double token = 0;
+    uint64_t used = 0;
+    memory buf;
+  };
   memory::desc user, want;
   std::unique_ptr<reorder> r;
-  memory buf;
+  std::vector<Slot> slots;
+  uint64_t clock = 0;
+  static constexpr size_t kSlots = 16;  // same-shaped layers share one primitive
   void init(const memory::desc& u, const memory::desc& w) {
     user = u;
     want = w;
-    if (u != w) {
-      buf = memory(w, eng());
-      r.reset(new reorder(memory(u, eng(), nullptr), buf));
-    }
+    if (u != w) r.reset(new reorder(memory(u, eng(), nullptr), memory(w, eng(), nullptr)));
   }
   // Returns the memory the primitive should read.
-  memory get(float* p) {
+  memory get(float* p, double token) {
     memory um(user, eng(), p);
     if (!r) return um;
-    r->execute(strm(), um, buf);
-    return buf;
+    clock++;
+    Slot* victim = nullptr;
+    for (auto& s : slots) {
+      if (token > 0 && s.token == token) {
+        s.used = clock;
+        return s.buf;
+      }
+      if (!victim || s.used < victim->used) victim = &s;
+    }
+    if (slots.size() < kSlots) {
+      slots.emplace_back();
+      victim = &slots.back();
+      victim->buf = memory(want, eng());
+    }
+    victim->token = token;
+    victim->used = clock;
+    r->execute(strm(), um, victim->buf);
+    return victim->buf;
   }
 };
 
@@ -112,7 +134,7 @@ Napi::Value fail(Napi::Env env, const std::exception& e, const char* what) {
   return env.Undefined();
 }
 
-// conv2d(x, w, bias|null, y, params, act)
+// conv2d(x, w, bias|null, y, params, act, wToken)
 Napi::Value Conv2d(const Napi::CallbackInfo& info) {
   try {
     auto p = ints(info[4]);
@@ -131,7 +153,7 @@ Napi::Value Conv2d(const Napi::CallbackInfo& info) {
     auto& e = *it->second;
     std::unordered_map<int, memory> args{
         {DNNL_ARG_SRC, memory(c.src(), eng(), f32(info[0]))},
-        {DNNL_ARG_WEIGHTS, e.w.get(f32(info[1]))},
+        {DNNL_ARG_WEIGHTS, e.w.get(f32(info[1]), info[6].As<Napi::Number>().DoubleValue())},
         {DNNL_ARG_DST, memory(c.dst(), eng(), f32(info[3]))}};
     if (bias) args[DNNL_ARG_BIAS] = memory(memory::desc({c.O}, dt::f32, tag::a), eng(), f32(info[2]));
     e.prim.execute(strm(), args);
@@ -142,7 +164,7 @@ Napi::Value Conv2d(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// conv2dBackpropInput(dy, w, dx, params)
+// conv2dBackpropInput(dy, w, dx, params, wToken)
 Napi::Value Conv2dBwdData(const Napi::CallbackInfo& info) {
   try {
     auto p = ints(info[3]);
@@ -161,7 +183,7 @@ Napi::Value Conv2dBwdData(const Napi::CallbackInfo& info) {
     }
     auto& e = *it->second;
     e.prim.execute(strm(), {{DNNL_ARG_DIFF_DST, memory(c.dst(), eng(), f32(info[0]))},
-                            {DNNL_ARG_WEIGHTS, e.w.get(f32(info[1]))},
+                            {DNNL_ARG_WEIGHTS, e.w.get(f32(info[1]), info[4].As<Napi::Number>().DoubleValue())},
                             {DNNL_ARG_DIFF_SRC, memory(c.src(), eng(), f32(info[2]))}});
     strm().wait();
   } catch (const std::exception& ex) {

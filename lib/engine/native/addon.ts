@@ -9,8 +9,8 @@ export interface NativeAddon {
   setThreads(n: number): number;
   getThreads(): number;
   version(): string;
-  conv2d(x: Float32Array, w: Float32Array, bias: Float32Array | null, y: Float32Array, p: Int32Array, act: number): void;
-  conv2dBackpropInput(dy: Float32Array, w: Float32Array, dx: Float32Array, p: Int32Array): void;
+  conv2d(x: Float32Array, w: Float32Array, bias: Float32Array | null, y: Float32Array, p: Int32Array, act: number, wToken: number): void;
+  conv2dBackpropInput(dy: Float32Array, w: Float32Array, dx: Float32Array, p: Int32Array, wToken: number): void;
   conv2dBackpropFilter(x: Float32Array, dy: Float32Array, dw: Float32Array, p: Int32Array): void;
   pool(x: Float32Array, y: Float32Array, p: Int32Array): void;
   poolGrad(dy: Float32Array, x: Float32Array, dx: Float32Array, p: Int32Array): void;
@@ -61,4 +61,25 @@ export function loadAddon(): NativeAddon {
     throw new Error(`native addon failed to load: ${msg.split("\n")[0]}`);
   }
   return cached;
+}
+
+const tokens = new WeakMap<Float32Array, number>();
+let nextToken = 1;
+
+/**
+ * A number naming this weight array's current contents, never reused: the addon caches weights
+ * reordered for oneDNN under it. Whoever writes into an array in place must `renewToken` it.
+ */
+export function weightToken(a: Float32Array): number {
+  let t = tokens.get(a);
+  if (t === undefined) {
+    t = nextToken++;
+    tokens.set(a, t);
+  }
+  return t;
+}
+
+/** Forget an array's token after changing it in place (its cached reorders become stale). */
+export function renewToken(a: Float32Array): void {
+  tokens.delete(a);
 }

@@ -8,7 +8,7 @@
  */
 import * as tf from "../tf";
 import type { MathBackendCPU } from "@tensorflow/tfjs-backend-cpu";
-import type { NativeAddon } from "./addon";
+import { weightToken, type NativeAddon } from "./addon";
 
 type TI = tf.TensorInfo;
 type Backend = MathBackendCPU;
@@ -83,7 +83,8 @@ export function nativeKernels(addon: NativeAddon, cpu: (name: string) => Kernel)
       const p = convParams(ci, depthwise ? ci.inChannels : 1);
       if (!p || (bias && sizeOf(bias.shape) !== ci.outChannels)) return cpu(name)(args);
       const y = new Float32Array(sizeOf(ci.outShape));
-      addon.conv2d(f32(b, x), f32(b, filter), bias ? f32(b, bias) : null, y, p, act);
+      const w = f32(b, filter);
+      addon.conv2d(f32(b, x), w, bias ? f32(b, bias) : null, y, p, act, weightToken(w));
       return output(b, ci.outShape, y);
     };
   }
@@ -103,7 +104,8 @@ export function nativeKernels(addon: NativeAddon, cpu: (name: string) => Kernel)
       const p = convParams(ci, depthwise ? ci.inChannels : 1);
       if (!p) return cpu(name)(args);
       const dx = new Float32Array(sizeOf(inShape));
-      addon.conv2dBackpropInput(f32(b, dy), f32(b, filter), dx, p);
+      const w = f32(b, filter);
+      addon.conv2dBackpropInput(f32(b, dy), w, dx, p, weightToken(w));
       return output(b, inShape, dx);
     };
   }

@@ -4,7 +4,7 @@
  */
 import * as tf from "../tf";
 import type { MathBackendCPU } from "@tensorflow/tfjs-backend-cpu";
-import { loadAddon } from "./addon";
+import { loadAddon, renewToken } from "./addon";
 
 interface AdamState {
   accBeta1: tf.Variable;
@@ -55,7 +55,9 @@ export class NativeAdamOptimizer extends tf.AdamOptimizer {
       if (!grad) return;
       const value = tf.engine().registeredVariables[name]!;
       const m = st.accumulatedFirstMoment[i]!.variable, v = st.accumulatedSecondMoment[i]!.variable;
-      addon.adam(vals(value), vals(m), vals(v), vals(grad), h);
+      const w = vals(value);
+      addon.adam(w, vals(m), vals(v), vals(grad), h);
+      renewToken(w);
     });
     tf.tidy(() => {
       st.accBeta1.assign(tf.mul(st.accBeta1, this.beta1));
