@@ -235,7 +235,12 @@ struct PoolP {
         pt(p[10]), pl(p[11]), pb(p[12]), pr(p[13]), isMax(p[14]) {}
   memory::desc src() const { return memory::desc({N, C, H, W}, dt::f32, tag::nhwc); }
   memory::desc dst() const { return memory::desc({N, C, OH, OW}, dt::f32, tag::nhwc); }
-  algorithm alg() const { return isMax ? algorithm::pooling_max : algorithm::pooling_avg_exclude_padding; }
+  // isMax: 1 max, 0 average over the window's in-bounds pixels, 2 average over the whole window
+  // (tfjs's AvgPoolGrad divides by the full window size even where the forward excluded padding).
+  algorithm alg() const {
+    return isMax == 1 ? algorithm::pooling_max
+                      : (isMax == 2 ? algorithm::pooling_avg_include_padding : algorithm::pooling_avg_exclude_padding);
+  }
   pooling_forward::desc fdesc() const {
     return pooling_forward::desc(prop_kind::forward_training, alg(), src(), dst(), {sh, sw}, {KH, KW},
                                  {pt, pl}, {pb, pr});
@@ -257,7 +262,7 @@ PoolEntry& poolEntry(const PoolP& c, const std::vector<int64_t>& p, bool backwar
     auto e = std::make_unique<PoolEntry>();
     e->fpd = pooling_forward::primitive_desc(c.fdesc(), eng());
     e->fwd = pooling_forward(e->fpd);
-    if (c.isMax) e->ws = memory(e->fpd.workspace_desc(), eng());
+    if (c.isMax == 1) e->ws = memory(e->fpd.workspace_desc(), eng());
     it = poolCache.emplace(k, std::move(e)).first;
   }
   auto& e = *it->second;
@@ -278,7 +283,7 @@ Napi::Value Pool(const Napi::CallbackInfo& info) {
     auto& e = poolEntry(c, p, false);
     std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory(c.src(), eng(), f32(info[0]))},
                                          {DNNL_ARG_DST, memory(c.dst(), eng(), f32(info[1]))}};
-    if (c.isMax) args[DNNL_ARG_WORKSPACE] = e.ws;
+    if (c.isMax == 1) args[DNNL_ARG_WORKSPACE] = e.ws;
     e.fwd.execute(strm(), args);
     strm().wait();
   } catch (const std::exception& ex) {
@@ -295,7 +300,7 @@ Napi::Value PoolGrad(const Napi::CallbackInfo& info) {
     auto& e = poolEntry(c, p, true);
     std::unordered_map<int, memory> bargs{{DNNL_ARG_DIFF_DST, memory(c.dst(), eng(), f32(info[0]))},
                                           {DNNL_ARG_DIFF_SRC, memory(c.src(), eng(), f32(info[2]))}};
-    if (c.isMax) {
+    if (c.isMax == 1) {
       memory tmp(c.dst(), eng());
       e.fwd.execute(strm(), {{DNNL_ARG_SRC, memory(c.src(), eng(), f32(info[1]))},
                              {DNNL_ARG_DST, tmp},

@@ -131,7 +131,7 @@ export function nativeKernels(addon: NativeAddon, cpu: (name: string) => Kernel)
   k["DepthwiseConv2dNativeBackpropFilter"] = convBackpropFilter("DepthwiseConv2dNativeBackpropFilter", true);
 
   // ---- pooling ---------------------------------------------------------------------------------
-  function poolParams(xShape: number[], a: Attrs, isMax: boolean) {
+  function poolParams(xShape: number[], a: Attrs, mode: 0 | 1 | 2) {
     const pi = tf.backend_util.computePool2DInfo(
       xShape as [number, number, number, number], a["filterSize"] as [number, number],
       a["strides"] as [number, number], 1, a["pad"] as Pad, a["dimRoundingMode"] as "floor" | "round" | "ceil" | undefined,
@@ -141,7 +141,7 @@ export function nativeKernels(addon: NativeAddon, cpu: (name: string) => Kernel)
     // [N,H,W,C, KH,KW, OH,OW, sh,sw, pt,pl,pb,pr, isMax] as in struct PoolP.
     const params = Int32Array.from([
       pi.batchSize, pi.inHeight, pi.inWidth, pi.inChannels, pi.filterHeight, pi.filterWidth, pi.outHeight,
-      pi.outWidth, pi.strideHeight, pi.strideWidth, p[13]!, p[14]!, p[15]!, p[16]!, isMax ? 1 : 0,
+      pi.outWidth, pi.strideHeight, pi.strideWidth, p[13]!, p[14]!, p[15]!, p[16]!, mode,
     ]);
     // A window lying wholly in padding has no defined value in oneDNN: let the cpu kernel decide.
     if (p[15]! >= pi.filterHeight || p[16]! >= pi.filterWidth || p[13]! >= pi.filterHeight || p[14]! >= pi.filterWidth) return undefined;
@@ -152,7 +152,7 @@ export function nativeKernels(addon: NativeAddon, cpu: (name: string) => Kernel)
       const { x } = args.inputs;
       const b = args.backend;
       if (!x || x.shape.length !== 4 || !isF32(b, x)) return cpu(name)(args);
-      const pp = poolParams(x.shape, args.attrs ?? {}, isMax);
+      const pp = poolParams(x.shape, args.attrs ?? {}, isMax ? 1 : 0);
       if (!pp) return cpu(name)(args);
       const y = new Float32Array(sizeOf(pp.pi.outShape));
       addon.pool(f32(b, x), y, pp.params);
@@ -166,7 +166,8 @@ export function nativeKernels(addon: NativeAddon, cpu: (name: string) => Kernel)
       const { dy, input } = args.inputs;
       const b = args.backend;
       if (!dy || !input || input.shape.length !== 4 || !isF32(b, dy, input)) return cpu(name)(args);
-      const pp = poolParams(input.shape, args.attrs ?? {}, isMax);
+      // tfjs's AvgPoolGrad spreads each gradient over the full window, padding included.
+      const pp = poolParams(input.shape, args.attrs ?? {}, isMax ? 1 : 2);
       if (!pp) return cpu(name)(args);
       const dx = new Float32Array(sizeOf(input.shape));
       addon.poolGrad(f32(b, dy), f32(b, input), dx, pp.params);

@@ -16,7 +16,7 @@ interface AdamState {
 /**
  * `tf.AdamOptimizer` whose step runs natively on the "native" backend (bit-for-bit the same update
  * order as tfjs's Adam up to float rounding), with optional decoupled weight decay (AdamW).
- * On any other backend, or when a tensor's storage is shared, it takes tfjs's own path.
+ * On any other backend it takes tfjs's own path (plus the decay step when `weightDecay` is set).
  */
 export class NativeAdamOptimizer extends tf.AdamOptimizer {
   /** Decoupled weight decay (AdamW): `w -= lr * weightDecay * w` each step; default 0 (plain Adam). */
@@ -31,56 +31,41 @@ export class NativeAdamOptimizer extends tf.AdamOptimizer {
     const pairs = Array.isArray(variableGradients)
       ? variableGradients.map((v) => [v.name, v.tensor] as const)
       : Object.entries(variableGradients as tf.NamedTensorMap);
-    if (tf.getBackend() !== "native" || (this.weightDecay === 0 && !this.allInPlace(pairs, true))) {
-      if (this.weightDecay !== 0 && tf.getBackend() !== "native") this.decayOpByOp(pairs);
+    const allF32 = pairs.every(([name, g]) => tf.engine().registeredVariables[name]?.dtype === "float32" && (!g || g.dtype === "float32"));
+    if (tf.getBackend() !== "native" || !allF32) {
+      if (this.weightDecay !== 0) this.decayOpByOp(pairs);
       super.applyGradients(variableGradients);
       return;
     }
     const st = this as unknown as AdamState;
     const backend = tf.backend() as MathBackendCPU;
-    const vals = (t: tf.Tensor) => backend.data.get(t.dataId).values as Float32Array;
-    pairs.forEach(([name], i) => {
-      const value = tf.engine().registeredVariables[name]!;
-      st.accumulatedFirstMoment[i] ??= { originalName: `${name}/m`, variable: tf.tidy(() => tf.zerosLike(value).variable(false)) };
-      st.accumulatedSecondMoment[i] ??= { originalName: `${name}/v`, variable: tf.tidy(() => tf.zerosLike(value).variable(false)) };
-    });
-    if (!this.allInPlace(pairs, false)) {
-      throw new Error("NativeAdamOptimizer: a parameter's storage is shared; cannot update it in place");
-    }
     const addon = loadAddon();
     const c1 = 1 - (st.accBeta1.dataSync()[0] ?? 0);
     const c2 = 1 - (st.accBeta2.dataSync()[0] ?? 0);
     const h = Float64Array.from([this.learningRate, this.beta1, this.beta2, this.epsilon, c1, c2, this.weightDecay]);
+    // Storage another tensor shares (e.g. a variable's still-alive initial value) is copied, updated
+    // and assigned; storage the variable owns alone is updated in place.
+    const writable = (t: tf.Variable): { arr: Float32Array; commit: () => void } => {
+      const d = backend.data.get(t.dataId);
+      const vals = backend.readSync(t.dataId) as Float32Array;
+      if (d.refCount === 1 && d.values instanceof Float32Array) return { arr: vals, commit: () => renewToken(vals) };
+      const copy = vals.slice();
+      return { arr: copy, commit: () => t.assign(tf.tensor(copy, t.shape, "float32")) };
+    };
     pairs.forEach(([name, grad], i) => {
-      if (!grad) return;
       const value = tf.engine().registeredVariables[name]!;
-      const m = st.accumulatedFirstMoment[i]!.variable, v = st.accumulatedSecondMoment[i]!.variable;
-      const w = vals(value);
-      addon.adam(w, vals(m), vals(v), vals(grad), h);
-      renewToken(w);
+      st.accumulatedFirstMoment[i] ??= { originalName: `${name}/m`, variable: tf.tidy(() => tf.zerosLike(value).variable(false)) };
+      st.accumulatedSecondMoment[i] ??= { originalName: `${name}/v`, variable: tf.tidy(() => tf.zerosLike(value).variable(false)) };
+      if (!grad) return;
+      const w = writable(value), m = writable(st.accumulatedFirstMoment[i]!.variable), v = writable(st.accumulatedSecondMoment[i]!.variable);
+      addon.adam(w.arr, m.arr, v.arr, backend.readSync(grad.dataId) as Float32Array, h);
+      tf.tidy(() => [w, m, v].forEach((s) => s.commit()));
     });
     tf.tidy(() => {
       st.accBeta1.assign(tf.mul(st.accBeta1, this.beta1));
       st.accBeta2.assign(tf.mul(st.accBeta2, this.beta2));
     });
     this.incrementIterations();
-  }
-
-  /** True when every parameter (and, once created, its moments) owns its float32 storage alone. */
-  private allInPlace(pairs: readonly (readonly [string, tf.Tensor | undefined])[], checkMomentsMayBeMissing: boolean): boolean {
-    const backend = tf.backend() as MathBackendCPU;
-    const st = this as unknown as AdamState;
-    const own = (t: tf.Tensor) => {
-      const d = backend.data.get(t.dataId);
-      return t.dtype === "float32" && d.values instanceof Float32Array && d.refCount === 1;
-    };
-    return pairs.every(([name, grad], i) => {
-      const value = tf.engine().registeredVariables[name];
-      if (!value || !own(value) || (grad && grad.dtype !== "float32")) return false;
-      const m = st.accumulatedFirstMoment[i]?.variable, v = st.accumulatedSecondMoment[i]?.variable;
-      if (!m || !v) return checkMomentsMayBeMissing;
-      return own(m) && own(v);
-    });
   }
 
   private decayOpByOp(pairs: readonly (readonly [string, tf.Tensor | undefined])[]): void {
