@@ -52,7 +52,7 @@ function runTf(c: Config, trainToo: boolean, steps: number): Result {
       }, steps);
       res.train = (c.bs * steps) / t;
     }
-    const t = time(() => tf.tidy(() => tf.sum(model.predict(x) as tf.Tensor).dataSync()), steps);
+    const t = time(() => tf.tidy(() => tf.sum(model.predict(x, { batchSize: c.bs }) as tf.Tensor).dataSync()), steps);
     res.infer = (c.bs * steps) / t;
   } catch (e) {
     res.note = (e instanceof Error ? e.message : String(e)).split("\n")[0];
@@ -79,18 +79,18 @@ async function useBackend(name: string): Promise<string | undefined> {
   }
 }
 
-function torchRef(threads: number): Map<string, Result> {
+function torchRef(threads: number, only: Config[]): Map<string, Result> {
   const out = new Map<string, Result>();
   const script = path.join(__dirname, "..", "..", "bench", "torch_ref.py");
   try {
-    const stdout = execFileSync("/usr/bin/python3", [script, "--threads", String(threads), "--warmup", String(WARMUP), ...configs.flatMap((c) => ["--config", key(c)])], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
+    const stdout = execFileSync("/usr/bin/python3", [script, "--threads", String(threads), "--warmup", String(WARMUP), ...only.flatMap((c) => ["--config", key(c)])], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
     for (const line of stdout.split("\n").filter((l) => l.startsWith("{"))) {
       const r = JSON.parse(line) as { config: string; train: number; infer: number };
       out.set(r.config, { train: r.train, infer: r.infer });
     }
   } catch (e) {
     const note = `PyTorch reference failed: ${(e instanceof Error ? e.message : String(e)).split("\n")[0]}`;
-    for (const c of configs) out.set(key(c), { note });
+    for (const c of only) out.set(key(c), { note });
   }
   return out;
 }
@@ -100,12 +100,19 @@ async function main(): Promise<void> {
   const t0 = Date.now();
   console.log(`engine bench: ${threads} threads, ${quick ? "quick" : "full"} run`);
   const rows: { config: Config; backend: string; r: Result }[] = [];
+  const ref = new Map<string, Result>();
   for (const b of backends) {
     const why = await useBackend(b);
     for (const c of configs) {
       const smallest = c === configs[0];
       if (why) { rows.push({ config: c, backend: b, r: { note: why } }); continue; }
       if (b !== "native" && !smallest) continue;
+      if (b === "native") {
+        // PyTorch runs right before the same config, so both see the same machine load.
+        for (const [k, v] of torchRef(threads, [c])) ref.set(k, v);
+        const p = ref.get(key(c));
+        console.log(`  pytorch ${key(c)}: train ${p?.train?.toFixed(1) ?? "-"} img/s, infer ${p?.infer?.toFixed(1) ?? "-"} img/s ${p?.note ?? ""}`);
+      }
       // The JS/wasm engines are measured at the smallest config only, with one timed step.
       const r = b === "cpu"
         ? { ...runTf({ ...c, bs: 8 }, false, 1), note: "batch 8, inference only (pure-JS training ~0.5 img/s)" }
@@ -114,8 +121,7 @@ async function main(): Promise<void> {
       console.log(`  ${b} ${key(c)}: train ${r.train?.toFixed(1) ?? "-"} img/s, infer ${r.infer?.toFixed(1) ?? "-"} img/s ${r.note ?? ""}`);
     }
   }
-  console.log(`  running PyTorch reference (${threads} threads)...`);
-  const ref = torchRef(threads);
+  if (!backends.includes("native")) for (const [k, v] of torchRef(threads, configs)) ref.set(k, v);
   const fmt = (v?: number) => (v === undefined ? "-" : v.toFixed(1));
   const ratio = (a?: number, b?: number) => (a === undefined || b === undefined ? "-" : (a / b).toFixed(2) + "x");
   console.log("\n| model | px | batch | backend | train img/s | PyTorch train | ratio | infer img/s | PyTorch infer | ratio | note |");
