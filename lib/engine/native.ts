@@ -6,14 +6,12 @@
  * batch norm, transpose/slice/pad) replaced by multi-threaded C++ working on that storage in place.
  */
 import * as tf from "./tf";
-import { MathBackendCPU } from "@tensorflow/tfjs-backend-cpu";
 import { defaultThreads } from "./backend";
 import { loadAddon, type NativeAddon } from "./native/addon";
 import { BACKEND, nativeKernels } from "./native/kernels";
 import { installNativeBatchNorm } from "./native/batchnorm";
+import { NativeBackend } from "./native/pool";
 
-/** The cpu backend under another name, so kernels registered for "native" find their storage. */
-class NativeBackend extends MathBackendCPU {}
 
 let registered = false;
 

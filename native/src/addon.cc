@@ -1,6 +1,7 @@
 // Entry point of the tsfast native addon: thread control and module registration.
 #include "common.h"
 #include <omp.h>
+#include <malloc.h>
 
 namespace tsf {
 
@@ -38,6 +39,11 @@ static Napi::Value Version(const Napi::CallbackInfo& info) {
 }
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  // tfjs allocates a fresh TypedArray for every kernel output. With glibc's defaults, large ones
+  // are mmap'ed and unmapped each time, so every step pays page faults on fresh zero pages (they
+  // serialise across threads). Keep freed blocks up to 32 MiB in the heap for reuse instead.
+  mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
+  mallopt(M_TRIM_THRESHOLD, 512 * 1024 * 1024);
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("getThreads", Napi::Function::New(env, GetThreads));
   exports.Set("version", Napi::Function::New(env, Version));

@@ -8,8 +8,8 @@
  * Semantics match tfjs-layers: biased batch variance, moving averages updated with `momentum`.
  */
 import * as tf from "../tf";
-import type { MathBackendCPU } from "@tensorflow/tfjs-backend-cpu";
 import { loadAddon } from "./addon";
+import type { NativeBackend } from "./pool";
 
 interface LayerVar { read(): tf.Tensor; write(t: tf.Tensor): void }
 interface BnLayer {
@@ -53,7 +53,7 @@ export function installNativeBatchNorm(): void {
 /** Normalise `x` over all axes but the last with batch statistics; differentiable in x, gamma, beta. */
 export function batchNormTrain(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, epsilon: number): { y: tf.Tensor; mean: tf.Tensor1D; variance: tf.Tensor1D } {
   const addon = loadAddon();
-  const backend = tf.backend() as MathBackendCPU;
+  const backend = tf.backend() as NativeBackend;
   const vals = (t: tf.Tensor) => backend.data.get(t.dataId).values as Float32Array;
   const C = x.shape[x.rank - 1]!;
   const meanV = new Float32Array(C), varV = new Float32Array(C);
@@ -69,14 +69,14 @@ export function batchNormTrain(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, 
       scale[c] = gv[c]! * invstdV[c]!;
       shift[c] = bv[c]! - meanV[c]! * scale[c]!;
     }
-    const yv = new Float32Array(xi.size);
+    const yv = backend.alloc(xi.size);
     addon.scaleShift(vals(xi), yv, scale, shift, C);
     save([xi, g]);
     return {
       value: tf.tensor(yv, xi.shape, "float32"),
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [xs, gs] = saved as [tf.Tensor, tf.Tensor];
-        const dx = new Float32Array(xs.size), dgamma = new Float32Array(C), dbeta = new Float32Array(C);
+        const dx = backend.alloc(xs.size), dgamma = new Float32Array(C), dbeta = new Float32Array(C);
         addon.bnBackward(vals(xs), vals(dy), meanV, invstdV, vals(gs), dx, dgamma, dbeta, C);
         return [tf.tensor(dx, xs.shape, "float32"), tf.tensor(dgamma, gs.shape, "float32"), tf.tensor(dbeta, gs.shape, "float32")];
       },

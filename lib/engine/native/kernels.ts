@@ -9,6 +9,7 @@
 import * as tf from "../tf";
 import type { MathBackendCPU } from "@tensorflow/tfjs-backend-cpu";
 import { weightToken, type NativeAddon } from "./addon";
+import type { NativeBackend } from "./pool";
 
 type TI = tf.TensorInfo;
 type Backend = MathBackendCPU;
@@ -31,6 +32,12 @@ function isF32(b: Backend, ...ts: (TI | undefined)[]): boolean {
     if (!(v instanceof Float32Array)) return false; // complex tensors keep their parts elsewhere
   }
   return true;
+}
+
+/** An output array from the backend's recycling pool: contents are garbage until written. */
+function alloc(b: Backend, n: number): Float32Array {
+  const nb = b as Partial<NativeBackend>;
+  return nb.alloc ? nb.alloc(n) : new Float32Array(n);
 }
 
 function output(b: Backend, shape: number[], values: Float32Array): TI {
@@ -82,7 +89,7 @@ export function nativeKernels(addon: NativeAddon, cpu: (name: string) => Kernel)
       const ci = convInfo(x.shape, filter.shape, a, depthwise);
       const p = convParams(ci, depthwise ? ci.inChannels : 1);
       if (!p || (bias && sizeOf(bias.shape) !== ci.outChannels)) return cpu(name)(args);
-      const y = new Float32Array(sizeOf(ci.outShape));
+      const y = alloc(b, sizeOf(ci.outShape));
       const w = f32(b, filter);
       addon.conv2d(f32(b, x), w, bias ? f32(b, bias) : null, y, p, act, weightToken(w));
       return output(b, ci.outShape, y);
@@ -103,7 +110,7 @@ export function nativeKernels(addon: NativeAddon, cpu: (name: string) => Kernel)
       const ci = convInfo(inShape, filter.shape, a, depthwise);
       const p = convParams(ci, depthwise ? ci.inChannels : 1);
       if (!p) return cpu(name)(args);
-      const dx = new Float32Array(sizeOf(inShape));
+      const dx = alloc(b, sizeOf(inShape));
       const w = f32(b, filter);
       addon.conv2dBackpropInput(f32(b, dy), w, dx, p, weightToken(w));
       return output(b, inShape, dx);
@@ -122,7 +129,7 @@ export function nativeKernels(addon: NativeAddon, cpu: (name: string) => Kernel)
       const ci = convInfo(x.shape, fShape, a, depthwise);
       const p = convParams(ci, depthwise ? ci.inChannels : 1);
       if (!p) return cpu(name)(args);
-      const dw = new Float32Array(sizeOf(fShape));
+      const dw = alloc(b, sizeOf(fShape));
       addon.conv2dBackpropFilter(f32(b, x), f32(b, dy), dw, p);
       return output(b, fShape, dw);
     };
@@ -154,7 +161,7 @@ export function nativeKernels(addon: NativeAddon, cpu: (name: string) => Kernel)
       if (!x || x.shape.length !== 4 || !isF32(b, x)) return cpu(name)(args);
       const pp = poolParams(x.shape, args.attrs ?? {}, isMax ? 1 : 0);
       if (!pp) return cpu(name)(args);
-      const y = new Float32Array(sizeOf(pp.pi.outShape));
+      const y = alloc(b, sizeOf(pp.pi.outShape));
       addon.pool(f32(b, x), y, pp.params);
       return output(b, pp.pi.outShape, y);
     };
@@ -169,7 +176,7 @@ export function nativeKernels(addon: NativeAddon, cpu: (name: string) => Kernel)
       // tfjs's AvgPoolGrad spreads each gradient over the full window, padding included.
       const pp = poolParams(input.shape, args.attrs ?? {}, isMax ? 1 : 2);
       if (!pp) return cpu(name)(args);
-      const dx = new Float32Array(sizeOf(input.shape));
+      const dx = alloc(b, sizeOf(input.shape));
       addon.poolGrad(f32(b, dy), f32(b, input), dx, pp.params);
       return output(b, input.shape, dx);
     };
@@ -194,7 +201,8 @@ export function nativeKernels(addon: NativeAddon, cpu: (name: string) => Kernel)
     else if (bB === 1 && batchB.length <= batchA.length) outBatch = batchA;
     else return undefined;
     const shape = [...outBatch, M, N];
-    const c = new Float32Array(sizeOf(shape));
+    const c = alloc(b, sizeOf(shape));
+    if (K === 0) c.fill(0);
     if (c.length > 0 && K > 0) addon.matmul(f32(b, A), f32(b, B), c, Int32Array.from([bA, bB, M, N, K, tA ? 1 : 0, tB ? 1 : 0]));
     return output(b, shape, c);
   }
@@ -238,7 +246,7 @@ export function nativeKernels(addon: NativeAddon, cpu: (name: string) => Kernel)
     const shape = tf.backend_util.assertAndGetBroadcastShape(A.shape, B.shape);
     const r = shape.length;
     const pad = (s: number[]) => Int32Array.from([...new Array<number>(r - s.length).fill(1), ...s]);
-    const out = new Float32Array(sizeOf(shape));
+    const out = alloc(b, sizeOf(shape));
     if (out.length > 0) addon.binary(op, f32(b, A), f32(b, B), out, Int32Array.from(shape.length ? shape : [1]), r ? pad(A.shape) : Int32Array.from([1]), r ? pad(B.shape) : Int32Array.from([1]));
     return output(b, shape, out);
   }
@@ -257,7 +265,8 @@ export function nativeKernels(addon: NativeAddon, cpu: (name: string) => Kernel)
     if (!first || !isF32(b, ...ts) || ts.some((t) => t.shape.length !== first.shape.length || t.shape.some((d, i) => d !== first.shape[i]))) {
       return cpu("AddN")(args);
     }
-    const out = new Float32Array(f32(b, first));
+    const out = alloc(b, sizeOf(first.shape));
+    out.set(f32(b, first));
     const s = Int32Array.from(first.shape.length ? first.shape : [1]);
     for (const t of ts.slice(1)) addon.binary(BIN.Add, out, f32(b, t), out, s, s, s);
     return output(b, first.shape, out);
@@ -267,7 +276,7 @@ export function nativeKernels(addon: NativeAddon, cpu: (name: string) => Kernel)
       const { x } = args.inputs;
       const b = args.backend;
       if (!x || !isF32(b, x)) return cpu(name)(args);
-      const out = new Float32Array(sizeOf(x.shape));
+      const out = alloc(b, sizeOf(x.shape));
       addon.unary(op, f32(b, x), out, (args.attrs?.["alpha"] as number | undefined) ?? 0);
       return output(b, x.shape, out);
     };
@@ -288,7 +297,7 @@ export function nativeKernels(addon: NativeAddon, cpu: (name: string) => Kernel)
       const shape = at["keepDims"]
         ? x.shape.map((d, i) => (i >= lo && i <= hi ? 1 : d))
         : x.shape.filter((_, i) => i < lo || i > hi);
-      const out = new Float32Array(outer * inner);
+      const out = alloc(b, outer * inner);
       addon.reduce(op, f32(b, x), out, outer, red, inner);
       return output(b, shape, out);
     };
@@ -307,7 +316,7 @@ export function nativeKernels(addon: NativeAddon, cpu: (name: string) => Kernel)
       return cpu("Softmax")(args);
     }
     const cols = logits.shape[logits.shape.length - 1]!;
-    const out = new Float32Array(sizeOf(logits.shape));
+    const out = alloc(b, sizeOf(logits.shape));
     if (out.length) addon.softmax(f32(b, logits), out, out.length / cols, cols);
     return output(b, logits.shape, out);
   };
@@ -319,7 +328,7 @@ export function nativeKernels(addon: NativeAddon, cpu: (name: string) => Kernel)
     const perm = args.attrs?.["perm"] as number[];
     if (!x || !isF32(b, x) || x.shape.length === 0 || sizeOf(x.shape) === 0) return cpu("Transpose")(args);
     const shape = perm.map((p) => x.shape[p]!);
-    const out = new Float32Array(sizeOf(shape));
+    const out = alloc(b, sizeOf(shape));
     addon.transpose(f32(b, x), out, Int32Array.from(x.shape), Int32Array.from(perm));
     return output(b, shape, out);
   };
@@ -329,7 +338,7 @@ export function nativeKernels(addon: NativeAddon, cpu: (name: string) => Kernel)
     if (!x || !isF32(b, x) || x.shape.length === 0) return cpu("Slice")(args);
     const [begin, size] = tf.slice_util.parseSliceParams(x, args.attrs?.["begin"] as number[], args.attrs?.["size"] as number[]);
     if (!begin || !size || sizeOf(size) === 0 || isContiguousSlice(x.shape, begin, size)) return cpu("Slice")(args);
-    const out = new Float32Array(sizeOf(size));
+    const out = alloc(b, sizeOf(size));
     addon.slicePad(f32(b, x), out, Int32Array.from(x.shape), Int32Array.from(size), Int32Array.from(begin), 0);
     return output(b, size, out);
   };
@@ -339,7 +348,7 @@ export function nativeKernels(addon: NativeAddon, cpu: (name: string) => Kernel)
     const reps = args.attrs?.["reps"] as number[];
     if (!x || !isF32(b, x) || x.shape.length === 0 || sizeOf(x.shape) === 0) return cpu("Tile")(args);
     const shape = x.shape.map((d, i) => d * reps[i]!);
-    const out = new Float32Array(sizeOf(shape));
+    const out = alloc(b, sizeOf(shape));
     if (out.length) addon.tile(f32(b, x), out, Int32Array.from(x.shape), Int32Array.from(shape));
     return output(b, shape, out);
   };
@@ -349,7 +358,7 @@ export function nativeKernels(addon: NativeAddon, cpu: (name: string) => Kernel)
     const paddings = args.attrs?.["paddings"] as [number, number][];
     if (!x || !isF32(b, x) || x.shape.length === 0 || sizeOf(x.shape) === 0) return cpu("PadV2")(args);
     const shape = x.shape.map((d, i) => d + paddings[i]![0] + paddings[i]![1]);
-    const out = new Float32Array(sizeOf(shape));
+    const out = alloc(b, sizeOf(shape));
     addon.slicePad(f32(b, x), out, Int32Array.from(x.shape), Int32Array.from(shape), Int32Array.from(paddings.map((p) => -p[0])),
       (args.attrs?.["constantValue"] as number | undefined) ?? 0);
     return output(b, shape, out);
@@ -379,7 +388,7 @@ export function nativeKernels(addon: NativeAddon, cpu: (name: string) => Kernel)
       a[i] = s[i]! / Math.sqrt(vr[i]! + eps);
       c[i] = o[i]! - m[i]! * a[i]!;
     }
-    const out = new Float32Array(sizeOf(x.shape));
+    const out = alloc(b, sizeOf(x.shape));
     addon.scaleShift(f32(b, x), out, a, c, C);
     return output(b, x.shape, out);
   };

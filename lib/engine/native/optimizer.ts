@@ -58,7 +58,7 @@ export class NativeAdamOptimizer extends tf.AdamOptimizer {
       st.accumulatedSecondMoment[i] ??= { originalName: `${name}/v`, variable: tf.tidy(() => tf.zerosLike(value).variable(false)) };
       if (!grad) return;
       const w = writable(value), m = writable(st.accumulatedFirstMoment[i]!.variable), v = writable(st.accumulatedSecondMoment[i]!.variable);
-      addon.adam(w.arr, m.arr, v.arr, backend.readSync(grad.dataId) as Float32Array, h);
+      addon.adam(w.arr, m.arr, v.arr, backend.data.get(grad.dataId).values as Float32Array, h);
       tf.tidy(() => [w, m, v].forEach((s) => s.commit()));
     });
     tf.tidy(() => {
