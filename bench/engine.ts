@@ -43,25 +43,29 @@ function runTf(c: Config, trainToo: boolean, steps: number): Result {
   const x = tf.randomNormal([c.bs, c.size, c.size, 3]);
   const y = tf.oneHot(tf.randomUniform([c.bs], 0, 10, "int32") as tf.Tensor1D, 10);
   const res: Result = {};
-  try {
-    if (trainToo) {
+  const why = (e: unknown) => (e instanceof Error ? e.message : String(e)).split("\n")[0];
+  if (trainToo) {
+    try {
       const t = time(() => {
         const loss = opt.minimize(() => tf.losses.softmaxCrossEntropy(y, model.apply(x, { training: true }) as tf.Tensor), true);
         loss?.dataSync();
         loss?.dispose();
       }, steps);
       res.train = (c.bs * steps) / t;
+    } catch (e) {
+      res.note = `training: ${why(e)}`;
     }
+  }
+  try {
     const t = time(() => tf.tidy(() => tf.sum(model.predict(x, { batchSize: c.bs }) as tf.Tensor).dataSync()), steps);
     res.infer = (c.bs * steps) / t;
   } catch (e) {
-    res.note = (e instanceof Error ? e.message : String(e)).split("\n")[0];
-  } finally {
-    x.dispose();
-    y.dispose();
-    opt.dispose();
-    model.dispose();
+    res.note = `${res.note ? res.note + "; " : ""}inference: ${why(e)}`;
   }
+  x.dispose();
+  y.dispose();
+  opt.dispose();
+  model.dispose();
   return res;
 }
 
