@@ -8,7 +8,7 @@
 import * as tf from "./tf";
 import { defaultThreads } from "./backend";
 import { loadAddon, type NativeAddon } from "./native/addon";
-import { BACKEND, nativeKernels } from "./native/kernels";
+import { BACKEND, RELU_GRAD, nativeKernels } from "./native/kernels";
 import { installNativeBatchNorm } from "./native/batchnorm";
 import { NativeBackend } from "./native/pool";
 
@@ -35,9 +35,32 @@ export function registerNative(): NativeAddon {
       kernelFunc: fn ? (fn as unknown as tf.KernelFunc) : kc.kernelFunc,
     });
   }
+  const reluGrad = native[RELU_GRAD];
+  if (reluGrad) tf.registerKernel({ kernelName: RELU_GRAD, backendName: BACKEND, kernelFunc: reluGrad as unknown as tf.KernelFunc });
+  registerReluGradient();
   installNativeBatchNorm();
   registered = true;
   return addon;
+}
+
+/**
+ * Relu's gradient is registered per kernel name for every backend: keep tfjs's own formula
+ * (`dy * step(x)`) everywhere but on "native", where one fused kernel does it.
+ */
+function registerReluGradient(): void {
+  const original = tf.getGradient("Relu");
+  if (!original) return;
+  tf.registerGradient({
+    ...original,
+    gradFunc: (dy, saved, attrs) => {
+      const x = saved[0];
+      const single = Array.isArray(dy) ? dy[0] : dy;
+      if (tf.getBackend() !== BACKEND || !x || !single || x.dtype !== "float32" || single.dtype !== "float32") {
+        return original.gradFunc(dy, saved, attrs);
+      }
+      return { x: () => tf.engine().runKernel(RELU_GRAD, { dy: single, x }) as tf.Tensor };
+    },
+  });
 }
 
 /** Load the compiled addon and select its backend, or throw saying why it is unavailable. */

@@ -26,6 +26,7 @@ export interface NativeAddon {
   bnStats(x: Float32Array, mean: Float32Array, variance: Float32Array, channels: number): void;
   bnBackward(x: Float32Array, dy: Float32Array, mean: Float32Array, invstd: Float32Array, gamma: Float32Array,
     dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array, channels: number): void;
+  reluGrad(dy: Float32Array, x: Float32Array, dx: Float32Array): void;
   scaleShift(x: Float32Array, out: Float32Array, scale: Float32Array, shift: Float32Array, channels: number): void;
 }
 

@@ -18,6 +18,8 @@ type KernelArgs = { inputs: Record<string, TI | undefined>; backend: Backend; at
 type Kernel = (args: KernelArgs) => TI | TI[];
 
 export const BACKEND = "native";
+/** A kernel only the native backend has: dx = x > 0 ? dy : 0. */
+export const RELU_GRAD = "TsfastReluGrad";
 
 const sizeOf = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
 
@@ -281,6 +283,18 @@ export function nativeKernels(addon: NativeAddon, cpu: (name: string) => Kernel)
       return output(b, x.shape, out);
     };
   }
+
+  // Relu's gradient in one pass; reached through the gradient registered in native.ts.
+  k[RELU_GRAD] = (args) => {
+    const { dy, x } = args.inputs;
+    const b = args.backend;
+    if (!dy || !x || !isF32(b, dy, x) || dy.shape.join() !== x.shape.join()) {
+      throw new Error(`${RELU_GRAD} needs two float32 tensors of one shape`);
+    }
+    const dx = alloc(b, sizeOf(x.shape));
+    addon.reluGrad(f32(b, dy), f32(b, x), dx);
+    return output(b, x.shape, dx);
+  };
 
   // ---- reductions ------------------------------------------------------------------------------
   function reduction(name: string, op: number, axisAttr: string): Kernel {
