@@ -7,6 +7,7 @@ import { test, before } from "node:test";
 import assert from "node:assert/strict";
 import * as tf from "../lib/engine/tf";
 import { initNative } from "../lib/engine/native";
+import { defaultThreads } from "../lib/engine/backend";
 import { NativeAdamOptimizer } from "../lib/engine/native/optimizer";
 import { RELU_GRAD } from "../lib/engine/native/kernels";
 
@@ -63,6 +64,7 @@ before(async () => {
   require("@tensorflow/tfjs-backend-cpu");
   const info = await initNative();
   assert.equal(info.backend, "native");
+  assert.equal(info.threads, defaultThreads(), "the engine uses TSFAST_THREADS or every core");
 });
 
 test("every cpu kernel is also registered for the native backend", () => {

@@ -8,10 +8,9 @@
 import * as tf from "./tf";
 import { defaultThreads } from "./backend";
 import { loadAddon, type NativeAddon } from "./native/addon";
-import { BACKEND, RELU_GRAD, nativeKernels } from "./native/kernels";
+import { BACKEND, RELU_GRAD, nativeKernels, type Kernel } from "./native/kernels";
 import { installNativeBatchNorm } from "./native/batchnorm";
 import { NativeBackend } from "./native/pool";
-
 
 let registered = false;
 
@@ -19,12 +18,14 @@ let registered = false;
 export function registerNative(): NativeAddon {
   const addon = loadAddon();
   if (registered) return addon;
+  // The cpu backend registers its kernels on import; ours are copies of them.
+  require("@tensorflow/tfjs-backend-cpu");
   tf.registerBackend(BACKEND, () => new NativeBackend(), 1);
   const cpuKernels = new Map(tf.getKernelsForBackend("cpu").map((kc) => [kc.kernelName, kc]));
   const cpu = (name: string) => {
     const kc = cpuKernels.get(name);
     if (!kc) throw new Error(`kernel '${name}' is not registered for backend 'cpu'`);
-    return kc.kernelFunc as unknown as Parameters<typeof nativeKernels>[1] extends (n: string) => infer K ? K : never;
+    return kc.kernelFunc as unknown as Kernel;
   };
   const native = nativeKernels(addon, cpu);
   for (const kc of cpuKernels.values()) {
@@ -65,8 +66,6 @@ function registerReluGradient(): void {
 
 /** Load the compiled addon and select its backend, or throw saying why it is unavailable. */
 export async function initNative(): Promise<{ backend: string; threads: number }> {
-  // The cpu backend registers its kernels on import; ours are copies of them.
-  require("@tensorflow/tfjs-backend-cpu");
   const addon = registerNative();
   const threads = addon.setThreads(defaultThreads());
   const ok = await tf.setBackend(BACKEND);

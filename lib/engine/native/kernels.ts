@@ -15,7 +15,8 @@ type TI = tf.TensorInfo;
 type Backend = MathBackendCPU;
 type Attrs = Record<string, unknown>;
 type KernelArgs = { inputs: Record<string, TI | undefined>; backend: Backend; attrs?: Attrs };
-type Kernel = (args: KernelArgs) => TI | TI[];
+/** A kernel function as the native table holds it. */
+export type Kernel = (args: KernelArgs) => TI | TI[];
 
 export const BACKEND = "native";
 /** A kernel only the native backend has: dx = x > 0 ? dy : 0. */
