@@ -3,7 +3,8 @@
  * PyTorch (bench/torch_ref.py) run in the same invocation on the same number of threads.
  *
  * usage: node dist/bench/engine.js [--quick] [--backends native,wasm,cpu]
- * A training step is forward + backward + Adam; warm-up steps are excluded from the timings.
+ * A training step is forward + backward + Adam; warm-up steps are excluded, and img/s comes from
+ * the median step time on both sides (the machines are shared: means swing with other load).
  */
 import { execFileSync } from "node:child_process";
 import * as path from "node:path";
@@ -29,11 +30,17 @@ const configs: Config[] = quick
     ];
 const key = (c: Config) => `${c.arch}:${c.size}:${c.bs}:${c.steps}`;
 
+/** Seconds per step: the median of `steps` timed steps after the warm-up (robust to a busy machine). */
 function time(fn: () => void, steps: number): number {
   for (let i = 0; i < WARMUP; i++) fn();
-  const t0 = process.hrtime.bigint();
-  for (let i = 0; i < steps; i++) fn();
-  return Number(process.hrtime.bigint() - t0) / 1e9;
+  const ts: number[] = [];
+  for (let i = 0; i < steps; i++) {
+    const t0 = process.hrtime.bigint();
+    fn();
+    ts.push(Number(process.hrtime.bigint() - t0) / 1e9);
+  }
+  ts.sort((a, b) => a - b);
+  return ts[Math.floor(ts.length / 2)]!;
 }
 
 function runTf(c: Config, trainToo: boolean, steps: number): Result {
@@ -51,14 +58,14 @@ function runTf(c: Config, trainToo: boolean, steps: number): Result {
         loss?.dataSync();
         loss?.dispose();
       }, steps);
-      res.train = (c.bs * steps) / t;
+      res.train = c.bs / t;
     } catch (e) {
       res.note = `training: ${why(e)}`;
     }
   }
   try {
     const t = time(() => tf.tidy(() => tf.sum(model.predict(x, { batchSize: c.bs }) as tf.Tensor).dataSync()), steps);
-    res.infer = (c.bs * steps) / t;
+    res.infer = c.bs / t;
   } catch (e) {
     res.note = `${res.note ? res.note + "; " : ""}inference: ${why(e)}`;
   }

@@ -1,7 +1,8 @@
 """PyTorch reference for bench/engine.ts: torchvision ResNet training and inference img/s.
 
 Same recipe as the tfjs side: channels_last float32, 10 classes, Adam (lr 1e-3), cross-entropy,
-random inputs; warm-up steps excluded. Prints one JSON line per config.
+random inputs; warm-up steps excluded; img/s from the median step time. Prints one JSON line
+per config.
 
 usage: /usr/bin/python3 bench/torch_ref.py --threads 2 --config resnet18:64:64:8 ...
        (config = arch:size:batch:steps)
@@ -29,22 +30,21 @@ def bench(arch, size, bs, steps, warmup):
         opt.step()
         return loss.item()
 
-    model.train()
-    for _ in range(warmup):
-        train_step()
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        train_step()
-    train = bs * steps / (time.perf_counter() - t0)
+    def median_step(fn):
+        for _ in range(warmup):
+            fn()
+        ts = []
+        for _ in range(steps):
+            t0 = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t0)
+        return sorted(ts)[len(ts) // 2]
 
+    model.train()
+    train = bs / median_step(train_step)
     model.eval()
     with torch.no_grad():
-        for _ in range(warmup):
-            model(x).sum().item()
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            model(x).sum().item()
-        infer = bs * steps / (time.perf_counter() - t0)
+        infer = bs / median_step(lambda: model(x).sum().item())
     return train, infer
 
 
