@@ -1,0 +1,147 @@
+/**
+ * Engine benchmark: ResNet training and inference img/s on each tfjs backend, side by side with
+ * PyTorch (bench/torch_ref.py) run in the same invocation on the same number of threads.
+ *
+ * usage: node dist/bench/engine.js [--quick] [--backends native,wasm,cpu]
+ * A training step is forward + backward + Adam; warm-up steps are excluded, and img/s comes from
+ * the median step time on both sides (the machines are shared: means swing with other load).
+ */
+import { execFileSync } from "node:child_process";
+import * as path from "node:path";
+import * as tf from "../lib/engine/tf";
+import { defaultThreads } from "../lib/engine/backend";
+import { benchResnet } from "./resnet";
+import { NativeAdamOptimizer } from "../lib/engine/native/optimizer";
+
+interface Config { arch: "resnet18" | "resnet34"; size: number; bs: number; steps: number }
+interface Result { train?: number; infer?: number; note?: string }
+
+const args = process.argv.slice(2);
+const quick = args.includes("--quick");
+const backendsArg = args[args.indexOf("--backends") + 1];
+const backends = args.includes("--backends") && backendsArg ? backendsArg.split(",") : ["native", "wasm", "cpu"];
+const WARMUP = 2;
+const configs: Config[] = quick
+  ? [{ arch: "resnet18", size: 64, bs: 64, steps: 3 }]
+  : [
+      { arch: "resnet18", size: 64, bs: 64, steps: 8 },
+      { arch: "resnet18", size: 128, bs: 32, steps: 6 },
+      { arch: "resnet34", size: 128, bs: 32, steps: 4 },
+    ];
+const key = (c: Config) => `${c.arch}:${c.size}:${c.bs}:${c.steps}`;
+
+/** Seconds per step: the median of `steps` timed steps after the warm-up (robust to a busy machine). */
+function time(fn: () => void, steps: number): number {
+  for (let i = 0; i < WARMUP; i++) fn();
+  const ts: number[] = [];
+  for (let i = 0; i < steps; i++) {
+    const t0 = process.hrtime.bigint();
+    fn();
+    ts.push(Number(process.hrtime.bigint() - t0) / 1e9);
+  }
+  ts.sort((a, b) => a - b);
+  return ts[Math.floor(ts.length / 2)]!;
+}
+
+function runTf(c: Config, trainToo: boolean, steps: number): Result {
+  const model = benchResnet(c.arch === "resnet18" ? 18 : 34, c.size);
+  // On "native" the fused Adam step; elsewhere it is tfjs's own Adam.
+  const opt = new NativeAdamOptimizer(1e-3, 0.9, 0.999, 1e-8);
+  const x = tf.randomNormal([c.bs, c.size, c.size, 3]);
+  const y = tf.oneHot(tf.randomUniform([c.bs], 0, 10, "int32") as tf.Tensor1D, 10);
+  const res: Result = {};
+  const why = (e: unknown) => (e instanceof Error ? e.message : String(e)).split("\n")[0];
+  if (trainToo) {
+    try {
+      const t = time(() => {
+        const loss = opt.minimize(() => tf.losses.softmaxCrossEntropy(y, model.apply(x, { training: true }) as tf.Tensor), true);
+        loss?.dataSync();
+        loss?.dispose();
+      }, steps);
+      res.train = c.bs / t;
+    } catch (e) {
+      res.note = `training: ${why(e)}`;
+    }
+  }
+  try {
+    const t = time(() => tf.tidy(() => tf.sum(model.predict(x, { batchSize: c.bs }) as tf.Tensor).dataSync()), steps);
+    res.infer = c.bs / t;
+  } catch (e) {
+    res.note = `${res.note ? res.note + "; " : ""}inference: ${why(e)}`;
+  }
+  x.dispose();
+  y.dispose();
+  opt.dispose();
+  model.dispose();
+  return res;
+}
+
+async function useBackend(name: string): Promise<string | undefined> {
+  try {
+    if (name === "native") await (require("../lib/engine/native") as typeof import("../lib/engine/native")).initNative();
+    else if (name === "wasm") await (require("../lib/engine/wasm") as typeof import("../lib/engine/wasm")).initWasm();
+    else {
+      require("@tensorflow/tfjs-backend-cpu");
+      await tf.setBackend("cpu");
+    }
+    return undefined;
+  } catch (e) {
+    return (e instanceof Error ? e.message : String(e)).split("\n")[0];
+  }
+}
+
+function torchRef(threads: number, only: Config[]): Map<string, Result> {
+  const out = new Map<string, Result>();
+  const script = path.join(__dirname, "..", "..", "bench", "torch_ref.py");
+  try {
+    const stdout = execFileSync("/usr/bin/python3", [script, "--threads", String(threads), "--warmup", String(WARMUP), ...only.flatMap((c) => ["--config", key(c)])], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
+    for (const line of stdout.split("\n").filter((l) => l.startsWith("{"))) {
+      const r = JSON.parse(line) as { config: string; train: number; infer: number };
+      out.set(r.config, { train: r.train, infer: r.infer });
+    }
+  } catch (e) {
+    const note = `PyTorch reference failed: ${(e instanceof Error ? e.message : String(e)).split("\n")[0]}`;
+    for (const c of only) out.set(key(c), { note });
+  }
+  return out;
+}
+
+async function main(): Promise<void> {
+  const threads = defaultThreads();
+  const t0 = Date.now();
+  console.log(`engine bench: ${threads} threads, ${quick ? "quick" : "full"} run`);
+  const rows: { config: Config; backend: string; r: Result }[] = [];
+  const ref = new Map<string, Result>();
+  for (const b of backends) {
+    const why = await useBackend(b);
+    for (const c of configs) {
+      const smallest = c === configs[0];
+      if (why) { rows.push({ config: c, backend: b, r: { note: why } }); continue; }
+      if (b !== "native" && !smallest) continue;
+      if (b === "native") {
+        // PyTorch runs right before the same config, so both see the same machine load.
+        for (const [k, v] of torchRef(threads, [c])) ref.set(k, v);
+        const p = ref.get(key(c));
+        console.log(`  pytorch ${key(c)}: train ${p?.train?.toFixed(1) ?? "-"} img/s, infer ${p?.infer?.toFixed(1) ?? "-"} img/s ${p?.note ?? ""}`);
+      }
+      // The JS/wasm engines are measured at the smallest config only, with one timed step.
+      const r = b === "cpu"
+        ? { ...runTf({ ...c, bs: 8 }, false, 1), note: "batch 8, inference only (pure-JS training ~0.5 img/s)" }
+        : runTf(c, true, b === "native" ? c.steps : 1);
+      rows.push({ config: c, backend: b, r });
+      console.log(`  ${b} ${key(c)}: train ${r.train?.toFixed(1) ?? "-"} img/s, infer ${r.infer?.toFixed(1) ?? "-"} img/s ${r.note ?? ""}`);
+    }
+  }
+  if (!backends.includes("native")) for (const [k, v] of torchRef(threads, configs)) ref.set(k, v);
+  const fmt = (v?: number) => (v === undefined ? "-" : v.toFixed(1));
+  const ratio = (a?: number, b?: number) => (a === undefined || b === undefined ? "-" : (a / b).toFixed(2) + "x");
+  console.log("\n| model | px | batch | backend | train img/s | PyTorch train | ratio | infer img/s | PyTorch infer | ratio | note |");
+  console.log("|---|---|---|---|---|---|---|---|---|---|---|");
+  for (const { config: c, backend, r } of rows) {
+    const p = ref.get(key(c)) ?? {};
+    console.log(`| ${c.arch} | ${c.size} | ${c.bs} | ${backend} | ${fmt(r.train)} | ${fmt(p.train)} | ${ratio(r.train, p.train)} | ${fmt(r.infer)} | ${fmt(p.infer)} | ${ratio(r.infer, p.infer)} | ${r.note ?? p.note ?? ""} |`);
+  }
+  console.log(`\nbench took ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+}
+
+void main();

@@ -1,0 +1,87 @@
+/**
+ * BatchNorm training as two native passes forward and two backward, instead of tfjs-layers'
+ * moments + batchNorm graph (~6 full-size ops forward, ~15 backward, per layer per step).
+ *
+ * Installed by `initNative()`: tfjs-layers' `BatchNormalization.call` is wrapped so that, while the
+ * "native" backend is active and the layer normalises the last axis of a float32 input in
+ * training mode, it runs the fused path below; every other case runs tfjs-layers' own code.
+ * Semantics match tfjs-layers: biased batch variance, moving averages updated with `momentum`.
+ */
+import * as tf from "../tf";
+import { loadAddon } from "./addon";
+import type { NativeBackend } from "./pool";
+
+interface LayerVar { read(): tf.Tensor; write(t: tf.Tensor): void }
+interface BnLayer {
+  axis: number;
+  epsilon: number;
+  momentum: number;
+  gamma: LayerVar | null;
+  beta: LayerVar | null;
+  movingMean: LayerVar;
+  movingVariance: LayerVar;
+}
+type CallFn = (this: BnLayer, inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, unknown>) => tf.Tensor | tf.Tensor[];
+
+let installed = false;
+
+/** Wrap tfjs-layers' BatchNormalization training step with the native fused version (once). */
+export function installNativeBatchNorm(): void {
+  if (installed) return;
+  const proto = Object.getPrototypeOf(tf.layers.batchNormalization({})) as { call: CallFn };
+  const original = proto.call;
+  proto.call = function (this: BnLayer, inputs, kwargs) {
+    const x = Array.isArray(inputs) ? inputs[0] : inputs;
+    const training = kwargs?.["training"] === true;
+    if (!training || !x || tf.getBackend() !== "native" || x.dtype !== "float32" || x.rank < 2 ||
+        (this.axis !== -1 && this.axis !== x.rank - 1) || !this.gamma || !this.beta || x.size === 0) {
+      return original.call(this, inputs, kwargs);
+    }
+    return tf.tidy(() => {
+      const { y, mean, variance } = batchNormTrain(x, this.gamma!.read(), this.beta!.read(), this.epsilon);
+      // tfjs-layers' moving averages: v <- v - (v - batchValue) * (1 - momentum).
+      for (const [mv, value] of [[this.movingMean, mean], [this.movingVariance, variance]] as const) {
+        const orig = mv.read();
+        mv.write(tf.sub(orig, tf.mul(tf.sub(orig, value), 1 - this.momentum)));
+      }
+      return y;
+    });
+  };
+  installed = true;
+}
+
+/** Normalise `x` over all axes but the last with batch statistics; differentiable in x, gamma, beta. */
+export function batchNormTrain(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, epsilon: number): { y: tf.Tensor; mean: tf.Tensor1D; variance: tf.Tensor1D } {
+  const addon = loadAddon();
+  const backend = tf.backend() as NativeBackend;
+  const vals = (t: tf.Tensor) => backend.data.get(t.dataId).values as Float32Array;
+  const C = x.shape[x.rank - 1]!;
+  const meanV = new Float32Array(C), varV = new Float32Array(C);
+  addon.bnStats(vals(x), meanV, varV, C);
+  const invstdV = varV.map((v) => 1 / Math.sqrt(v + epsilon));
+  const mean = tf.tensor1d(meanV), variance = tf.tensor1d(varV);
+  const f = tf.customGrad((...args: unknown[]) => {
+    const [xi, g, b, save] = args as [tf.Tensor, tf.Tensor, tf.Tensor, tf.GradSaveFunc];
+    const gv = vals(g), bv = vals(b);
+    // 1. scale = gamma * invstd   2. shift = beta - mean * scale   3. y = x * scale + shift
+    const scale = new Float32Array(C), shift = new Float32Array(C);
+    for (let c = 0; c < C; c++) {
+      scale[c] = gv[c]! * invstdV[c]!;
+      shift[c] = bv[c]! - meanV[c]! * scale[c]!;
+    }
+    const yv = backend.alloc(xi.size);
+    addon.scaleShift(vals(xi), yv, scale, shift, C);
+    save([xi, g]);
+    return {
+      value: tf.tensor(yv, xi.shape, "float32"),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [xs, gs] = saved as [tf.Tensor, tf.Tensor];
+        const dx = backend.alloc(xs.size), dgamma = new Float32Array(C), dbeta = new Float32Array(C);
+        addon.bnBackward(vals(xs), vals(dy), meanV, invstdV, vals(gs), dx, dgamma, dbeta, C);
+        return [tf.tensor(dx, xs.shape, "float32"), tf.tensor(dgamma, gs.shape, "float32"), tf.tensor(dbeta, gs.shape, "float32")];
+      },
+    };
+  });
+  const y = (f as unknown as (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => tf.Tensor)(x, gamma, beta);
+  return { y, mean, variance };
+}

@@ -1,0 +1,351 @@
+// oneDNN-backed convolution, pooling and matmul kernels on tfjs's NHWC / HWIO TypedArrays.
+//
+// Activations stay in tfjs's plain NHWC layout (oneDNN has fast nhwc kernels); only weights are
+// reordered into whatever blocked layout the chosen implementation prefers (`format_tag::any`).
+// Primitives are cached by their full shape key, so each distinct layer builds its kernels once.
+#include "common.h"
+#include <memory>
+#include <unordered_map>
+
+using namespace dnnl;
+using tag = memory::format_tag;
+using dt = memory::data_type;
+
+namespace tsf {
+
+namespace {
+
+// Conv parameters as sent from JS: see convParams() in lib/engine/native/kernels.ts.
+struct ConvP {
+  int64_t N, H, W, C, KH, KW, O, OH, OW, sh, sw, dh, dw, pt, pl, pb, pr, G;
+  explicit ConvP(const std::vector<int64_t>& p)
+      : N(p[0]), H(p[1]), W(p[2]), C(p[3]), KH(p[4]), KW(p[5]), O(p[6]), OH(p[7]), OW(p[8]),
+        sh(p[9]), sw(p[10]), dh(p[11]), dw(p[12]), pt(p[13]), pl(p[14]), pb(p[15]), pr(p[16]),
+        G(p[17]) {}
+  memory::desc src() const { return memory::desc({N, C, H, W}, dt::f32, tag::nhwc); }
+  memory::desc dst() const { return memory::desc({N, O, OH, OW}, dt::f32, tag::nhwc); }
+  // tfjs filters: conv [KH, KW, C, O]; depthwise [KH, KW, C, mult] (G = C groups of mult outputs).
+  memory::desc userW() const {
+    if (G == 1) return memory::desc({O, C, KH, KW}, dt::f32, {1, O, KW * C * O, C * O});
+    int64_t M = O / G;
+    return memory::desc({G, M, 1, KH, KW}, dt::f32, {M, 1, O, KW * O, O});
+  }
+  memory::desc anyW() const {
+    if (G == 1) return memory::desc({O, C, KH, KW}, dt::f32, tag::any);
+    return memory::desc({G, O / G, 1, KH, KW}, dt::f32, tag::any);
+  }
+  memory::dims strides() const { return {sh, sw}; }
+  memory::dims dil() const { return {dh - 1, dw - 1}; }
+  memory::dims padL() const { return {pt, pl}; }
+  memory::dims padR() const { return {pb, pr}; }
+};
+
+std::string key(const char* kind, const std::vector<int64_t>& p, int extra = 0) {
+  std::string k(kind);
+  for (auto v : p) k += "," + std::to_string(v);
+  k += "|" + std::to_string(extra);
+  return k;
+}
+
+// A weight reorder from tfjs's layout into a primitive's preferred one (or none when equal).
+// Reordered copies are cached by the JS-side token of the weight array (a number never reused,
+// renewed whenever tsfast updates an array in place), so inference reorders each weight once.
+struct WeightIn {
+  struct Slot {
+    double token = 0;
+    uint64_t used = 0;
+    memory buf;
+  };
+  memory::desc user, want;
+  std::unique_ptr<reorder> r;
+  std::vector<Slot> slots;
+  uint64_t clock = 0;
+  static constexpr size_t kSlots = 16;  // same-shaped layers share one primitive
+  void init(const memory::desc& u, const memory::desc& w) {
+    user = u;
+    want = w;
+    if (u != w) r.reset(new reorder(memory(u, eng(), nullptr), memory(w, eng(), nullptr)));
+  }
+  // Returns the memory the primitive should read.
+  memory get(float* p, double token) {
+    memory um(user, eng(), p);
+    if (!r) return um;
+    clock++;
+    Slot* victim = nullptr;
+    for (auto& s : slots) {
+      if (token > 0 && s.token == token) {
+        s.used = clock;
+        return s.buf;
+      }
+      if (!victim || s.used < victim->used) victim = &s;
+    }
+    if (slots.size() < kSlots) {
+      slots.emplace_back();
+      victim = &slots.back();
+      victim->buf = memory(want, eng());
+    }
+    victim->token = token;
+    victim->used = clock;
+    r->execute(strm(), um, victim->buf);
+    return victim->buf;
+  }
+};
+
+convolution_forward::primitive_desc fwdPd(const ConvP& c, bool bias, int act) {
+  auto desc = bias ? convolution_forward::desc(prop_kind::forward_training, algorithm::convolution_direct,
+                                               c.src(), c.anyW(), memory::desc({c.O}, dt::f32, tag::a),
+                                               c.dst(), c.strides(), c.dil(), c.padL(), c.padR())
+                   : convolution_forward::desc(prop_kind::forward_training, algorithm::convolution_direct,
+                                               c.src(), c.anyW(), c.dst(), c.strides(), c.dil(), c.padL(),
+                                               c.padR());
+  primitive_attr attr;
+  if (act != 0) {
+    post_ops ops;
+    if (act == 1) ops.append_eltwise(1.f, algorithm::eltwise_relu, 0.f, 0.f);
+    else if (act == 2) ops.append_eltwise(1.f, algorithm::eltwise_clip, 0.f, 6.f);
+    else if (act == 3) ops.append_eltwise(1.f, algorithm::eltwise_logistic, 0.f, 0.f);
+    else if (act == 4) ops.append_eltwise(1.f, algorithm::eltwise_elu, 1.f, 0.f);
+    attr.set_post_ops(ops);
+  }
+  return convolution_forward::primitive_desc(desc, attr, eng());
+}
+
+struct FwdEntry {
+  convolution_forward prim;
+  WeightIn w;
+};
+struct BwdDataEntry {
+  convolution_backward_data prim;
+  WeightIn w;
+};
+struct BwdWEntry {
+  convolution_backward_weights prim;
+  memory::desc userW, got;
+  std::unique_ptr<reorder> r;
+  memory buf;
+};
+
+std::unordered_map<std::string, std::unique_ptr<FwdEntry>> fwdCache;
+std::unordered_map<std::string, std::unique_ptr<BwdDataEntry>> bwdDataCache;
+std::unordered_map<std::string, std::unique_ptr<BwdWEntry>> bwdWCache;
+
+Napi::Value fail(Napi::Env env, const std::exception& e, const char* what) {
+  Napi::Error::New(env, std::string(what) + ": " + e.what()).ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+// conv2d(x, w, bias|null, y, params, act, wToken)
+Napi::Value Conv2d(const Napi::CallbackInfo& info) {
+  try {
+    auto p = ints(info[4]);
+    ConvP c(p);
+    bool bias = !info[2].IsNull() && !info[2].IsUndefined();
+    int act = info[5].As<Napi::Number>().Int32Value();
+    auto k = key("f", p, act * 2 + (bias ? 1 : 0));
+    auto it = fwdCache.find(k);
+    if (it == fwdCache.end()) {
+      auto pd = fwdPd(c, bias, act);
+      auto e = std::make_unique<FwdEntry>();
+      e->prim = convolution_forward(pd);
+      e->w.init(c.userW(), pd.weights_desc());
+      it = fwdCache.emplace(k, std::move(e)).first;
+    }
+    auto& e = *it->second;
+    std::unordered_map<int, memory> args{
+        {DNNL_ARG_SRC, memory(c.src(), eng(), f32(info[0]))},
+        {DNNL_ARG_WEIGHTS, e.w.get(f32(info[1]), info[6].As<Napi::Number>().DoubleValue())},
+        {DNNL_ARG_DST, memory(c.dst(), eng(), f32(info[3]))}};
+    if (bias) args[DNNL_ARG_BIAS] = memory(memory::desc({c.O}, dt::f32, tag::a), eng(), f32(info[2]));
+    e.prim.execute(strm(), args);
+    strm().wait();
+  } catch (const std::exception& ex) {
+    return fail(info.Env(), ex, "conv2d");
+  }
+  return info.Env().Undefined();
+}
+
+// conv2dBackpropInput(dy, w, dx, params, wToken)
+Napi::Value Conv2dBwdData(const Napi::CallbackInfo& info) {
+  try {
+    auto p = ints(info[3]);
+    ConvP c(p);
+    auto k = key("d", p);
+    auto it = bwdDataCache.find(k);
+    if (it == bwdDataCache.end()) {
+      auto hint = fwdPd(c, false, 0);
+      auto desc = convolution_backward_data::desc(algorithm::convolution_direct, c.src(), c.anyW(), c.dst(),
+                                                  c.strides(), c.dil(), c.padL(), c.padR());
+      convolution_backward_data::primitive_desc pd(desc, eng(), hint);
+      auto e = std::make_unique<BwdDataEntry>();
+      e->prim = convolution_backward_data(pd);
+      e->w.init(c.userW(), pd.weights_desc());
+      it = bwdDataCache.emplace(k, std::move(e)).first;
+    }
+    auto& e = *it->second;
+    e.prim.execute(strm(), {{DNNL_ARG_DIFF_DST, memory(c.dst(), eng(), f32(info[0]))},
+                            {DNNL_ARG_WEIGHTS, e.w.get(f32(info[1]), info[4].As<Napi::Number>().DoubleValue())},
+                            {DNNL_ARG_DIFF_SRC, memory(c.src(), eng(), f32(info[2]))}});
+    strm().wait();
+  } catch (const std::exception& ex) {
+    return fail(info.Env(), ex, "conv2dBackpropInput");
+  }
+  return info.Env().Undefined();
+}
+
+// conv2dBackpropFilter(x, dy, dw, params)
+Napi::Value Conv2dBwdWeights(const Napi::CallbackInfo& info) {
+  try {
+    auto p = ints(info[3]);
+    ConvP c(p);
+    auto k = key("w", p);
+    auto it = bwdWCache.find(k);
+    if (it == bwdWCache.end()) {
+      auto hint = fwdPd(c, false, 0);
+      auto desc = convolution_backward_weights::desc(algorithm::convolution_direct, c.src(), c.anyW(), c.dst(),
+                                                     c.strides(), c.dil(), c.padL(), c.padR());
+      convolution_backward_weights::primitive_desc pd(desc, eng(), hint);
+      auto e = std::make_unique<BwdWEntry>();
+      e->prim = convolution_backward_weights(pd);
+      e->userW = c.userW();
+      e->got = pd.diff_weights_desc();
+      if (e->got != e->userW) {
+        e->buf = memory(e->got, eng());
+        e->r.reset(new reorder(e->buf, memory(e->userW, eng(), nullptr)));
+      }
+      it = bwdWCache.emplace(k, std::move(e)).first;
+    }
+    auto& e = *it->second;
+    memory out(e.userW, eng(), f32(info[2]));
+    e.prim.execute(strm(), {{DNNL_ARG_SRC, memory(c.src(), eng(), f32(info[0]))},
+                            {DNNL_ARG_DIFF_DST, memory(c.dst(), eng(), f32(info[1]))},
+                            {DNNL_ARG_DIFF_WEIGHTS, e.r ? e.buf : out}});
+    if (e.r) e.r->execute(strm(), e.buf, out);
+    strm().wait();
+  } catch (const std::exception& ex) {
+    return fail(info.Env(), ex, "conv2dBackpropFilter");
+  }
+  return info.Env().Undefined();
+}
+
+// Pool parameters: [N,H,W,C, KH,KW, OH,OW, sh,sw, pt,pl,pb,pr, isMax]
+struct PoolP {
+  int64_t N, H, W, C, KH, KW, OH, OW, sh, sw, pt, pl, pb, pr, isMax;
+  explicit PoolP(const std::vector<int64_t>& p)
+      : N(p[0]), H(p[1]), W(p[2]), C(p[3]), KH(p[4]), KW(p[5]), OH(p[6]), OW(p[7]), sh(p[8]), sw(p[9]),
+        pt(p[10]), pl(p[11]), pb(p[12]), pr(p[13]), isMax(p[14]) {}
+  memory::desc src() const { return memory::desc({N, C, H, W}, dt::f32, tag::nhwc); }
+  memory::desc dst() const { return memory::desc({N, C, OH, OW}, dt::f32, tag::nhwc); }
+  // isMax: 1 max, 0 average over the window's in-bounds pixels, 2 average over the whole window
+  // (tfjs's AvgPoolGrad divides by the full window size even where the forward excluded padding).
+  algorithm alg() const {
+    return isMax == 1 ? algorithm::pooling_max
+                      : (isMax == 2 ? algorithm::pooling_avg_include_padding : algorithm::pooling_avg_exclude_padding);
+  }
+  pooling_forward::desc fdesc() const {
+    return pooling_forward::desc(prop_kind::forward_training, alg(), src(), dst(), {sh, sw}, {KH, KW},
+                                 {pt, pl}, {pb, pr});
+  }
+};
+
+struct PoolEntry {
+  pooling_forward::primitive_desc fpd;
+  pooling_forward fwd;
+  std::unique_ptr<pooling_backward> bwd;
+  memory ws;
+};
+std::unordered_map<std::string, std::unique_ptr<PoolEntry>> poolCache;
+
+PoolEntry& poolEntry(const PoolP& c, const std::vector<int64_t>& p, bool backward) {
+  auto k = key("p", p);
+  auto it = poolCache.find(k);
+  if (it == poolCache.end()) {
+    auto e = std::make_unique<PoolEntry>();
+    e->fpd = pooling_forward::primitive_desc(c.fdesc(), eng());
+    e->fwd = pooling_forward(e->fpd);
+    if (c.isMax == 1) e->ws = memory(e->fpd.workspace_desc(), eng());
+    it = poolCache.emplace(k, std::move(e)).first;
+  }
+  auto& e = *it->second;
+  if (backward && !e.bwd) {
+    auto bd = pooling_backward::desc(c.alg(), c.src(), c.dst(), {c.sh, c.sw}, {c.KH, c.KW}, {c.pt, c.pl},
+                                     {c.pb, c.pr});
+    pooling_backward::primitive_desc bpd(bd, eng(), e.fpd);
+    e.bwd.reset(new pooling_backward(bpd));
+  }
+  return e;
+}
+
+// pool(x, y, params)
+Napi::Value Pool(const Napi::CallbackInfo& info) {
+  try {
+    auto p = ints(info[2]);
+    PoolP c(p);
+    auto& e = poolEntry(c, p, false);
+    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, memory(c.src(), eng(), f32(info[0]))},
+                                         {DNNL_ARG_DST, memory(c.dst(), eng(), f32(info[1]))}};
+    if (c.isMax == 1) args[DNNL_ARG_WORKSPACE] = e.ws;
+    e.fwd.execute(strm(), args);
+    strm().wait();
+  } catch (const std::exception& ex) {
+    return fail(info.Env(), ex, "pool");
+  }
+  return info.Env().Undefined();
+}
+
+// poolGrad(dy, x, dx, params): max pooling recomputes the forward to find the arg-max positions.
+Napi::Value PoolGrad(const Napi::CallbackInfo& info) {
+  try {
+    auto p = ints(info[3]);
+    PoolP c(p);
+    auto& e = poolEntry(c, p, true);
+    std::unordered_map<int, memory> bargs{{DNNL_ARG_DIFF_DST, memory(c.dst(), eng(), f32(info[0]))},
+                                          {DNNL_ARG_DIFF_SRC, memory(c.src(), eng(), f32(info[2]))}};
+    if (c.isMax == 1) {
+      memory tmp(c.dst(), eng());
+      e.fwd.execute(strm(), {{DNNL_ARG_SRC, memory(c.src(), eng(), f32(info[1]))},
+                             {DNNL_ARG_DST, tmp},
+                             {DNNL_ARG_WORKSPACE, e.ws}});
+      bargs[DNNL_ARG_WORKSPACE] = e.ws;
+    }
+    e.bwd->execute(strm(), bargs);
+    strm().wait();
+  } catch (const std::exception& ex) {
+    return fail(info.Env(), ex, "poolGrad");
+  }
+  return info.Env().Undefined();
+}
+
+// matmul(a, b, c, [batchA, batchB, M, N, K, transA, transB]): row-major, batch broadcast when 1.
+Napi::Value MatMul(const Napi::CallbackInfo& info) {
+  auto p = ints(info[3]);
+  int64_t bA = p[0], bB = p[1], M = p[2], N = p[3], K = p[4];
+  bool tA = p[5] != 0, tB = p[6] != 0;
+  const float* a = f32(info[0]);
+  const float* b = f32(info[1]);
+  float* c = f32(info[2]);
+  int64_t batch = bA > bB ? bA : bB;
+  for (int64_t i = 0; i < batch; i++) {
+    const float* ai = a + (bA == 1 ? 0 : i) * M * K;
+    const float* bi = b + (bB == 1 ? 0 : i) * K * N;
+    dnnl_status_t st = dnnl_sgemm(tA ? 'T' : 'N', tB ? 'T' : 'N', M, N, K, 1.f, ai, tA ? M : K, bi,
+                                  tB ? K : N, 0.f, c + i * M * N, N);
+    if (st != dnnl_success) {
+      Napi::Error::New(info.Env(), "matmul: dnnl_sgemm failed").ThrowAsJavaScriptException();
+      return info.Env().Undefined();
+    }
+  }
+  return info.Env().Undefined();
+}
+
+}  // namespace
+
+void initConv(Napi::Env env, Napi::Object exports) {
+  exports.Set("conv2d", Napi::Function::New(env, Conv2d));
+  exports.Set("conv2dBackpropInput", Napi::Function::New(env, Conv2dBwdData));
+  exports.Set("conv2dBackpropFilter", Napi::Function::New(env, Conv2dBwdWeights));
+  exports.Set("pool", Napi::Function::New(env, Pool));
+  exports.Set("poolGrad", Napi::Function::New(env, PoolGrad));
+  exports.Set("matmul", Napi::Function::New(env, MatMul));
+}
+
+}  // namespace tsf

@@ -1,0 +1,284 @@
+/**
+ * The native engine's kernels agree with the pure-JS cpu backend (forward and gradients, on
+ * seeded random inputs including strides, padding, dilation and broadcast edge cases), its
+ * gradients agree with finite differences, and training does not leak tensors or memory.
+ */
+import { test, before } from "node:test";
+import assert from "node:assert/strict";
+import * as tf from "../lib/engine/tf";
+import { initNative } from "../lib/engine/native";
+import { defaultThreads } from "../lib/engine/backend";
+import { NativeAdamOptimizer } from "../lib/engine/native/optimizer";
+import { RELU_GRAD } from "../lib/engine/native/kernels";
+
+type Fn = () => tf.Tensor | tf.Tensor[];
+
+// Inputs are plain arrays so each backend builds its own tensors from identical numbers.
+let seed = 1;
+function rnd(shape: number[], lo = -1, hi = 1): () => tf.Tensor {
+  const t = tf.tidy(() => tf.randomUniform(shape, lo, hi, "float32", seed++));
+  const data = t.dataSync().slice();
+  t.dispose();
+  return () => tf.tensor(data, shape, "float32");
+}
+
+function runOn(backend: string, fn: Fn): Float32Array[] {
+  tf.setBackend(backend);
+  return tf.tidy(() => {
+    const out = fn();
+    return (Array.isArray(out) ? out : [out]).map((t) => t.dataSync().slice() as Float32Array);
+  });
+}
+
+/** Run `fn` on cpu and on native; assert every output matches within atol + rtol * |cpu|. */
+function agree(name: string, fn: Fn, atol = 1e-4, rtol = 1e-4): void {
+  const want = runOn("cpu", fn);
+  const got = runOn("native", fn);
+  assert.equal(got.length, want.length, `${name}: number of outputs`);
+  want.forEach((w, i) => {
+    const g = got[i]!;
+    assert.equal(g.length, w.length, `${name}: output ${i} size`);
+    for (let j = 0; j < w.length; j++) {
+      const a = g[j]!, b = w[j]!;
+      if (Number.isNaN(b)) {
+        assert.ok(Number.isNaN(a), `${name}: output ${i}[${j}] should be NaN, got ${a}`);
+        continue;
+      }
+      assert.ok(Math.abs(a - b) <= atol + rtol * Math.abs(b), `${name}: output ${i}[${j}] native ${a} vs cpu ${b}`);
+    }
+  });
+}
+
+/** Value and gradients of sum(f(inputs) * r) with respect to every input. */
+function withGrads(f: (...xs: tf.Tensor[]) => tf.Tensor, ...inputs: (() => tf.Tensor)[]): Fn {
+  return () => {
+    const xs = inputs.map((mk) => mk());
+    const y = f(...xs);
+    const r = tf.tidy(() => tf.randomUniform(y.shape, -1, 1, "float32", 7));
+    const g = tf.grads((...a: tf.Tensor[]) => tf.sum(tf.mul(f(...a), r)))(xs);
+    return [y, ...g];
+  };
+}
+
+before(async () => {
+  require("@tensorflow/tfjs-backend-cpu");
+  const info = await initNative();
+  assert.equal(info.backend, "native");
+  assert.equal(info.threads, defaultThreads(), "the engine uses TSFAST_THREADS or every core");
+});
+
+test("every cpu kernel is also registered for the native backend", () => {
+  const cpu = tf.getKernelsForBackend("cpu").map((k) => k.kernelName).sort();
+  const native = tf.getKernelsForBackend("native").map((k) => k.kernelName).filter((n) => n !== RELU_GRAD).sort();
+  assert.deepEqual(native, cpu);
+});
+
+test("conv2d and its input/filter gradients match cpu across strides, padding and dilation", () => {
+  const cases: [number[], number[], number | [number, number], "same" | "valid" | number, number][] = [
+    [[2, 9, 9, 3], [3, 3, 3, 5], 1, "same", 1],
+    [[2, 9, 9, 3], [3, 3, 3, 5], 2, "same", 1],
+    [[1, 10, 7, 4], [3, 2, 4, 6], [2, 1], "valid", 1],
+    [[2, 11, 11, 2], [7, 7, 2, 4], 2, "same", 1],
+    [[2, 6, 6, 8], [1, 1, 8, 4], 2, "valid", 1],
+    [[1, 8, 8, 3], [3, 3, 3, 2], 1, 1, 1],
+    [[1, 7, 7, 2], [3, 3, 2, 3], 2, "valid", 1],
+  ];
+  for (const [xs, ws, s, p, d] of cases) {
+    agree(`conv2d x${xs} w${ws} s${s} ${p}`, withGrads((x, w) => tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, s, p), rnd(xs), rnd(ws)), 2e-4, 2e-4);
+  }
+  const dx = rnd([2, 9, 9, 3]), dw = rnd([3, 3, 3, 4]);
+  agree("conv2d dilation 2", () => tf.conv2d(dx() as tf.Tensor4D, dw() as tf.Tensor4D, 1, "same", "NHWC", 2));
+});
+
+test("fused conv2d with bias and relu/relu6/sigmoid/elu matches cpu", () => {
+  for (const activation of ["linear", "relu", "relu6", "sigmoid", "elu"] as const) {
+    agree(`fused conv2d ${activation}`, withGrads(
+      (x, w, b) => tf.fused.conv2d({ x: x as tf.Tensor4D, filter: w as tf.Tensor4D, strides: 1, pad: "same", bias: b, activation }),
+      rnd([2, 6, 6, 3]), rnd([3, 3, 3, 4]), rnd([4])), 2e-4, 2e-4);
+  }
+});
+
+test("depthwise conv2d and its gradients match cpu", () => {
+  agree("depthwise s1", withGrads((x, w) => tf.depthwiseConv2d(x as tf.Tensor4D, w as tf.Tensor4D, 1, "same"), rnd([2, 7, 7, 3]), rnd([3, 3, 3, 2])), 2e-4, 2e-4);
+  agree("depthwise s2 valid", withGrads((x, w) => tf.depthwiseConv2d(x as tf.Tensor4D, w as tf.Tensor4D, 2, "valid"), rnd([1, 9, 9, 4]), rnd([3, 3, 4, 1])), 2e-4, 2e-4);
+});
+
+test("max and average pooling and their gradients match cpu", () => {
+  for (const [f, s, p] of [[3, 2, "same"], [2, 2, "valid"], [3, 1, "same"], [3, 2, "valid"]] as const) {
+    agree(`maxPool ${f}/${s} ${p}`, withGrads((x) => tf.maxPool(x as tf.Tensor4D, f, s, p), rnd([2, 9, 9, 3])));
+    agree(`avgPool ${f}/${s} ${p}`, withGrads((x) => tf.avgPool(x as tf.Tensor4D, f, s, p), rnd([2, 9, 9, 3])));
+  }
+});
+
+test("matMul, batched and broadcast matMul, and fused matMul match cpu", () => {
+  for (const [ta, tb] of [[false, false], [true, false], [false, true], [true, true]]) {
+    const a = ta ? [7, 5] : [5, 7], b = tb ? [3, 7] : [7, 3];
+    agree(`matMul ${ta} ${tb}`, withGrads((x, y) => tf.matMul(x, y, ta, tb), rnd(a), rnd(b)));
+  }
+  agree("batched matMul", withGrads((x, y) => tf.matMul(x, y), rnd([4, 5, 6]), rnd([4, 6, 3])));
+  const ba = rnd([4, 5, 6]), bb = rnd([1, 6, 3]);
+  agree("broadcast matMul", () => tf.matMul(ba(), bb()));
+  agree("fused matMul bias relu", withGrads((x, y, b) => tf.fused.matMul({ a: x as tf.Tensor2D, b: y as tf.Tensor2D, bias: b, activation: "relu" }), rnd([6, 8]), rnd([8, 4]), rnd([4])));
+});
+
+test("binary ops with broadcasting match cpu", () => {
+  const shapes: [number[], number[]][] = [
+    [[2, 3, 4, 5], [2, 3, 4, 5]], [[2, 3, 4, 5], [5]], [[2, 3, 4, 5], [4, 1]], [[2, 3, 4, 5], []],
+    [[1, 3, 1, 5], [2, 1, 4, 1]], [[5], [3, 1]], [[], [2, 3]], [[3, 1], [1, 1]],
+  ];
+  const ops: [string, (a: tf.Tensor, b: tf.Tensor) => tf.Tensor][] = [
+    ["add", tf.add], ["sub", tf.sub], ["mul", tf.mul], ["div", tf.div], ["maximum", tf.maximum],
+    ["minimum", tf.minimum], ["squaredDifference", tf.squaredDifference],
+  ];
+  for (const [as, bs] of shapes) {
+    for (const [name, op] of ops) {
+      // tfjs's own Maximum/Minimum/SquaredDifference gradients do not reduce broadcast axes: check them unbroadcast.
+      const grads = !["maximum", "minimum", "squaredDifference"].includes(name) || as.join() === bs.join();
+      agree(`${name} ${as} ${bs}`, grads ? withGrads(op, rnd(as), rnd(bs, 0.5, 2)) : withGrads((a) => op(a, tf.tensor(0.3)), rnd(as)));
+    }
+    const pa = rnd(as, 0.1, 2), pb = rnd(bs), ma = rnd(as, -5, 5), mb = rnd(bs, 0.5, 2);
+    agree(`pow ${as} ${bs}`, () => tf.pow(pa(), pb()));
+    agree(`mod ${as} ${bs}`, () => tf.mod(ma(), mb()));
+  }
+  const n1 = rnd([3, 4]), n2 = rnd([3, 4]), n3 = rnd([3, 4]);
+  agree("addN", () => tf.addN([n1(), n2(), n3()]));
+  agree("int32 add falls back to cpu", () => tf.cast(tf.add(tf.tensor([1, 2, 3], [3], "int32"), tf.tensor([4], [1], "int32")), "float32"));
+  agree("NaN propagates through maximum", () => tf.maximum(tf.tensor([NaN, 1, 2]), tf.tensor([0, NaN, 1])));
+});
+
+test("unary ops and their gradients match cpu", () => {
+  const ops: [string, (x: tf.Tensor) => tf.Tensor, number, number][] = [
+    ["relu", tf.relu, -2, 2], ["relu6", tf.relu6, -2, 8], ["neg", tf.neg, -2, 2], ["exp", tf.exp, -2, 2],
+    ["log", tf.log, 0.1, 3], ["sqrt", tf.sqrt, 0.1, 3], ["rsqrt", tf.rsqrt, 0.1, 3], ["square", tf.square, -2, 2],
+    ["abs", tf.abs, -2, 2], ["sigmoid", tf.sigmoid, -4, 4], ["tanh", tf.tanh, -3, 3], ["reciprocal", tf.reciprocal, 0.5, 3],
+    ["elu", tf.elu, -3, 3], ["softplus", tf.softplus, -20, 20], ["leakyRelu", (x) => tf.leakyRelu(x, 0.1), -2, 2],
+    ["log1p", tf.log1p, -0.5, 2], ["expm1", tf.expm1, -2, 2], ["sin", tf.sin, -3, 3], ["cos", tf.cos, -3, 3],
+    ["floor", tf.floor, -3, 3], ["ceil", tf.ceil, -3, 3], ["sign", tf.sign, -3, 3], ["step", (x) => tf.step(x, 0.3), -2, 2],
+  ];
+  for (const [name, op, lo, hi] of ops) agree(name, withGrads(op, rnd([3, 50], lo, hi)), 1e-5, 1e-5);
+});
+
+test("sum, mean, max, min and prod over leading, trailing, middle and scattered axes match cpu", () => {
+  const axesList: (number | number[] | undefined)[] = [undefined, 0, -1, [0, 1, 2], [1, 2], [0, 2], 1];
+  for (const axis of axesList) {
+    for (const keepDims of [false, true]) {
+      agree(`sum ${axis} ${keepDims}`, withGrads((x) => tf.sum(x, axis, keepDims), rnd([4, 5, 6, 3])), 1e-4, 1e-4);
+      agree(`mean ${axis} ${keepDims}`, withGrads((x) => tf.mean(x, axis, keepDims), rnd([4, 5, 6, 3])));
+      const mx = rnd([4, 5, 6, 3]), pr = rnd([2, 3, 4, 2], 0.5, 1.5);
+      agree(`max ${axis}`, () => tf.max(mx(), axis, keepDims));
+      agree(`min ${axis}`, () => tf.min(mx(), axis, keepDims));
+      agree(`prod ${axis}`, () => tf.prod(pr(), axis, keepDims), 1e-4, 1e-4);
+    }
+  }
+  const big = rnd([16, 32, 32, 16]);
+  agree("large BatchNorm-like reduction", () => tf.sum(big(), [0, 1, 2]), 1e-2, 1e-4);
+});
+
+test("softmax, logSoftmax, transpose, slice, pad and tile match cpu", () => {
+  agree("softmax", withGrads((x) => tf.softmax(x), rnd([6, 10], -5, 5)));
+  agree("logSoftmax", withGrads((x) => tf.logSoftmax(x), rnd([6, 10], -5, 5)));
+  agree("transpose", withGrads((x) => tf.transpose(x, [0, 3, 1, 2]), rnd([2, 3, 4, 5])));
+  const t2 = rnd([7, 9]), sc = rnd([4, 5]), pc = rnd([3, 4]);
+  agree("transpose 2d", () => tf.transpose(t2()));
+  agree("slice middle", withGrads((x) => tf.slice(x, [0, 1, 1, 0], [2, 2, 3, 4]), rnd([2, 4, 5, 4])));
+  agree("slice contiguous", () => tf.slice(sc(), [1, 0], [2, 5]));
+  agree("pad", withGrads((x) => tf.pad(x, [[0, 0], [1, 2], [3, 0], [0, 1]]), rnd([2, 3, 4, 2])));
+  agree("pad constant", () => tf.pad(pc(), [[1, 1], [2, 0]], 0.5));
+  agree("tile", withGrads((x) => tf.tile(x, [2, 1, 3]), rnd([2, 3, 4])));
+});
+
+test("batchNorm and tfjs-layers BatchNormalization training forward, gradients and moving stats match cpu", () => {
+  const bx = rnd([2, 4, 4, 3]), bm = rnd([3]), bv = rnd([3], 0.5, 2), bo = rnd([3]), bs = rnd([3]);
+  agree("batchNorm inference", () => tf.batchNorm(bx(), bm(), bv(), bo(), bs(), 1e-3));
+  const xs = rnd([4, 5, 5, 6], 1, 4), w = rnd([4, 5, 5, 6]);
+  agree("BatchNormalization layer (training)", () => {
+    const layer = tf.layers.batchNormalization({ momentum: 0.9, epsilon: 1e-5 });
+    const x = xs(), r = w();
+    layer.build(x.shape);
+    const f = (a: tf.Tensor) => tf.sum(tf.mul(tf.square(layer.apply(a, { training: true }) as tf.Tensor), r));
+    const { value, grads } = tf.variableGrads(() => f(x) as tf.Scalar);
+    const dx = tf.grad(f)(x);
+    return [value, dx, ...Object.values(grads), ...layer.getWeights()];
+  }, 1e-3, 1e-4);
+});
+
+test("native conv2d gradients agree with central finite differences", () => {
+  tf.setBackend("native");
+  tf.tidy(() => {
+    const x = rnd([1, 6, 6, 2])(), w = rnd([3, 3, 2, 3])(), r = rnd([1, 3, 3, 3])();
+    const f = (a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 2, "same"), r));
+    const [gx, gw] = tf.grads(f)([x, w]);
+    const eps = 1e-2;
+    for (const [which, t, g] of [[0, x, gx!], [1, w, gw!]] as const) {
+      const base = t.dataSync(), grad = g.dataSync();
+      for (const i of [0, 5, 11, base.length - 1]) {
+        const plus = base.slice(), minus = base.slice();
+        plus[i] = plus[i]! + eps;
+        minus[i] = minus[i]! - eps;
+        const fp = which === 0 ? f(tf.tensor(plus, t.shape), w) : f(x, tf.tensor(plus, t.shape));
+        const fm = which === 0 ? f(tf.tensor(minus, t.shape), w) : f(x, tf.tensor(minus, t.shape));
+        const numeric = (fp.dataSync()[0]! - fm.dataSync()[0]!) / (2 * eps);
+        assert.ok(Math.abs(numeric - grad[i]!) < 1e-2 + 1e-2 * Math.abs(numeric), `d/d${which === 0 ? "x" : "w"}[${i}]: analytic ${grad[i]} vs numeric ${numeric}`);
+      }
+    }
+  });
+});
+
+test("fused native Adam/AdamW matches tfjs Adam and decays weights like AdamW", () => {
+  const w0 = rnd([40, 7])(), target = rnd([40, 7])();
+  const w0v = w0.dataSync().slice(), tv = target.dataSync().slice();
+  const train = (backend: string, opt: tf.Optimizer) => {
+    tf.setBackend(backend);
+    const w = tf.variable(tf.tensor(w0v, [40, 7]));
+    const t = tf.tensor(tv, [40, 7]);
+    for (let i = 0; i < 25; i++) opt.minimize(() => tf.sum(tf.square(tf.sub(w, t))));
+    const out = w.dataSync().slice();
+    w.dispose();
+    t.dispose();
+    opt.dispose();
+    return out;
+  };
+  const ref = train("cpu", tf.train.adam(0.01));
+  const got = train("native", new NativeAdamOptimizer(0.01));
+  ref.forEach((v, i) => assert.ok(Math.abs(v - got[i]!) < 1e-5, `adam w[${i}] ${got[i]} vs ${v}`));
+  // AdamW with no gradient signal (target == w) only decays: w * (1 - lr * wd)^steps.
+  tf.setBackend("native");
+  const w = tf.variable(tf.tensor(w0v, [40, 7]));
+  const opt = new NativeAdamOptimizer(0.1, 0.9, 0.999, 1e-8, 0.5);
+  for (let i = 0; i < 3; i++) opt.applyGradients({ [w.name]: tf.zerosLike(w) });
+  const decayed = w.dataSync();
+  w0v.forEach((v, i) => assert.ok(Math.abs(decayed[i]! - v * 0.95 ** 3) < 1e-6));
+  w.dispose();
+  opt.dispose();
+});
+
+test("1,000 training steps on a tiny conv net keep tensor count and memory flat", () => {
+  tf.setBackend("native");
+  const input = tf.input({ shape: [8, 8, 3] });
+  let h = tf.layers.conv2d({ filters: 8, kernelSize: 3, padding: "same", useBias: false }).apply(input) as tf.SymbolicTensor;
+  h = tf.layers.batchNormalization({}).apply(h) as tf.SymbolicTensor;
+  h = tf.layers.reLU().apply(h) as tf.SymbolicTensor;
+  h = tf.layers.maxPooling2d({ poolSize: 2 }).apply(h) as tf.SymbolicTensor;
+  h = tf.layers.globalAveragePooling2d({}).apply(h) as tf.SymbolicTensor;
+  const model = tf.model({ inputs: input, outputs: tf.layers.dense({ units: 3 }).apply(h) as tf.SymbolicTensor });
+  const opt = new NativeAdamOptimizer(1e-3);
+  const x = tf.randomNormal([4, 8, 8, 3], 0, 1, "float32", 3);
+  const y = tf.oneHot(tf.tensor1d([0, 1, 2, 1], "int32"), 3);
+  const step = () => {
+    const loss = opt.minimize(() => tf.losses.softmaxCrossEntropy(y, model.apply(x, { training: true }) as tf.Tensor), true);
+    loss!.dispose();
+  };
+  for (let i = 0; i < 100; i++) step();
+  const tensors = tf.memory().numTensors;
+  global.gc?.();
+  const rss = process.memoryUsage().rss;
+  for (let i = 0; i < 900; i++) step();
+  global.gc?.();
+  assert.equal(tf.memory().numTensors, tensors, "tensor count grew during training");
+  const grew = (process.memoryUsage().rss - rss) / 2 ** 20;
+  assert.ok(grew < 64, `RSS grew by ${grew.toFixed(1)} MiB over 900 steps`);
+  x.dispose();
+  y.dispose();
+  opt.dispose();
+  model.dispose();
+});
