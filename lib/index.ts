@@ -162,3 +162,5 @@ export { saveWeights, loadWeights, loadStateDict, modelStateDict } from "./model
 export { readSafetensors, writeSafetensors, parseSafetensors, serializeSafetensors } from "./models/safetensors";
 export type { SafetensorsFile, SafeTensor } from "./models/safetensors";
 export { KNOWN_WEIGHTS, modelsCacheDir, shippedCheckpoint } from "./models/pretrained";
+// engine: the native CPU engine's fused optimizer
+export { NativeAdamOptimizer } from "./engine/native/optimizer";
