@@ -9,8 +9,8 @@
 import { execFileSync } from "node:child_process";
 import * as path from "node:path";
 import * as tf from "../lib/engine/tf";
-import { defaultThreads } from "../lib/engine/backend";
-import { benchResnet } from "./resnet";
+import { defaultThreads, ready } from "../lib/engine/backend";
+import { resnet18, resnet34 } from "../lib/models/archs";
 import { NativeAdamOptimizer } from "../lib/engine/native/optimizer";
 
 interface Config { arch: "resnet18" | "resnet34"; size: number; bs: number; steps: number }
@@ -43,8 +43,9 @@ function time(fn: () => void, steps: number): number {
   return ts[Math.floor(ts.length / 2)]!;
 }
 
-function runTf(c: Config, trainToo: boolean, steps: number): Result {
-  const model = benchResnet(c.arch === "resnet18" ? 18 : 34, c.size);
+async function runTf(c: Config, trainToo: boolean, steps: number): Promise<Result> {
+  // tsfast's own torchvision-layout ResNet (explicit padding, as PyTorch), 10 classes.
+  const model = await (c.arch === "resnet18" ? resnet18 : resnet34)({ nOut: 10, inputShape: [c.size, c.size, 3] });
   // On "native" the fused Adam step; elsewhere it is tfjs's own Adam.
   const opt = new NativeAdamOptimizer(1e-3, 0.9, 0.999, 1e-8);
   const x = tf.randomNormal([c.bs, c.size, c.size, 3]);
@@ -107,6 +108,8 @@ function torchRef(threads: number, only: Config[]): Map<string, Result> {
 }
 
 async function main(): Promise<void> {
+  // Settle the ladder once first, so the model builders' own `ready()` never switches backends.
+  await ready();
   const threads = defaultThreads();
   const t0 = Date.now();
   console.log(`engine bench: ${threads} threads, ${quick ? "quick" : "full"} run`);
@@ -126,8 +129,8 @@ async function main(): Promise<void> {
       }
       // The JS/wasm engines are measured at the smallest config only, with one timed step.
       const r = b === "cpu"
-        ? { ...runTf({ ...c, bs: 8 }, false, 1), note: "batch 8, inference only (pure-JS training ~0.5 img/s)" }
-        : runTf(c, true, b === "native" ? c.steps : 1);
+        ? { ...(await runTf({ ...c, bs: 8 }, false, 1)), note: "batch 8, inference only (pure-JS training ~0.5 img/s)" }
+        : await runTf(c, true, b === "native" ? c.steps : 1);
       rows.push({ config: c, backend: b, r });
       console.log(`  ${b} ${key(c)}: train ${r.train?.toFixed(1) ?? "-"} img/s, infer ${r.infer?.toFixed(1) ?? "-"} img/s ${r.note ?? ""}`);
     }

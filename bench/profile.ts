@@ -4,7 +4,7 @@
  */
 import * as tf from "../lib/engine/tf";
 import { initNative } from "../lib/engine/native";
-import { benchResnet } from "./resnet";
+import { resnet18 } from "../lib/models/archs";
 import { NativeAdamOptimizer } from "../lib/engine/native/optimizer";
 
 async function main(): Promise<void> {
@@ -12,7 +12,7 @@ async function main(): Promise<void> {
   const backend = process.argv[4] ?? "native";
   if (backend === "native") await initNative();
   else await tf.setBackend(backend);
-  const model = benchResnet(18, size);
+  const model = await resnet18({ nOut: 10, inputShape: [size, size, 3] });
   // On "native" the fused Adam step; elsewhere it is tfjs's own Adam.
   const opt = new NativeAdamOptimizer(1e-3, 0.9, 0.999, 1e-8);
   const x = tf.randomNormal([bs, size, size, 3]);

@@ -112,7 +112,8 @@ export function nativeKernels(addon: NativeAddon, cpu: (name: string) => Kernel)
       if (!dy || !filter || !nhwc(a) || !isF32(b, dy, filter)) return cpu(name)(args);
       const ci = convInfo(inShape, filter.shape, a, depthwise);
       const p = convParams(ci, depthwise ? ci.inChannels : 1);
-      if (!p) return cpu(name)(args);
+      // dy must have the forward output's shape (conv2dTranspose can be asked otherwise).
+      if (!p || !sameShape(dy.shape, ci.outShape)) return cpu(name)(args);
       const dx = alloc(b, sizeOf(inShape));
       const w = f32(b, filter);
       addon.conv2dBackpropInput(f32(b, dy), w, dx, p, weightToken(w));
@@ -131,7 +132,7 @@ export function nativeKernels(addon: NativeAddon, cpu: (name: string) => Kernel)
       if (!x || !dy || !nhwc(a) || !isF32(b, x, dy)) return cpu(name)(args);
       const ci = convInfo(x.shape, fShape, a, depthwise);
       const p = convParams(ci, depthwise ? ci.inChannels : 1);
-      if (!p) return cpu(name)(args);
+      if (!p || !sameShape(dy.shape, ci.outShape)) return cpu(name)(args);
       const dw = alloc(b, sizeOf(fShape));
       addon.conv2dBackpropFilter(f32(b, x), f32(b, dy), dw, p);
       return output(b, fShape, dw);
@@ -352,7 +353,9 @@ export function nativeKernels(addon: NativeAddon, cpu: (name: string) => Kernel)
     const b = args.backend;
     if (!x || !isF32(b, x) || x.shape.length === 0) return cpu("Slice")(args);
     const [begin, size] = tf.slice_util.parseSliceParams(x, args.attrs?.["begin"] as number[], args.attrs?.["size"] as number[]);
-    if (!begin || !size || sizeOf(size) === 0 || isContiguousSlice(x.shape, begin, size)) return cpu("Slice")(args);
+    if (!begin || !size) return cpu("Slice")(args);
+    tf.slice_util.assertParamsValid(x, begin, size);
+    if (sizeOf(size) === 0 || isContiguousSlice(x.shape, begin, size)) return cpu("Slice")(args);
     const out = alloc(b, sizeOf(size));
     addon.slicePad(f32(b, x), out, Int32Array.from(x.shape), Int32Array.from(size), Int32Array.from(begin), 0);
     return output(b, size, out);
@@ -412,6 +415,10 @@ export function nativeKernels(addon: NativeAddon, cpu: (name: string) => Kernel)
 }
 
 /** A slice that is one contiguous run of memory (the cpu kernel shares it without a copy). */
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}
+
 function isContiguousSlice(shape: number[], begin: number[], size: number[]): boolean {
   // Past the first axis whose size is not 1, every later axis must be taken whole.
   let i = 0;
