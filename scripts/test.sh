@@ -2,10 +2,10 @@
 # The test command (`npm test`): setup (quiet when nothing is missing), typecheck, unit tests,
 # every notebook through the tslab kernel, then the render check in headless Chromium.
 # Ends with one line `N passed, N failed` summing all stages; exits non-zero on any failure.
-#   TSFAST_TEST_STAGES="unit notebooks"   run only some stages (typecheck unit notebooks render)
+#   TSFAST_TEST_STAGES="unit notebooks"   run only some stages (typecheck unit ops notebooks render)
 set -uo pipefail
 cd "$(dirname "$0")/.."
-STAGES=${TSFAST_TEST_STAGES:-"typecheck unit notebooks render"}
+STAGES=${TSFAST_TEST_STAGES:-"typecheck unit ops notebooks render"}
 mkdir -p out
 PASS=0; FAIL=0
 count() { # add "N passed, M failed" found in the last matching line of file $1
@@ -33,6 +33,17 @@ for stage in $STAGES; do
       f=$(grep -E '^# fail [0-9]+' out/unit.tap | tail -1 | awk '{print $3}')
       if [ -z "$p" ]; then FAIL=$((FAIL + 1)); echo "unit: no summary (counted as 1 failure)"
       else PASS=$((PASS + p)); FAIL=$((FAIL + f)); echo "unit: $p passed, $f failed"; fi ;;
+    ops)
+      # tfjs-core's own op test suite against each engine this machine has (native only if built).
+      echo "== tfjs-core op suite (test:ops)"
+      for b in native wasm cpu; do
+        if [ "$b" = native ] && [ ! -f native/build/Release/tsfast_native.node ]; then
+          echo "test-ops (native): skipped, the native engine is not built ($(cat native/build-skipped.txt 2>/dev/null || echo 'no reason recorded'))"
+          continue
+        fi
+        node dist/scripts/test-ops.js --backend "$b" 2>&1 | tee "out/ops-$b.log" | tail -3
+        count "out/ops-$b.log" "test:ops $b"
+      done ;;
     notebooks)
       echo "== notebooks (tslab via nbclient)"
       /usr/bin/python3 scripts/run_notebooks.py 2>&1 | tee out/notebooks.log
