@@ -5,7 +5,8 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import sharp from "sharp";
-import { buildFolderOnce, classFolderName, mapLimit, seededShuffle, type DatasetFolderOptions } from "./datasets-folder";
+import { buildFolderOnce, classFolderName, mapLimit, type DatasetFolderOptions } from "./datasets-folder";
+import { Rng } from "./random";
 
 /**
  * Categories left out: "Component" holds the five skin-tone swatches (flat colour squares, not
@@ -72,7 +73,7 @@ export function planEmojiCategories(opts: { validPct: number; seed: number; skin
   for (const [cat, list] of [...byCat.entries()].sort((a, b) => a[0].localeCompare(b[0]))) {
     const folder = classFolderName(cat);
     // Sort first so the split depends only on the seed, not on the JSON order.
-    const shuffled = seededShuffle(list.slice().sort((a, b) => a.image.localeCompare(b.image)), opts.seed);
+    const shuffled = new Rng(opts.seed).shuffle(list.slice().sort((a, b) => a.image.localeCompare(b.image)));
     const nValid = Math.max(1, Math.round(shuffled.length * opts.validPct));
     shuffled.forEach((e, i) => {
       const split = i < nValid ? "valid" : "train";
@@ -103,7 +104,7 @@ export async function emojiCategories(opts: EmojiCategoriesOptions = {}): Promis
   if (skinTones) parts.push("skin");
   if (alpha !== "white") parts.push(alpha);
   if (seed !== 42 || validPct !== 0.2) parts.push(`s${seed}-v${validPct}`);
-  const key = { validPct, seed, skinTones, alpha, version: 1 };
+  const key = { validPct, seed, skinTones, alpha, version: 2 };
   return buildFolderOnce(parts.join("-"), key, opts, async (dir) => {
     const jobs = planEmojiCategories({ validPct, seed, skinTones }).map((j) => ({ src: j.src, dst: path.join(dir, j.split, j.folder, j.file) }));
     for (const d of new Set(jobs.map((j) => path.dirname(j.dst)))) await fs.promises.mkdir(d, { recursive: true });
