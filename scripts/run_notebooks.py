@@ -106,7 +106,7 @@ def run_one(path):
             print(f"--- {type(error).__name__}: {str(error).strip()[:2000]}")
         print(f"    executed copy: {out_nb}")
         return False
-    print(f"ok   {path} ({elapsed:.0f}s) -> {out_html}")
+    print(f"ok   {path} ({elapsed:.0f}s) -> {out_nb} and {out_html}")
     return True
 
 
