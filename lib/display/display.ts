@@ -76,9 +76,11 @@ export function newLiveDisplay(): LiveDisplay {
   };
 }
 
-/** Escape text for HTML. */
+const HTML_ESCAPES: Record<string, string> = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
+
+/** Escape text for HTML element content and quoted attributes (single or double). */
 export function escapeHtml(s: string): string {
-  return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
+  return s.replace(/[&<>"']/g, (c) => HTML_ESCAPES[c]!);
 }
 
 /** Show HTML (with `text` as the plain-text version for terminals). */

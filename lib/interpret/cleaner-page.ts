@@ -8,6 +8,7 @@
  * user downloads and passes to `apply`). It needs a trusted notebook: untrusted outputs lose
  * their scripts, and the page then says so instead of silently doing nothing.
  */
+import { escapeHtml } from "../display/display";
 
 /** One thumbnail of the page. */
 export interface CleanerCard {
@@ -35,10 +36,6 @@ export interface CleanerPageSpec {
   size: number;
 }
 
-/** Escape text for HTML element content and double-quoted attributes. */
-export function escapeHtml(s: string): string {
-  return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;").replace(/'/g, "&#39;");
-}
 
 /** JSON safe to place inside a `<script>` element (no `</script>` or `<!--` can close it). */
 function scriptJson(v: unknown): string {

@@ -11,7 +11,8 @@ import { disposeState } from "./optimizer";
 import { ProgressCallback } from "./progress";
 import { ParamScheduler, schedExp, suggestName, valley, type SuggestFunc } from "./schedule";
 import { lrFindFigure } from "../display/charts";
-import { showFigure, type Figure } from "./show";
+import { showPlot } from "../display/plot";
+import type { Figure } from "./show";
 
 /** Options of `lrFind` (fastai's defaults). */
 export interface LrFindOptions {
@@ -148,7 +149,7 @@ export function suggest(lrs: number[], losses: number[], numIt: number, funcs: S
     losses,
     Object.entries(points).map(([name, p]) => ({ name, lr: p[0], loss: p[1] })),
   );
-  if (plot) showFigure(figure);
+  if (plot) showPlot(figure);
   // Printed (e.g. as a notebook cell's value) like fastai's `SuggestedLRs(valley=0.0012)`, not as raw arrays.
   const text = `SuggestedLRs(${Object.entries(suggestions).map(([k, v]) => `${k}=${v.toPrecision(4)}`).join(", ")})`;
   const result = { ...suggestions } as unknown as LrFindResult;

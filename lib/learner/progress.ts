@@ -6,7 +6,8 @@ import type { Callback } from "./callback";
 import type { Learner } from "./learner";
 import { lossFigure } from "../display/charts";
 import { escapeHtml } from "../display/display";
-import { liveDisplay, updateFigure, type Figure, type Live } from "./show";
+import { showPlot } from "../display/plot";
+import { liveDisplay, type Figure, type Live } from "./show";
 
 /** Options of `ProgressCallback`. */
 export interface ProgressOptions {
@@ -93,6 +94,6 @@ export class ProgressCallback implements Callback {
   private drawChart(learn: Learner): void {
     const fig: Figure = lossFigure(learn.recorder, { skipStart: 0 });
     fig.layout = { ...fig.layout, width: 500, height: 300 };
-    updateFigure(this.chart!, fig);
+    showPlot(fig, { live: this.chart! });
   }
 }

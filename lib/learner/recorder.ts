@@ -5,7 +5,8 @@
 import type { Callback } from "./callback";
 import type { Learner } from "./learner";
 import { lossFigure, schedFigure } from "../display/charts";
-import { showFigure, type Figure } from "./show";
+import { showPlot } from "../display/plot";
+import type { Figure } from "./show";
 
 /** fastai's `AvgSmoothLoss`: debiased exponential moving average, v ← β·v + (1 − β)·loss; value = v/(1 − β^count). */
 export class SmoothLoss {
@@ -84,7 +85,7 @@ export class Recorder implements Callback {
 
   /** Plot the smoothed training loss per batch and the validation loss per epoch (fastai's `plot_loss`). */
   plotLoss(opts: { skipStart?: number; withValid?: boolean } = {}): void {
-    showFigure(this.lossFigure(opts));
+    showPlot(this.lossFigure(opts));
   }
 
   /** The figure `plotLoss` draws (train loss from `skipStart`, default 5; valid loss per epoch). */
@@ -94,7 +95,7 @@ export class Recorder implements Callback {
 
   /** Plot the learning rate and momentum per training batch (fastai's `plot_sched`). */
   plotSched(): void {
-    showFigure(this.schedFigure());
+    showPlot(this.schedFigure());
   }
 
   /** The figure `plotSched` draws. */

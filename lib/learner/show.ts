@@ -3,7 +3,7 @@
  * a terminal. The learner draws nothing itself; it hands plotly figures to `lib/display`.
  */
 import { inKernel, newLiveDisplay, showText, type LiveDisplay } from "../display/display";
-import { showPlot, type Figure, type Trace } from "../display/plot";
+import type { Figure, Trace } from "../display/plot";
 
 export type { Figure, Trace, LiveDisplay as Live };
 export { inKernel, showText };
@@ -11,14 +11,4 @@ export { inKernel, showText };
 /** A live display in a kernel; undefined in a terminal (callers print text lines instead). */
 export function liveDisplay(): LiveDisplay | undefined {
   return inKernel() ? newLiveDisplay() : undefined;
-}
-
-/** Show a chart (kernel: interactive plotly with an SVG fallback; terminal: a one-line summary). */
-export function showFigure(fig: Figure, opts: { width?: number; height?: number } = {}): void {
-  showPlot(fig, opts);
-}
-
-/** Redraw a chart in place inside a live display. */
-export function updateFigure(live: LiveDisplay, fig: Figure): void {
-  showPlot(fig, { live });
 }

@@ -2,11 +2,8 @@
  * The upload page served at `/`: choose or drop an image, see the predicted class and the top
  * probabilities as bars. Plain HTML + inline script (no CDN), talking to `POST predict`.
  */
+import { escapeHtml } from "../display/display";
 import { formatBytes } from "./errors";
-
-function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!);
-}
 
 /** The HTML of the upload page for a model with `vocab`, titled `title`. */
 export function uploadPage(opts: { title: string; vocab: string[]; maxBytes: number; topK: number }): string {
