@@ -49,10 +49,13 @@ std::string key(const char* kind, const std::vector<int64_t>& p, int extra = 0) 
 
 // A weight reorder from tfjs's layout into a primitive's preferred one (or none when equal).
 // Reordered copies are cached by the JS-side token of the weight array (a number never reused,
-// renewed whenever tsfast updates an array in place), so inference reorders each weight once.
+// renewed whenever the array's contents may change: see lib/engine/native/pool.ts), so inference
+// reorders each weight once. A slot also records the data pointer it was filled from: a hit needs
+// both to match, so one token can never serve another array's memory.
 struct WeightIn {
   struct Slot {
     double token = 0;
+    const float* src = nullptr;
     uint64_t used = 0;
     memory buf;
   };
@@ -73,7 +76,7 @@ struct WeightIn {
     clock++;
     Slot* victim = nullptr;
     for (auto& s : slots) {
-      if (token > 0 && s.token == token) {
+      if (token > 0 && s.token == token && s.src == p) {
         s.used = clock;
         return s.buf;
       }
@@ -85,6 +88,7 @@ struct WeightIn {
       victim->buf = memory(want, eng());
     }
     victim->token = token;
+    victim->src = p;
     victim->used = clock;
     r->execute(strm(), um, victim->buf);
     return victim->buf;

@@ -3,8 +3,8 @@
  * passes and as many temporary tensors per parameter per step).
  */
 import * as tf from "../tf";
-import type { MathBackendCPU } from "@tensorflow/tfjs-backend-cpu";
 import { loadAddon, renewToken } from "./addon";
+import type { NativeBackend } from "./pool";
 
 interface AdamState {
   accBeta1: tf.Variable;
@@ -38,18 +38,20 @@ export class NativeAdamOptimizer extends tf.AdamOptimizer {
       return;
     }
     const st = this as unknown as AdamState;
-    const backend = tf.backend() as MathBackendCPU;
+    const backend = tf.backend() as NativeBackend;
     const addon = loadAddon();
     const c1 = 1 - (st.accBeta1.dataSync()[0] ?? 0);
     const c2 = 1 - (st.accBeta2.dataSync()[0] ?? 0);
     const h = Float64Array.from([this.learningRate, this.beta1, this.beta2, this.epsilon, c1, c2, this.weightDecay]);
-    // Storage another tensor shares (e.g. a variable's still-alive initial value) is copied, updated
-    // and assigned; storage the variable owns alone is updated in place.
+    // Storage the variable owns alone (one reference, no view, never read out) is updated in place
+    // and its weight token renewed (see pool.ts). Anything else — a still-alive initial value, a
+    // slice that views it, an array a user got from dataSync — is copied, updated and assigned.
     const writable = (t: tf.Variable): { arr: Float32Array; commit: () => void } => {
       const d = backend.data.get(t.dataId);
-      const vals = backend.readSync(t.dataId) as Float32Array;
-      if (d.refCount === 1 && d.values instanceof Float32Array) return { arr: vals, commit: () => renewToken(vals) };
-      const copy = vals.slice();
+      const vals = d.values;
+      if (d.refCount === 1 && backend.isExclusive(vals)) return { arr: vals, commit: () => renewToken(vals) };
+      const copy = backend.alloc(t.size);
+      copy.set(backend.readSync(t.dataId) as Float32Array);
       return { arr: copy, commit: () => t.assign(tf.tensor(copy, t.shape, "float32")) };
     };
     pairs.forEach(([name, grad], i) => {

@@ -6,9 +6,23 @@
  * elementwise work itself. Arrays the native kernels allocated are recycled when tfjs disposes
  * their tensor — but only while nobody else can hold them: an array that was ever read out
  * (`dataSync`, `data`), stored twice, or had a view of its buffer stored is never recycled.
+ *
+ * Why the oneDNN weight cache stays right. The addon keeps filters reordered for oneDNN under a
+ * token that `weightToken` (addon.ts) gives each Float32Array object. A token must therefore name
+ * one *contents* of an array, never just the object. The contents of a float32 array that tfjs
+ * storage holds change only at these points, and each one renews the array's token:
+ *   1. `write`/`move`: the array becomes a tensor's storage (a kernel's fresh output, or user
+ *      data — a user may refill their own array between two `tf.tensor` calls);
+ *   2. `alloc` hands an array out of the pool (its next owner will overwrite it);
+ *   3. `NativeAdamOptimizer` updates a variable in place, only when `isExclusive` says no other
+ *      tensor, view or reader can see that array.
+ * Every other kernel writes only into arrays it has just allocated, before any token names them.
+ * (The recycled-array bug of issue 12 was the missing step 2: a recycled filter array kept its
+ * old token, and convolutions read the weights it had held under its previous tensor.)
  */
 import { MathBackendCPU } from "@tensorflow/tfjs-backend-cpu";
 import type * as tf from "../tf";
+import { renewToken } from "./addon";
 
 type Values = Parameters<MathBackendCPU["write"]>[0];
 
@@ -21,10 +35,31 @@ export class NativeBackend extends MathBackendCPU {
   private pooledBytes = 0;
   /** Arrays `alloc` made whose buffer is still exclusively tfjs-internal. */
   private recyclable = new WeakSet<Float32Array>();
-  /** Recyclable arrays now stored under a live dataId. */
+  /** Arrays now stored under a live dataId (or, when not recyclable, ever stored). */
   private stored = new WeakSet<Float32Array>();
+  /** The first array seen (allocated or stored) on each buffer. */
   private ownerOf = new WeakMap<ArrayBufferLike, Float32Array>();
+  /** Buffers some other array, tensor or reader may also see: never updated in place. */
+  private shared = new WeakSet<ArrayBufferLike>();
   private enabled = process.env["TSFAST_NATIVE_POOL"] !== "0";
+
+  private poison = false;
+
+  /**
+   * Turn recycling on or off (benchmarks and tests compare both; `TSFAST_NATIVE_POOL=0` starts it
+   * off). With `poison`, every recycled array is filled with NaN before it is handed out, so a
+   * kernel that leaves part of its output unwritten shows up as NaN instead of stale numbers.
+   */
+  setPooling(on: boolean, opts: { poison?: boolean } = {}): void {
+    this.enabled = on;
+    this.poison = opts.poison ?? false;
+    if (!on) this.releasePool();
+  }
+
+  /** Whether outputs are recycled now. */
+  get pooling(): boolean {
+    return this.enabled;
+  }
 
   /** A float32 array of `n` elements with arbitrary contents: the caller must write all of it. */
   alloc(n: number): Float32Array {
@@ -32,6 +67,8 @@ export class NativeBackend extends MathBackendCPU {
     const a = this.pool.get(n)?.pop();
     if (a) {
       this.pooledBytes -= a.byteLength;
+      renewToken(a); // step 2: the reorders cached for its old contents must never serve the new ones
+      if (this.poison) a.fill(NaN);
       return a;
     }
     const fresh = new Float32Array(n);
@@ -40,18 +77,37 @@ export class NativeBackend extends MathBackendCPU {
     return fresh;
   }
 
+  /**
+   * Whether `values` is the only array on its buffer, stored once, and never read out: then
+   * nothing but its one tensor can observe an in-place update of it.
+   */
+  isExclusive(values: Values | undefined): values is Float32Array {
+    return values instanceof Float32Array && !this.shared.has(values.buffer) && this.ownerOf.get(values.buffer) === values &&
+      values.byteOffset === 0 && values.byteLength === values.buffer.byteLength;
+  }
+
   private claim(values: Values): void {
     if (!(values instanceof Float32Array)) return;
-    const owner = this.ownerOf.get(values.buffer);
-    if (!owner) return;
-    if (owner !== values || this.stored.has(owner)) this.recyclable.delete(owner); // a view, or stored twice
-    else this.stored.add(owner);
+    renewToken(values); // step 1
+    const buf = values.buffer;
+    const owner = this.ownerOf.get(buf);
+    if (!owner) {
+      this.ownerOf.set(buf, values);
+      this.stored.add(values);
+      return;
+    }
+    if (owner !== values || this.stored.has(owner)) {
+      // a view, or stored twice: two tensors see this memory
+      this.recyclable.delete(owner);
+      this.shared.add(buf);
+    } else this.stored.add(owner);
   }
 
   private escape(values: Values | undefined): void {
     if (values instanceof Float32Array) {
       const owner = this.ownerOf.get(values.buffer);
       if (owner) this.recyclable.delete(owner);
+      this.shared.add(values.buffer);
     }
   }
 
@@ -81,7 +137,7 @@ export class NativeBackend extends MathBackendCPU {
     const gone = super.disposeData(dataId, force);
     if (gone && values instanceof Float32Array && !this.data.has(dataId) && this.recyclable.has(values)) {
       this.stored.delete(values);
-      if (this.pooledBytes + values.byteLength <= POOL_LIMIT_BYTES) {
+      if (this.enabled && this.pooledBytes + values.byteLength <= POOL_LIMIT_BYTES) {
         const list = this.pool.get(values.length) ?? [];
         list.push(values);
         this.pool.set(values.length, list);
