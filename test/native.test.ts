@@ -5,11 +5,21 @@
  */
 import { test, before } from "node:test";
 import assert from "node:assert/strict";
+import * as v8 from "node:v8";
+import * as vm from "node:vm";
 import * as tf from "../lib/engine/tf";
 import { initNative } from "../lib/engine/native";
 import { defaultThreads } from "../lib/engine/backend";
 import { NativeAdamOptimizer } from "../lib/engine/native/optimizer";
 import { RELU_GRAD } from "../lib/engine/native/kernels";
+import type { NativeBackend } from "../lib/engine/native/pool";
+
+// A real collection before each RSS reading (without --expose-gc, `global.gc` is undefined and
+// RSS depends on when V8 happens to collect).
+v8.setFlagsFromString("--expose-gc");
+const gc = vm.runInNewContext("gc") as () => void;
+
+const nativeStorage = () => tf.engine().findBackend("native") as unknown as NativeBackend;
 
 type Fn = () => tf.Tensor | tf.Tensor[];
 
@@ -31,8 +41,7 @@ function runOn(backend: string, fn: Fn): Float32Array[] {
 }
 
 /** Run `fn` on cpu and on native; assert every output matches within atol + rtol * |cpu|. */
-function agree(name: string, fn: Fn, atol = 1e-4, rtol = 1e-4): void {
-  const want = runOn("cpu", fn);
+function agree(name: string, fn: Fn, atol = 1e-4, rtol = 1e-4, want = runOn("cpu", fn)): void {
   const got = runOn("native", fn);
   assert.equal(got.length, want.length, `${name}: number of outputs`);
   want.forEach((w, i) => {
@@ -252,7 +261,49 @@ test("fused native Adam/AdamW matches tfjs Adam and decays weights like AdamW", 
   opt.dispose();
 });
 
-test("1,000 training steps on a tiny conv net keep tensor count and memory flat", () => {
+test("kernels above the pool's and the threads' thresholds (> 16,384 elements), called again with new data, match cpu with the pool on (poisoned) and off", () => {
+  const storage = nativeStorage();
+  const bigCases = (rep: number): [string, Fn, number?, number?][] => {
+    // 20,480-element activations, a 17,280-float filter: all above the pool's floor and kPar.
+    const x = rnd([2, 16, 16, 40]), w = rnd([3, 3, 40, 48], -0.2, 0.2), c = rnd([40]), y = rnd([2, 16, 16, 40]);
+    const dw = rnd([3, 3, 40, 1]), a = rnd([256, 96]), b = rnd([96, 200]), sm = rnd([256, 96], -5, 5), pos = rnd([2, 16, 16, 40], 0.5, 2);
+    return [
+      [`conv2d + grads (${rep})`, withGrads((p, q) => tf.conv2d(p as tf.Tensor4D, q as tf.Tensor4D, 1, "same"), x, w), 5e-4, 5e-4],
+      [`fused conv2d relu (${rep})`, () => tf.fused.conv2d({ x: x() as tf.Tensor4D, filter: w() as tf.Tensor4D, strides: 2, pad: "same", activation: "relu" }), 5e-4, 5e-4],
+      [`depthwise + grads (${rep})`, withGrads((p, q) => tf.depthwiseConv2d(p as tf.Tensor4D, q as tf.Tensor4D, 1, "same"), x, dw), 5e-4, 5e-4],
+      [`maxPool/avgPool + grads (${rep})`, withGrads((p) => tf.add(tf.maxPool(p as tf.Tensor4D, 3, 2, "same"), tf.avgPool(p as tf.Tensor4D, 2, 2, "valid")), x)],
+      [`broadcast add, mul, div + grads (${rep})`, withGrads((p, q, r) => tf.div(tf.mul(tf.add(p, q), r), tf.add(r, 3)), x, c, y)],
+      [`unary relu, exp, tanh, sigmoid, sqrt + grads (${rep})`, withGrads((p, q) => tf.add(tf.add(tf.relu(p), tf.exp(p)), tf.add(tf.tanh(p), tf.mul(tf.sigmoid(p), tf.sqrt(q)))), x, pos)],
+      [`sum/mean/max over every layout (${rep})`, withGrads((p) => tf.add(tf.add(tf.sum(p, [0, 1, 2]), tf.mean(p, -1, true).sum()), tf.add(tf.max(p, [1, 2]).sum(), tf.sum(p, 0).sum())), x), 1e-3, 1e-4],
+      [`softmax + grads (${rep})`, withGrads((p) => tf.softmax(p), sm)],
+      [`matMul + grads (${rep})`, withGrads((p, q) => tf.matMul(p, q), a, b), 1e-3, 1e-4],
+      [`transpose, slice, pad, tile (${rep})`, withGrads((p) => tf.add(tf.transpose(tf.pad(tf.slice(p, [0, 1, 1, 0], [2, 14, 14, 40]), [[0, 0], [1, 1], [1, 1], [0, 0]]), [0, 2, 1, 3]), tf.tile(tf.slice(p, [0, 0, 0, 0], [1, 16, 16, 40]), [2, 1, 1, 1])), x)],
+      [`BatchNormalization layer, training (${rep})`, () => {
+        const layer = tf.layers.batchNormalization({ momentum: 0.9, epsilon: 1e-5 });
+        const xi = x();
+        layer.build(xi.shape);
+        const f = (q: tf.Tensor) => tf.sum(tf.mul(tf.square(layer.apply(q, { training: true }) as tf.Tensor), y()));
+        const { value, grads } = tf.variableGrads(() => f(xi) as tf.Scalar);
+        return [value, tf.grad(f)(xi), ...Object.values(grads), ...layer.getWeights()];
+      }, 1e-3, 1e-4],
+    ];
+  };
+  try {
+    for (const rep of [1, 2]) {
+      for (const [name, fn, atol, rtol] of bigCases(rep)) {
+        const want = runOn("cpu", fn);
+        for (const [mode, on] of [["pool on", true], ["pool off", false]] as const) {
+          storage.setPooling(on, { poison: true });
+          agree(`${name}, ${mode}`, fn, atol, rtol, want);
+        }
+      }
+    }
+  } finally {
+    storage.setPooling(true);
+  }
+});
+
+test("1,000 training steps on a tiny conv net learn (the loss falls 20x) and keep tensor count and memory flat", () => {
   tf.setBackend("native");
   const input = tf.input({ shape: [8, 8, 3] });
   let h = tf.layers.conv2d({ filters: 8, kernelSize: 3, padding: "same", useBias: false }).apply(input) as tf.SymbolicTensor;
@@ -265,15 +316,23 @@ test("1,000 training steps on a tiny conv net keep tensor count and memory flat"
   const x = tf.randomNormal([4, 8, 8, 3], 0, 1, "float32", 3);
   const y = tf.oneHot(tf.tensor1d([0, 1, 2, 1], "int32"), 3);
   const step = () => {
-    const loss = opt.minimize(() => tf.losses.softmaxCrossEntropy(y, model.apply(x, { training: true }) as tf.Tensor), true);
-    loss!.dispose();
+    const loss = opt.minimize(() => tf.losses.softmaxCrossEntropy(y, model.apply(x, { training: true }) as tf.Tensor), true)!;
+    const v = loss.dataSync()[0]!;
+    loss.dispose();
+    return v;
   };
-  for (let i = 0; i < 100; i++) step();
+  const first = step();
+  // An untrained net does not know the labels: its cross-entropy is of the order of ln(3) = 1.1.
+  assert.ok(first > 0.5 && first < 5, `first loss ${first} should be of the order of ln 3`);
+  for (let i = 1; i < 100; i++) step();
   const tensors = tf.memory().numTensors;
-  global.gc?.();
+  gc();
   const rss = process.memoryUsage().rss;
-  for (let i = 0; i < 900; i++) step();
-  global.gc?.();
+  let last = NaN;
+  for (let i = 0; i < 900; i++) last = step();
+  // Four fixed samples are memorised: the loss must fall by over 20x, and stay finite.
+  assert.ok(Number.isFinite(last) && last < first / 20, `loss after 1,000 steps ${last} (first ${first})`);
+  gc();
   assert.equal(tf.memory().numTensors, tensors, "tensor count grew during training");
   const grew = (process.memoryUsage().rss - rss) / 2 ** 20;
   assert.ok(grew < 64, `RSS grew by ${grew.toFixed(1)} MiB over 900 steps`);
