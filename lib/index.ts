@@ -19,7 +19,7 @@ export { URLs, untarData, tsfastHome, tsfastPath } from "./data/external";
 export type { UntarDataOptions } from "./data/external";
 export { downloadFile, DownloadError } from "./data/download";
 export type { DownloadFileOptions, DownloadProgress } from "./data/download";
-export { extractTar, TarError } from "./data/datasets-tar";
+export { extractTar, TarError } from "./data/tar";
 export {
   readIdx,
   loadFashionMnist,
@@ -31,7 +31,7 @@ export {
   emojiCategories,
   EMOJI_SKIPPED_CATEGORIES,
   DATASET_MARKER,
-} from "./data/datasets";
+} from "./data/datasets/mnist";
 export type {
   IdxArray,
   ImageArraySplit,
@@ -39,9 +39,9 @@ export type {
   MnistDigitsOptions,
   EmojiCategoriesOptions,
   DatasetFolderOptions,
-} from "./data/datasets";
-export { searchImages, downloadImages, verifyImages, verifyImage } from "./data/datasets-web";
-export type { SearchImagesOptions, DownloadImagesOptions, DownloadImagesResult } from "./data/datasets-web";
+} from "./data/datasets/mnist";
+export { searchImages, downloadImages, verifyImages, verifyImage } from "./data/datasets/web";
+export type { SearchImagesOptions, DownloadImagesOptions, DownloadImagesResult } from "./data/datasets/web";
 // interpret
 export { ClassificationInterpretation } from "./interpret/interpretation";
 export type { InterpretationData, FromLearnerOptions, PlotTopLossesOptions, TopLossCell } from "./interpret/interpretation";

@@ -14,9 +14,9 @@ import {
   FASHION_MNIST_CLASSES,
   FASHION_MNIST_FOLDERS,
   DATASET_MARKER,
-} from "../lib/data/datasets";
-import { encodePng } from "../lib/data/datasets-png";
-import { planEmojiCategories, type EmojiItem } from "../lib/data/datasets-emoji";
+} from "../lib/data/datasets/mnist";
+import { encodePng } from "../lib/data/datasets/png";
+import { planEmojiCategories, type EmojiItem } from "../lib/data/datasets/emoji";
 import { tmpHome } from "./download-fixtures";
 
 let dir: string;

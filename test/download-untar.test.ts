@@ -6,7 +6,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as zlib from "node:zlib";
 import { untarData, tsfastHome, tsfastPath, URLs, archiveStem } from "../lib/data/external";
-import { extractTar, TarError } from "../lib/data/datasets-tar";
+import { extractTar, TarError } from "../lib/data/tar";
 import { startServer, serveBytes, tmpHome, listTree, tarEntry, tarOf, type TestServer } from "./download-fixtures";
 
 let srv: TestServer;

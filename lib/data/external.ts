@@ -7,7 +7,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { downloadFile, sha256File, type DownloadProgress } from "./download";
-import { extractTar } from "./datasets-tar";
+import { extractTar } from "./tar";
 import { escapeHtml, inKernel, newLiveDisplay } from "../display/display";
 
 /** tsfast's cache root: `$TSFAST_HOME`, default `~/.tsfast`. */
