@@ -47,7 +47,7 @@ export { ClassificationInterpretation } from "./interpret/interpretation";
 export type { InterpretationData, FromLearnerOptions, PlotTopLossesOptions, TopLossCell } from "./interpret/interpretation";
 export { confusionMatrixFigure } from "./interpret/charts";
 export type { ConfusionMatrixFigureOptions } from "./interpret/charts";
-export type { ClassificationReport, ClassScores } from "./interpret/metrics";
+export type { ClassificationReport, ClassScores } from "./interpret/report";
 export { showResults, resultCells } from "./interpret/results";
 export type { ShowResultsOptions, ResultCell } from "./interpret/results";
 export { ImageClassifierCleaner, applyDecisions, readDecisionsFile } from "./interpret/cleaner";

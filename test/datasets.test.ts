@@ -17,7 +17,7 @@ import {
 } from "../lib/data/datasets/mnist";
 import { encodePng } from "../lib/data/datasets/png";
 import { planEmojiCategories, type EmojiItem } from "../lib/data/datasets/emoji";
-import { tmpHome } from "./download-fixtures";
+import { tmpHome } from "./helpers/download-server";
 
 let dir: string;
 before(() => {

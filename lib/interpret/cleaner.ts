@@ -12,7 +12,7 @@ import { showHtml, showText } from "../display/display";
 import { tensorToPng } from "../display/image";
 import { ClassificationInterpretation } from "./interpretation";
 import { cleanerHtml, type CleanerCard } from "./cleaner-page";
-import { withSummary } from "./metrics";
+import { withSummary } from "./report";
 import { vocabOf, type LearnerLike } from "./types";
 
 /** One choice made on the cleaner page (images kept need no decision). */

@@ -16,7 +16,7 @@ import {
   mostConfusedFrom,
   topLossesFrom,
   type ClassificationReport,
-} from "./metrics";
+} from "./report";
 import { asLoader, loaderOf, vocabOf, type LearnerLike, type LoaderLike } from "./types";
 
 /** The raw arrays an interpretation is built from (what `getPreds` gives, as plain numbers). */
