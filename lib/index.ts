@@ -126,8 +126,8 @@ export type {
 } from "./data/transforms";
 export { augTransforms, Normalize, imagenetStats } from "./data/augment";
 export type { BatchTfm, AffineAugTfm, LightingAugTfm, NormalizeTfm, AugTransformsOptions } from "./data/augment";
-export { decodeImage, decoderName, ImageDecodeError, DEFAULT_MAX_PIXELS } from "./data/decode";
-export type { DecodeOptions, DecoderName } from "./data/decode";
+export { decodeImage, decoderName, toGrey, ImageDecodeError, DEFAULT_MAX_PIXELS } from "./data/decode";
+export type { DecodeOptions, DecoderName, ImageMode } from "./data/decode";
 export type { RawImage } from "./data/pixels";
 export {
   getFiles,
@@ -144,8 +144,10 @@ export {
 export type { Splitter, GetFilesOptions } from "./data/items";
 export { DataBlock, ImageBlock, CategoryBlock, MultiCategoryBlock } from "./data/block";
 export type { Block, BlockArg, DataBlockOptions } from "./data/block";
-export { DataLoader, DataLoaders, prepareInferenceBatch } from "./data/loader";
-export type { Batch, InferenceSpec, LoaderOptions, ShowBatchOptions } from "./data/loader";
+export { DataLoader, DataLoaders, loaderDefaults } from "./data/loader";
+export type { Batch, LoaderOptions, ShowBatchOptions } from "./data/loader";
+export { prepareInferenceBatch } from "./data/inference";
+export type { InferenceSpec } from "./data/inference";
 export { ImageDataLoaders } from "./data/factories";
 export type { FactoryOptions, FromFolderOptions, FromCsvOptions, FromListsOptions } from "./data/factories";
 export type { CacheKind } from "./data/cache";

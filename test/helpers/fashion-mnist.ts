@@ -1,9 +1,9 @@
 /**
- * A tiny private reader for the Fashion-MNIST IDX files of Debian's `dataset-fashion-mnist`
- * (the wasm training tests' real data; the library's public dataset loaders live in lib/data).
+ * The wasm training tests' real data: Fashion-MNIST from Debian's `dataset-fashion-mnist`, read
+ * with the library's own `readIdx` and scaled to [0, 1] floats.
  */
 import * as fs from "node:fs";
-import * as zlib from "node:zlib";
+import { readIdx } from "../../lib/data/datasets/mnist";
 
 export const FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist";
 
@@ -14,18 +14,13 @@ export function readFashionMnist(split: "train" | "t10k", n: number): { images: 
   if (!fs.existsSync(imgPath)) {
     throw new Error(`${imgPath} is missing: install the Debian package dataset-fashion-mnist (apt-get install dataset-fashion-mnist)`);
   }
-  const img = zlib.gunzipSync(fs.readFileSync(imgPath));
-  const lab = zlib.gunzipSync(fs.readFileSync(file("labels-idx1")));
-  // IDX header: magic (0x803 images / 0x801 labels), then one big-endian uint32 per dimension.
-  if (img.readUInt32BE(0) !== 0x803 || lab.readUInt32BE(0) !== 0x801) throw new Error(`${imgPath}: not an IDX file pair`);
-  const count = img.readUInt32BE(4);
-  const rows = img.readUInt32BE(8);
-  const cols = img.readUInt32BE(12);
-  if (n > count) throw new Error(`${imgPath} holds ${count} images, ${n} asked for`);
-  const px = rows * cols;
+  const img = readIdx(imgPath);
+  const lab = readIdx(file("labels-idx1"));
+  const [count, rows, cols] = img.dims;
+  if (img.dims.length !== 3 || lab.dims.length !== 1) throw new Error(`${imgPath}: not an IDX image/label file pair`);
+  if (n > count!) throw new Error(`${imgPath} holds ${count} images, ${n} asked for`);
+  const px = rows! * cols!;
   const images = new Float32Array(n * px);
-  for (let i = 0; i < n * px; i++) images[i] = img[16 + i]! / 255;
-  const labels = new Int32Array(n);
-  for (let i = 0; i < n; i++) labels[i] = lab[8 + i]!;
-  return { images, labels };
+  for (let i = 0; i < n * px; i++) images[i] = img.data[i]! / 255;
+  return { images, labels: Int32Array.from(lab.data.subarray(0, n)) };
 }
