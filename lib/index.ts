@@ -28,6 +28,7 @@ export type { UntarDataOptions } from "./data/external";
 export { downloadFile, DownloadError } from "./data/download";
 export type { DownloadFileOptions, DownloadProgress } from "./data/download";
 export { extractTar, TarError } from "./data/tar";
+export { extractZip, ZipError } from "./data/zip";
 // ---------------------------------------------------------------- data: datasets
 export {
   readIdx,
