@@ -6,8 +6,9 @@ import * as fs from "node:fs";
 import { parseArgs } from "node:util";
 import { engineBanner, ready } from "./engine/backend";
 import { checkImage } from "./serve/image";
-import { loadPredictor, loadRuntime, topK, type Predictor } from "./serve/predictor";
+import { loadPredictor, topK, type Predictor } from "./serve/predictor";
 import { serve, serveDefaults } from "./serve/server";
+import "./wiring"; // a fresh process can restore any export: preprocessing and custom layers registered
 
 const USAGE = `Usage:
   tsfast serve <exportDir> [--port ${serveDefaults.port}] [--host ${serveDefaults.host}] [--max-bytes N] [--concurrency N]
@@ -76,7 +77,6 @@ async function serveCommand(args: string[], io: CliIo): Promise<number> {
   const maxBytes = intOption("--max-bytes", values["max-bytes"], 1);
   const concurrency = intOption("--concurrency", values.concurrency, 1);
   await ready();
-  loadRuntime();
   const predictor = await loadPredictor(dir);
   const handle = await serve(predictor, {
     port: port ?? serveDefaults.port,
@@ -112,7 +112,6 @@ async function predictCommand(args: string[], io: CliIo): Promise<number> {
   const [dir, ...images] = positionals as [string, ...string[]];
   const k = intOption("--topk", values.topk, 1) ?? serveDefaults.topK;
   await ready();
-  loadRuntime();
   const predictor: Predictor = await loadPredictor(dir);
   const results: Record<string, unknown>[] = [];
   let failed = 0;
@@ -159,13 +158,8 @@ function intOption(name: string, raw: string | undefined, min: number): number |
 }
 
 function version(): string {
-  try {
-    // dist/lib/cli.js and lib/cli.ts are both two folders below package.json.
-    const pkg = require("../../package.json") as { version: string };
-    return pkg.version;
-  } catch {
-    return require("../package.json").version as string;
-  }
+  // The command runs compiled: dist/lib/cli.js is two folders below package.json.
+  return (require("../../package.json") as { version: string }).version;
 }
 
 if (require.main === module) {

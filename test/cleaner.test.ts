@@ -10,7 +10,7 @@ import * as tf from "../lib/engine/tf";
 import { ready } from "../lib/engine/backend";
 import { ImageClassifierCleaner, type CleanerDecision } from "../lib/interpret/cleaner";
 import { ClassificationInterpretation } from "../lib/interpret/interpretation";
-import type { LearnerLike, LoaderLike } from "../lib/interpret/types";
+import type { InterpretableLearner as LearnerLike, LoaderLike } from "../lib/learner/contracts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const vocab = ["cat", "dog", "bird"];

@@ -3,23 +3,17 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import {
-  IDENTITY,
   applyBatchTfms,
   augTransforms,
-  dihedralMat,
   drawAffine,
   imagenetStats,
   lightingFn,
   logit,
-  matMul3,
   Normalize,
   projectiveResample,
-  rotateMat,
-  warpMat,
-  zoomMat,
   type AffineAugTfm,
-  type Mat3,
 } from "../lib/data/augment";
+import { IDENTITY, dihedralMat, matMul3, rotateMat, warpMat, zoomMat, type Mat3 } from "../lib/data/geometry";
 import type { RawImage } from "../lib/data/pixels";
 import { Rng } from "../lib/data/random";
 import { gradient } from "./fixtures/data/make";

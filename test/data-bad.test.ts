@@ -149,3 +149,24 @@ test("huge images are refused at decode with the pixel limit in the message, and
   }
   assert.match(cap.warnings[0] ?? "", /skipped 2 unreadable images/);
 });
+
+test("an unreadable image is reported once per dataset: loaders made with new() before or after do not warn again", async () => {
+  await ready();
+  const root = await folderTree(["a", "b"], 3, 2);
+  const broken = path.join(root, "train", "a", "broken.png");
+  fs.writeFileSync(broken, "not a png");
+  const dls = await ImageDataLoaders.fromFolder(root, { itemTfms: Resize(8), bs: 2, shuffle: false });
+  const early = dls.train.new({ shuffle: false, train: false }); // made before anything was decoded
+  const cap = captureWarnings();
+  try {
+    for (const dl of [dls.train, early, dls.train.new({ train: false }), dls.valid]) {
+      for await (const b of dl) tf.dispose([b.xb, b.yb]);
+    }
+  } finally {
+    cap.restore();
+  }
+  assert.equal(cap.warnings.length, 1, cap.warnings.join("\n----\n"));
+  assert.match(cap.warnings[0]!, /skipped 1 unreadable image /);
+  assert.ok(cap.warnings[0]!.includes(broken));
+  assert.equal(early.bad.size, 1, "the early copy still skips the image itself");
+});

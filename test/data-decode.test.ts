@@ -67,6 +67,15 @@ test("grayscale becomes 3 equal channels", async () => {
   assert.deepEqual(pix(img, 1, 1), [90, 90, 90]);
 });
 
+test("mode \"L\" (the grey hook) gives PIL's luma, rounded, in all three channels", async () => {
+  // L = R·299/1000 + G·587/1000 + B·114/1000: (200,100,50) → 124.2 → 124; (10,250,30) → 153.16 → 153
+  const f = await rawPng(path.join(dir, "grey-src.png"), Uint8Array.from([200, 100, 50, 10, 250, 30]), 2, 1);
+  const img = await decodeImage(f, [], false, rng(), { mode: "L" });
+  assert.deepEqual(Array.from(img.data), [124, 124, 124, 153, 153, 153]);
+  const rgb = await decodeImage(f, [], false, rng(), { mode: "RGB" });
+  assert.deepEqual(Array.from(rgb.data), [200, 100, 50, 10, 250, 30]);
+});
+
 test("alpha is composited over white: transparent → white, half-transparent red → pink", async () => {
   const rgba = Buffer.from([255, 0, 0, 0, 255, 0, 0, 128]);
   const buf = await sharp(rgba, { raw: { width: 2, height: 1, channels: 4 } }).png().toBuffer();

@@ -18,7 +18,8 @@ import {
   RandomSplitter,
   RegexLabeller,
 } from "../lib/data/items";
-import { prepareInferenceBatch, type Batch, type DataLoader } from "../lib/data/loader";
+import type { Batch, DataLoader } from "../lib/data/loader";
+import { prepareInferenceBatch } from "../lib/data/inference";
 import { parseCsv } from "../lib/data/csv";
 import { Rng } from "../lib/data/random";
 import { Resize } from "../lib/data/transforms";

@@ -3,9 +3,9 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import sharp from "sharp";
-import { searchImages, downloadImages, verifyImages, verifyImage } from "../lib/data/datasets-web";
+import { searchImages, downloadImages, verifyImages, verifyImage } from "../lib/data/datasets/web";
 import { DownloadError } from "../lib/data/download";
-import { startServer, serveBytes, tmpHome, type TestServer } from "./download-fixtures";
+import { startServer, serveBytes, tmpHome, type TestServer } from "./helpers/download-server";
 
 let srv: TestServer;
 let dir: string;

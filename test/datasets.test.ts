@@ -14,10 +14,10 @@ import {
   FASHION_MNIST_CLASSES,
   FASHION_MNIST_FOLDERS,
   DATASET_MARKER,
-} from "../lib/data/datasets";
-import { encodePng } from "../lib/data/datasets-png";
-import { planEmojiCategories, type EmojiItem } from "../lib/data/datasets-emoji";
-import { tmpHome } from "./download-fixtures";
+} from "../lib/data/datasets/mnist";
+import { encodePng } from "../lib/data/datasets/png";
+import { planEmojiCategories, type EmojiItem } from "../lib/data/datasets/emoji";
+import { tmpHome } from "./helpers/download-server";
 
 let dir: string;
 before(() => {

@@ -6,8 +6,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as zlib from "node:zlib";
 import { untarData, tsfastHome, tsfastPath, URLs, archiveStem } from "../lib/data/external";
-import { extractTar, TarError } from "../lib/data/datasets-tar";
-import { startServer, serveBytes, tmpHome, listTree, tarEntry, tarOf, type TestServer } from "./download-fixtures";
+import { extractTar, TarError } from "../lib/data/tar";
+import { startServer, serveBytes, tmpHome, listTree, tarEntry, tarOf, type TestServer } from "./helpers/download-server";
 
 let srv: TestServer;
 let dir: string;

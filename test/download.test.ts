@@ -5,7 +5,7 @@ import * as fs from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
 import { DownloadError, downloadFile } from "../lib/data/download";
-import { startServer, serveBytes, tmpHome, type TestServer } from "./download-fixtures";
+import { startServer, serveBytes, tmpHome, type TestServer } from "./helpers/download-server";
 
 // 300 kB of deterministic bytes (a sha256 chain), so resumes cross several chunks.
 function payload(n: number): Buffer {

@@ -7,7 +7,7 @@ import { ready } from "../lib/engine/backend";
 import { ClassificationInterpretation } from "../lib/interpret/interpretation";
 import { confusionMatrixFigure } from "../lib/interpret/charts";
 import { resultCells, showResults } from "../lib/interpret/results";
-import type { LearnerLike, LoaderLike } from "../lib/interpret/types";
+import type { InterpretableLearner as LearnerLike, LoaderLike } from "../lib/learner/contracts";
 import { figureToSvg } from "../lib/display/svg";
 
 // A known prediction set, worked by hand below.

@@ -7,7 +7,8 @@ import * as path from "node:path";
 import * as tf from "../lib/engine/tf";
 import { ready } from "../lib/engine/backend";
 import { Learner } from "../lib/learner/learner";
-import { loadLearner, setInferencePreparer, type ExportMeta } from "../lib/learner/export";
+import { loadLearner, type ExportMeta } from "../lib/learner/export";
+import { setInferencePreparer } from "../lib/learner/predict";
 import { toyDls, toyModel } from "./helpers/learner-data";
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "tsfast-export-"));

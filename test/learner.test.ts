@@ -306,3 +306,12 @@ test("trackers minimise losses and errors and maximise other metrics, as fastai'
   assert.equal(new EarlyStoppingCallback({ monitor: "accuracy" }).comp, "max");
   assert.equal(new SaveModelCallback({ monitor: "f1_score" }).comp, "max");
 });
+
+test("the five Cancel*Exceptions share the CancelException base, as fastai's callback/core.py keeps them", async () => {
+  const { CancelException, CancelTrainException, CancelValidException, CancelEpochException, isCancel } = await import("../lib/learner/callback");
+  for (const E of [CancelBatchException, CancelTrainException, CancelValidException, CancelEpochException, CancelFitException]) {
+    const e = new E();
+    assert.ok(e instanceof CancelException && isCancel(e), E.name);
+  }
+  assert.equal(isCancel(new NonFiniteLossError(0, 0, 1e-3, NaN)), false);
+});

@@ -6,7 +6,7 @@ import { test, before } from "node:test";
 import assert from "node:assert/strict";
 import * as tf from "../lib/engine/tf";
 import { initWasm } from "../lib/engine/wasm";
-import { readFashionMnist } from "./wasm-fashion-mnist";
+import { readFashionMnist } from "./helpers/fashion-mnist";
 
 /** Seeded initialisers, so that each run trains the same nets. */
 let seed = 0;

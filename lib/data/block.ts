@@ -4,7 +4,7 @@
  * Blocks are plain objects with a `kind`, so later lessons can add kinds (masks, tabular, text).
  */
 import type { BatchTfm } from "./augment";
-import { DataLoader, DataLoaders, type LoaderOptions, type LoaderSource } from "./loader";
+import { DataLoader, DataLoaders, loaderDefaults, UnreadableImages, type LoaderOptions, type LoaderSource } from "./loader";
 import { RandomSplitter, type Splitter } from "./items";
 import type { ItemTfm } from "./transforms";
 
@@ -142,20 +142,22 @@ export class DataBlock<S = unknown, T = unknown> {
       c: vocab!.length,
       isMultiLabel: multi,
     });
-    const bs = opts.bs ?? 64;
+    const d = loaderDefaults;
+    const bs = opts.bs ?? d.bs;
     const common = {
-      seed: opts.seed ?? 42,
-      numWorkers: opts.numWorkers ?? 8,
-      prefetch: opts.prefetch ?? 2,
-      cache: opts.cache ?? false,
+      seed: opts.seed ?? d.seed,
+      numWorkers: opts.numWorkers ?? d.numWorkers,
+      prefetch: opts.prefetch ?? d.prefetch,
+      cache: opts.cache ?? d.cache,
+      unreadable: new UnreadableImages(),
       ...(opts.cacheDir === undefined ? {} : { cacheDir: opts.cacheDir }),
       ...(opts.maxPixels === undefined ? {} : { maxPixels: opts.maxPixels }),
     };
     const train = new DataLoader(make(trn), {
       ...common,
       bs,
-      shuffle: opts.shuffle ?? true,
-      dropLast: opts.dropLast ?? true,
+      shuffle: opts.shuffle ?? d.shuffle,
+      dropLast: opts.dropLast ?? d.dropLast,
       train: true,
     });
     // The two loaders share the batch transform list so `addBatchTfm` reaches both.

@@ -27,6 +27,32 @@ export interface DecodeOptions {
    * the batch resample works in relative coordinates, so the upscale would only cost time. Default false.
    */
   noUpscale?: boolean;
+  /**
+   * Colour mode, with PIL's names: "RGB", or "L" for grey (luminance copied into all three
+   * channels, see `toGrey`). The hook for a grey `ImageBlock`: a block that wants one channel
+   * sets "L" and keeps channel 0 when it collates. Default "RGB".
+   */
+  mode?: ImageMode;
+}
+
+/** A decoded image's colour mode (PIL's names): 8-bit RGB, or grey ("L"). */
+export type ImageMode = "RGB" | "L";
+
+/**
+ * Grey as PIL's `convert("L")` computes it (ITU-R 601-2 luma), rounded, written to all three
+ * channels so every later step (batch transforms, the loaders) runs unchanged. It runs after the
+ * item transforms; resampling is linear, so the order changes only the rounding:
+ *   1. L = R·299/1000 + G·587/1000 + B·114/1000
+ *   2. R = G = B = round(L)
+ */
+export function toGrey(img: RawImage): RawImage {
+  const d = img.data;
+  const out = new Uint8Array(d.length);
+  for (let i = 0; i < d.length; i += 3) {
+    const l = Math.round((d[i]! * 299 + d[i + 1]! * 587 + d[i + 2]! * 114) / 1000);
+    out[i] = out[i + 1] = out[i + 2] = l;
+  }
+  return { data: out, width: img.width, height: img.height };
 }
 
 /** Drop `plan`'s resize when it only enlarges a plain crop (see `DecodeOptions.noUpscale`). */
@@ -114,9 +140,10 @@ export async function decodeImage(
   const bg = opts.background ?? [255, 255, 255];
   const sharp = loadSharp();
   const noUpscale = opts.noUpscale ?? false;
-  return sharp
+  const img = await (sharp
     ? decodeSharp(sharp, buf, name, tfms, train, rng, maxPixels, bg, noUpscale)
-    : decodeJimp(buf, name, tfms, train, rng, maxPixels, bg, noUpscale);
+    : decodeJimp(buf, name, tfms, train, rng, maxPixels, bg, noUpscale));
+  return (opts.mode ?? "RGB") === "L" ? toGrey(img) : img;
 }
 
 function checkPixels(name: string, w: number, h: number, maxPixels: number): void {

@@ -7,7 +7,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { downloadFile, sha256File, type DownloadProgress } from "./download";
-import { extractTar } from "./datasets-tar";
+import { extractArchive } from "./archive";
 import { escapeHtml, inKernel, newLiveDisplay } from "../display/display";
 
 /** tsfast's cache root: `$TSFAST_HOME`, default `~/.tsfast`. */
@@ -122,12 +122,12 @@ function kernelProgress(label: string): (p: DownloadProgress) => void {
   };
 }
 
-/** The dataset name of an archive URL: its file name without `.tgz`/`.tar.gz`/`.tar`. */
+/** The dataset name of an archive URL: its file name without `.tgz`/`.tar.gz`/`.tar`/`.zip`. */
 export function archiveStem(url: string): string {
   const base = decodeURIComponent(new URL(url).pathname.split("/").pop() ?? "");
-  const stem = base.replace(/\.(tgz|tar\.gz|tar)$/i, "");
+  const stem = base.replace(/\.(tgz|tar\.gz|tar|zip)$/i, "");
   if (!stem || stem === base) {
-    throw new Error(`untarData: ${url} does not name a .tgz, .tar.gz or .tar archive`);
+    throw new Error(`untarData: ${url} does not name a .tgz, .tar.gz, .tar or .zip archive`);
   }
   return stem;
 }
@@ -171,7 +171,7 @@ export async function untarData(url: string, opts: UntarDataOptions = {}): Promi
   await fs.promises.mkdir(dataDir, { recursive: true });
   const tmp = await fs.promises.mkdtemp(path.join(dataDir, `.${stem}.extracting-`));
   try {
-    await extractTar(archive, tmp);
+    await extractArchive(archive, tmp);
     const top = await fs.promises.readdir(tmp, { withFileTypes: true });
     const only = top.length === 1 ? top[0] : undefined;
     const from = only && only.isDirectory() ? path.join(tmp, only.name) : tmp;

@@ -1,17 +1,18 @@
 /**
  * `DataLoader` and `DataLoaders`: items → decoded (concurrently, ahead of the training step) →
- * augmented batches `{ xb, yb }` as tensors. Also the inference side: `inferenceSpec()` and
- * `prepareInferenceBatch`, which run exactly the validation pipeline.
+ * augmented batches `{ xb, yb }` as tensors. `dls.inferenceSpec()` describes the validation
+ * pipeline for `inference.ts`, which runs it on new inputs.
  */
 import * as tf from "../engine/tf";
 import { ready } from "../engine/backend";
 import { showImageGrid, type GridOptions } from "../display/image";
-import { applyBatchTfms, type BatchResult, type BatchTfm, type NormalizeTfm } from "./augment";
+import type { BatchResult, BatchTfm, NormalizeTfm } from "./augment";
 import { ImageCache, type CacheKind } from "./cache";
 import { decodeImage, ImageDecodeError, withoutUpscale, type DecodeOptions } from "./decode";
 import { applyPlanJs, type RawImage } from "./pixels";
 import { Rng } from "./random";
 import { runBatchTfms } from "./workers";
+import { upscaleIsRedundant, type InferenceSpec } from "./inference";
 import { planItemTfm, splitForCache, type ItemTfm } from "./transforms";
 
 /** A batch: `xb` float32 NHWC, `yb` int32 [bs] class indices or float32 [bs, c] multi-hot. The consumer disposes both. */
@@ -20,26 +21,37 @@ export interface Batch {
   yb: tf.Tensor;
 }
 
-/** Options shared by the loaders (every field optional; defaults in `DEFAULT_LOADER_OPTIONS`). */
+/** The loaders' defaults (fastai's, where fastai has one); `LoaderOptions` documents each field. */
+export const loaderDefaults = {
+  bs: 64,
+  shuffle: true,
+  dropLast: true,
+  seed: 42,
+  numWorkers: 8,
+  prefetch: 2,
+  cache: false,
+} as const;
+
+/** Options shared by the loaders (every field optional; defaults in `loaderDefaults`). */
 export interface LoaderOptions {
-  /** Batch size. Default 64. */
+  /** Batch size. Default 64 (`loaderDefaults.bs`). */
   bs?: number;
   /** Validation batch size. Default `bs`. */
   valBs?: number;
-  /** Shuffle the training set each epoch. Default true (the validation set is never shuffled). */
+  /** Shuffle the training set each epoch. Default true, `loaderDefaults.shuffle` (the validation set is never shuffled). */
   shuffle?: boolean;
-  /** Drop the last incomplete training batch (kept when it would leave no batch at all). Default true. */
+  /** Drop the last incomplete training batch (kept when it would leave no batch at all). Default true (`loaderDefaults.dropLast`). */
   dropLast?: boolean;
-  /** Seed for shuffling and augmentation. Default 42. */
+  /** Seed for shuffling and augmentation. Default 42 (`loaderDefaults.seed`). */
   seed?: number;
-  /** Images decoded at once. Default 8. */
+  /** Images decoded at once. Default 8 (`loaderDefaults.numWorkers`). */
   numWorkers?: number;
-  /** Batches decoded ahead of the one being consumed. Default 2. */
+  /** Batches decoded ahead of the one being consumed. Default 2 (`loaderDefaults.prefetch`). */
   prefetch?: number;
   /**
    * Keep presized images (`memory`, or `disk` under `cacheDir`; `true` means memory) so later
    * epochs skip decoding: all of valid, and on train the image resized to cover a cropping
-   * `Resize` (the random crop is cut from it each epoch). Default false.
+   * `Resize` (the random crop is cut from it each epoch). Default false (`loaderDefaults.cache`).
    */
   cache?: CacheKind | boolean;
   /** Folder of the disk cache. Default `$TMPDIR/tsfast-cache`. */
@@ -61,17 +73,6 @@ export interface LoaderSource {
   /** Number of classes (for multi-hot targets). */
   c: number;
   isMultiLabel: boolean;
-}
-
-/**
- * True when a batch transform resamples every image to a final size no larger than the last item
- * transform's, so enlarging in the item transform is redundant (see `DecodeOptions.noUpscale`).
- */
-export function upscaleIsRedundant(itemTfms: readonly ItemTfm[], batchTfms: readonly BatchTfm[]): boolean {
-  const last = itemTfms[itemTfms.length - 1];
-  const aff = batchTfms.find((t) => t.type === "AffineAug");
-  if (!last || !aff || aff.type !== "AffineAug" || !aff.size) return false;
-  return aff.size[0] <= last.size[0] && aff.size[1] <= last.size[1];
 }
 
 /** Derive a 32-bit seed from a base seed and integers (for per-epoch, per-item streams). */
@@ -114,6 +115,26 @@ export interface DataLoaderInit {
   cache: CacheKind | boolean;
   cacheDir?: string;
   maxPixels?: number;
+  /** The dataset's record of unreadable images, shared by its loaders. Default: one of its own. */
+  unreadable?: UnreadableImages;
+}
+
+/**
+ * The unreadable images of one dataset, shared by its train and valid loaders and their `new()`
+ * copies, so each image is reported once per dataset, not again by every loader that meets it.
+ */
+export class UnreadableImages {
+  private readonly reported = new Set<string | Buffer>();
+
+  /** Warn once, in one line, about the `inputs` (named `names`) not reported before. */
+  report(inputs: readonly (string | Buffer)[], names: readonly string[]): void {
+    const fresh = names.filter((_, k) => !this.reported.has(inputs[k]!));
+    inputs.forEach((x) => this.reported.add(x));
+    if (fresh.length === 0) return;
+    console.warn(
+      `tsfast: skipped ${fresh.length} unreadable image${fresh.length === 1 ? "" : "s"} ` + `(left out from now on): ${fresh.join(", ")}`,
+    );
+  }
 }
 
 /** Batches of one split: an `AsyncIterable<Batch>` that decodes ahead and skips unreadable images. */
@@ -138,6 +159,7 @@ export class DataLoader implements AsyncIterable<Batch> {
   private readonly prefetch: number;
   private readonly cache: ImageCache | undefined;
   private readonly decodeOpts: DecodeOptions;
+  private readonly unreadable: UnreadableImages;
   private epoch = 0;
 
   constructor(
@@ -159,6 +181,7 @@ export class DataLoader implements AsyncIterable<Batch> {
     const kind = opts.cache === true ? "memory" : opts.cache;
     this.cache = sharedCache ?? (kind ? new ImageCache(kind, opts.cacheDir) : undefined);
     this.decodeOpts = opts.maxPixels === undefined ? {} : { maxPixels: opts.maxPixels };
+    this.unreadable = opts.unreadable ?? new UnreadableImages();
   }
 
   /**
@@ -175,6 +198,7 @@ export class DataLoader implements AsyncIterable<Batch> {
         shuffle: opts.shuffle ?? this.shuffle,
         dropLast: opts.dropLast ?? this.dropLast,
         train: opts.train ?? this.train,
+        unreadable: this.unreadable,
       },
       this.cache,
     );
@@ -252,7 +276,7 @@ export class DataLoader implements AsyncIterable<Batch> {
     await ready();
     const epoch = this.epoch++;
     const batches = this.epochBatches(epoch);
-    const newlyBad: string[] = [];
+    const newlyBad: number[] = [];
     type Ready = { good: number[]; res: BatchResult | undefined };
     const started: Promise<Ready>[] = [];
     // Batch k: decode its images (bounded concurrency), set aside unreadable ones, then run the
@@ -269,7 +293,7 @@ export class DataLoader implements AsyncIterable<Batch> {
             goodImgs.push(im);
           } else if (!this.bad.has(i)) {
             this.bad.add(i);
-            newlyBad.push(this.items[i]!);
+            newlyBad.push(i);
           }
         });
         if (good.length === 0) return { good, res: undefined };
@@ -289,12 +313,10 @@ export class DataLoader implements AsyncIterable<Batch> {
         yield { xb, yb };
       }
     } finally {
-      if (newlyBad.length) {
-        console.warn(
-          `tsfast: skipped ${newlyBad.length} unreadable image${newlyBad.length === 1 ? "" : "s"} ` +
-            `(left out from now on): ${newlyBad.join(", ")}`,
-        );
-      }
+      this.unreadable.report(
+        newlyBad.map((i) => this.source.inputs[i]!),
+        newlyBad.map((i) => this.items[i]!),
+      );
     }
   }
 }
@@ -313,30 +335,6 @@ function rawToTensor(img: RawImage): tf.Tensor3D {
   const f = new Float32Array(img.data.length);
   for (let i = 0; i < f.length; i++) f[i] = img.data[i]! / 255;
   return tf.tensor3d(f, [img.height, img.width, 3], "float32");
-}
-
-/** Everything `predict`, export and the server need to turn raw images into a model input batch (JSON). */
-export interface InferenceSpec {
-  /** Format version of this object. */
-  version: 1;
-  /** Item transforms, run as on the validation set. */
-  itemTfms: ItemTfm[];
-  /** Batch transforms, run as on the validation set (resize to the final size, normalise). */
-  batchTfms: BatchTfm[];
-  /** Channel statistics when normalised. */
-  normalize?: { mean: number[]; std: number[] };
-  vocab: string[];
-  isMultiLabel: boolean;
-}
-
-/** Decode `inputs` (paths or bytes), apply the validation item and batch transforms of `spec`: a float32 NHWC batch (caller disposes). */
-export async function prepareInferenceBatch(spec: InferenceSpec, inputs: (string | Buffer)[]): Promise<tf.Tensor4D> {
-  await ready();
-  if (inputs.length === 0) throw new Error("prepareInferenceBatch: no inputs given");
-  const opts = { noUpscale: upscaleIsRedundant(spec.itemTfms, spec.batchTfms) };
-  const imgs = await Promise.all(inputs.map((x) => decodeImage(x, spec.itemTfms, false, new Rng(0), opts)));
-  const res = applyBatchTfms(imgs, spec.batchTfms, false, new Rng(0));
-  return tf.tensor4d(res.data, res.shape, "float32");
 }
 
 /** Options of `showBatch`. */

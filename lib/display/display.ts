@@ -14,27 +14,22 @@ interface TslabJupyter {
     | ((data: { data: MimeBundle; metadata: object; transient: { display_id?: string } }, update: boolean) => void);
 }
 
-let jupyterModule: TslabJupyter | null | undefined;
+let jupyterModule: TslabJupyter | undefined;
 
-function tslabJupyter(): TslabJupyter | null {
-  if (jupyterModule === undefined) {
-    try {
-      // tslab keeps the function that writes display_data on this module once the kernel runs.
-      jupyterModule = require("tslab/dist/jupyter") as TslabJupyter;
-    } catch {
-      jupyterModule = null;
-    }
-  }
+function tslabJupyter(): TslabJupyter {
+  // tslab (a dependency) keeps the function that writes display_data on this module once the kernel
+  // runs. Loaded on first use: it takes about a second, which scripts that never display should not pay.
+  jupyterModule ??= require("tslab/dist/jupyter") as TslabJupyter;
   return jupyterModule;
 }
 
 /** True inside a running tslab kernel (rich outputs are shown), false in Node scripts and tests. */
 export function inKernel(): boolean {
-  return tslabJupyter()?.lastWriteDisplayData != null;
+  return tslabJupyter().lastWriteDisplayData != null;
 }
 
 function write(bundle: MimeBundle, displayId: string | undefined, update: boolean): void {
-  const writer = tslabJupyter()?.lastWriteDisplayData;
+  const writer = tslabJupyter().lastWriteDisplayData;
   if (writer) {
     writer({ data: bundle, metadata: {}, transient: displayId ? { display_id: displayId } : {} }, update);
     return;

@@ -12,8 +12,9 @@ import { showHtml, showText } from "../display/display";
 import { tensorToPng } from "../display/image";
 import { ClassificationInterpretation } from "./interpretation";
 import { cleanerHtml, type CleanerCard } from "./cleaner-page";
-import { withSummary } from "./metrics";
-import { vocabOf, type LearnerLike } from "./types";
+import { withSummary } from "./report";
+import type { InterpretableLearner } from "../learner/contracts";
+import { vocabOf } from "./loaders";
 
 /** One choice made on the cleaner page (images kept need no decision). */
 export type CleanerDecision =
@@ -75,12 +76,12 @@ let viewCounter = 0;
 export class ImageClassifierCleaner {
   readonly root: string;
   readonly vocab: readonly string[];
-  private readonly learn: LearnerLike | undefined;
+  private readonly learn: InterpretableLearner | undefined;
   private readonly interps: (ClassificationInterpretation | undefined)[] = [undefined, undefined];
   private readonly opts: Required<Omit<CleanerOptions, "moveTo" | "root">> & Pick<CleanerOptions, "moveTo">;
 
   /** From a learner (predictions per split computed on first `show`) or an interpretation of one split. */
-  constructor(source: LearnerLike | ClassificationInterpretation, opts: CleanerOptions) {
+  constructor(source: InterpretableLearner | ClassificationInterpretation, opts: CleanerOptions) {
     if (!opts || typeof opts.root !== "string" || opts.root === "") {
       throw new Error("ImageClassifierCleaner needs { root }: the dataset folder it may change, e.g. { root: path }");
     }

@@ -16,8 +16,9 @@ import {
   mostConfusedFrom,
   topLossesFrom,
   type ClassificationReport,
-} from "./metrics";
-import { asLoader, loaderOf, vocabOf, type LearnerLike, type LoaderLike } from "./types";
+} from "./report";
+import type { InterpretableLearner, LoaderLike } from "../learner/contracts";
+import { asLoader, loaderOf, vocabOf } from "./loaders";
 
 /** The raw arrays an interpretation is built from (what `getPreds` gives, as plain numbers). */
 export interface InterpretationData {
@@ -130,7 +131,7 @@ export class ClassificationInterpretation {
    * losses as plain arrays (the tensors are disposed here). For the training split it predicts on
    * `dl.new({ shuffle: false, dropLast: false, train: false })` so predictions line up with items.
    */
-  static async fromLearner(learn: LearnerLike, opts: FromLearnerOptions = {}): Promise<ClassificationInterpretation> {
+  static async fromLearner(learn: InterpretableLearner, opts: FromLearnerOptions = {}): Promise<ClassificationInterpretation> {
     const { dsIdx = 1 } = opts;
     await ready();
     const dls = learn.dls;

@@ -5,7 +5,7 @@
 import { ready } from "../engine/backend";
 import { showImageGrid, tensorToPng } from "../display/image";
 import { ClassificationInterpretation } from "./interpretation";
-import type { LearnerLike } from "./types";
+import type { InterpretableLearner } from "../learner/contracts";
 
 /** Options of `showResults`. */
 export interface ShowResultsOptions {
@@ -47,7 +47,7 @@ export function resultCells(interp: ClassificationInterpretation, maxN = 9): Res
  * already have to skip that pass. `resultCells` gives the captions.
  */
 export async function showResults(
-  source: LearnerLike | ClassificationInterpretation,
+  source: InterpretableLearner | ClassificationInterpretation,
   opts: ShowResultsOptions = {},
 ): Promise<void> {
   const { maxN = 9, dsIdx = 1, size = 160 } = opts;

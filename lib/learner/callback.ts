@@ -53,40 +53,59 @@ export type Callback = {
   runTrain?: boolean;
 };
 
+/**
+ * The events of one batch. As fastai, `runTrain`/`runValid` filter only these: a callback with
+ * `runValid: false` still sees `beforeEpoch`, `afterEpoch`, ... of a validation phase.
+ */
+export const INNER_LOOP: ReadonlySet<EventName> = new Set<EventName>(
+  EVENTS.slice(EVENTS.indexOf("beforeBatch"), EVENTS.indexOf("afterBatch") + 1),
+);
+
+/**
+ * The base of the five control-flow exceptions (fastai's `Cancel*Exception`s): a callback throws one
+ * to skip part of the loop; the learner catches it at that level and fires `afterCancel<Level>`.
+ */
+export class CancelException extends Error {}
+
 /** Throw from a callback to skip the rest of this batch (no optimizer step when thrown before it). */
-export class CancelBatchException extends Error {
+export class CancelBatchException extends CancelException {
   constructor(message = "batch cancelled") {
     super(message);
     this.name = "CancelBatchException";
   }
 }
 /** Throw from a callback to skip the rest of the training phase of this epoch. */
-export class CancelTrainException extends Error {
+export class CancelTrainException extends CancelException {
   constructor(message = "training phase cancelled") {
     super(message);
     this.name = "CancelTrainException";
   }
 }
 /** Throw from a callback to skip the validation phase of this epoch. */
-export class CancelValidException extends Error {
+export class CancelValidException extends CancelException {
   constructor(message = "validation cancelled") {
     super(message);
     this.name = "CancelValidException";
   }
 }
 /** Throw from a callback to skip the rest of this epoch. */
-export class CancelEpochException extends Error {
+export class CancelEpochException extends CancelException {
   constructor(message = "epoch cancelled") {
     super(message);
     this.name = "CancelEpochException";
   }
 }
 /** Throw from a callback to stop `fit` cleanly (afterFit still runs). */
-export class CancelFitException extends Error {
+export class CancelFitException extends CancelException {
   constructor(message = "fit cancelled") {
     super(message);
     this.name = "CancelFitException";
   }
+}
+
+/** Whether `e` is one of the `Cancel*Exception`s (they pass through callbacks unchanged). */
+export function isCancel(e: unknown): e is CancelException {
+  return e instanceof CancelException;
 }
 
 /** Thrown when the training loss becomes NaN or infinite; the weights are those from before that step. */

@@ -1,7 +1,7 @@
 /**
- * Saving and loading: `export`/`loadLearner` (a self-contained, code-free inference artifact:
- * tfjs LayersModel JSON + weights + vocab + inference spec + metadata) and `save`/`load`
- * checkpoints (weights + optimizer state) in `<path>/models/`. Writes are atomic (temp + rename).
+ * `export`/`loadLearner`: a self-contained, code-free inference artifact (tfjs LayersModel JSON +
+ * weights + vocab + inference spec + metadata), written atomically (a temp folder, then rename).
+ * Checkpoints (`save`/`load`) are in `checkpoint.ts`, prediction in `predict.ts`.
  */
 import * as crypto from "node:crypto";
 import * as fs from "node:fs";
@@ -9,18 +9,12 @@ import * as path from "node:path";
 import * as tf from "../engine/tf";
 import { ready } from "../engine/backend";
 import type { Loss } from "./losses";
-import type { Optimizer, OptimizerState } from "./optimizer";
-import { disposeState } from "./optimizer";
+import { activationOf, predictManyWith, predictWith, type Activation, type Prediction } from "./predict";
 
 /** The artifact format name written into `tsfast.json`. */
 export const EXPORT_FORMAT = "tsfast-export";
 /** The artifact format version this build writes and reads. */
 export const EXPORT_VERSION = 1;
-const CKPT_MAGIC = "TSFASTCK";
-const CKPT_VERSION = 1;
-
-/** How model outputs become probabilities. */
-export type Activation = "softmax" | "sigmoid" | "none";
 
 /** `tsfast.json`: the export's metadata. */
 export interface ExportMeta {
@@ -36,96 +30,6 @@ export interface ExportMeta {
   layerClasses: string[];
   weightsBytes: number;
   weightsSha256: string;
-}
-
-/** Turns file paths or encoded images into a model input batch (the data floor's `prepareInferenceBatch`). */
-export type PrepareInferenceBatch = (spec: unknown, inputs: (string | Buffer)[]) => Promise<tf.Tensor4D>;
-
-let preparer: PrepareInferenceBatch | undefined;
-
-/** Tell the learner how to preprocess `predict` inputs (the data floor registers its `prepareInferenceBatch`). */
-export function setInferencePreparer(f: PrepareInferenceBatch): void {
-  preparer = f;
-}
-
-function findPreparer(): PrepareInferenceBatch {
-  if (preparer) return preparer;
-  for (const p of ["../data/loader", "../data", "../data/index", "../data/inference"]) {
-    try {
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
-      const m = require(p) as { prepareInferenceBatch?: PrepareInferenceBatch };
-      if (typeof m.prepareInferenceBatch === "function") return (preparer = m.prepareInferenceBatch);
-    } catch {
-      // not present in this build
-    }
-  }
-  throw new Error("predict needs the data module's prepareInferenceBatch; import it from tsfast or call setInferencePreparer(fn)");
-}
-
-/** The activation a loss implies. */
-export function activationOf(loss: Loss): { activation: Activation; thresh: number } {
-  const l = loss as Loss & { activationName?: Activation; thresh?: number };
-  if (l.activationName) return { activation: l.activationName, thresh: l.thresh ?? 0.5 };
-  if (/CrossEntropy/.test(loss.name)) return { activation: "softmax", thresh: 0.5 };
-  if (/BCE/.test(loss.name)) return { activation: "sigmoid", thresh: l.thresh ?? 0.5 };
-  return { activation: "none", thresh: 0.5 };
-}
-
-/** What `predict` returns. */
-export interface Prediction {
-  /** The most likely class name. */
-  label: string;
-  /** Its index in `vocab`. */
-  index: number;
-  /** Probability per class (or raw outputs for regression). */
-  probs: number[];
-  /** Multi-label: every class whose probability exceeds the threshold. */
-  labels?: string[];
-}
-
-/** What `predict` needs besides the model. */
-export interface InferenceInfo {
-  vocab: string[];
-  isMultiLabel: boolean;
-  inferenceSpec: unknown;
-  activation: Activation;
-  thresh: number;
-}
-
-/** Run a model on one input (file path, encoded image, or an already prepared tensor) and decode it. */
-export async function predictWith(model: tf.LayersModel, meta: InferenceInfo, input: string | Buffer | tf.Tensor): Promise<Prediction> {
-  const x = input instanceof tf.Tensor ? (input.rank === 3 ? tf.expandDims(input, 0) : input.clone()) : undefined;
-  const [r] = await predictManyWith(model, meta, x ?? [input as string | Buffer]);
-  x?.dispose();
-  return r!;
-}
-
-/** Run a model on many inputs at once (paths / encoded images, or a prepared NHWC batch) and decode each. */
-export async function predictManyWith(model: tf.LayersModel, meta: InferenceInfo, inputs: (string | Buffer)[] | tf.Tensor): Promise<Prediction[]> {
-  await ready();
-  const x = inputs instanceof tf.Tensor ? inputs : await findPreparer()(meta.inferenceSpec, inputs);
-  let rows: number[][];
-  try {
-    const out = tf.tidy(() => {
-      const logits = model.apply(x, { training: false }) as tf.Tensor;
-      const p = meta.activation === "softmax" ? tf.softmax(logits) : meta.activation === "sigmoid" ? tf.sigmoid(logits) : logits;
-      return tf.reshape(p, [x.shape[0]!, -1]);
-    });
-    rows = (await out.array()) as number[][];
-    out.dispose();
-  } finally {
-    if (x !== inputs) x.dispose();
-  }
-  const name = (i: number) => meta.vocab[i] ?? String(i);
-  return rows.map((probs) => {
-    let index = 0;
-    probs.forEach((p, i) => {
-      if (p > probs[index]!) index = i;
-    });
-    const r: Prediction = { label: name(index), index, probs };
-    if (meta.isMultiLabel) r.labels = probs.flatMap((p, i) => (p > meta.thresh ? [name(i)] : []));
-    return r;
-  });
 }
 
 function concatWeightData(w: tf.io.WeightData | undefined): ArrayBuffer {
@@ -283,101 +187,4 @@ export async function loadLearner(dir: string): Promise<InferenceLearner> {
     predict: (input) => predictWith(model, info, input),
     predictBatch: (inputs) => predictManyWith(model, info, inputs),
   };
-}
-
-// ---------------------------------------------------------------- checkpoints
-
-interface TensorEntry {
-  shape: number[];
-  dtype: string;
-  offset: number;
-  length: number;
-}
-
-interface CkptHeader {
-  format: string;
-  version: number;
-  weights: (TensorEntry & { name: string })[];
-  opt: null | { kind: string; hypers: OptimizerState["hypers"]; params: { step: number; tensors: Record<string, TensorEntry> }[] };
-}
-
-/** Write weights (all, incl. batch-norm statistics) and optimizer state to `file` (atomically). */
-export async function saveCheckpoint(file: string, model: tf.LayersModel, opt?: Optimizer): Promise<void> {
-  const chunks: Buffer[] = [];
-  let offset = 0;
-  const put = async (t: tf.Tensor): Promise<TensorEntry> => {
-    const data = await t.data();
-    const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-    chunks.push(Buffer.from(buf));
-    const e = { shape: t.shape, dtype: t.dtype, offset, length: buf.length };
-    offset += buf.length;
-    return e;
-  };
-  const header: CkptHeader = { format: CKPT_MAGIC, version: CKPT_VERSION, weights: [], opt: null };
-  for (const w of model.weights) header.weights.push({ name: w.originalName, ...(await put(w.read())) });
-  if (opt) {
-    const st = opt.stateDict();
-    try {
-      const params: NonNullable<CkptHeader["opt"]>["params"] = [];
-      for (const p of st.params) {
-        const tensors: Record<string, TensorEntry> = {};
-        for (const [k, t] of Object.entries(p.tensors)) tensors[k] = await put(t);
-        params.push({ step: p.step, tensors });
-      }
-      header.opt = { kind: st.kind, hypers: st.hypers, params };
-    } finally {
-      disposeState(st);
-    }
-  }
-  const head = Buffer.from(JSON.stringify(header));
-  const len = Buffer.alloc(4);
-  len.writeUInt32LE(head.length);
-  fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
-  const tmp = `${file}.tmp-${process.pid}`;
-  fs.writeFileSync(tmp, Buffer.concat([Buffer.from(CKPT_MAGIC), len, head, ...chunks]));
-  fs.renameSync(tmp, file);
-}
-
-/** Load a checkpoint written by `saveCheckpoint` into `model` (and `opt` when given and saved). */
-export async function loadCheckpoint(file: string, model: tf.LayersModel, opt?: Optimizer, withOpt = true): Promise<void> {
-  await ready();
-  if (!fs.existsSync(file)) throw new Error(`load: checkpoint ${file} does not exist (learn.save(name) writes <path>/models/<name>.tsfast)`);
-  const buf = fs.readFileSync(file);
-  if (buf.length < 12 || buf.subarray(0, 8).toString() !== CKPT_MAGIC) throw new Error(`load: ${file} is not a tsfast checkpoint`);
-  const hlen = buf.readUInt32LE(8);
-  if (12 + hlen > buf.length) throw new Error(`load: ${file} is truncated`);
-  const header = JSON.parse(buf.subarray(12, 12 + hlen).toString()) as CkptHeader;
-  if (header.version > CKPT_VERSION) throw new Error(`load: ${file} is checkpoint version ${header.version}, newer than this tsfast reads (${CKPT_VERSION})`);
-  const base = 12 + hlen;
-  const read = (e: TensorEntry): tf.Tensor => {
-    if (base + e.offset + e.length > buf.length) throw new Error(`load: ${file} is truncated`);
-    const bytes = buf.subarray(base + e.offset, base + e.offset + e.length);
-    const ab = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
-    const data = e.dtype === "int32" ? new Int32Array(ab) : new Float32Array(ab);
-    return tf.tensor(data, e.shape, e.dtype as tf.DataType);
-  };
-  const ws = model.weights;
-  if (ws.length !== header.weights.length) {
-    throw new Error(`load: ${file} holds ${header.weights.length} weights but the model has ${ws.length}; it was saved from a different architecture`);
-  }
-  const tensors = header.weights.map((e, i) => {
-    if (!tf.util.arraysEqual(e.shape, ws[i]!.shape as number[])) {
-      throw new Error(`load: weight ${e.name} has shape [${e.shape}] in ${file} but [${ws[i]!.shape}] in the model`);
-    }
-    return read(e);
-  });
-  ws.forEach((w, i) => w.write(tensors[i]!));
-  tf.dispose(tensors);
-  if (opt && withOpt && header.opt) {
-    const st: OptimizerState = {
-      kind: header.opt.kind,
-      hypers: header.opt.hypers,
-      params: header.opt.params.map((p) => ({ step: p.step, tensors: Object.fromEntries(Object.entries(p.tensors).map(([k, e]) => [k, read(e)])) })),
-    };
-    try {
-      opt.loadStateDict(st);
-    } finally {
-      disposeState(st);
-    }
-  }
 }

@@ -13,7 +13,9 @@ import {
   CancelValidException,
   NonFiniteLossError,
   FitInterruptedError,
+  INNER_LOOP,
   callbackName,
+  isCancel,
   sortCallbacks,
   type Callback,
   type EventName,
@@ -27,36 +29,13 @@ import { ProgressCallback } from "./progress";
 import { combinedCos, ParamScheduler } from "./schedule";
 import type { Hypers } from "./optimizer";
 import { lrFind, type LrFindOptions, type LrFindResult } from "./lrfind";
-import { activationOf, exportModel, loadCheckpoint, predictManyWith, predictWith, saveCheckpoint, type InferenceInfo, type Prediction } from "./export";
+import { exportModel } from "./export";
+import { loadCheckpoint, saveCheckpoint } from "./checkpoint";
+import { activationOf, predictManyWith, predictWith, type InferenceInfo } from "./predict";
+import type { DataLoaderLike, DataLoadersLike, Prediction, Preds } from "./contracts";
 import * as nodePath from "node:path";
-import { inKernel } from "./show";
-import { getPreds, tta, validate, type GetPredsOptions, type Preds, type TtaOptions } from "./preds";
-
-/** A batch as the data floor yields it: inputs and targets (the learner disposes both). */
-export interface BatchLike {
-  xb: tf.Tensor;
-  yb: tf.Tensor;
-}
-
-/** What the learner needs from a data loader (structurally the data floor's `DataLoader`). */
-export interface DataLoaderLike extends AsyncIterable<BatchLike> {
-  /** Batches per epoch. */
-  length: number;
-  /** Items. */
-  n?: number;
-}
-
-/** What the learner needs from `DataLoaders` (structurally the data floor's class). */
-export interface DataLoadersLike {
-  train: DataLoaderLike;
-  valid: DataLoaderLike;
-  vocab?: string[];
-  c?: number;
-  isMultiLabel?: boolean;
-  path?: string;
-  /** JSON-serialisable description of inference preprocessing (saved by `export`). */
-  inferenceSpec?(): unknown;
-}
+import { inKernel } from "../display/display";
+import { getPreds, tta, validate, type GetPredsOptions, type TtaOptions } from "./preds";
 
 /** Options of `new Learner`, with fastai's defaults. */
 export interface LearnerOptions {
@@ -86,7 +65,25 @@ export interface LearnerOptions {
   progress?: boolean;
 }
 
-/** Options of `fitOneCycle` (fastai's defaults). */
+/** `fitOneCycle`'s defaults (fastai's `fit_one_cycle`). */
+export const fitOneCycleDefaults = {
+  div: 25,
+  divFinal: 1e5,
+  pctStart: 0.25,
+  moms: [0.95, 0.85, 0.95] as readonly [number, number, number],
+} as const;
+
+/** `fineTune`'s defaults (fastai's `fine_tune`); the frozen phase warms up for `frozenPctStart` of its steps. */
+export const fineTuneDefaults = {
+  baseLr: 2e-3,
+  freezeEpochs: 1,
+  lrMult: 100,
+  pctStart: 0.3,
+  div: 5,
+  frozenPctStart: 0.99,
+} as const;
+
+/** Options of `fitOneCycle`; defaults in `fitOneCycleDefaults`. */
 export interface FitOneCycleOptions {
   /** Peak learning rate: number, per-group array or `slice` (default: the learner's `lr`). */
   lrMax?: LrSpec;
@@ -104,7 +101,7 @@ export interface FitOneCycleOptions {
   cbs?: Callback[];
 }
 
-/** Options of `fineTune` (fastai's defaults). */
+/** Options of `fineTune`; defaults in `fineTuneDefaults`. */
 export interface FineTuneOptions {
   /** Learning rate of the unfrozen phase's last group, doubled for the frozen phase (default 2e-3). */
   baseLr?: number;
@@ -472,10 +469,11 @@ export class Learner {
   /** Train with fastai's one-cycle policy: cosine warm-up to `lrMax` then cosine annealing; momentum the other way. */
   async fitOneCycle(nEpoch: number, opts: FitOneCycleOptions = {}): Promise<void> {
     if (!this.opt) this.createOpt();
-    const div = opts.div ?? 25;
-    const divFinal = opts.divFinal ?? 1e5;
-    const pctStart = opts.pctStart ?? 0.25;
-    const [m0, m1, m2] = opts.moms ?? [0.95, 0.85, 0.95];
+    const d = fitOneCycleDefaults;
+    const div = opts.div ?? d.div;
+    const divFinal = opts.divFinal ?? d.divFinal;
+    const pctStart = opts.pctStart ?? d.pctStart;
+    const [m0, m1, m2] = opts.moms ?? d.moms;
     this.opt!.setHyper("lr", opts.lrMax ?? this.lr);
     const lrMax = this.opt!.hypers.map((h) => h.lr);
     const sched = new ParamScheduler({
@@ -492,17 +490,18 @@ export class Learner {
 
   /** fastai's `fine_tune`: one-cycle with the body frozen, then unfrozen with discriminative learning rates. */
   async fineTune(epochs: number, opts: FineTuneOptions = {}): Promise<void> {
-    let baseLr = opts.baseLr ?? 2e-3;
-    const freezeEpochs = opts.freezeEpochs ?? 1;
-    const lrMult = opts.lrMult ?? 100;
+    const d = fineTuneDefaults;
+    let baseLr = opts.baseLr ?? d.baseLr;
+    const freezeEpochs = opts.freezeEpochs ?? d.freezeEpochs;
+    const lrMult = opts.lrMult ?? d.lrMult;
     this.freeze();
-    await this.fitOneCycle(freezeEpochs, { lrMax: slice(baseLr), pctStart: 0.99, wd: opts.wd, cbs: opts.cbs });
+    await this.fitOneCycle(freezeEpochs, { lrMax: slice(baseLr), pctStart: d.frozenPctStart, wd: opts.wd, cbs: opts.cbs });
     baseLr /= 2;
     this.unfreeze();
     await this.fitOneCycle(epochs, {
       lrMax: slice(baseLr / lrMult, baseLr),
-      pctStart: opts.pctStart ?? 0.3,
-      div: opts.div ?? 5,
+      pctStart: opts.pctStart ?? d.pctStart,
+      div: opts.div ?? d.div,
       wd: opts.wd,
       cbs: opts.cbs,
     });
@@ -589,15 +588,3 @@ export class Learner {
     this.opt = undefined;
   }
 }
-
-function isCancel(e: unknown): boolean {
-  return (
-    e instanceof CancelBatchException ||
-    e instanceof CancelTrainException ||
-    e instanceof CancelValidException ||
-    e instanceof CancelEpochException ||
-    e instanceof CancelFitException
-  );
-}
-
-const INNER_LOOP = new Set<EventName>(["beforeBatch", "afterPred", "afterLoss", "beforeBackward", "afterStep", "afterCancelBatch", "afterBatch"]);

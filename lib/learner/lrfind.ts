@@ -12,9 +12,19 @@ import { ProgressCallback } from "./progress";
 import { ParamScheduler, schedExp, suggestName, valley, type SuggestFunc } from "./schedule";
 import { lrFindFigure } from "../display/charts";
 import { showPlot } from "../display/plot";
-import type { Figure } from "./show";
+import type { Figure } from "../display/plot";
 
-/** Options of `lrFind` (fastai's defaults). */
+/** `lrFind`'s defaults (fastai's `lr_find`); `numIt` is raised to at least 6. */
+export const lrFindDefaults = {
+  startLr: 1e-7,
+  endLr: 10,
+  numIt: 100,
+  stopDiv: true,
+  suggestFuncs: [valley] as readonly SuggestFunc[],
+  showPlot: true,
+} as const;
+
+/** Options of `lrFind`; defaults in `lrFindDefaults`. */
 export interface LrFindOptions {
   /** First learning rate (default 1e-7). */
   startLr?: number;
@@ -84,11 +94,12 @@ export class LRFinder extends ParamScheduler {
 
 /** Run the learning-rate finder on `learn` (see `LrFindOptions`); weights and optimizer state are restored. */
 export async function lrFind(learn: Learner, opts: LrFindOptions = {}): Promise<LrFindResult> {
-  const startLr = opts.startLr ?? 1e-7;
-  const endLr = opts.endLr ?? 10;
-  const numIt = Math.max(6, opts.numIt ?? 100);
-  const stopDiv = opts.stopDiv ?? true;
-  const funcs = opts.suggestFuncs ?? [valley];
+  const d = lrFindDefaults;
+  const startLr = opts.startLr ?? d.startLr;
+  const endLr = opts.endLr ?? d.endLr;
+  const numIt = Math.max(6, opts.numIt ?? d.numIt);
+  const stopDiv = opts.stopDiv ?? d.stopDiv;
+  const funcs = opts.suggestFuncs ?? [...d.suggestFuncs];
   if (!(startLr > 0 && endLr > startLr)) throw new Error(`lrFind: need 0 < startLr < endLr, got startLr=${startLr}, endLr=${endLr}`);
   const nBatches = learn.dls.train.length;
   if (!nBatches) throw new Error("lrFind: the training loader has no batches");
@@ -118,7 +129,7 @@ export async function lrFind(learn: Learner, opts: LrFindOptions = {}): Promise<
   }
   const lrs = learn.recorder.lrs.slice();
   const losses = learn.recorder.losses.slice();
-  return suggest(lrs, losses, numIt, funcs, opts.showPlot ?? true);
+  return suggest(lrs, losses, numIt, funcs, opts.showPlot ?? d.showPlot);
 }
 
 /** Apply suggestion rules to a recorded curve as fastai does (skip the first numIt/10 and last 5 points). */

@@ -3,7 +3,8 @@
  */
 import * as tf from "../engine/tf";
 import { ready } from "../engine/backend";
-import type { DataLoaderLike, Learner } from "./learner";
+import type { DataLoaderLike, Preds } from "./contracts";
+import type { Learner } from "./learner";
 
 /** Options of `getPreds`. */
 export interface GetPredsOptions {
@@ -17,13 +18,6 @@ export interface GetPredsOptions {
   act?: boolean;
   /** Transform each input batch first (used by `tta`; default none). */
   transform?: (xb: tf.Tensor) => tf.Tensor;
-}
-
-/** What `getPreds` returns; the caller disposes the tensors. */
-export interface Preds {
-  preds: tf.Tensor2D;
-  targs: tf.Tensor;
-  losses?: tf.Tensor1D;
 }
 
 function loaderOf(learn: Learner, opts: { dsIdx?: number; dl?: DataLoaderLike }): DataLoaderLike {

@@ -7,7 +7,8 @@ import type { Learner } from "./learner";
 import { lossFigure } from "../display/charts";
 import { escapeHtml } from "../display/display";
 import { showPlot } from "../display/plot";
-import { liveDisplay, type Figure, type Live } from "./show";
+import { inKernel, newLiveDisplay, type LiveDisplay } from "../display/display";
+import type { Figure } from "../display/plot";
 
 /** Options of `ProgressCallback`. */
 export interface ProgressOptions {
@@ -34,8 +35,8 @@ export class ProgressCallback implements Callback {
   private readonly plot: boolean;
   private readonly print: boolean;
   private rows: (string | number)[][] = [];
-  private table?: Live;
-  private chart?: Live;
+  private table?: LiveDisplay;
+  private chart?: LiveDisplay;
   private started = 0;
 
   constructor(opts: ProgressOptions = {}) {
@@ -46,8 +47,9 @@ export class ProgressCallback implements Callback {
 
   beforeFit(learn: Learner): void {
     this.rows = [];
-    this.table = liveDisplay();
-    this.chart = this.table && this.plot ? liveDisplay() : undefined;
+    // a live display in a kernel; none in a terminal (text lines are printed instead)
+    this.table = inKernel() ? newLiveDisplay() : undefined;
+    this.chart = this.table && this.plot ? newLiveDisplay() : undefined;
     if (!this.table && this.print) console.log(learn.recorder.metricNames.map((n) => n.padEnd(12)).join(""));
   }
   beforeEpoch(): void {

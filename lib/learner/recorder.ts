@@ -6,7 +6,7 @@ import type { Callback } from "./callback";
 import type { Learner } from "./learner";
 import { lossFigure, schedFigure } from "../display/charts";
 import { showPlot } from "../display/plot";
-import type { Figure } from "./show";
+import type { Figure } from "../display/plot";
 
 /** fastai's `AvgSmoothLoss`: debiased exponential moving average, v ← β·v + (1 − β)·loss; value = v/(1 − β^count). */
 export class SmoothLoss {

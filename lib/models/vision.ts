@@ -5,7 +5,8 @@
 import * as tf from "../engine/tf";
 import { ready } from "../engine/backend";
 import { Learner } from "../learner/learner";
-import type { DataLoadersLike, LearnerOptions } from "../learner/learner";
+import type { DataLoadersLike, VisionDataLoaders } from "../learner/contracts";
+import type { LearnerOptions } from "../learner/learner";
 import type { Arch, Stats } from "./archs";
 import { archMeta } from "./archs";
 import { AdaptiveConcatPool2d, SigmoidRange } from "./layers";
@@ -119,20 +120,6 @@ export function statsForChannels(stats: Stats, nIn: number): Stats {
   return { mean: fit(stats.mean), std: fit(stats.std) };
 }
 
-/** What `visionLearner` needs from `DataLoaders` (structurally the data floor's class). */
-export interface VisionDataLoaders {
-  /** Number of classes. */
-  c?: number;
-  /** Multi-hot targets (BCE loss) rather than class indices. */
-  isMultiLabel?: boolean;
-  /** The `Normalize` stats present in the batch transforms, if any. */
-  normalize?: { mean: number[]; std: number[] };
-  /** Adds a batch transform (a `Normalize` here) to both loaders. */
-  addBatchTfm?(t: { type: "Normalize"; mean: number[]; std: number[] }): void;
-  /** One training batch, to read the number of input channels. */
-  oneBatch?(): Promise<{ xb: tf.Tensor; yb: tf.Tensor }>;
-}
-
 /** Options of `visionLearner`: the head's, the body's and the Learner's (`lossFunc`, `metrics`, `lr`, `wd`, `cbs`, `trainBn`, ...). */
 export interface VisionLearnerOptions extends VisionModelOptions, Omit<LearnerOptions, "splitter"> {
   /** Add a `Normalize` batch transform with the weights' stats when pretrained and none is present (default true). */
@@ -142,8 +129,6 @@ export interface VisionLearnerOptions extends VisionModelOptions, Omit<LearnerOp
   /** Parameter groups (default `visionSplit`: 3 groups). */
   splitter?: (model: tf.LayersModel) => tf.layers.Layer[][];
 }
-
-const HEAD_KEYS = ["pretrained", "nIn", "archOptions", "linFtrs", "ps", "concatPool", "firstBn", "bnFinal", "yRange", "seed", "normalize", "nOut"];
 
 /**
  * fastai's `vision_learner`: `arch`'s body (pretrained by default) + fastai's head for `dls.c`
@@ -170,10 +155,24 @@ export async function visionLearner(
     const s = statsForChannels(stats ?? IMAGENET_STATS, nIn ?? 3);
     dls.addBatchTfm({ type: "Normalize", mean: s.mean, std: s.std });
   }
-  const learnerOpts: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(opts)) if (!HEAD_KEYS.includes(k) && v !== undefined) learnerOpts[k] = v;
-  learnerOpts["splitter"] = opts.splitter ?? visionSplit;
-  const learn = new Learner(dls, model, learnerOpts as LearnerOptions);
+  // The body's and the head's options went to createVisionModel; the rest are the Learner's.
+  const {
+    pretrained: _pretrained,
+    nIn: _nIn,
+    archOptions: _archOptions,
+    linFtrs: _linFtrs,
+    ps: _ps,
+    concatPool: _concatPool,
+    firstBn: _firstBn,
+    bnFinal: _bnFinal,
+    yRange: _yRange,
+    seed: _seed,
+    normalize: _normalize,
+    nOut: _nOut,
+    splitter,
+    ...learnerOpts
+  } = opts;
+  const learn = new Learner(dls, model, { ...learnerOpts, splitter: splitter ?? visionSplit });
   if (pretrained !== false) learn.freeze();
   return learn;
 }

@@ -8,20 +8,12 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { performance } from "node:perf_hooks";
+import type { LearnerLike, Prediction } from "../learner/contracts";
+import { loadLearner } from "../learner/export";
 import { checkImage } from "./image";
 import type { Upload } from "./upload";
 
-/** One prediction, as `learn.predict` returns it. */
-export interface Prediction {
-  /** The predicted class (`vocab[index]`). */
-  label: string;
-  /** Index of the predicted class in `vocab`. */
-  index: number;
-  /** One probability per class, in `vocab` order. */
-  probs: number[];
-  /** Multi-label models: every class over the threshold. */
-  labels?: string[];
-}
+export type { LearnerLike, Prediction };
 
 /** The model side of the server: anything with a `vocab` and a `predict` on image bytes. */
 export interface Predictor {
@@ -59,7 +51,7 @@ export async function loadPredictor(dir: string): Promise<Predictor> {
   if (!stat.isDirectory()) {
     throw new Error(`"${dir}" is a file, not an export folder; pass the folder learn.export(dir) wrote`);
   }
-  const load = loader ?? defaultLoader();
+  const load = loader ?? loadLearnerPredictor;
   const p = await load(abs);
   if (!p || !Array.isArray(p.vocab) || typeof p.predict !== "function") {
     throw new Error(`the model loaded from "${dir}" has no vocab/predict; is it a tsfast export?`);
@@ -67,52 +59,11 @@ export async function loadPredictor(dir: string): Promise<Predictor> {
   return p;
 }
 
-// The learner module is looked up at call time, so the server builds and is tested on its own.
-function defaultLoader(): PredictorLoader {
-  let mod: { loadLearner?: (dir: string) => Promise<unknown> };
-  try {
-    mod = require("../learner/export") as typeof mod;
-  } catch (e) {
-    const msg = e instanceof Error ? e.message : String(e);
-    throw new Error(`cannot load an export folder: tsfast's loadLearner (lib/learner/export) is not available (${msg.split("\n")[0]})`);
-  }
-  if (typeof mod.loadLearner !== "function") {
-    throw new Error("cannot load an export folder: lib/learner/export has no loadLearner function");
-  }
-  const loadLearner = mod.loadLearner;
-  return async (dir) => {
-    const learn = (await loadLearner(dir)) as Predictor & { model?: { dispose?: () => unknown } };
-    // An exported learner owns its model's weights; the server frees them on close().
-    if (typeof learn.dispose !== "function" && typeof learn.model?.dispose === "function") {
-      const model = learn.model;
-      learn.dispose = () => void model.dispose!();
-    }
-    return learn;
-  };
-}
-
-/**
- * Make a fresh process able to restore any export, as `import "tsfast"` does for a notebook: load the
- * public API (it registers the models' custom layer classes) and hand the data floor's
- * `prepareInferenceBatch` to the learner. The `tsfast` command calls it before `loadPredictor`.
- */
-export function loadRuntime(): void {
-  tryRequire("../index");
-  const learner = tryRequire("../learner/export") as { setInferencePreparer?: (f: unknown) => void } | undefined;
-  const data = (tryRequire("../data") ?? tryRequire("../data/loader")) as { prepareInferenceBatch?: unknown } | undefined;
-  if (typeof learner?.setInferencePreparer === "function" && typeof data?.prepareInferenceBatch === "function") {
-    learner.setInferencePreparer(data.prepareInferenceBatch);
-  }
-}
-
-function tryRequire(id: string): unknown {
-  try {
-    return require(id) as unknown;
-  } catch (e) {
-    // Only a module that is absent from this build is skipped; a module that fails to load is an error.
-    if ((e as NodeJS.ErrnoException).code === "MODULE_NOT_FOUND" && String((e as Error).message).includes(`'${id}'`)) return undefined;
-    throw e;
-  }
+/** `loadLearner(dir)` as a `Predictor` that frees the model's weights on `dispose()`. */
+async function loadLearnerPredictor(dir: string): Promise<Predictor> {
+  const learn = await loadLearner(dir);
+  // An exported learner owns its model's weights; the server frees them on close().
+  return Object.assign(learn, { dispose: () => learn.model.dispose() });
 }
 
 /** The class probabilities sorted high to low, best `k` first. */
@@ -121,18 +72,6 @@ export function topK(probs: number[], vocab: string[], k: number): { label: stri
     .map((p, i) => ({ label: vocab[i] ?? String(i), index: i, probability: p }))
     .sort((a, b) => b.probability - a.probability || a.index - b.index)
     .slice(0, Math.max(0, k));
-}
-
-/** A trained `Learner`: its vocabulary lives on `dls`. */
-export interface LearnerLike {
-  /** The learner's data: `vocab` names the classes. */
-  dls: { vocab?: string[]; isMultiLabel?: boolean };
-  /** `learn.predict`. */
-  predict(input: Buffer): Promise<Prediction>;
-  /** `learn.predictBatch`, when present. */
-  predictBatch?: (inputs: Buffer[]) => Promise<Prediction[]>;
-  /** The model, reported by `GET /info`. */
-  model?: unknown;
 }
 
 /** `source` as a `Predictor`: as is, or a `Learner` seen through `learn.dls.vocab`. */

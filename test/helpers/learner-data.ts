@@ -3,7 +3,7 @@
  * plus small models, for the learner's tests.
  */
 import * as tf from "../../lib/engine/tf";
-import type { BatchLike, DataLoaderLike, DataLoadersLike } from "../../lib/learner/learner";
+import type { BatchLike, DataLoaderLike, DataLoadersLike } from "../../lib/learner/contracts";
 
 /** A loader over fixed arrays, in order (no shuffling), yielding fresh tensors the consumer disposes. */
 export class ArrayLoader implements DataLoaderLike {

@@ -2,8 +2,8 @@
  * The training kernels tsfast adds to (or replaces in) tfjs's wasm backend.
  */
 import * as tf from "../tf";
-import { conv2DBackpropFilter, conv2DBackpropInput, rememberStockBackpropInput } from "./conv2d_grad";
-import { depthwiseConv2dNativeBackpropFilter, depthwiseConv2dNativeBackpropInput } from "./depthwise_grad";
+import { conv2DBackpropFilter, conv2DBackpropInput, rememberStockBackpropInput } from "./conv2d-grad";
+import { depthwiseConv2dNativeBackpropFilter, depthwiseConv2dNativeBackpropInput } from "./depthwise-grad";
 import { unsortedSegmentSum } from "./segment";
 import { rememberStockTile, tile } from "./tile";
 

@@ -5,8 +5,8 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import sharp from "sharp";
-import { buildFolderOnce, classFolderName, mapLimit, type DatasetFolderOptions } from "./datasets-folder";
-import { Rng } from "./random";
+import { buildFolderOnce, classFolderName, mapLimit, type DatasetFolderOptions } from "./folder";
+import { Rng } from "../random";
 
 /**
  * Categories left out: "Component" holds the five skin-tone swatches (flat colour squares, not

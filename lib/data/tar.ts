@@ -102,7 +102,7 @@ export interface ExtractTarOptions {
 }
 
 /** The relative, normalised path of an entry, or a thrown `TarError` if it escapes. */
-function safeRelative(name: string, archive: string, what = "entry"): string {
+export function safeRelative(name: string, archive: string, what = "entry"): string {
   const n = name.replace(/\\/g, "/");
   if (n.startsWith("/") || /^[A-Za-z]:/.test(n)) {
     throw new TarError(`refusing to extract ${archive}: ${what} ${JSON.stringify(name)} is an absolute path`);
@@ -115,7 +115,7 @@ function safeRelative(name: string, archive: string, what = "entry"): string {
 }
 
 /** Throws if any directory between `root` and `rel`'s parent is a symlink (writing through it could escape). */
-async function assertNoSymlinkParent(root: string, rel: string, archive: string): Promise<void> {
+export async function assertNoSymlinkParent(root: string, rel: string, archive: string): Promise<void> {
   const parts = rel.split("/").slice(0, -1);
   let cur = root;
   for (const p of parts) {

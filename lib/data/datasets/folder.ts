@@ -4,7 +4,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { tsfastPath } from "./external";
+import { tsfastPath } from "../external";
 
 /** The marker file written last into every materialised dataset folder. */
 export const DATASET_MARKER = ".tsfast-dataset.json";

@@ -14,8 +14,8 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import sharp from "sharp";
-import { DownloadError, downloadFile, openUrl, readBody } from "./download";
-import { mapLimit } from "./datasets-folder";
+import { DownloadError, downloadFile, openUrl, readBody } from "../download";
+import { mapLimit } from "./folder";
 
 /** Options of `searchImages`. */
 export interface SearchImagesOptions {

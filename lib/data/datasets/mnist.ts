@@ -6,11 +6,11 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as zlib from "node:zlib";
-import { buildFolderOnce, mapLimit, type DatasetFolderOptions } from "./datasets-folder";
-import { encodePng } from "./datasets-png";
+import { buildFolderOnce, mapLimit, type DatasetFolderOptions } from "./folder";
+import { encodePng } from "./png";
 
-export { emojiCategories, EMOJI_SKIPPED_CATEGORIES, type EmojiCategoriesOptions } from "./datasets-emoji";
-export { DATASET_MARKER, type DatasetFolderOptions } from "./datasets-folder";
+export { emojiCategories, EMOJI_SKIPPED_CATEGORIES, type EmojiCategoriesOptions } from "./emoji";
+export { DATASET_MARKER, type DatasetFolderOptions } from "./folder";
 
 /** A parsed IDX file: its dimensions and its values in a typed array of the stored type. */
 export interface IdxArray {

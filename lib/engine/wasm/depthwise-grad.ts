@@ -8,7 +8,7 @@
  */
 import * as tf from "../tf";
 import { asWasm, f32, KernelArgs } from "./backend";
-import { transposedConv } from "./conv2d_grad";
+import { transposedConv } from "./conv2d-grad";
 
 interface DepthwiseGradAttrs {
   strides: [number, number] | number;
