@@ -12,6 +12,7 @@ import {
   CancelTrainException,
   CancelValidException,
   NonFiniteLossError,
+  TrainingDivergedError,
   FitInterruptedError,
   callbackName,
   sortCallbacks,
@@ -20,9 +21,9 @@ import {
 } from "./callback";
 import { toLoss, CrossEntropyLossFlat, BCEWithLogitsLossFlat, type Loss } from "./losses";
 import type { Metric } from "./metrics";
-import { Adam, expandPerGroup, slice, type LrSpec, type OptFunc, type Optimizer } from "./optimizer";
-import { designNonTrainable, freezeGroups, isTrained, leafLayers, paramGroups, type GroupParam } from "./params";
-import { Recorder } from "./recorder";
+import { Adam, disposeState, expandPerGroup, slice, type LrSpec, type OptFunc, type Optimizer, type OptimizerState } from "./optimizer";
+import { freezeGroups, isTrained, paramGroups, type GroupParam } from "./params";
+import { Recorder, SmoothLoss } from "./recorder";
 import { ProgressCallback } from "./progress";
 import { combinedCos, ParamScheduler } from "./schedule";
 import type { Hypers } from "./optimizer";
@@ -184,6 +185,10 @@ export class Learner {
 
   private stopRequested = false;
   private running = false;
+  /** The last state known to give a finite loss: every weight (BatchNorm statistics too) and the optimizer state. */
+  private lastGood?: { weights: tf.Tensor[]; opt: OptimizerState };
+  /** Smoothed training loss of this fit and its best value, for the divergence check. */
+  private lossWatch = { smooth: new SmoothLoss(), best: Infinity };
   private groups?: tf.layers.Layer[][];
   private params?: GroupParam[][];
 
@@ -301,9 +306,7 @@ export class Learner {
   async fit(nEpoch: number, lr?: LrSpec, opts: FitOptions = {}): Promise<void> {
     await ready();
     if (!Number.isInteger(nEpoch) || nEpoch < 0) throw new Error(`fit: nEpoch must be a non-negative integer, got ${nEpoch}`);
-    if (this.running) {
-      throw new Error("fit: this learner is already training (an earlier cell may still run); await it, or call learn.interrupt() to stop it");
-    }
+    this.assertIdle("fit");
     if (opts.resetOpt || !this.opt) this.createOpt();
     const opt = this.opt!;
     opt.setHyper("lr", lr ?? this.lr);
@@ -318,6 +321,8 @@ export class Learner {
     if (listen) process.on("SIGINT", onSigint);
     this.running = true;
     try {
+      this.keepGoodState(this.model.weights.map((w) => w.read().clone()));
+      this.lossWatch = { smooth: new SmoothLoss(), best: Infinity };
       this.nEpoch = nEpoch;
       this.epoch = 0;
       this.trainIter = 0;
@@ -335,11 +340,53 @@ export class Learner {
       );
     } finally {
       if (listen) process.off("SIGINT", onSigint);
+      this.dropGoodState();
       this.running = false;
       this.training = false;
       this.disposeBatch();
       this.removeCbs(extra);
     }
+  }
+
+  /** Refuse (changing nothing) while a fit runs: a second call must not touch the running one's lr, groups or weights. */
+  private assertIdle(what: string): void {
+    if (this.running) {
+      throw new Error(`${what}: this learner is already training (an earlier cell may still run); await it, or call learn.interrupt() to stop it`);
+    }
+  }
+
+  /** Make `weights` (clones of `model.weights`, now owned here) and the optimizer's state the last good state. */
+  private keepGoodState(weights: tf.Tensor[]): void {
+    this.dropGoodState();
+    this.lastGood = { weights, opt: this.opt!.stateDict() };
+  }
+
+  private dropGoodState(): void {
+    if (!this.lastGood) return;
+    tf.dispose(this.lastGood.weights);
+    disposeState(this.lastGood.opt);
+    this.lastGood = undefined;
+  }
+
+  /** Put back the last good state (weights, BatchNorm statistics, optimizer state). */
+  private restoreGoodState(): void {
+    if (!this.lastGood) return;
+    this.model.weights.forEach((w, i) => w.write(this.lastGood!.weights[i]!));
+    this.opt!.loadStateDict(this.lastGood.opt);
+  }
+
+  /** Why this batch shows the training is broken, or undefined: a non-finite loss or gradient, or a loss over 1e4× the best smoothed one. */
+  private divergence(loss: number, gradSum: number): string | undefined {
+    if (!Number.isFinite(loss)) return `the loss is ${loss}`;
+    if (!Number.isFinite(gradSum)) return "a gradient is NaN or infinite";
+    // The floor keeps a near-zero best loss from flagging an ordinary hard batch.
+    const limit = DIVERGENCE_RATIO * Math.max(this.lossWatch.best, DIVERGENCE_FLOOR);
+    if (loss > limit) return `the loss ${loss.toExponential(3)} is over ${DIVERGENCE_RATIO.toExponential(0)}× the best smoothed loss ${this.lossWatch.best.toPrecision(4)}`;
+    return undefined;
+  }
+
+  private currentLr(): number {
+    return this.opt!.hypers[this.opt!.hypers.length - 1]!.lr;
   }
 
   /** Ask a running `fit` to stop before its next batch (a kernel interrupt does this); it rejects with `FitInterruptedError`. */
@@ -350,6 +397,11 @@ export class Learner {
   private async doEpoch(): Promise<void> {
     await this.withEvents(() => this.allBatches(this.dls.train, true), "train", CancelTrainException);
     this.training = false;
+    // The last step of the phase is checked by no later loss: look at the weights themselves.
+    if (!(await this.weightsFinite())) {
+      this.restoreGoodState();
+      throw new TrainingDivergedError(this.epoch, this.iter, this.currentLr(), NaN, "a weight became NaN or infinite");
+    }
     this.validLoss = undefined;
     this.metricValues = undefined;
     if (this.dls.valid && this.dls.valid.length > 0) {
@@ -411,6 +463,16 @@ export class Learner {
     }
   }
 
+  /** Whether every weight is finite (one sum over all of them: NaN or ±Infinity shows through). */
+  private async weightsFinite(): Promise<boolean> {
+    const ws = this.model.weights;
+    if (!ws.length) return true;
+    const total = tf.tidy(() => tf.addN(ws.map((w) => tf.sum(tf.cast(w.read(), "float32")))));
+    const v = (await total.data())[0]!;
+    total.dispose();
+    return Number.isFinite(v);
+  }
+
   private disposeBatch(): void {
     const ts = [this.xb, this.yb, this.pred, this.loss, ...(this.grads ? this.grads.values() : [])];
     for (const t of ts) if (t && !t.isDisposed) t.dispose();
@@ -418,14 +480,18 @@ export class Learner {
     this.grads = undefined;
   }
 
-  /** One training step: forward + gradients, loss check, optimizer step. */
+  /**
+   * One training step: forward + gradients, checks, optimizer step. A batch whose loss or
+   * gradients are not finite, or whose loss is over 1e4× the best smoothed loss, restores the last
+   * good state and stops; otherwise the state it started from becomes the last good state.
+   */
   private async trainBatch(): Promise<void> {
     const xb = this.xb!;
     const yb = this.yb!;
     const trained = this.paramGroups().flat().filter(isTrained);
-    // Moving statistics change in the forward pass: keep a copy to restore if the loss is not finite.
-    const stats = this.model.layers.flatMap(leafLayers).flatMap(designNonTrainable);
-    const saved = stats.map((lv) => lv.read().clone());
+    // Moving statistics change in the forward pass: copy every weight first (clones share storage until written).
+    const before = this.model.weights.map((w) => w.read().clone());
+    let kept = false;
     try {
       const forward = () => {
         const out = this.model.apply(xb, { training: true }) as tf.Tensor;
@@ -440,19 +506,29 @@ export class Learner {
         this.loss = tf.tidy(forward);
         this.grads = new Map();
       }
-      this.lossValue = (await this.loss.data())[0]!;
+      // The loss and the sum of every gradient (NaN or ±Infinity anywhere shows through), in one read.
+      const gs = [...this.grads.values()];
+      const both = tf.tidy(() => tf.stack([tf.reshape(this.loss!, []), gs.length ? tf.addN(gs.map((g) => tf.sum(g))) : tf.scalar(0)]));
+      const [lossValue, gradSum] = await both.data();
+      both.dispose();
+      this.lossValue = lossValue!;
       await this.event("afterPred");
       await this.event("afterLoss");
-      if (!Number.isFinite(this.lossValue)) {
-        stats.forEach((lv, i) => lv.write(saved[i]!));
-        const h = this.opt!.hypers[this.opt!.hypers.length - 1]!;
-        throw new NonFiniteLossError(this.epoch, this.iter, h.lr, this.lossValue);
+      const problem = this.divergence(this.lossValue, gradSum!);
+      if (problem) {
+        this.restoreGoodState();
+        if (!Number.isFinite(this.lossValue)) throw new NonFiniteLossError(this.epoch, this.iter, this.currentLr(), this.lossValue);
+        throw new TrainingDivergedError(this.epoch, this.iter, this.currentLr(), this.lossValue, problem);
       }
+      this.keepGoodState(before);
+      kept = true;
+      this.lossWatch.smooth.accumulate(this.lossValue);
+      this.lossWatch.best = Math.min(this.lossWatch.best, this.lossWatch.smooth.value);
       await this.event("beforeBackward");
       this.opt!.step(this.grads);
       await this.event("afterStep");
     } finally {
-      tf.dispose(saved);
+      if (!kept) tf.dispose(before);
     }
   }
 
@@ -471,6 +547,7 @@ export class Learner {
 
   /** Train with fastai's one-cycle policy: cosine warm-up to `lrMax` then cosine annealing; momentum the other way. */
   async fitOneCycle(nEpoch: number, opts: FitOneCycleOptions = {}): Promise<void> {
+    this.assertIdle("fitOneCycle");
     if (!this.opt) this.createOpt();
     const div = opts.div ?? 25;
     const divFinal = opts.divFinal ?? 1e5;
@@ -492,6 +569,7 @@ export class Learner {
 
   /** fastai's `fine_tune`: one-cycle with the body frozen, then unfrozen with discriminative learning rates. */
   async fineTune(epochs: number, opts: FineTuneOptions = {}): Promise<void> {
+    this.assertIdle("fineTune");
     let baseLr = opts.baseLr ?? 2e-3;
     const freezeEpochs = opts.freezeEpochs ?? 1;
     const lrMult = opts.lrMult ?? 100;
@@ -536,6 +614,7 @@ export class Learner {
 
   /** fastai's `lr_find`: sweep the learning rate exponentially, plot loss vs LR, suggest LRs; weights and optimizer state are restored. */
   async lrFind(opts: LrFindOptions = {}): Promise<LrFindResult> {
+    this.assertIdle("lrFind");
     await ready();
     return lrFind(this, opts);
   }
@@ -599,5 +678,10 @@ function isCancel(e: unknown): boolean {
     e instanceof CancelFitException
   );
 }
+
+/** A training loss over this multiple of the best smoothed loss is divergence. */
+const DIVERGENCE_RATIO = 1e4;
+/** The best smoothed loss counts as at least this in that test (so a near-zero best cannot flag a normal batch). */
+const DIVERGENCE_FLOOR = 1e-2;
 
 const INNER_LOOP = new Set<EventName>(["beforeBatch", "afterPred", "afterLoss", "beforeBackward", "afterStep", "afterCancelBatch", "afterBatch"]);
