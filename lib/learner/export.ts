@@ -11,6 +11,7 @@ import { ready } from "../engine/backend";
 import type { Loss } from "./losses";
 import type { Optimizer, OptimizerState } from "./optimizer";
 import { disposeState } from "./optimizer";
+import { sha256Hex, validateExport } from "./validate-export";
 
 /** The artifact format name written into `tsfast.json`. */
 export const EXPORT_FORMAT = "tsfast-export";
@@ -36,6 +37,8 @@ export interface ExportMeta {
   layerClasses: string[];
   weightsBytes: number;
   weightsSha256: string;
+  /** sha256 (hex) of every other file of the export, by file name; `loadLearner` checks them all. */
+  files: Record<string, string>;
 }
 
 /** Turns file paths or encoded images into a model input batch (the data floor's `prepareInferenceBatch`). */
@@ -209,6 +212,7 @@ export async function exportModel(
     layerClasses: layerClasses(artifacts.modelTopology),
     weightsBytes: weights.length,
     weightsSha256: crypto.createHash("sha256").update(weights).digest("hex"),
+    files: { "model.json": sha256Hex(JSON.stringify(modelJson)), "weights.bin": sha256Hex(weights) },
   };
   writeDirAtomic(dir, {
     "model.json": JSON.stringify(modelJson),
@@ -248,6 +252,7 @@ function readJson(file: string, what: string): unknown {
 /** Restore an artifact written by `learn.export(dir)`; custom layer classes must be registered first. */
 export async function loadLearner(dir: string): Promise<InferenceLearner> {
   await ready();
+  await validateExport(dir, EXPORT_FORMAT, EXPORT_VERSION); // every file, field, checksum and shape (validate-export.ts)
   const meta = readJson(path.join(dir, "tsfast.json"), "this folder is not a tsfast export (learn.export writes it)") as ExportMeta;
   if (meta?.format !== EXPORT_FORMAT) {
     throw new Error(`loadLearner: ${dir} holds format "${String(meta?.format)}", not "${EXPORT_FORMAT}"; it was not written by learn.export`);
