@@ -21,9 +21,10 @@ import {
 } from "./callback";
 import { toLoss, CrossEntropyLossFlat, BCEWithLogitsLossFlat, type Loss } from "./losses";
 import type { Metric } from "./metrics";
-import { Adam, disposeState, expandPerGroup, slice, type LrSpec, type OptFunc, type Optimizer, type OptimizerState } from "./optimizer";
+import { Adam, expandPerGroup, slice, type LrSpec, type OptFunc, type Optimizer } from "./optimizer";
 import { freezeGroups, isTrained, paramGroups, type GroupParam } from "./params";
-import { Recorder, SmoothLoss } from "./recorder";
+import { Recorder } from "./recorder";
+import { TrainingGuard, lossAndGradSum } from "./guard";
 import { ProgressCallback } from "./progress";
 import { combinedCos, ParamScheduler } from "./schedule";
 import type { Hypers } from "./optimizer";
@@ -185,10 +186,8 @@ export class Learner {
 
   private stopRequested = false;
   private running = false;
-  /** The last state known to give a finite loss: every weight (BatchNorm statistics too) and the optimizer state. */
-  private lastGood?: { weights: tf.Tensor[]; opt: OptimizerState };
-  /** Smoothed training loss of this fit and its best value, for the divergence check. */
-  private lossWatch = { smooth: new SmoothLoss(), best: Infinity };
+  /** During a fit: the last state that gave a finite loss, and the divergence test. */
+  private guard?: TrainingGuard;
   private groups?: tf.layers.Layer[][];
   private params?: GroupParam[][];
 
@@ -321,8 +320,7 @@ export class Learner {
     if (listen) process.on("SIGINT", onSigint);
     this.running = true;
     try {
-      this.keepGoodState(this.model.weights.map((w) => w.read().clone()));
-      this.lossWatch = { smooth: new SmoothLoss(), best: Infinity };
+      this.guard = new TrainingGuard(this.model, opt);
       this.nEpoch = nEpoch;
       this.epoch = 0;
       this.trainIter = 0;
@@ -340,7 +338,8 @@ export class Learner {
       );
     } finally {
       if (listen) process.off("SIGINT", onSigint);
-      this.dropGoodState();
+      this.guard?.drop();
+      this.guard = undefined;
       this.running = false;
       this.training = false;
       this.disposeBatch();
@@ -353,36 +352,6 @@ export class Learner {
     if (this.running) {
       throw new Error(`${what}: this learner is already training (an earlier cell may still run); await it, or call learn.interrupt() to stop it`);
     }
-  }
-
-  /** Make `weights` (clones of `model.weights`, now owned here) and the optimizer's state the last good state. */
-  private keepGoodState(weights: tf.Tensor[]): void {
-    this.dropGoodState();
-    this.lastGood = { weights, opt: this.opt!.stateDict() };
-  }
-
-  private dropGoodState(): void {
-    if (!this.lastGood) return;
-    tf.dispose(this.lastGood.weights);
-    disposeState(this.lastGood.opt);
-    this.lastGood = undefined;
-  }
-
-  /** Put back the last good state (weights, BatchNorm statistics, optimizer state). */
-  private restoreGoodState(): void {
-    if (!this.lastGood) return;
-    this.model.weights.forEach((w, i) => w.write(this.lastGood!.weights[i]!));
-    this.opt!.loadStateDict(this.lastGood.opt);
-  }
-
-  /** Why this batch shows the training is broken, or undefined: a non-finite loss or gradient, or a loss over 1e4× the best smoothed one. */
-  private divergence(loss: number, gradSum: number): string | undefined {
-    if (!Number.isFinite(loss)) return `the loss is ${loss}`;
-    if (!Number.isFinite(gradSum)) return "a gradient is NaN or infinite";
-    // The floor keeps a near-zero best loss from flagging an ordinary hard batch.
-    const limit = DIVERGENCE_RATIO * Math.max(this.lossWatch.best, DIVERGENCE_FLOOR);
-    if (loss > limit) return `the loss ${loss.toExponential(3)} is over ${DIVERGENCE_RATIO.toExponential(0)}× the best smoothed loss ${this.lossWatch.best.toPrecision(4)}`;
-    return undefined;
   }
 
   private currentLr(): number {
@@ -398,8 +367,8 @@ export class Learner {
     await this.withEvents(() => this.allBatches(this.dls.train, true), "train", CancelTrainException);
     this.training = false;
     // The last step of the phase is checked by no later loss: look at the weights themselves.
-    if (!(await this.weightsFinite())) {
-      this.restoreGoodState();
+    if (this.guard && !(await this.guard.weightsFinite())) {
+      this.guard.restore();
       throw new TrainingDivergedError(this.epoch, this.iter, this.currentLr(), NaN, "a weight became NaN or infinite");
     }
     this.validLoss = undefined;
@@ -463,16 +432,6 @@ export class Learner {
     }
   }
 
-  /** Whether every weight is finite (one sum over all of them: NaN or ±Infinity shows through). */
-  private async weightsFinite(): Promise<boolean> {
-    const ws = this.model.weights;
-    if (!ws.length) return true;
-    const total = tf.tidy(() => tf.addN(ws.map((w) => tf.sum(tf.cast(w.read(), "float32")))));
-    const v = (await total.data())[0]!;
-    total.dispose();
-    return Number.isFinite(v);
-  }
-
   private disposeBatch(): void {
     const ts = [this.xb, this.yb, this.pred, this.loss, ...(this.grads ? this.grads.values() : [])];
     for (const t of ts) if (t && !t.isDisposed) t.dispose();
@@ -481,16 +440,17 @@ export class Learner {
   }
 
   /**
-   * One training step: forward + gradients, checks, optimizer step. A batch whose loss or
-   * gradients are not finite, or whose loss is over 1e4× the best smoothed loss, restores the last
-   * good state and stops; otherwise the state it started from becomes the last good state.
+   * One training step: forward + gradients, checks, optimizer step. A batch the guard finds
+   * broken (see `guard.ts`) restores the last good state and stops; otherwise the state it
+   * started from becomes the last good state.
    */
   private async trainBatch(): Promise<void> {
     const xb = this.xb!;
     const yb = this.yb!;
     const trained = this.paramGroups().flat().filter(isTrained);
-    // Moving statistics change in the forward pass: copy every weight first (clones share storage until written).
-    const before = this.model.weights.map((w) => w.read().clone());
+    const guard = this.guard!;
+    // Moving statistics change in the forward pass: copy every weight first.
+    const before = guard.snapshot();
     let kept = false;
     try {
       const forward = () => {
@@ -506,24 +466,19 @@ export class Learner {
         this.loss = tf.tidy(forward);
         this.grads = new Map();
       }
-      // The loss and the sum of every gradient (NaN or ±Infinity anywhere shows through), in one read.
-      const gs = [...this.grads.values()];
-      const both = tf.tidy(() => tf.stack([tf.reshape(this.loss!, []), gs.length ? tf.addN(gs.map((g) => tf.sum(g))) : tf.scalar(0)]));
-      const [lossValue, gradSum] = await both.data();
-      both.dispose();
-      this.lossValue = lossValue!;
+      const [lossValue, gradSum] = await lossAndGradSum(this.loss, [...this.grads.values()]);
+      this.lossValue = lossValue;
       await this.event("afterPred");
       await this.event("afterLoss");
-      const problem = this.divergence(this.lossValue, gradSum!);
+      const problem = guard.problem(lossValue, gradSum);
       if (problem) {
-        this.restoreGoodState();
+        guard.restore();
         if (!Number.isFinite(this.lossValue)) throw new NonFiniteLossError(this.epoch, this.iter, this.currentLr(), this.lossValue);
         throw new TrainingDivergedError(this.epoch, this.iter, this.currentLr(), this.lossValue, problem);
       }
-      this.keepGoodState(before);
+      guard.keep(before);
       kept = true;
-      this.lossWatch.smooth.accumulate(this.lossValue);
-      this.lossWatch.best = Math.min(this.lossWatch.best, this.lossWatch.smooth.value);
+      guard.accept(lossValue);
       await this.event("beforeBackward");
       this.opt!.step(this.grads);
       await this.event("afterStep");
@@ -678,10 +633,5 @@ function isCancel(e: unknown): boolean {
     e instanceof CancelFitException
   );
 }
-
-/** A training loss over this multiple of the best smoothed loss is divergence. */
-const DIVERGENCE_RATIO = 1e4;
-/** The best smoothed loss counts as at least this in that test (so a near-zero best cannot flag a normal batch). */
-const DIVERGENCE_FLOOR = 1e-2;
 
 const INNER_LOOP = new Set<EventName>(["beforeBatch", "afterPred", "afterLoss", "beforeBackward", "afterStep", "afterCancelBatch", "afterBatch"]);
