@@ -37,7 +37,7 @@ export interface ExportMeta {
   layerClasses: string[];
   weightsBytes: number;
   weightsSha256: string;
-  /** sha256 (hex) of every other file of the export, by file name; `loadLearner` checks them all. */
+  /** sha256 (hex) of every file of the export but this one, by file name; `loadLearner` checks them all. */
   files: Record<string, string>;
 }
 
