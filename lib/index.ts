@@ -109,6 +109,7 @@ export {
   CancelEpochException,
   CancelFitException,
   NonFiniteLossError,
+  TrainingDivergedError,
   FitInterruptedError,
 } from "./learner/callback";
 export type { Callback, EventName } from "./learner/callback";

@@ -112,19 +112,20 @@ test("an exception thrown mid-epoch leaves the learner usable and fit callable a
   assert.equal(tf.memory().numTensors, before);
 });
 
-test("a NaN loss stops training naming epoch, batch and lr, with weights from before the step", async () => {
+test("a NaN loss stops training naming epoch, batch and lr, with the last state that gave a finite loss", async () => {
   await ready();
   const dls = toyDls();
   const { model } = toyModel();
   const learn = new Learner(dls, model, { progress: false });
   await learn.fit(1);
   let snap: number[][] = [];
-  // poison batch 2 of epoch 1 with a NaN input
+  // poison batch 2 of epoch 1 with a NaN input; batch 1 was the last to give a finite loss, so the
+  // state it started from comes back (issue 20: the state before the failing step may be broken)
   const poison: Callback = {
     order: -100,
     beforeBatch: (l) => {
+      if (l.training && l.epoch === 1 && l.iter === 1) snap = model.weights.map((w) => Array.from(w.read().dataSync()));
       if (l.training && l.epoch === 1 && l.iter === 2) {
-        snap = model.weights.map((w) => Array.from(w.read().dataSync()));
         const bad = tf.fill(l.xb!.shape, NaN);
         l.xb!.dispose();
         l.xb = bad;

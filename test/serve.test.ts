@@ -291,7 +291,8 @@ test("100 concurrent requests all succeed, run one at a time, and leak no tensor
 
 test("concurrency lets that many predictions run at once and a full queue answers 503", async () => {
   const slow = meanColourPredictor({ delayMs: 40 });
-  const s = await serve(slow, { port: 0, concurrency: 2, maxBatch: 1, maxQueue: 3 });
+  // One client fills the queue on purpose here, so the per-address cap (half the slots) is lifted.
+  const s = await serve(slow, { port: 0, concurrency: 2, maxBatch: 1, maxQueue: 3, maxConnectionsPerClient: 100 });
   try {
     const statuses = await Promise.all(
       Array.from({ length: 12 }, async () => {

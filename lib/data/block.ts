@@ -102,6 +102,14 @@ export class DataBlock<S = unknown, T = unknown> {
       if (Array.isArray(y)) throw new Error(`DataBlock: getY gave several labels ${JSON.stringify(y)} for a CategoryBlock; use MultiCategoryBlock`);
       return String(y);
     });
+    if (!multi) {
+      // An empty label would become a class named "".
+      const blank = labels.flatMap((l, i) => (l === "" ? [i] : []));
+      if (blank.length) {
+        const shown = blank.slice(0, 5).map((i) => describeItem(inputs[i]!, i)).join(", ");
+        throw new Error(`DataBlock: getY gave an empty label for ${blank.length} item${blank.length === 1 ? "" : "s"} (${shown}${blank.length > 5 ? ", ..." : ""}); label or remove them`);
+      }
+    }
     const [trn, val] = (o.splitter ?? (RandomSplitter(0.2, 42) as Splitter<T>))(items);
     if (trn.length === 0) throw new Error(`DataBlock: the training set is empty (split of ${describeSource(source)})`);
     if (val.length === 0) {

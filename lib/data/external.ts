@@ -122,14 +122,46 @@ function kernelProgress(label: string): (p: DownloadProgress) => void {
   };
 }
 
+/**
+ * The archive's file name in `url`, URL-decoded, refused unless it is one plain file name: no
+ * `/` or `\\` (even encoded as `%2F`), no `..`, no leading dot, no control characters. It names
+ * both the downloaded file and the dataset folder, so it must not walk out of either.
+ */
+function archiveFileName(url: string): string {
+  let base: string;
+  try {
+    base = decodeURIComponent(new URL(url).pathname.split("/").pop() ?? "");
+  } catch {
+    throw new Error(`untarData: cannot read an archive file name from ${JSON.stringify(url)}`);
+  }
+  // eslint-disable-next-line no-control-regex
+  if (/[/\\\x00-\x1f]/.test(base) || base.startsWith(".")) {
+    throw new Error(
+      `untarData: refusing ${url}: its file name ${JSON.stringify(base)} is not a plain file name (it has a path separator, ` +
+        `"..", a leading dot or a control character) and could write outside the dataset folders`,
+    );
+  }
+  return base;
+}
+
 /** The dataset name of an archive URL: its file name without `.tgz`/`.tar.gz`/`.tar`/`.zip`. */
 export function archiveStem(url: string): string {
-  const base = decodeURIComponent(new URL(url).pathname.split("/").pop() ?? "");
+  const base = archiveFileName(url);
   const stem = base.replace(/\.(tgz|tar\.gz|tar|zip)$/i, "");
   if (!stem || stem === base) {
     throw new Error(`untarData: ${url} does not name a .tgz, .tar.gz, .tar or .zip archive`);
   }
   return stem;
+}
+
+/** `folder/name`, checked to stay inside `folder` after resolution (a second line behind `archiveFileName`). */
+function inside(folder: string, name: string, url: string): string {
+  const p = path.resolve(folder, name);
+  const rel = path.relative(folder, p);
+  if (rel === "" || rel.startsWith("..") || path.isAbsolute(rel)) {
+    throw new Error(`untarData: refusing ${url}: ${JSON.stringify(name)} resolves to ${p}, outside ${folder}`);
+  }
+  return p;
 }
 
 /**
@@ -142,8 +174,8 @@ export async function untarData(url: string, opts: UntarDataOptions = {}): Promi
   const stem = archiveStem(url);
   const dataDir = path.resolve(opts.dest ?? tsfastPath("data"));
   const archiveDir = path.resolve(opts.archiveDir ?? tsfastPath("archive"));
-  const target = path.join(dataDir, stem);
-  const archive = path.join(archiveDir, decodeURIComponent(new URL(url).pathname.split("/").pop()!));
+  const target = inside(dataDir, stem, url);
+  const archive = inside(archiveDir, archiveFileName(url), url);
   if (opts.force) {
     await fs.promises.rm(target, { recursive: true, force: true });
     await fs.promises.rm(archive, { force: true });
@@ -171,7 +203,7 @@ export async function untarData(url: string, opts: UntarDataOptions = {}): Promi
   await fs.promises.mkdir(dataDir, { recursive: true });
   const tmp = await fs.promises.mkdtemp(path.join(dataDir, `.${stem}.extracting-`));
   try {
-    await extractArchive(archive, tmp);
+    if ((await extractArchive(archive, tmp)) === 0) throw new Error(`the archive holds no files`);
     const top = await fs.promises.readdir(tmp, { withFileTypes: true });
     const only = top.length === 1 ? top[0] : undefined;
     const from = only && only.isDirectory() ? path.join(tmp, only.name) : tmp;

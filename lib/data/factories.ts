@@ -198,7 +198,12 @@ export const ImageDataLoaders = {
     } catch {
       throw new Error(`ImageDataLoaders.fromCsv: cannot read "${csvPath}"`);
     }
-    const rows = parseCsv(text, opts.delimiter ?? ",");
+    let rows: string[][];
+    try {
+      rows = parseCsv(text, opts.delimiter ?? ",");
+    } catch (e) {
+      throw new Error(`ImageDataLoaders.fromCsv: cannot parse "${csvPath}": ${e instanceof Error ? e.message : String(e)}`);
+    }
     const header = opts.header ?? true;
     const names = header ? (rows.shift() ?? []) : (rows[0] ?? []).map((_, i) => String(i));
     const colIndex = (c: string | number, what: string): number => {
@@ -221,7 +226,19 @@ export const ImageDataLoaders = {
       return path.join(folder, fn + suff);
     });
     checkUnique(files, "ImageDataLoaders.fromCsv");
+    // A short row or an empty label cell would make a class named "" (single-label); refuse them by row.
+    const width = names.length;
+    const short = data.flatMap((r, i) => (r.length < width ? [i + 1 + (header ? 1 : 0)] : []));
+    if (short.length) {
+      throw new Error(`ImageDataLoaders.fromCsv: row${short.length === 1 ? "" : "s"} ${listRows(short)} of "${csvPath}" ha${short.length === 1 ? "s" : "ve"} fewer than the ${width} columns (${names.join(", ")})`);
+    }
     const multi = opts.labelDelim !== undefined;
+    if (!multi) {
+      const blank = data.flatMap((r, i) => ((r[labK] ?? "").trim() === "" ? [i + 1 + (header ? 1 : 0)] : []));
+      if (blank.length) {
+        throw new Error(`ImageDataLoaders.fromCsv: row${blank.length === 1 ? "" : "s"} ${listRows(blank)} of "${csvPath}" ha${blank.length === 1 ? "s" : "ve"} an empty label (column ${JSON.stringify(names[labK])}); fill or remove ${blank.length === 1 ? "it" : "them"}`);
+      }
+    }
     const labels = data.map((r) => splitLabel(r[labK] ?? "", opts.labelDelim));
     let splitter: Splitter = splitFor(opts);
     if (validK !== undefined) {
@@ -250,6 +267,11 @@ async function byFunc(
   });
   const multi = opts.labelDelim !== undefined || labels.some((l) => Array.isArray(l));
   return fromItems(dir, full, (_f, i) => asKind(labels[i]!, multi), multi, splitFor(opts), opts);
+}
+
+/** Row numbers for an error message: the first 10, then how many more. */
+function listRows(rows: number[]): string {
+  return rows.slice(0, 10).join(", ") + (rows.length > 10 ? ` and ${rows.length - 10} more` : "");
 }
 
 function asKind(l: string | string[], multi: boolean): string | string[] {

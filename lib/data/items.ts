@@ -2,7 +2,7 @@
  * Getting items and labels: `getImageFiles`, the splitters (`RandomSplitter`, `GrandparentSplitter`,
  * `FuncSplitter`, `ColSplitter`, `IndexSplitter`) and the labellers (`parentLabel`, `RegexLabeller`).
  */
-import { readdirSync, statSync } from "node:fs";
+import { readdirSync, realpathSync, statSync } from "node:fs";
 import * as path from "node:path";
 import { Rng } from "./random";
 
@@ -21,7 +21,11 @@ export interface GetFilesOptions {
   extensions?: readonly string[];
 }
 
-/** Files under `path` (sorted, hidden files and folders skipped), optionally filtered by extension. */
+/**
+ * Files under `path` (sorted, hidden files and folders skipped), optionally filtered by extension.
+ * Symlinked folders are followed, but each real folder is walked once: a link back to a folder
+ * already seen (a loop, or a second route to the same images) is skipped, so no file is listed twice.
+ */
 export function getFiles(dir: string, opts: GetFilesOptions = {}): string[] {
   const recurse = opts.recurse ?? true;
   const exts = opts.extensions?.map((e) => e.toLowerCase());
@@ -33,7 +37,16 @@ export function getFiles(dir: string, opts: GetFilesOptions = {}): string[] {
   }
   if (!st.isDirectory()) throw new Error(`getFiles: "${dir}" is not a folder`);
   const out: string[] = [];
+  const seenDirs = new Set<string>();
   const walk = (d: string, depth: number): void => {
+    let real: string;
+    try {
+      real = realpathSync(d);
+    } catch {
+      return;
+    }
+    if (seenDirs.has(real)) return;
+    seenDirs.add(real);
     const entries = readdirSync(d, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     for (const e of entries) {
       if (e.name.startsWith(".")) continue;

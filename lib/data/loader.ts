@@ -303,6 +303,7 @@ export class DataLoader implements AsyncIterable<Batch> {
       p.catch(() => undefined); // surfaced when awaited; avoids an unhandled rejection if iteration stops early
       started[k] = p;
     };
+    let yielded = 0;
     try {
       for (let k = 0; k < batches.length; k++) {
         for (let a = k; a <= Math.min(batches.length - 1, k + this.prefetch); a++) if (!started[a]) start(a);
@@ -310,7 +311,16 @@ export class DataLoader implements AsyncIterable<Batch> {
         if (!res) continue;
         const xb = tf.tensor4d(res.data, res.shape, "float32");
         const yb = targetsTensor(good.map((i) => this.source.targets[i]!), this.source.c, this.source.isMultiLabel);
+        yielded++;
         yield { xb, yb };
+      }
+      // A split with no readable image would train on nothing (a NaN loss): refuse it.
+      if (yielded === 0 && this.n > 0 && this.bad.size >= this.n) {
+        const shown = this.items.slice(0, 3).join(", ");
+        throw new Error(
+          `no readable image in this ${this.train ? "training" : "validation"} set: all ${this.n} images failed to decode ` +
+            `(${shown}${this.n > 3 ? ", ..." : ""}); check the files (verifyImages lists them) or the folder you passed`,
+        );
       }
     } finally {
       this.unreadable.report(

@@ -152,10 +152,16 @@ export async function extractTar(archive: string, dest: string, opts: ExtractTar
   let longLink: string | undefined;
   let count = 0;
   let zeroBlocks = 0;
+  let headers = 0;
   try {
     for (;;) {
       const h = await reader.read(512);
-      if (h.length === 0) break;
+      if (h.length === 0) {
+        // A 0-byte (or gzipped-empty) file is a failed download, not an empty dataset.
+        if (headers === 0 && zeroBlocks === 0) throw new TarError(`${archive} is empty (0 bytes of tar data); the download failed or was cut short`);
+        break;
+      }
+      headers++;
       if (h.length < 512) throw new TarError(`${archive} is truncated (a header block is incomplete)`);
       if (h.every((b) => b === 0)) {
         if (++zeroBlocks >= 2) break;
@@ -222,6 +228,18 @@ export async function extractTar(archive: string, dest: string, opts: ExtractTar
         // Symlink: resolve its target from the entry's directory; it must stay inside root.
         if (path.isAbsolute(linkname) || /^[A-Za-z]:/.test(linkname)) {
           throw new TarError(`refusing to extract ${archive}: symlink ${JSON.stringify(rel)} points to the absolute path ${JSON.stringify(linkname)}`);
+        }
+        // A ".." after a folder name is refused: that folder may itself be a link extracted
+        // earlier (`a -> .`, then `b -> a/a/../../outside`), so the text alone cannot tell where
+        // it lands. Leading ".." walk up real folders (no entry is written through a link), and
+        // folder names after them only descend, so the lexical check below is then exact.
+        const steps = linkname.replace(/\\/g, "/").split("/").filter((p) => p !== "" && p !== ".");
+        const firstName = steps.findIndex((p) => p !== "..");
+        if (firstName >= 0 && steps.slice(firstName).includes("..")) {
+          throw new TarError(
+            `refusing to extract ${archive}: symlink ${JSON.stringify(rel)} -> ${JSON.stringify(linkname)} has ".." after a folder name, ` +
+              `which could pass through another link and resolve outside the destination`,
+          );
         }
         const resolved = path.resolve(path.dirname(target), linkname);
         if (resolved !== root && !resolved.startsWith(root + path.sep)) {

@@ -177,6 +177,12 @@ export class ImageClassifierCleaner {
     if (decisions === undefined) {
       throw new Error("apply needs the decisions: paste the line the cleaner page gives you, or pass the path of cleaner-decisions.json");
     }
+    if (typeof decisions !== "string" && !Array.isArray(decisions)) {
+      throw new Error(
+        `apply expects an array of decisions like [{ path: "cat/1.jpg", action: "delete" }, { path: "cat/2.jpg", action: "move", to: "dog" }] ` +
+          `(the line the cleaner page gives you) or the path of cleaner-decisions.json; got ${describeValue(decisions)}`,
+      );
+    }
     const list = typeof decisions === "string" ? readDecisionsFile(decisions) : decisions;
     const report = applyDecisions(list, { root: this.root, vocab: this.vocab, moveTo: this.opts.moveTo, dryRun: opts.dryRun ?? false });
     if (opts.verbose ?? true) showText(report.text);
@@ -189,6 +195,16 @@ export class ImageClassifierCleaner {
     const rel = path.relative(this.root, abs);
     return rel !== "" && !rel.startsWith("..") && !path.isAbsolute(rel) ? rel.split(path.sep).join("/") : abs;
   }
+}
+
+/** What a wrong argument was, for an error message: `an object with keys a, b`, `null`, `the number 3`. */
+function describeValue(v: unknown): string {
+  if (v === null) return "null";
+  if (typeof v === "object") {
+    const keys = Object.keys(v as object);
+    return keys.length ? `an object with keys ${keys.slice(0, 5).join(", ")}` : "an empty object {}";
+  }
+  return `the ${typeof v} ${JSON.stringify(v)}`;
 }
 
 /** Read a decisions file the cleaner page let you download (a JSON array of decisions). */

@@ -108,7 +108,10 @@ export function isCancel(e: unknown): e is CancelException {
   return e instanceof CancelException;
 }
 
-/** Thrown when the training loss becomes NaN or infinite; the weights are those from before that step. */
+/**
+ * Thrown when the training loss becomes NaN or infinite; the weights, optimizer state and
+ * BatchNorm statistics are restored to the last state that gave a finite loss.
+ */
 export class NonFiniteLossError extends Error {
   constructor(
     readonly epoch: number,
@@ -118,9 +121,33 @@ export class NonFiniteLossError extends Error {
   ) {
     super(
       `training stopped: the loss is ${loss} at epoch ${epoch}, batch ${batch} (lr ${lr.toExponential(3)}); ` +
-        `the weights are kept from before this step. Lower the learning rate (try learn.lrFind()) or check the data for NaN.`,
+        `${RESTORED}. Lower the learning rate (try learn.lrFind()) or check the data for NaN.`,
     );
     this.name = "NonFiniteLossError";
+  }
+}
+
+const RESTORED = "the weights, optimizer state and BatchNorm statistics are restored to the last state that gave a finite loss";
+
+/**
+ * Thrown when training diverges although the loss is still a number: a loss over 1e4× the best
+ * smoothed loss, or NaN/infinite gradients or weights. The last finite state is restored, as for
+ * `NonFiniteLossError` (which it extends, so one `catch` handles both).
+ */
+export class TrainingDivergedError extends NonFiniteLossError {
+  constructor(
+    epoch: number,
+    batch: number,
+    lr: number,
+    loss: number,
+    /** What was seen, e.g. "the loss 3.1e+12 is over 1e4× the best smoothed loss 0.52". */
+    readonly reason: string,
+  ) {
+    super(epoch, batch, lr, loss);
+    this.message =
+      `training stopped: it diverged at epoch ${epoch}, batch ${batch} (lr ${lr.toExponential(3)}): ${reason}; ` +
+      `${RESTORED}. Lower the learning rate (try learn.lrFind()).`;
+    this.name = "TrainingDivergedError";
   }
 }
 

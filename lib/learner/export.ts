@@ -10,6 +10,7 @@ import * as tf from "../engine/tf";
 import { ready } from "../engine/backend";
 import type { Loss } from "./losses";
 import { activationOf, predictManyWith, predictWith, type Activation, type Prediction } from "./predict";
+import { sha256Hex, validateExport } from "./validate-export";
 
 /** The artifact format name written into `tsfast.json`. */
 export const EXPORT_FORMAT = "tsfast-export";
@@ -30,6 +31,8 @@ export interface ExportMeta {
   layerClasses: string[];
   weightsBytes: number;
   weightsSha256: string;
+  /** sha256 (hex) of every file of the export but this one, by file name; `loadLearner` checks them all. */
+  files: Record<string, string>;
 }
 
 function concatWeightData(w: tf.io.WeightData | undefined): ArrayBuffer {
@@ -106,6 +109,7 @@ export async function exportModel(
     layerClasses: layerClasses(artifacts.modelTopology),
     weightsBytes: weights.length,
     weightsSha256: crypto.createHash("sha256").update(weights).digest("hex"),
+    files: { "model.json": sha256Hex(JSON.stringify(modelJson)), "weights.bin": sha256Hex(weights) },
   };
   writeDirAtomic(dir, {
     "model.json": JSON.stringify(modelJson),
@@ -145,6 +149,7 @@ function readJson(file: string, what: string): unknown {
 /** Restore an artifact written by `learn.export(dir)`; custom layer classes must be registered first. */
 export async function loadLearner(dir: string): Promise<InferenceLearner> {
   await ready();
+  await validateExport(dir, EXPORT_FORMAT, EXPORT_VERSION); // every file, field, checksum and shape (validate-export.ts)
   const meta = readJson(path.join(dir, "tsfast.json"), "this folder is not a tsfast export (learn.export writes it)") as ExportMeta;
   if (meta?.format !== EXPORT_FORMAT) {
     throw new Error(`loadLearner: ${dir} holds format "${String(meta?.format)}", not "${EXPORT_FORMAT}"; it was not written by learn.export`);

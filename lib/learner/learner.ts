@@ -12,6 +12,7 @@ import {
   CancelTrainException,
   CancelValidException,
   NonFiniteLossError,
+  TrainingDivergedError,
   FitInterruptedError,
   INNER_LOOP,
   callbackName,
@@ -23,8 +24,9 @@ import {
 import { toLoss, CrossEntropyLossFlat, BCEWithLogitsLossFlat, type Loss } from "./losses";
 import type { Metric } from "./metrics";
 import { Adam, expandPerGroup, slice, type LrSpec, type OptFunc, type Optimizer } from "./optimizer";
-import { designNonTrainable, freezeGroups, isTrained, leafLayers, paramGroups, type GroupParam } from "./params";
+import { freezeGroups, isTrained, paramGroups, type GroupParam } from "./params";
 import { Recorder } from "./recorder";
+import { TrainingGuard, lossAndGradSum } from "./guard";
 import { ProgressCallback } from "./progress";
 import { combinedCos, ParamScheduler } from "./schedule";
 import type { Hypers } from "./optimizer";
@@ -181,6 +183,8 @@ export class Learner {
 
   private stopRequested = false;
   private running = false;
+  /** During a fit: the last state that gave a finite loss, and the divergence test. */
+  private guard?: TrainingGuard;
   private groups?: tf.layers.Layer[][];
   private params?: GroupParam[][];
 
@@ -298,9 +302,7 @@ export class Learner {
   async fit(nEpoch: number, lr?: LrSpec, opts: FitOptions = {}): Promise<void> {
     await ready();
     if (!Number.isInteger(nEpoch) || nEpoch < 0) throw new Error(`fit: nEpoch must be a non-negative integer, got ${nEpoch}`);
-    if (this.running) {
-      throw new Error("fit: this learner is already training (an earlier cell may still run); await it, or call learn.interrupt() to stop it");
-    }
+    this.assertIdle("fit");
     if (opts.resetOpt || !this.opt) this.createOpt();
     const opt = this.opt!;
     opt.setHyper("lr", lr ?? this.lr);
@@ -315,6 +317,7 @@ export class Learner {
     if (listen) process.on("SIGINT", onSigint);
     this.running = true;
     try {
+      this.guard = new TrainingGuard(this.model, opt);
       this.nEpoch = nEpoch;
       this.epoch = 0;
       this.trainIter = 0;
@@ -332,11 +335,24 @@ export class Learner {
       );
     } finally {
       if (listen) process.off("SIGINT", onSigint);
+      this.guard?.drop();
+      this.guard = undefined;
       this.running = false;
       this.training = false;
       this.disposeBatch();
       this.removeCbs(extra);
     }
+  }
+
+  /** Refuse (changing nothing) while a fit runs: a second call must not touch the running one's lr, groups or weights. */
+  private assertIdle(what: string): void {
+    if (this.running) {
+      throw new Error(`${what}: this learner is already training (an earlier cell may still run); await it, or call learn.interrupt() to stop it`);
+    }
+  }
+
+  private currentLr(): number {
+    return this.opt!.hypers[this.opt!.hypers.length - 1]!.lr;
   }
 
   /** Ask a running `fit` to stop before its next batch (a kernel interrupt does this); it rejects with `FitInterruptedError`. */
@@ -347,6 +363,11 @@ export class Learner {
   private async doEpoch(): Promise<void> {
     await this.withEvents(() => this.allBatches(this.dls.train, true), "train", CancelTrainException);
     this.training = false;
+    // The last step of the phase is checked by no later loss: look at the weights themselves.
+    if (this.guard && !(await this.guard.weightsFinite())) {
+      this.guard.restore();
+      throw new TrainingDivergedError(this.epoch, this.iter, this.currentLr(), NaN, "a weight became NaN or infinite");
+    }
     this.validLoss = undefined;
     this.metricValues = undefined;
     if (this.dls.valid && this.dls.valid.length > 0) {
@@ -415,14 +436,19 @@ export class Learner {
     this.grads = undefined;
   }
 
-  /** One training step: forward + gradients, loss check, optimizer step. */
+  /**
+   * One training step: forward + gradients, checks, optimizer step. A batch the guard finds
+   * broken (see `guard.ts`) restores the last good state and stops; otherwise the state it
+   * started from becomes the last good state.
+   */
   private async trainBatch(): Promise<void> {
     const xb = this.xb!;
     const yb = this.yb!;
     const trained = this.paramGroups().flat().filter(isTrained);
-    // Moving statistics change in the forward pass: keep a copy to restore if the loss is not finite.
-    const stats = this.model.layers.flatMap(leafLayers).flatMap(designNonTrainable);
-    const saved = stats.map((lv) => lv.read().clone());
+    const guard = this.guard!;
+    // Moving statistics change in the forward pass: copy every weight first.
+    const before = guard.snapshot();
+    let kept = false;
     try {
       const forward = () => {
         const out = this.model.apply(xb, { training: true }) as tf.Tensor;
@@ -437,19 +463,24 @@ export class Learner {
         this.loss = tf.tidy(forward);
         this.grads = new Map();
       }
-      this.lossValue = (await this.loss.data())[0]!;
+      const [lossValue, gradSum] = await lossAndGradSum(this.loss, [...this.grads.values()]);
+      this.lossValue = lossValue;
       await this.event("afterPred");
       await this.event("afterLoss");
-      if (!Number.isFinite(this.lossValue)) {
-        stats.forEach((lv, i) => lv.write(saved[i]!));
-        const h = this.opt!.hypers[this.opt!.hypers.length - 1]!;
-        throw new NonFiniteLossError(this.epoch, this.iter, h.lr, this.lossValue);
+      const problem = guard.problem(lossValue, gradSum);
+      if (problem) {
+        guard.restore();
+        if (!Number.isFinite(this.lossValue)) throw new NonFiniteLossError(this.epoch, this.iter, this.currentLr(), this.lossValue);
+        throw new TrainingDivergedError(this.epoch, this.iter, this.currentLr(), this.lossValue, problem);
       }
+      guard.keep(before);
+      kept = true;
+      guard.accept(lossValue);
       await this.event("beforeBackward");
       this.opt!.step(this.grads);
       await this.event("afterStep");
     } finally {
-      tf.dispose(saved);
+      if (!kept) tf.dispose(before);
     }
   }
 
@@ -468,6 +499,7 @@ export class Learner {
 
   /** Train with fastai's one-cycle policy: cosine warm-up to `lrMax` then cosine annealing; momentum the other way. */
   async fitOneCycle(nEpoch: number, opts: FitOneCycleOptions = {}): Promise<void> {
+    this.assertIdle("fitOneCycle");
     if (!this.opt) this.createOpt();
     const d = fitOneCycleDefaults;
     const div = opts.div ?? d.div;
@@ -490,6 +522,7 @@ export class Learner {
 
   /** fastai's `fine_tune`: one-cycle with the body frozen, then unfrozen with discriminative learning rates. */
   async fineTune(epochs: number, opts: FineTuneOptions = {}): Promise<void> {
+    this.assertIdle("fineTune");
     const d = fineTuneDefaults;
     let baseLr = opts.baseLr ?? d.baseLr;
     const freezeEpochs = opts.freezeEpochs ?? d.freezeEpochs;
@@ -535,6 +568,7 @@ export class Learner {
 
   /** fastai's `lr_find`: sweep the learning rate exponentially, plot loss vs LR, suggest LRs; weights and optimizer state are restored. */
   async lrFind(opts: LrFindOptions = {}): Promise<LrFindResult> {
+    this.assertIdle("lrFind");
     await ready();
     return lrFind(this, opts);
   }

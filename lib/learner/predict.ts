@@ -70,6 +70,13 @@ export async function predictManyWith(model: tf.LayersModel, meta: InferenceInfo
   } finally {
     if (x !== inputs) x.dispose();
   }
+  const broken = rows.findIndex((r) => !r.every(Number.isFinite));
+  if (broken >= 0) {
+    throw new Error(
+      `predict: the model output NaN or infinite values (input ${broken}), so no label can be trusted; its weights are broken ` +
+        `(did training diverge?). Train again with a lower learning rate, or load a checkpoint saved before it went wrong`,
+    );
+  }
   const name = (i: number) => meta.vocab[i] ?? String(i);
   return rows.map((probs) => {
     let index = 0;

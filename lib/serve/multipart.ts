@@ -157,6 +157,7 @@ export class MultipartParser {
             }
             return;
           }
+          if (end > this.maxHeaderBytes) throw bad(`multipart part headers exceed ${this.maxHeaderBytes} bytes`);
           const head = end === -2 ? "" : this.buf.subarray(0, end).toString("utf8");
           this.current = { ...parsePartHeaders(head), chunks: [] };
           this.buf = this.buf.subarray(end === -2 ? 2 : end + 4);

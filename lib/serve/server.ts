@@ -9,12 +9,18 @@
  *   GET  /info      { vocab, nClasses, isMultiLabel, model, limits, engine }
  *
  * Every failure is a JSON `{ error, code, status }` with the right status: 400 malformed request,
- * 404 unknown path, 405 wrong method, 413 upload over `maxBytes`, 415 not an image, 422 truncated
- * or corrupt image, 503 queue full. Predictions run through a bounded FIFO queue that groups
- * waiting images into batches when the model has `predictBatch` (a `Learner` does).
+ * 404 unknown path, 405 wrong method, 408 upload too slow, 413 upload over `maxBytes`, 415 not an
+ * image, 422 truncated or corrupt image, 429 too many connections from one address, 500 a model
+ * that answers NaN, 503 queue full.
+ *
+ * Slow clients cannot hold the prediction slots: an upload must arrive within `bodyTimeoutMs` and,
+ * after its first seconds, at `minBytesPerSecond` or faster (else 408), and one client address may
+ * hold at most `maxConnectionsPerClient` connections (more are answered 429 and closed).
+ * Predictions run through a bounded FIFO queue that groups waiting images into batches when the
+ * model has `predictBatch` (a `Learner` does).
  */
 import * as http from "node:http";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import * as path from "node:path";
 import { performance } from "node:perf_hooks";
 import { engineInfo, ready } from "../engine/backend";
@@ -44,6 +50,16 @@ export interface ServeOptions {
   topK?: number;
   /** Largest image accepted, in pixels (width × height), checked before decoding. Default 40,000,000. */
   maxPixels?: number;
+  /** Milliseconds a request body may take to arrive in full; a slower upload gets a 408. Default 30000. */
+  bodyTimeoutMs?: number;
+  /** Slowest accepted upload rate in bytes per second, checked from 5 s on (0 = no check). Default 1024. */
+  minBytesPerSecond?: number;
+  /**
+   * Open connections one client address may hold; more are answered 429 and closed. Default: half
+   * the prediction slots, (concurrency × maxBatch + maxQueue) / 2 (132 with the other defaults), so
+   * one client can never take them all.
+   */
+  maxConnectionsPerClient?: number;
   /** Heading of the upload page. Default `"tsfast: <export folder name>"`. */
   title?: string;
   /** Called with one line per request (method, path, status, ms); default: no logging. */
@@ -76,6 +92,8 @@ export const serveDefaults = {
   maxQueue: 256,
   topK: 5,
   maxPixels: 40_000_000,
+  bodyTimeoutMs: 30_000,
+  minBytesPerSecond: 1024,
 } as const;
 
 /** The JSON body of a successful `POST /predict`. */
@@ -107,6 +125,10 @@ export async function serve(source: string | Predictor | LearnerLike, opts: Serv
   checkPositive("maxBytes", o.maxBytes);
   checkPositive("topK", o.topK);
   checkPositive("maxPixels", o.maxPixels);
+  checkPositive("bodyTimeoutMs", o.bodyTimeoutMs);
+  const maxPerClient = o.maxConnectionsPerClient ?? Math.max(1, Math.floor((o.concurrency * o.maxBatch + o.maxQueue) / 2));
+  checkPositive("maxConnectionsPerClient", maxPerClient);
+  if (!(o.minBytesPerSecond >= 0)) throw new Error(`minBytesPerSecond must be 0 or more, got ${o.minBytesPerSecond}`);
   if (!Number.isInteger(o.port) || o.port < 0 || o.port > 65535) {
     throw new Error(`port must be an integer from 0 to 65535, got ${o.port}`);
   }
@@ -146,7 +168,7 @@ export async function serve(source: string | Predictor | LearnerLike, opts: Serv
           isMultiLabel: predictor.isMultiLabel ?? false,
           model: modelInfo(predictor),
           source: owned ? path.resolve(source) : null,
-          limits: { maxBytes: o.maxBytes, maxPixels: o.maxPixels, concurrency: o.concurrency, maxBatch: o.maxBatch, maxQueue: o.maxQueue, topK: o.topK },
+          limits: { maxBytes: o.maxBytes, maxPixels: o.maxPixels, concurrency: o.concurrency, maxBatch: o.maxBatch, maxQueue: o.maxQueue, topK: o.topK, bodyTimeoutMs: o.bodyTimeoutMs, minBytesPerSecond: o.minBytesPerSecond, maxConnectionsPerClient: maxPerClient },
           engine: engineSummary(),
         }),
     },
@@ -162,10 +184,17 @@ export async function serve(source: string | Predictor | LearnerLike, opts: Serv
         try {
           // A client that sent `Expect: 100-continue` waits for our go-ahead: given only once the headers pass.
           const beforeRead = awaitingContinue.has(req) ? () => res.writeContinue() : undefined;
-          const upload = await readUpload(req, { maxBytes: o.maxBytes, beforeRead });
+          const upload = await readUpload(req, { maxBytes: o.maxBytes, beforeRead, timeoutMs: o.bodyTimeoutMs, minBytesPerSecond: o.minBytesPerSecond });
           ({ pred, ms } = await queue.push(upload));
         } finally {
           predictRequests--;
+        }
+        if (!Array.isArray(pred.probs) || !pred.probs.every(Number.isFinite)) {
+          throw new HttpError(
+            500,
+            "non_finite_output",
+            "the model answered NaN or infinite probabilities, so no label can be trusted; it is broken (e.g. exported after training diverged): retrain it and export again",
+          );
         }
         const top = topK(pred.probs, predictor.vocab, k);
         const body: PredictResponse = {
@@ -184,9 +213,17 @@ export async function serve(source: string | Predictor | LearnerLike, opts: Serv
   };
 
   const awaitingContinue = new WeakSet<http.IncomingMessage>();
+  const refused = new WeakSet<Socket>();
   const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     const t0 = performance.now();
     res.on("finish", () => o.log?.(`${req.method} ${req.url} ${res.statusCode} ${(performance.now() - t0).toFixed(1)}ms`));
+    if (refused.has(req.socket)) {
+      res.shouldKeepAlive = false;
+      const addr = req.socket.remoteAddress ?? "?";
+      const msg = `too many connections from ${addr} (maxConnectionsPerClient ${maxPerClient}); close some and retry`;
+      sendError(req, res, new HttpError(429, "too_many_connections", msg, { "Retry-After": "1" }));
+      return;
+    }
     handle(req, res, routes).catch((e) => {
       // handle() answers every error itself; this is a last line of defence against a crash.
       o.log?.(`internal error: ${e instanceof Error ? e.stack : String(e)}`);
@@ -198,6 +235,22 @@ export async function serve(source: string | Predictor | LearnerLike, opts: Serv
   server.on("checkContinue", (req: http.IncomingMessage, res: http.ServerResponse) => {
     awaitingContinue.add(req);
     onRequest(req, res);
+  });
+  // One address may not hold every slot: past maxConnectionsPerClient its new connections get a 429.
+  const perClient = new Map<string, number>();
+  server.on("connection", (socket: Socket) => {
+    const addr = socket.remoteAddress ?? "?";
+    const n = (perClient.get(addr) ?? 0) + 1;
+    if (n > maxPerClient) {
+      refused.add(socket);
+      return;
+    }
+    perClient.set(addr, n);
+    socket.once("close", () => {
+      const left = (perClient.get(addr) ?? 1) - 1;
+      if (left > 0) perClient.set(addr, left);
+      else perClient.delete(addr);
+    });
   });
   // Unparseable HTTP (bad request line, oversized headers): answer 400 and drop the socket.
   server.on("clientError", (err: NodeJS.ErrnoException, socket) => {
@@ -260,7 +313,9 @@ async function handle(req: http.IncomingMessage, res: http.ServerResponse, route
   try {
     let url: URL;
     try {
-      url = new URL(req.url ?? "/", "http://localhost");
+      // An origin-form path is appended, never parsed alone: "//predict" would read as a host name.
+      const raw = req.url ?? "/";
+      url = raw.startsWith("/") ? new URL(`http://localhost${raw}`) : new URL(raw, "http://localhost");
     } catch {
       throw new HttpError(400, "bad_request", `cannot parse the request path "${req.url}"`);
     }

@@ -2,7 +2,9 @@
  * Reading an uploaded image out of a request: a `multipart/form-data` field, or the raw body.
  *
  * The body is streamed and counted; past `maxBytes` the read stops at once (413) — a declared
- * `Content-Length` over the cap is refused before a byte is read.
+ * `Content-Length` over the cap is refused before a byte is read. A body that takes longer than
+ * `timeoutMs`, or arrives slower than `minBytesPerSecond` once `RATE_GRACE_MS` have passed, is
+ * refused with a 408, so a slow client cannot hold a prediction slot for long.
  */
 import type { IncomingMessage } from "node:http";
 import { HttpError, formatBytes } from "./errors";
@@ -26,7 +28,14 @@ export interface UploadOptions {
   field?: string;
   /** Called once the request passed its header checks, just before the body is read (sends `100 Continue`). */
   beforeRead?: () => void;
+  /** Milliseconds the whole body may take. Default 30000. */
+  timeoutMs?: number;
+  /** Slowest accepted rate once `RATE_GRACE_MS` have passed, in bytes per second (0 = none). Default 1024. */
+  minBytesPerSecond?: number;
 }
+
+/** Time an upload may take before its rate is checked (a slow start is normal). */
+export const RATE_GRACE_MS = 5000;
 
 const HOW =
   'send the image as multipart/form-data field "file" (curl -F file=@cat.jpg) or as the raw body with ' +
@@ -45,10 +54,14 @@ export async function readUpload(req: IncomingMessage, opts: UploadOptions): Pro
   if (mime === "multipart/form-data") {
     const parser = new MultipartParser(boundaryOf(contentType));
     opts.beforeRead?.();
-    const total = await readBody(req, opts.maxBytes, (chunk) => parser.write(chunk));
+    const total = await readBody(req, opts, (chunk) => parser.write(chunk));
     if (total === 0) throw new HttpError(400, "empty_body", `the request body is empty; ${HOW}`);
     const parts = parser.end();
-    const part = parts.find((p) => p.name === field);
+    const matching = parts.filter((p) => p.name === field);
+    if (matching.length > 1) {
+      throw new HttpError(400, "duplicate_field", `multipart body has ${matching.length} "${field}" fields; send one image per request`);
+    }
+    const part = matching[0];
     if (!part) {
       const names = parts.map((p) => `"${p.name}"`).join(", ") || "none";
       throw new HttpError(400, "missing_field", `multipart body has no field "${field}" (fields given: ${names}); ${HOW}`);
@@ -67,7 +80,7 @@ export async function readUpload(req: IncomingMessage, opts: UploadOptions): Pro
   }
   const chunks: Buffer[] = [];
   opts.beforeRead?.();
-  const total = await readBody(req, opts.maxBytes, (chunk) => chunks.push(chunk));
+  const total = await readBody(req, opts, (chunk) => chunks.push(chunk));
   if (total === 0) throw new HttpError(400, "empty_body", `the request body is empty; ${HOW}`);
   return { data: Buffer.concat(chunks, total), via: "raw" };
 }
@@ -84,15 +97,35 @@ function tooLarge(maxBytes: number, seen: number, declared: boolean): HttpError 
 
 /**
  * Stream the body into `onChunk`, counting bytes; rejects with 413 the moment the count passes
- * `maxBytes` (and stops reading), or with whatever `onChunk` throws. Resolves with the byte count.
+ * `maxBytes` (and stops reading), with 408 when it is too slow (see the module comment), or with
+ * whatever `onChunk` throws. Resolves with the byte count.
  */
-function readBody(req: IncomingMessage, maxBytes: number, onChunk: (chunk: Buffer) => void): Promise<number> {
+function readBody(req: IncomingMessage, opts: UploadOptions, onChunk: (chunk: Buffer) => void): Promise<number> {
+  const maxBytes = opts.maxBytes;
+  const timeoutMs = opts.timeoutMs ?? 30_000;
+  const minRate = opts.minBytesPerSecond ?? 1024;
   return new Promise((resolve, reject) => {
     let total = 0;
     let settled = false;
+    const t0 = Date.now();
+    const deadline = setTimeout(
+      () => finish(new HttpError(408, "request_timeout", `the upload did not arrive within ${timeoutMs} ms (${formatBytes(total)} received); send it in one go`)),
+      timeoutMs,
+    );
+    const rateCheck =
+      minRate > 0
+        ? setInterval(() => {
+            const ms = Date.now() - t0;
+            if (ms >= RATE_GRACE_MS && (total * 1000) / ms < minRate) {
+              finish(new HttpError(408, "request_timeout", `the upload is arriving too slowly (${formatBytes(total)} in ${(ms / 1000).toFixed(1)} s; at least ${formatBytes(minRate)}/s is needed)`));
+            }
+          }, 1000)
+        : undefined;
     const finish = (err: unknown, n?: number): void => {
       if (settled) return;
       settled = true;
+      clearTimeout(deadline);
+      if (rateCheck) clearInterval(rateCheck);
       req.off("data", onData);
       req.off("end", onEnd);
       req.off("error", onError);
