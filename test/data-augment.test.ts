@@ -123,8 +123,14 @@ test("batch lighting through the lookup table matches the exact formula to 1e-3 
   const b = r.uniform(0.5 * 0.6, 0.5 * 1.4);
   r.next();
   const c = Math.exp(r.uniform(Math.log(0.6), -Math.log(0.6)));
+  // fastai's formula written out: sigmoid((logit(x) + logit(b))·c), logit clamped to [1e-7, 1 − 1e-7]
+  const lg = (p: number) => {
+    const q = Math.min(Math.max(p, 1e-7), 1 - 1e-7);
+    return Math.log(q / (1 - q));
+  };
   for (let i = 0; i < res.data.length; i++) {
-    assert.ok(Math.abs(res.data[i]! - lightingFn(src.data[i]! / 255, b, c)) < 1e-3, `value ${i}`);
+    const want = 1 / (1 + Math.exp(-(lg(src.data[i]! / 255) + lg(b)) * c));
+    assert.ok(Math.abs(res.data[i]! - want) < 1e-3, `value ${i}: ${res.data[i]} vs ${want}`);
   }
 });
 
@@ -142,8 +148,15 @@ test("augmentation is train-only: valid gives the same resize for every seed, tr
   const v1 = applyBatchTfms([src], tfms, false, new Rng(1)).data;
   const v2 = applyBatchTfms([src], tfms, false, new Rng(2)).data;
   assert.deepEqual(v1, v2);
-  const ident = sample(src, IDENTITY, 10, 10);
-  assert.deepEqual(v1, ident);
+  // valid: the whole 20×20 image resampled to 10×10 with aligned corners, output (i, j) at source
+  // (j·19/9, i·19/9); R = 10x and G = 10y are linear there, so bilinear sampling gives them exactly
+  assert.equal(v1.length, 10 * 10 * 3);
+  for (let i = 0; i < 10; i++) {
+    for (let j = 0; j < 10; j++) {
+      const want = [(10 * j * 19) / 9 / 255, (10 * i * 19) / 9 / 255, 7 / 255];
+      want.forEach((w, ch) => assert.ok(Math.abs(v1[(i * 10 + j) * 3 + ch]! - w) < 1e-6, `(${i}, ${j}, ${ch}): ${v1[(i * 10 + j) * 3 + ch]} vs ${w}`));
+    }
+  }
   const t1 = applyBatchTfms([src], tfms, true, new Rng(1)).data;
   const t1b = applyBatchTfms([src], tfms, true, new Rng(1)).data;
   const t2 = applyBatchTfms([src], tfms, true, new Rng(3)).data;

@@ -196,7 +196,17 @@ test("inferenceSpec is JSON and prepareInferenceBatch reproduces the validation 
   const x = await prepareInferenceBatch(spec, [...dls.valid.items.slice(0, 2), fs.readFileSync(dls.valid.items[2]!)]);
   const v = await collect(dls.valid);
   assert.deepEqual(x.shape, [3, 10, 10, 3]);
-  assert.deepEqual(Array.from(await x.data()), v.xs[0]!.slice(0, 3 * 10 * 10 * 3));
+  const xs = Array.from(await x.data());
+  assert.deepEqual(xs, v.xs[0]!.slice(0, 3 * 10 * 10 * 3));
+  // by hand: the valid images are solid a_0 (0, 0, 100), a_1 (0, 20, 100), b_0 (80, 0, 100), so every
+  // pixel of item k is ((r, g, b)/255 − imagenet mean)/std
+  const [mean, std] = imagenetStats;
+  [[0, 0, 100], [0, 20, 100], [80, 0, 100]].forEach((rgb, k) => {
+    const want = rgb.map((c, ch) => (c / 255 - mean[ch]!) / std[ch]!);
+    for (const p of [0, 55, 99]) {
+      want.forEach((w, ch) => assert.ok(Math.abs(xs[(k * 100 + p) * 3 + ch]! - w) < 1e-5, `item ${k} pixel ${p} channel ${ch}: ${xs[(k * 100 + p) * 3 + ch]} vs ${w}`));
+    }
+  });
   x.dispose();
 });
 

@@ -94,10 +94,13 @@ test("fashionMnist materialises per-class limited class folders once, with a mar
   assert.deepEqual(counts(path.join(root, "train")), Object.fromEntries([...FASHION_MNIST_FOLDERS].sort().map((c) => [c, 4])));
   assert.deepEqual(counts(path.join(root, "valid")), Object.fromEntries([...FASHION_MNIST_FOLDERS].sort().map((c) => [c, 2])));
   assert.ok(fs.existsSync(path.join(root, DATASET_MARKER)));
-  // Training image 0 is an ankle boot; its PNG holds exactly the IDX bytes.
-  const fm = loadFashionMnist();
+  // Training image 0 is an ankle boot (label 9); its PNG holds exactly the IDX bytes, read here with
+  // zlib alone: labels after an 8-byte header, pixels after a 16-byte one.
+  const src = process.env["TSFAST_FASHION_MNIST_DIR"] || "/usr/share/datasets/fashion-mnist";
+  const idx = (f: string) => zlib.gunzipSync(fs.readFileSync(path.join(src, f)));
+  assert.equal(idx("train-labels-idx1-ubyte.gz")[8], 9);
   const px = await greyPixels(path.join(root, "train", "ankle-boot", "00000.png"));
-  assert.deepEqual(new Uint8Array(px), fm.train.images.subarray(0, 784));
+  assert.deepEqual(new Uint8Array(px), new Uint8Array(idx("train-images-idx3-ubyte.gz").subarray(16, 16 + 784)));
   const t0 = Date.now();
   assert.equal(await fashionMnist({ perClass: 4, validPerClass: 2 }), root);
   assert.ok(Date.now() - t0 < 100, "second call only reads the marker");

@@ -21,10 +21,17 @@ test("a trained Learner feeds ClassificationInterpretation: confusion matrix agr
   assert.equal(total, dls.valid.n);
   const acc = (cm[0]![0]! + cm[1]![1]!) / total;
   assert.ok(Math.abs(acc - learn.recorder.values.at(-1)![2]!) < 1e-9, `${acc} vs ${learn.recorder.values.at(-1)![2]}`);
-  // top losses are the learner's per-item losses
+  // an independent count from the raw predictions: matrix cell [target][argmax], and −ln p[target]
   const { preds, targs, losses } = await learn.getPreds({ withLoss: true });
-  const l = Array.from(losses!.dataSync());
+  const p = preds.arraySync() as number[][];
+  const t = Array.from(targs.dataSync());
+  const counted = [[0, 0], [0, 0]];
+  p.forEach((row, i) => counted[t[i]!]![row[1]! > row[0]! ? 1 : 0]!++);
+  assert.deepEqual(cm, counted);
+  assert.ok(acc > 0.5, `accuracy ${acc}`);
   const top = interp.topLosses(3);
-  top.indices.forEach((idx, k) => assert.ok(Math.abs(l[idx]! - top.losses[k]!) < 1e-6));
+  const own = p.map((row, i) => -Math.log(row[t[i]!]!));
+  assert.deepEqual(top.indices, own.map((v, i) => [v, i] as const).sort((a, b) => b[0] - a[0] || a[1] - b[1]).slice(0, 3).map(([, i]) => i));
+  top.indices.forEach((idx, k) => assert.ok(Math.abs(own[idx]! - top.losses[k]!) < 1e-5, `${own[idx]} vs ${top.losses[k]}`));
   tf.dispose([preds, targs, losses!]);
 });

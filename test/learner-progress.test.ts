@@ -73,6 +73,13 @@ test("recorder.plotLoss and plotSched build plotly figures from what was recorde
     const s = learn.recorder.schedFigure();
     assert.deepEqual(s.data[0]!.y, learn.recorder.lrs);
     assert.deepEqual(s.data[1]!.y, learn.recorder.moms);
+    // and those are the one-cycle values worked by hand in schedule.test.ts, scaled from lrMax 1e-2
+    // to the default 1e-3 (every lr is proportional to lrMax: start lrMax/25, end lrMax/1e5)
+    const lrs = [4e-4, 5.2e-3, 1e-2, 0.009330133717652005, 7.500025e-3, 5.00005e-3, 2.500075e-3, 0.000669966282347995].map((v) => v / 10);
+    const moms = [0.95, 0.9, 0.85, 0.856698729810778, 0.875, 0.9, 0.925, 0.9433012701892219];
+    assert.equal((s.data[0]!.y as number[]).length, 8);
+    (s.data[0]!.y as number[]).forEach((v, i) => assert.ok(Math.abs(v - lrs[i]!) <= 1e-12, `lr ${i}: ${v} vs ${lrs[i]}`));
+    (s.data[1]!.y as number[]).forEach((v, i) => assert.ok(Math.abs(v - moms[i]!) <= 1e-9, `mom ${i}: ${v} vs ${moms[i]}`));
   } finally {
     process.stdout.write = orig;
   }

@@ -156,8 +156,10 @@ test("freeze leaves body weights unchanged while BN parameters and statistics st
   assert.deepEqual(dense1.getWeights().map((w) => Array.from(w.dataSync())), d1, "frozen dense unchanged");
   const bn1 = bn.getWeights().map((w) => Array.from(w.dataSync()));
   assert.equal(bn1.length, 4); // gamma, beta, moving mean, moving variance
-  bn1.forEach((w, i) => assert.notDeepEqual(w, bn0[i], `BN weight ${i} moved`));
-  assert.notDeepEqual(head[0]!.getWeights().map((w) => Array.from(w.dataSync())), h0);
+  // (finite first: NaN weights would differ from the start too)
+  bn1.forEach((w, i) => assert.ok(w.every(Number.isFinite) && w.some((v, k) => v !== bn0[i]![k]), `BN weight ${i} moved: ${w}`));
+  const h1 = head[0]!.getWeights().map((w) => Array.from(w.dataSync()));
+  assert.ok(h1.every((w) => w.every(Number.isFinite)) && h1.some((w, i) => w.some((v, k) => v !== h0[i]![k])), "head moved");
   // trainBn: false freezes BN gamma/beta too (statistics still update, as in PyTorch train mode)
   const m2 = toyModel();
   const l2 = new Learner(dls, m2.model, { progress: false, splitter: () => [m2.body, m2.head], trainBn: false });
@@ -166,10 +168,11 @@ test("freeze leaves body weights unchanged while BN parameters and statistics st
   await l2.fit(1);
   const g1 = m2.body[2]!.getWeights().map((w) => Array.from(w.dataSync()));
   assert.deepEqual(g1.slice(0, 2), g0.slice(0, 2));
-  assert.notDeepEqual(g1[2], g0[2]);
+  assert.ok(g1[2]!.every(Number.isFinite) && g1[2]!.some((v, k) => v !== g0[2]![k]), "moving mean still updates");
   learn.unfreeze();
   await learn.fit(1);
-  assert.notDeepEqual(dense1.getWeights().map((w) => Array.from(w.dataSync())), d1, "unfrozen dense moves");
+  const d2 = dense1.getWeights().map((w) => Array.from(w.dataSync()));
+  assert.ok(d2.every((w) => w.every(Number.isFinite)) && d2.some((w, i) => w.some((v, k) => v !== d1[i]![k])), "unfrozen dense moves");
 });
 
 test("discriminative learning rates: slice(lo, hi) spreads geometrically, slice(lr) gives lr/10 to earlier groups", async () => {
@@ -190,19 +193,16 @@ test("discriminative learning rates: slice(lo, hi) spreads geometrically, slice(
   const k2 = Array.from(m.head[0]!.getWeights()[0]!.dataSync());
   // one batch at lr 1e-3 / 1e-1 (2 groups apart by 100x) vs the gradient from tf.grads
   const b = (await dls.train[Symbol.asyncIterator]().next()).value as { xb: tf.Tensor; yb: tf.Tensor };
-  const vars = [m.body[1]!.getWeights, m.head[0]!.getWeights];
-  void vars;
   const kv1 = m.body[1]!.weights[0]!.read() as tf.Variable;
   const kv2 = m.head[0]!.weights[0]!.read() as tf.Variable;
   const { grads } = tf.variableGrads(() => l2.lossFunc.forward(m.model.apply(b.xb, { training: true }) as tf.Tensor, b.yb) as tf.Scalar, [kv1, kv2]);
   const g1 = Array.from(grads[kv1.name]!.dataSync());
   const g2 = Array.from(grads[kv2.name]!.dataSync());
   tf.dispose([b.xb, b.yb, ...Object.values(grads)]);
-  // restore BN statistics moved by that forward pass: reload the model state
-  const bnW = m.body[2]!.getWeights();
-  void bnW;
+  assert.ok(g1.every(Number.isFinite) && g2.every(Number.isFinite) && g2.some((g) => g !== 0), "finite, non-zero gradients");
+  // That forward pass moved the BN moving statistics; the training-mode forward of the fit below
+  // normalises with the batch's own statistics, so its gradients do not depend on them.
   const one = { order: 0, afterBatch: () => { throw new CancelFitException(); } };
-  m.body[2]!.setWeights(m.body[2]!.getWeights()); // no-op; BN stats changed identically in both passes below
   l2.createOpt();
   await l2.fit(1, [1e-3, 1e-2, 1e-1], { cbs: [one] });
   const k1b = Array.from(m.body[1]!.getWeights()[0]!.dataSync());

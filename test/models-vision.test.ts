@@ -23,7 +23,9 @@ const dir = mkdtempSync(path.join(os.tmpdir(), "tsfast-vision-"));
 process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
 const TINY = { widen: 0.25, stemSzs: [16, 16, 32] };
 
+/** Largest |a − b|; NaN if any value is NaN (Math.max passes it on), and two empty arrays are refused. */
 function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  assert.ok(a.length > 0 && a.length === b.length, `comparing ${a.length} values with ${b.length}`);
   let m = 0;
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
   return m;

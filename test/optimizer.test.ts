@@ -117,6 +117,14 @@ test("optimizer state round-trips through stateDict: continued steps are identic
   optA.step(new Map([[a.variable, g2]]));
   optB.step(new Map([[b.variable, g2]]));
   assert.deepEqual(Array.from(b.variable.dataSync()), Array.from(a.variable.dataSync()));
+  // and both are where torch.optim.AdamW takes the same two steps (not two equally wrong values)
+  const ref = torchJson<number[]>(`
+p = torch.nn.Parameter(torch.tensor([0.3, -0.7]))
+opt = torch.optim.AdamW([p], lr=0.05, betas=(0.9, 0.99), eps=1e-5, weight_decay=0.01)
+for g in [[0.2, -0.4], [-0.3, 0.1]]:
+    p.grad = torch.tensor(g); opt.step()
+print(json.dumps(p.detach().tolist()))`);
+  closeArr(b.variable.dataSync(), ref, 1e-6);
   const before = tf.memory().numTensors;
   optB.dispose();
   assert.equal(tf.memory().numTensors, before - 2, "two state tensors released");

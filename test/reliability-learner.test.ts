@@ -51,6 +51,7 @@ test("fit(1, 1e5) stops and restores the last finite state: weights, BatchNorm s
   const key = `${stop!.epoch}/${Math.max(0, stop!.batch - 1)}`;
   const expected = rec.seen.get(key);
   assert.ok(expected, `no weights recorded for ${key}`);
+  assert.ok(allFinite(expected), "the recorded state is finite"); // else NaN weights would equal it
   assert.deepEqual(weightsOf(model), expected);
   const st = learn.opt!.stateDict();
   try {

@@ -29,11 +29,36 @@ test("a hand-built file decodes: header length, JSON header, little-endian data"
 });
 
 test("half and bfloat16 conversions are exact on representable values and round to nearest", () => {
-  for (const v of [0, 1, -2, 0.5, 65504, 6.103515625e-5, 5.960464477539063e-8, -0.0999755859375]) assert.equal(halfToFloat(floatToHalf(v)), v);
+  // IEEE half bits by hand: sign | 5-bit exponent (bias 15) | 10-bit fraction
+  const halves: [number, number][] = [
+    [0, 0x0000],
+    [1, 0x3c00], // 2^0: exponent 15
+    [-2, 0xc000], // sign, 2^1: exponent 16
+    [0.5, 0x3800], // 2^-1: exponent 14
+    [65504, 0x7bff], // largest: (2 − 2^-10)·2^15
+    [6.103515625e-5, 0x0400], // smallest normal 2^-14
+    [5.960464477539063e-8, 0x0001], // smallest subnormal 2^-24
+    [-0.0999755859375, 0xae66], // −(1 + 614/1024)·2^-4
+  ];
+  for (const [v, bits] of halves) {
+    assert.equal(floatToHalf(v), bits, `floatToHalf(${v})`);
+    assert.equal(halfToFloat(bits), v, `halfToFloat(0x${bits.toString(16)})`);
+  }
   assert.equal(floatToHalf(1 + 2 ** -11), 0x3c00, "ties go to even");
   assert.equal(floatToHalf(1e6), 0x7c00, "overflow is infinity");
   assert.ok(Number.isNaN(halfToFloat(floatToHalf(NaN))));
-  for (const v of [0, 1, -3, 0.15625, 2 ** 100]) assert.equal(bf16ToFloat(floatToBf16(v)), v);
+  // bfloat16 = the top 16 bits of the float32: sign | 8-bit exponent (bias 127) | 7-bit fraction
+  const bf16s: [number, number][] = [
+    [0, 0x0000],
+    [1, 0x3f80], // exponent 127
+    [-3, 0xc040], // −1.5·2^1: exponent 128, fraction .1000000
+    [0.15625, 0x3e20], // 1.25·2^-3: exponent 124, fraction .0100000
+    [2 ** 100, 0x7180], // exponent 227
+  ];
+  for (const [v, bits] of bf16s) {
+    assert.equal(floatToBf16(v), bits, `floatToBf16(${v})`);
+    assert.equal(bf16ToFloat(bits), v, `bf16ToFloat(0x${bits.toString(16)})`);
+  }
   assert.equal(bf16ToFloat(floatToBf16(1.00390625)), 1, "1 + 2^-8 rounds to even (1)");
 });
 

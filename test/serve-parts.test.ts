@@ -49,11 +49,12 @@ test("multipart parser returns each field's name, filename, type and exact bytes
 });
 
 test("multipart parser gives the same parts whatever the chunk size, down to one byte", () => {
-  const whole = parseAll(trickyBody);
+  // the bytes the body was built from, not the one-chunk parse (which could be wrong the same way)
+  const want = [Buffer.from("hello"), tricky];
   for (const chunk of [1, 2, 3, 5, 7, 11, 31, 64]) {
     const parts = parseAll(trickyBody, chunk);
-    assert.equal(parts.length, whole.length, `chunk ${chunk}`);
-    parts.forEach((p, i) => assert.ok(p.data.equals(whole[i]!.data), `chunk ${chunk}, part ${i}`));
+    assert.equal(parts.length, want.length, `chunk ${chunk}`);
+    parts.forEach((p, i) => assert.ok(p.data.equals(want[i]!), `chunk ${chunk}, part ${i}`));
   }
 });
 

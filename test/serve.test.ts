@@ -58,8 +58,7 @@ test("POST /predict with a multipart field `file` answers the label, index, sort
   );
   for (let i = 1; i < r.top.length; i++) assert.ok(r.top[i - 1]!.probability >= r.top[i]!.probability);
   assert.ok(Math.abs(r.probs.reduce((a, b) => a + b, 0) - 1) < 1e-5);
-  assert.equal(typeof r.ms, "number");
-  assert.ok(r.ms >= 0);
+  assert.ok(Number.isFinite(r.ms) && r.ms >= 0 && r.ms < 60_000, `ms ${r.ms}`);
 });
 
 test("POST /predict accepts the raw image body as image/* or application/octet-stream, or untyped", async () => {
@@ -94,7 +93,11 @@ test("?topk=N limits the top list and a bad topk is a 400", async () => {
 test("GET /health and GET /info describe the server and the model", async () => {
   const health = await (await fetch(`${h.url}health`)).json();
   assert.equal(health.status, "ok");
-  assert.equal(typeof health.served, "number");
+  assert.ok(Number.isInteger(health.served) && health.served >= 1, `served ${health.served}`); // earlier tests predicted
+  // one more prediction counts exactly one more
+  assert.equal((await postPredict(red, { "Content-Type": "image/png" })).status, 200);
+  const later = await (await fetch(`${h.url}health`)).json();
+  assert.equal(later.served, health.served + 1);
   const info = await (await fetch(`${h.url}info`)).json();
   assert.deepEqual(info.vocab, COLOURS);
   assert.equal(info.nClasses, 3);
