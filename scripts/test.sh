@@ -15,11 +15,15 @@ count() { # add "N passed, M failed" found in the last matching line of file $1
   FAIL=$((FAIL + $(echo "$line" | grep -oE '[0-9]+ failed' | grep -oE '[0-9]+')))
 }
 
+T_SETUP=$(date +%s)
 if ! bash scripts/setup.sh --no-run --quiet; then
   echo "test: setup failed"; echo "0 passed, 1 failed"; exit 1
 fi
+echo "test: setup took $(( $(date +%s) - T_SETUP )) s"
 
+T_ALL=$(date +%s)
 for stage in $STAGES; do
+  T_STAGE=$(date +%s)
   case "$stage" in
     typecheck)
       echo "== typecheck"
@@ -54,6 +58,8 @@ for stage in $STAGES; do
       count out/render.log render ;;
     *) echo "test: unknown stage '$stage'"; FAIL=$((FAIL + 1)) ;;
   esac
+  echo "test: stage $stage took $(( $(date +%s) - T_STAGE )) s"
 done
+echo "test: all stages took $(( $(date +%s) - T_ALL )) s"
 echo "$PASS passed, $FAIL failed"
 [ "$FAIL" = 0 ]
