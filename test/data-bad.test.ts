@@ -10,6 +10,7 @@ import { CategoryBlock, DataBlock, ImageBlock } from "../lib/data/block";
 import { ImageDataLoaders } from "../lib/data/factories";
 import { getImageFiles, GrandparentSplitter, parentLabel } from "../lib/data/items";
 import { Resize } from "../lib/data/transforms";
+import { probeImage } from "../lib/data/decode";
 import { folderTree, solid, tmpDir } from "./fixtures/data/make";
 
 function captureWarnings(): { warnings: string[]; restore: () => void } {
@@ -265,4 +266,17 @@ test("an unreadable image is reported once per dataset: loaders made with new() 
   assert.match(cap.warnings[0]!, /skipped 1 unreadable image /);
   assert.ok(cap.warnings[0]!.includes(broken));
   assert.equal(early.bad.size, 1, "the early copy still skips the image itself");
+});
+
+test("probeImage remembers an unchanged file's verdict, and checks a changed file again", async () => {
+  const root = tmpDir();
+  const file = await solid(path.join(root, "x.png"), 8, 8, [10, 20, 30]);
+  assert.equal(await probeImage(file), undefined);
+  fs.writeFileSync(file, "now this is text, not a picture");
+  assert.match((await probeImage(file)) ?? "", /not a readable image/);
+  await solid(file, 8, 8, [10, 20, 30]);
+  assert.equal(await probeImage(file), undefined);
+  assert.equal(await probeImage(path.join(root, "gone.png")), "no such file");
+  assert.equal(await probeImage(root), "a folder, not an image");
+  assert.equal(await probeImage(Buffer.alloc(0)), "empty file (0 bytes)");
 });
