@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /**
- * The `tsfast` command: `tsfast serve <exportDir>` and `tsfast predict <exportDir> <images...>`.
+ * The `tsfast` command: `tsfast init | jupyter | run` (notebooks from any folder, `workspace.ts`),
+ * `tsfast serve <exportDir>` and `tsfast predict <exportDir> <images...>`.
  */
 import * as fs from "node:fs";
 import { parseArgs } from "node:util";
@@ -9,11 +10,20 @@ import { checkImage } from "./serve/image";
 import { loadPredictor, topK, type Predictor } from "./serve/predictor";
 import { serve, serveDefaults } from "./serve/server";
 import "./wiring"; // a fresh process can restore any export: preprocessing and custom layers registered
+import { initFolder, jupyterPath, openJupyter, runNotebooks, workspaceDefaults } from "./workspace";
 
 const USAGE = `Usage:
+  tsfast init <folder>
+      Prepare a folder for tsfast notebooks: link tsfast into its node_modules, register a tslab
+      kernel for it (spec in <folder>/.jupyter), write ${workspaceDefaults.starter} (lesson 1's recipe).
+  tsfast jupyter [folder] [-- jupyter options]
+      Open Jupyter (classic Notebook) in a prepared folder (default: the current one).
+  tsfast run <notebook.ipynb...> [--out dir]
+      Execute notebooks with the tslab kernel; write the executed copy (x.executed.ipynb) and x.html
+      next to each notebook, or x.ipynb and x.html into --out.
   tsfast serve <exportDir> [--port ${serveDefaults.port}] [--host ${serveDefaults.host}] [--max-bytes N] [--concurrency N]
       Serve the model learn.export(exportDir) wrote: upload page at /, JSON API at POST /predict,
-      GET /health, GET /info. Ctrl-C stops it.
+      GET /health, GET /info. Ctrl-C, or SIGTERM to the pid it prints, stops it.
   tsfast predict <exportDir> <image...> [--json] [--topk N]
       Print one line per image: file, predicted label, probability (tab-separated).
       --json prints a JSON array instead, with the top-k classes of each image.
@@ -47,6 +57,9 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
       io.out(version());
       return 0;
     }
+    if (command === "init") return initCommand(rest, io);
+    if (command === "jupyter") return await jupyterCommand(rest);
+    if (command === "run") return await runCommand(rest);
     if (command === "serve") return await serveCommand(rest, io);
     if (command === "predict") return await predictCommand(rest, io);
     throw new UsageError(`unknown command "${command}"`);
@@ -58,6 +71,29 @@ export async function main(argv: string[], io: CliIo = processIo): Promise<numbe
     io.err(`tsfast: ${e instanceof Error ? e.message : String(e)}`);
     return 1;
   }
+}
+
+function initCommand(args: string[], io: CliIo): number {
+  const { positionals } = parseArgs({ args, allowPositionals: true, options: {} });
+  if (positionals.length !== 1) throw new UsageError(`init takes one folder, got ${positionals.length} arguments`);
+  const report = initFolder(positionals[0]!);
+  for (const s of report.steps) io.out(s);
+  io.out(`ready: npx tsfast jupyter ${report.folder}   (or plain jupyter with JUPYTER_PATH=${jupyterPath(report.folder)})`);
+  return 0;
+}
+
+async function jupyterCommand(args: string[]): Promise<number> {
+  const dash = args.indexOf("--");
+  const own = dash < 0 ? args : args.slice(0, dash);
+  const { positionals } = parseArgs({ args: own, allowPositionals: true, options: {} });
+  if (positionals.length > 1) throw new UsageError(`jupyter takes at most one folder, got ${positionals.length}`);
+  return openJupyter(positionals[0] ?? process.cwd(), dash < 0 ? [] : args.slice(dash + 1));
+}
+
+async function runCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { out: { type: "string" } } });
+  if (positionals.length === 0) throw new UsageError("run takes at least one notebook (.ipynb)");
+  return runNotebooks(positionals, values.out === undefined ? {} : { out: values.out });
 }
 
 async function serveCommand(args: string[], io: CliIo): Promise<number> {
@@ -87,13 +123,16 @@ async function serveCommand(args: string[], io: CliIo): Promise<number> {
     log: (line) => io.out(`${new Date().toISOString()} ${line}`),
   });
   io.out(engineBanner());
-  io.out(`serving ${dir} (${predictor.vocab.length} classes) at ${handle.url}  — Ctrl-C to stop`);
+  io.out(`serving ${dir} (${predictor.vocab.length} classes) at ${handle.url}  — pid ${process.pid}; Ctrl-C or kill ${process.pid} to stop`);
   await new Promise<void>((resolve) => {
     const stop = (): void => {
       process.off("SIGINT", stop);
       process.off("SIGTERM", stop);
       io.out("stopping…");
-      void handle.close().then(resolve);
+      void handle.close().then(() => {
+        io.out("stopped");
+        resolve();
+      });
     };
     process.on("SIGINT", stop);
     process.on("SIGTERM", stop);

@@ -3,15 +3,23 @@
 
     /usr/bin/python3 scripts/run_notebooks.py                   # every notebooks/*.ipynb
     /usr/bin/python3 scripts/run_notebooks.py notebooks/00_setup.ipynb [...]
+    /usr/bin/python3 scripts/run_notebooks.py --out DIR x.ipynb     # outputs in DIR
+    /usr/bin/python3 scripts/run_notebooks.py --beside /elsewhere/x.ipynb  # outputs next to it
 
-Executed copies and HTML renderings go to out/notebooks/ (outside the source tree). A failing
+Executed copies and HTML renderings go to out/notebooks/ (outside the source tree), or to --out, or
+next to each notebook with --beside (as `tsfast run` does); a copy that would overwrite its source
+is named x.executed.ipynb. The HTML has no MathJax (no "Loading [MathJax]" bar offline) unless a
+markdown cell holds math. The tslab kernel spec is looked up in JUPYTER_PATH (a folder prepared by
+`tsfast init` puts its own first) and in this checkout's .jupyter. A failing
 cell prints the notebook, the cell's source and the real error: tslab sends an empty error reply
 and writes the message only to the cell's stderr, so that is where we read it from.
 Ends with a plain `N passed, N failed` line; exits 1 if any notebook failed.
 Environment: TSFAST_NOTEBOOK_TIMEOUT (seconds per notebook, default 900),
 TSFAST_CELL_TIMEOUT (seconds per cell, default 600), TSFAST_NOTEBOOK_OUT (output folder).
 """
+import argparse
 import os
+import re
 import sys
 import time
 import glob
@@ -57,8 +65,32 @@ def failed_cell(nb):
     return None, None
 
 
-def run_one(path):
+# MathJax, as nbconvert's templates load it: a script tag plus its configuration, between these comments.
+MATHJAX_BLOCK = re.compile(r"<!-- Load mathjax -->.*?<!-- End of mathjax configuration -->", re.S)
+# Display math, \( \), or an inline $x$ (a $ not followed by a space, closed on the same line).
+MATH = re.compile(r"\$\$|\\\(|\\\[|(?<![\w$])\$[^\s$][^$\n]*?(?<![\s\\])\$(?!\w)")
+
+
+def has_math(nb):
+    return any(c.cell_type == "markdown" and MATH.search(c.source) for c in nb.cells)
+
+
+def to_html(nb):
+    """The notebook as standalone HTML; without MathJax when no markdown cell holds math."""
+    html, _ = HTMLExporter().from_notebook_node(nb)
+    return html if has_math(nb) else MATHJAX_BLOCK.sub("", html)
+
+
+def output_paths(path, out_dir):
+    """Where the executed copy and the HTML of `path` go: never over the notebook itself."""
     name = os.path.splitext(os.path.basename(path))[0]
+    out_nb = os.path.join(out_dir, name + ".ipynb")
+    if os.path.abspath(out_nb) == os.path.abspath(path):
+        out_nb = os.path.join(out_dir, name + ".executed.ipynb")
+    return out_nb, os.path.join(out_dir, name + ".html")
+
+
+def run_one(path, out_dir=OUT):
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(
         nb, timeout=CELL_TIMEOUT, kernel_name="tslab",
@@ -82,13 +114,11 @@ def run_one(path):
     finally:
         signal.alarm(0)
     elapsed = time.time() - start
-    os.makedirs(OUT, exist_ok=True)
-    out_nb = os.path.join(OUT, name + ".ipynb")
+    os.makedirs(out_dir, exist_ok=True)
+    out_nb, out_html = output_paths(path, out_dir)
     nbformat.write(nb, out_nb)
-    html, _ = HTMLExporter().from_notebook_node(nb)
-    out_html = os.path.join(OUT, name + ".html")
     with open(out_html, "w", encoding="utf-8") as f:
-        f.write(html)
+        f.write(to_html(nb))
     if error is not None:
         idx, cell = failed_cell(nb)
         if cell is None:
@@ -110,15 +140,30 @@ def run_one(path):
     return True
 
 
+def kernel_spec():
+    """The tslab kernel.json nbclient will find, or None."""
+    for d in os.environ["JUPYTER_PATH"].split(":"):
+        k = os.path.join(d, "kernels", "tslab", "kernel.json")
+        if d and os.path.exists(k):
+            return k
+    return None
+
+
 def main(argv):
-    paths = argv[1:] or sorted(glob.glob(os.path.join(ROOT, "notebooks", "*.ipynb")))
+    parser = argparse.ArgumentParser(description="Execute notebooks with the tslab kernel; write executed copies and HTML.")
+    parser.add_argument("paths", nargs="*", help="notebooks (default: every notebooks/*.ipynb of this checkout)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--out", help=f"folder for the outputs (default {OUT})")
+    where.add_argument("--beside", action="store_true", help="write the outputs next to each notebook")
+    args = parser.parse_args(argv[1:])
+    paths = args.paths or sorted(glob.glob(os.path.join(ROOT, "notebooks", "*.ipynb")))
     if not paths:
         print("no notebooks found")
         print("0 passed, 1 failed")
         return 1
-    kernel_json = os.path.join(ROOT, ".jupyter", "share", "jupyter", "kernels", "tslab", "kernel.json")
-    if not os.path.exists(kernel_json):
-        print(f"the tslab kernel is not registered ({kernel_json} missing): run `npm run setup` first")
+    if kernel_spec() is None:
+        print(f"the tslab kernel is not registered (no kernels/tslab/kernel.json in JUPYTER_PATH={os.environ['JUPYTER_PATH']}): "
+              "run `npm run setup` in the checkout, or `npx tsfast init <folder>`")
         print(f"0 passed, {len(paths)} failed")
         return 1
     passed = failed = 0
@@ -127,7 +172,8 @@ def main(argv):
             print(f"FAIL {p}: no such notebook")
             failed += 1
             continue
-        if run_one(p):
+        out_dir = os.path.dirname(os.path.abspath(p)) if args.beside else os.path.abspath(args.out or OUT)
+        if run_one(p, out_dir):
             passed += 1
         else:
             failed += 1

@@ -88,10 +88,10 @@ test("predict exits 1 naming each unreadable image and still predicts the others
 });
 
 test("bad usage exits 2 with the usage text", async () => {
-  for (const argv of [[], ["frobnicate"], ["predict", exportDir], ["serve"], ["serve", exportDir, "--port", "http"], ["predict", exportDir, "x.png", "--nope"]]) {
+  for (const argv of [[], ["frobnicate"], ["init"], ["init", "a", "b"], ["run"], ["jupyter", "a", "b"], ["predict", exportDir], ["serve"], ["serve", exportDir, "--port", "http"], ["predict", exportDir, "x.png", "--nope"]]) {
     const io = capture();
     assert.equal(await main(argv, io), 2, argv.join(" "));
-    assert.match(io.stdout.concat(io.stderr).join("\n"), /Usage:\n  tsfast serve <exportDir>/, argv.join(" "));
+    assert.match(io.stdout.concat(io.stderr).join("\n"), /Usage:\n  tsfast init <folder>[\s\S]*\n  tsfast serve <exportDir>/, argv.join(" "));
   }
   const io = capture();
   assert.equal(await main(["serve", exportDir, "--port=-3"], io), 2);

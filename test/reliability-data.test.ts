@@ -99,7 +99,7 @@ test("getImageFiles and fromFolder walk each real folder once: a symlink loop ad
   const files = getImageFiles(root);
   assert.equal(files.length, 8, `expected the 8 images once each, got ${files.length}`);
   assert.equal(new Set(files.map((f) => fs.realpathSync(f))).size, files.length, "an image is listed twice");
-  const dls = await ImageDataLoaders.fromFolder(root, { bs: 2 });
+  const dls = await ImageDataLoaders.fromFolder(root, { bs: 2, checkFiles: false }); // the fixture's files are not real PNGs
   assert.equal(dls.train.n + dls.valid.n, 8);
   const real = (xs: readonly string[]) => new Set(xs.map((f) => fs.realpathSync(f)));
   const trainSet = real(dls.train.items);
@@ -136,9 +136,26 @@ test("an unterminated quote in a CSV is a parse error with its line number", asy
   assert.deepEqual(parseCsv('a,"b\nc",d\n'), [["a", "b\nc", "d"]]); // a closed multi-line field still parses
 });
 
-test("a folder whose images are all unreadable is refused before any training step", async () => {
+test("a folder whose images are all unreadable is refused when the loaders are built, naming the split", async () => {
   const root = imageFolder("unreadable");
-  const dls = await ImageDataLoaders.fromFolder(root, { bs: 2, numWorkers: 1 });
+  const warn = console.warn;
+  const warnings: string[] = [];
+  console.warn = (...a: unknown[]) => void warnings.push(a.join(" "));
+  try {
+    await assert.rejects(
+      ImageDataLoaders.fromFolder(root, { bs: 2, numWorkers: 1 }),
+      /no readable image in the training set of ".*unreadable": all 6 files are unreadable \(listed in the warning above\)/,
+    );
+  } finally {
+    console.warn = warn;
+  }
+  assert.equal(warnings.length, 1);
+  assert.match(warnings[0]!, /left out 8 unreadable files/);
+});
+
+test("with checkFiles: false, a folder whose images are all unreadable is refused before any training step", async () => {
+  const root = imageFolder("unreadable2");
+  const dls = await ImageDataLoaders.fromFolder(root, { bs: 2, numWorkers: 1, checkFiles: false });
   const warn = console.warn;
   console.warn = () => undefined;
   try {

@@ -5,6 +5,7 @@
  */
 import type { BatchTfm } from "./augment";
 import { DataLoader, DataLoaders, loaderDefaults, UnreadableImages, type LoaderOptions, type LoaderSource } from "./loader";
+import { findUnreadable, unreadableWarning } from "./check";
 import { RandomSplitter, type Splitter } from "./items";
 import type { ItemTfm } from "./transforms";
 
@@ -110,10 +111,27 @@ export class DataBlock<S = unknown, T = unknown> {
         throw new Error(`DataBlock: getY gave an empty label for ${blank.length} item${blank.length === 1 ? "" : "s"} (${shown}${blank.length > 5 ? ", ..." : ""}); label or remove them`);
       }
     }
-    const [trn, val] = (o.splitter ?? (RandomSplitter(0.2, 42) as Splitter<T>))(items);
+    let [trn, val] = (o.splitter ?? (RandomSplitter(0.2, 42) as Splitter<T>))(items);
     if (trn.length === 0) throw new Error(`DataBlock: the training set is empty (split of ${describeSource(source)})`);
     if (val.length === 0) {
       throw new Error(`DataBlock: the validation set is empty (split of ${describeSource(source)}); check the valid folder name or validPct`);
+    }
+    // Every file checked once, now: broken ones are named in one warning and left out of both splits.
+    if (opts.checkFiles ?? loaderDefaults.checkFiles) {
+      const bad = await findUnreadable(inputs, [...trn, ...val], opts.maxPixels === undefined ? {} : { maxPixels: opts.maxPixels });
+      if (bad.size > 0) {
+        console.warn(unreadableWarning(bad, (i) => describeItem(inputs[i]!, i)));
+        for (const [split, idx] of [["training", trn], ["validation", val]] as const) {
+          if (idx.every((i) => bad.has(i))) {
+            throw new Error(
+              `DataBlock: no readable image in the ${split} set of ${describeSource(source)}: all ${idx.length} files are unreadable ` +
+                `(listed in the warning above); check the files or the folder you passed`,
+            );
+          }
+        }
+        trn = trn.filter((i) => !bad.has(i));
+        val = val.filter((i) => !bad.has(i));
+      }
     }
     // Vocabulary: given, or every label of the training set, sorted.
     let vocab = this.yBlock.vocab;

@@ -17,12 +17,12 @@ import {
   parentLabel,
   type Splitter,
 } from "./items";
-import type { DataLoaders, LoaderOptions } from "./loader";
+import { loaderDefaults, type DataLoaders, type LoaderOptions } from "./loader";
 import type { ItemTfm } from "./transforms";
 
 /** Options every factory takes (plus the `LoaderOptions`: `bs`, `valBs`, `shuffle`, `seed`, ...). */
 export interface FactoryOptions extends LoaderOptions {
-  /** Fraction of items put in the validation set at random. Default 0.2 (folders: split by folder name instead). */
+  /** Fraction of items put in the validation set at random. Default 0.2 (folders with `train`/`valid` inside: split by folder instead). */
   validPct?: number;
   /** Classes and their order. Default: the sorted labels of the training set. */
   vocab?: string[];
@@ -58,6 +58,8 @@ export interface FromCsvOptions extends FactoryOptions {
   header?: boolean;
   /** Field separator. Default ",". */
   delimiter?: string;
+  /** A row naming a file that does not exist: "error" refuses the CSV, naming the rows; "warn" leaves those rows out with one warning. Default "error". */
+  missingFiles?: "error" | "warn";
 }
 
 /** Options of `fromLists`, `fromNameRe`, `fromNameFunc`. */
@@ -66,8 +68,11 @@ export interface FromListsOptions extends FactoryOptions {
   labelDelim?: string;
 }
 
+/** Fraction of the items put in the validation set when neither `validPct` nor split folders say. */
+const defaultValidPct = 0.2;
+
 function splitFor(opts: FactoryOptions): Splitter {
-  return RandomSplitter(opts.validPct ?? 0.2, opts.seed ?? 42);
+  return RandomSplitter(opts.validPct ?? defaultValidPct, opts.seed ?? loaderDefaults.seed);
 }
 
 function yBlock(multi: boolean, vocab?: string[]) {
@@ -116,14 +121,21 @@ function splitLabel(l: string, delim: string | undefined): string | string[] {
 
 /** fastai's `ImageDataLoaders`: one-line constructors for image classification data. */
 export const ImageDataLoaders = {
-  /** Images in `path/<train|valid>/<class>/*` (or split at random with `validPct`), labelled by their folder. */
+  /**
+   * Images in `path/<train|valid>/<class>/*`, labelled by their folder; with `validPct`, or when
+   * `path` has neither split folder, `path/<class>/*` split at random (20 % by default, seeded).
+   */
   async fromFolder(dir: string, opts: FromFolderOptions = {}): Promise<DataLoaders> {
     const trainName = opts.train ?? "train";
     const validName = opts.valid ?? "valid";
     if (!existsDir(dir)) throw new Error(`ImageDataLoaders.fromFolder: folder "${dir}" does not exist`);
     let files: string[];
     let splitter: Splitter;
-    if (opts.validPct === undefined) {
+    // Neither split folder (and no validPct): split at random rather than refuse (fastai would refuse).
+    const noSplitFolders =
+      opts.validPct === undefined && opts.train === undefined && opts.valid === undefined &&
+      !existsDir(path.join(dir, trainName)) && !existsDir(path.join(dir, validName));
+    if (opts.validPct === undefined && !noSplitFolders) {
       for (const [name, opt] of [[trainName, "train"], [validName, "valid"]] as const) {
         if (!existsDir(path.join(dir, name))) {
           throw new Error(
@@ -137,11 +149,17 @@ export const ImageDataLoaders = {
     } else {
       files = getImageFiles(dir);
       splitter = splitFor(opts);
+      if (noSplitFolders && files.length > 0) {
+        console.log(
+          `tsfast: no "${trainName}"/"${validName}" folders in "${dir}": putting a random ${defaultValidPct * 100} % of the images ` +
+            `in the validation set (seed ${opts.seed ?? loaderDefaults.seed}); pass validPct to choose the fraction`,
+        );
+      }
     }
     if (files.length === 0) {
       throw new Error(`ImageDataLoaders.fromFolder: no image files (${imageExtensions.join(" ")}) under "${dir}"`);
     }
-    warnEmptyClassFolders(dir, opts.validPct === undefined ? [trainName, validName] : undefined, files);
+    warnEmptyClassFolders(dir, opts.validPct === undefined && !noSplitFolders ? [trainName, validName] : undefined, files);
     return fromItems(dir, files, parentLabel, false, splitter, opts);
   },
 
@@ -216,11 +234,15 @@ export const ImageDataLoaders = {
     const fnK = colIndex(opts.fnCol ?? 0, "fnCol");
     const labK = colIndex(opts.labelCol ?? 1, "labelCol");
     const validK = opts.validCol === undefined ? undefined : colIndex(opts.validCol, "validCol");
-    const data = rows.filter((r) => r.length > 1 || (r[0] ?? "") !== "");
+    let data = rows.filter((r) => r.length > 1 || (r[0] ?? "") !== "");
     if (data.length === 0) throw new Error(`ImageDataLoaders.fromCsv: "${csvPath}" has no data rows`);
     const folder = opts.folder === undefined ? dir : path.join(dir, opts.folder);
     const suff = opts.suff ?? "";
-    const files = data.map((r, i) => {
+    const missingMode = opts.missingFiles ?? "error";
+    if (missingMode !== "error" && missingMode !== "warn") {
+      throw new Error(`ImageDataLoaders.fromCsv: missingFiles must be "error" or "warn", got ${JSON.stringify(missingMode)}`);
+    }
+    let files = data.map((r, i) => {
       const fn = r[fnK];
       if (fn === undefined || fn === "") throw new Error(`ImageDataLoaders.fromCsv: row ${i + 1 + (header ? 1 : 0)} of "${csvPath}" has no file name`);
       return path.join(folder, fn + suff);
@@ -238,6 +260,23 @@ export const ImageDataLoaders = {
       if (blank.length) {
         throw new Error(`ImageDataLoaders.fromCsv: row${blank.length === 1 ? "" : "s"} ${listRows(blank)} of "${csvPath}" ha${blank.length === 1 ? "s" : "ve"} an empty label (column ${JSON.stringify(names[labK])}); fill or remove ${blank.length === 1 ? "it" : "them"}`);
       }
+    }
+    const missing = data.flatMap((_r, i) => (isFile(files[i]!) ? [] : [i]));
+    if (missing.length) {
+      const rowNo = (i: number): number => i + 1 + (header ? 1 : 0);
+      const shown = missing.slice(0, 10).map((i) => `row ${rowNo(i)} names "${files[i]}"`).join(", ");
+      const more = missing.length > 10 ? ` and ${missing.length - 10} more` : "";
+      const what = `${missing.length} row${missing.length === 1 ? "" : "s"} of "${csvPath}" name${missing.length === 1 ? "s a file that does" : " files that do"} not exist (${shown}${more})`;
+      if (missingMode === "error") {
+        throw new Error(`ImageDataLoaders.fromCsv: ${what}; fix the rows, check folder and suff, or pass missingFiles: "warn" to leave them out`);
+      }
+      if (missing.length === data.length) {
+        throw new Error(`ImageDataLoaders.fromCsv: every row of "${csvPath}" names a missing file (${shown}${more}); check folder and suff`);
+      }
+      console.warn(`tsfast: ImageDataLoaders.fromCsv: left out ${what}`);
+      const gone = new Set(missing);
+      data = data.filter((_r, i) => !gone.has(i));
+      files = files.filter((_f, i) => !gone.has(i));
     }
     const labels = data.map((r) => splitLabel(r[labK] ?? "", opts.labelDelim));
     let splitter: Splitter = splitFor(opts);
@@ -282,6 +321,14 @@ function asKind(l: string | string[], multi: boolean): string | string[] {
 function existsDir(d: string): boolean {
   try {
     return statSync(d).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+function isFile(f: string): boolean {
+  try {
+    return statSync(f).isFile();
   } catch {
     return false;
   }
