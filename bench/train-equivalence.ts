@@ -13,7 +13,10 @@
  *          kernels only)
  *
  * usage: node dist/bench/train-equivalence.js [--engines native,native-nopool,wasm,torch]
- *        [--epochs 5] [--threads 2] [--pool-epoch] [--only-pool-epoch]
+ *        [--epochs 5] [--threads 2] [--bn-momentum 0.9] [--pool-epoch] [--only-pool-epoch]
+ *
+ * `--bn-momentum 0.99` (tfjs-layers' default) trains the tsfast engines with that BatchNorm momentum
+ * instead (PyTorch is skipped: its table row would no longer be the same net).
  *
  * `--pool-epoch` adds issue 12's `Learner` timing of the native array pool: resnet18 at 96 px,
  * 1,280 training images (Fashion-MNIST PNGs resized), batch 32, two epochs with the pool on and
@@ -78,7 +81,7 @@ function writeFmnistFolders(dir: string, nTrain: number, nValid: number, seed: n
 
 // ---------------------------------------------------------------- one engine (child process)
 
-function smallNet(): tf.LayersModel {
+function smallNet(bnMomentum: number): tf.LayersModel {
   const input = tf.input({ shape: [28, 28, 3] });
   let h: tf.SymbolicTensor = input;
   [16, 32, 64].forEach((filters, i) => {
@@ -86,7 +89,7 @@ function smallNet(): tf.LayersModel {
       filters, kernelSize: 3, strides: 2, padding: "same", useBias: false,
       kernelInitializer: tf.initializers.glorotUniform({ seed: 1 + i }),
     }).apply(h) as tf.SymbolicTensor;
-    h = tf.layers.batchNormalization({ momentum: 0.9, epsilon: 1e-5 }).apply(h) as tf.SymbolicTensor;
+    h = tf.layers.batchNormalization({ momentum: bnMomentum, epsilon: 1e-5 }).apply(h) as tf.SymbolicTensor;
     h = tf.layers.reLU().apply(h) as tf.SymbolicTensor;
   });
   h = tf.layers.globalAveragePooling2d({}).apply(h) as tf.SymbolicTensor;
@@ -115,7 +118,7 @@ async function child(): Promise<void> {
   let learn: Learner;
   if (kind === "small") {
     const dls = await ImageDataLoaders.fromFolder(dir, { bs: 64, seed: 1 });
-    learn = new Learner(dls, smallNet(), { lossFunc: CrossEntropyLossFlat(), metrics: [accuracy], progress: false, cbs: [timer] });
+    learn = new Learner(dls, smallNet(Number(opt("--bn-momentum", "0.9"))), { lossFunc: CrossEntropyLossFlat(), metrics: [accuracy], progress: false, cbs: [timer] });
     await learn.fitOneCycle(epochs, { lrMax: 3e-3 });
   } else {
     const dls = await ImageDataLoaders.fromFolder(dir, { bs: 32, seed: 1, itemTfms: Resize(96) });
@@ -149,9 +152,10 @@ function lastJson(stdout: string): RunResult {
 }
 
 function runChild(label: string, kind: string, dir: string, epochs: number, threads: number): RunResult {
+  const extra = kind === "small" ? ["--bn-momentum", opt("--bn-momentum", "0.9")] : [];
   const env = { ...process.env, ...ENGINES[label], TSFAST_THREADS: String(threads), TSFAST_BENCH_LABEL: label };
   try {
-    const out = execFileSync(process.execPath, [__filename, "--child", kind, "--dir", dir, "--epochs", String(epochs)], {
+    const out = execFileSync(process.execPath, [__filename, "--child", kind, "--dir", dir, "--epochs", String(epochs), ...extra], {
       env, encoding: "utf8", stdio: ["ignore", "pipe", "inherit"], maxBuffer: 1 << 26,
     });
     return lastJson(out);
@@ -175,7 +179,8 @@ function runTorch(dir: string, epochs: number, threads: number): RunResult {
 const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
 
 async function main(): Promise<void> {
-  const engines = opt("--engines", "native,native-nopool,wasm,torch").split(",");
+  const bnMomentum = Number(opt("--bn-momentum", "0.9"));
+  const engines = opt("--engines", "native,native-nopool,wasm,torch").split(",").filter((e) => bnMomentum === 0.9 || e !== "torch");
   const epochs = Number(opt("--epochs", "5"));
   const threads = Number(opt("--threads", "2"));
   const onlyPool = args.includes("--only-pool-epoch");
@@ -185,7 +190,7 @@ async function main(): Promise<void> {
     if (!onlyPool) {
       const dir = path.join(root, "fmnist-2000");
       writeFmnistFolders(dir, 2000, 500, 12);
-      console.log(`train-equivalence: 2,000 + 500 Fashion-MNIST PNGs in ${dir}; ${epochs} epochs, ${threads} threads; one process per engine`);
+      console.log(`train-equivalence: 2,000 + 500 Fashion-MNIST PNGs in ${dir}; ${epochs} epochs, ${threads} threads, BatchNorm momentum ${bnMomentum}; one process per engine`);
       const rows: RunResult[] = [];
       for (const e of engines) {
         const r = e === "torch" ? runTorch(dir, epochs, threads) : runChild(e, "small", dir, epochs, threads);
