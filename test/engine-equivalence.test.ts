@@ -123,7 +123,9 @@ test("native trains the same weights and BatchNorm statistics as wasm, epoch by 
   assert.ok(storage.pooling, "the pool is on by default");
   storage.setPooling(true, { poison: true });
   try {
+    const reused = storage.reused;
     compare("native (pool on)", await train("native", init), reference);
+    assert.ok(storage.reused > reused + 1000, `the pool recycled arrays during training (${storage.reused - reused})`);
     storage.setPooling(false);
     compare("native (pool off)", await train("native", init), reference);
   } finally {

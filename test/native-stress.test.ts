@@ -7,8 +7,9 @@
  *
  * Every tensor has at least 16,384 floats (the pool's floor) and the filters are 3×3×64×64, so
  * arrays are recycled between ops and filters pass through the oneDNN weight cache after `assign`.
- * Tolerance: the ops are bounded (tanh after each), so each result is O(1); engines differ by
- * float32 summation order (≤ ~1e-5 here), and a stale or unwritten array differs by O(1) or is NaN.
+ * Tolerance: engines differ only by float32 summation order (convolutions, gradients, the
+ * fingerprints' sums); elementwise ops give the same bits. We allow 1e-4 of a value's scale (at
+ * least 1e-4), while a stale filter or an unwritten array is off by O(1) or NaN.
  */
 import { test, before } from "node:test";
 import assert from "node:assert/strict";
@@ -154,20 +155,22 @@ for (const seed of [1, 2, 3]) {
     assert.equal(tf.memory().numTensors, before, "the program leaks no tensor on cpu");
     await tf.setBackend("native");
     nativeStorage().setPooling(true, { poison: true });
+    const reused = nativeStorage().reused;
     let got: Trace;
     try {
       got = await run(ops, seed);
     } finally {
       nativeStorage().setPooling(true);
     }
+    assert.ok(nativeStorage().reused > reused, "the program made the pool recycle arrays");
     assert.equal(got.prints.length, want.prints.length);
     got.prints.forEach((g, i) => {
       const w = want.prints[i]!;
       assert.ok(Math.abs(g - w) <= 1e-3 + 1e-4 * Math.abs(w), `${want.labels[i]}: fingerprint native ${g} vs cpu ${w}`);
     });
     got.finals.forEach((g, i) => {
-      const { diff } = maxDiff(g, want.finals[i]!);
-      assert.ok(diff <= 1e-4, `live tensor ${i} at the end: largest difference ${diff}`);
+      const { diff, scale } = maxDiff(g, want.finals[i]!);
+      assert.ok(diff <= 1e-4 * Math.max(1, scale), `live tensor ${i} at the end: largest difference ${diff} (scale ${scale})`);
     });
   });
 }

@@ -117,7 +117,7 @@ export async function validateExport(dir: string, format: string, version: numbe
   const byName = new Map<string, number[]>();
   for (const s of specs) {
     const shape = s.shape;
-    if (typeof s.name !== "string" || !Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0) || !(String(s.dtype ?? "float32") in BYTES_PER)) {
+    if (typeof s.name !== "string" || !Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0) || !Object.hasOwn(BYTES_PER, String(s.dtype ?? "float32"))) {
       fail(`${file("model.json")}: weight entry ${JSON.stringify(s).slice(0, 120)} needs a name, a shape and a dtype`);
     }
     if (byName.has(s.name as string)) fail(`${file("model.json")}: weight "${String(s.name)}" is listed twice`);

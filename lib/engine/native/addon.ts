@@ -57,15 +57,18 @@ export function loadAddon(): NativeAddon {
   }
   // OpenMP threads that finish a parallel region spin-wait for the next one by default. When other
   // work shares the cores (data workers, other processes), the spinning threads steal them: an epoch
-  // of a small net took 36 s instead of 6.5 s under load. Passive waiting costs nothing measurable
-  // on a quiet machine (resnet18 training 1.08x vs 1.17x PyTorch, same run). libgomp reads this
-  // when the addon loads it, so it is set first; a user's own setting wins.
-  process.env["OMP_WAIT_POLICY"] ??= "PASSIVE";
+  // of a small net took 10.2 s instead of 6.7 s beside two busy processes. libgomp reads
+  // OMP_WAIT_POLICY once, when the addon loads it: set it for that moment only (a user's own
+  // setting wins), so that child processes — PyTorch in the benches — keep their own defaults.
+  const userPolicy = process.env["OMP_WAIT_POLICY"];
+  if (userPolicy === undefined) process.env["OMP_WAIT_POLICY"] = "PASSIVE";
   try {
     cached = require(file) as NativeAddon;
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);
     throw new Error(`native addon failed to load: ${msg.split("\n")[0]}`);
+  } finally {
+    if (userPolicy === undefined) delete process.env["OMP_WAIT_POLICY"];
   }
   return cached;
 }

@@ -17,8 +17,12 @@
  *   3. `NativeAdamOptimizer` updates a variable in place, only when `isExclusive` says no other
  *      tensor, view or reader can see that array.
  * Every other kernel writes only into arrays it has just allocated, before any token names them.
- * (The recycled-array bug of issue 12 was the missing step 2: a recycled filter array kept its
- * old token, and convolutions read the weights it had held under its previous tensor.)
+ * This assumes what tfjs assumes: a tensor's values are immutable. Writing into the array that
+ * `dataSync()`/`bufferSync()` returned, or into your own array after `tf.tensor(array)`, changes
+ * a tensor behind tfjs's back; the native engine may then keep using the cached filter.
+ * Issue 12's bug: neither step 1 nor step 2 existed, so a recycled filter array kept its old token
+ * and convolutions read the weights it had held under its previous tensor. Either step alone
+ * covers recycling; step 1 also covers an array a user refills between two `tf.tensor` calls.
  */
 import { MathBackendCPU } from "@tensorflow/tfjs-backend-cpu";
 import type * as tf from "../tf";
@@ -42,6 +46,8 @@ export class NativeBackend extends MathBackendCPU {
   /** Buffers some other array, tensor or reader may also see: never updated in place. */
   private shared = new WeakSet<ArrayBufferLike>();
   private enabled = process.env["TSFAST_NATIVE_POOL"] !== "0";
+  /** How many arrays `alloc` handed out again from the pool (tests check recycling really ran). */
+  reused = 0;
 
   private poison = false;
 
@@ -63,10 +69,15 @@ export class NativeBackend extends MathBackendCPU {
 
   /** A float32 array of `n` elements with arbitrary contents: the caller must write all of it. */
   alloc(n: number): Float32Array {
-    if (!this.enabled || n < MIN_POOLED) return new Float32Array(n);
+    if (!this.enabled || n < MIN_POOLED) {
+      const small = new Float32Array(n);
+      this.ownerOf.set(small.buffer, small); // ours: may be updated in place, never pooled
+      return small;
+    }
     const a = this.pool.get(n)?.pop();
     if (a) {
       this.pooledBytes -= a.byteLength;
+      this.reused++;
       renewToken(a); // step 2: the reorders cached for its old contents must never serve the new ones
       if (this.poison) a.fill(NaN);
       return a;
@@ -78,8 +89,9 @@ export class NativeBackend extends MathBackendCPU {
   }
 
   /**
-   * Whether `values` is the only array on its buffer, stored once, and never read out: then
-   * nothing but its one tensor can observe an in-place update of it.
+   * Whether `values` is an array `alloc` made, the only array on its buffer, stored once, and never
+   * read out: then nothing but its one tensor can observe an in-place update of it. (An array from
+   * anywhere else — a user's `tf.tensor(array)`, a cpu kernel — may be held by someone else.)
    */
   isExclusive(values: Values | undefined): values is Float32Array {
     return values instanceof Float32Array && !this.shared.has(values.buffer) && this.ownerOf.get(values.buffer) === values &&
@@ -92,8 +104,10 @@ export class NativeBackend extends MathBackendCPU {
     const buf = values.buffer;
     const owner = this.ownerOf.get(buf);
     if (!owner) {
+      // Not from `alloc`: a user's array or a cpu kernel's output, which someone else may hold.
       this.ownerOf.set(buf, values);
       this.stored.add(values);
+      this.shared.add(buf);
       return;
     }
     if (owner !== values || this.stored.has(owner)) {
