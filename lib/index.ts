@@ -63,7 +63,7 @@ export {
 export type { Splitter, GetFilesOptions } from "./data/items";
 export { DataBlock, ImageBlock, CategoryBlock, MultiCategoryBlock } from "./data/block";
 export type { Block, BlockArg, DataBlockOptions } from "./data/block";
-export { decodeImage, decoderName, toGrey, ImageDecodeError, DEFAULT_MAX_PIXELS } from "./data/decode";
+export { decodeImage, decoderName, toGrey, sharp, ImageDecodeError, DEFAULT_MAX_PIXELS } from "./data/decode";
 export type { DecodeOptions, DecoderName, ImageMode } from "./data/decode";
 export type { RawImage } from "./data/pixels";
 export { Resize, RandomResizedCrop } from "./data/transforms";

@@ -89,6 +89,21 @@ export function decoderName(): DecoderName {
   return loadSharp() ? "sharp" : "jimp";
 }
 
+/**
+ * sharp itself (tsfast's own copy), for lessons that make or convert image files: a notebook in
+ * any folder gets it from tsfast, with no install of its own. Throws if sharp cannot load here.
+ */
+export function sharp(input: Buffer | string, opts?: SharpOptions): Sharp {
+  if (!sharpModule) {
+    try {
+      sharpModule = require("sharp") as SharpModule;
+    } catch (e) {
+      throw new Error(`sharp cannot load on this machine (${(e instanceof Error ? e.message : String(e)).split("\n")[0]}); reinstall tsfast's dependencies with \`npm ci\``);
+    }
+  }
+  return sharpModule(input, opts);
+}
+
 function loadSharp(): SharpModule | null {
   const forced = process.env["TSFAST_DECODER"];
   if (forced === "jimp") {
