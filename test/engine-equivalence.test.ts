@@ -14,9 +14,12 @@
  * each float32 result differs by a few ulp (~1e-7 relative), and 64 steps of training carry those
  * differences forward. Measured on correct engines (native, pool on and off, and cpu, against
  * wasm): the largest difference is 4.8e-6 (a BatchNorm moving mean of scale 0.7), and at most
- * 8.6e-6 of any tensor's largest value. We allow 2e-4 of the tensor's largest value (at least
- * 1e-5): over 20 times the measured spread. The stale-weight bug of issue 12 moved a first-layer
- * filter by 6.5e-3 (5 % of its scale) within the first epoch.
+ * 8.6e-6 of any tensor's largest value. But native is not bit-reproducible from run to run, and
+ * a value that lands on ReLU's kink (or a gradient near zero, which Adam scales to a whole step)
+ * can move one weight by a fraction of a learning-rate step (≤ 1e-3 here): 2 of ~10 runs saw
+ * 1.4e-5 on a BatchNorm offset and 2.3e-4 on one c2 weight. We allow 2e-4 of the tensor's largest
+ * value and at least 5e-4 (half a step). The stale-weight bug of issue 12 moved a first-layer
+ * filter by 1.5e-3 to 6.5e-3 within the first epoch.
  */
 import { test, before } from "node:test";
 import assert from "node:assert/strict";
@@ -96,7 +99,7 @@ function compare(name: string, got: Snapshot[], want: Snapshot[], epochs = EPOCH
   got.forEach((snap, epoch) => {
     for (const [w, ref] of want[epoch]!) {
       const { diff, scale } = maxDiff(snap.get(w)!, ref);
-      assert.ok(diff <= 2e-4 * Math.max(scale, 0.05),
+      assert.ok(diff <= 2e-4 * Math.max(scale, 2.5),
         `${name}, epoch ${epoch + 1}, ${w}: largest difference ${diff.toExponential(2)} (tensor scale ${scale.toExponential(2)})`);
     }
   });

@@ -53,8 +53,9 @@ print(json.dumps({"w1": w1.tolist(), "b1": b1.tolist(), "w2": w2.tolist(), "b2":
  * PyTorch makes the data and the initial weights (seeded), trains, and prints both.
  *
  * Tolerance: PyTorch and each engine sum in different orders; over 56 Adam steps the float32
- * differences grow to ~1.5e-6 of a tensor's scale (measured; the test prints it). We allow 1e-4
- * of the tensor's scale, 1e-5 absolute at least. A semantic slip shows at the percent level:
+ * differences grow to ~1.5e-6 of a tensor's scale (measured; the test prints it), and native is
+ * not bit-reproducible from run to run (see engine-equivalence.test.ts). We allow 1e-3 of the
+ * tensor's scale, 5e-4 absolute at least; stale weights (issue 12) gave 1.6e-2 to 6.3e-2. A semantic slip shows at the percent level:
  * a stride-2 "same" conv (padded on one side by tfjs, both by PyTorch) gave 8e-2.
  */
 test("56 Learner steps of a 64-channel conv net with BatchNorm match PyTorch on wasm and native", async (t) => {
@@ -126,7 +127,7 @@ print(json.dumps({"x": x.flatten().tolist(), "y": y.tolist(), "init": init, "fin
       const want = flat(ref.final[k]!);
       const { diff, scale } = maxDiff(got[i]!, want);
       worst = Math.max(worst, diff / Math.max(scale, 0.1));
-      if (!(diff <= Math.max(1e-5, 1e-4 * scale))) failures.push(`${backend} ${k}: largest difference ${diff.toExponential(2)} (scale ${scale.toExponential(2)})`);
+      if (!(diff <= Math.max(5e-4, 1e-3 * scale))) failures.push(`${backend} ${k}: largest difference ${diff.toExponential(2)} (scale ${scale.toExponential(2)})`);
     });
     model.dispose();
   }
