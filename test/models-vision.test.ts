@@ -18,18 +18,14 @@ import { loadWeights, saveWeights } from "../lib/models/weights";
 import { readSafetensors } from "../lib/models/safetensors";
 import { simpleCnn } from "../lib/models/resnet";
 import { AdaptiveConcatPool2d } from "../lib/models/layers";
+import { maxDiff as compare } from "./helpers/compare";
 
 const dir = mkdtempSync(path.join(os.tmpdir(), "tsfast-vision-"));
 process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
 const TINY = { widen: 0.25, stemSzs: [16, 16, 32] };
 
-/** Largest |a − b|; NaN if any value is NaN (Math.max passes it on), and two empty arrays are refused. */
-function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.ok(a.length > 0 && a.length === b.length, `comparing ${a.length} values with ${b.length}`);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-}
+/** Largest |a − b| (Infinity on NaN); empty or mismatched arrays are refused. */
+const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>): number => compare(a, b).diff;
 
 test("fastai's head (concat pool, BN, dropout, bias-free linears) matches PyTorch logits", async () => {
   await ready();

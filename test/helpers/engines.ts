@@ -11,6 +11,7 @@ import { initNative } from "../../lib/engine/native";
 import { initWasm } from "../../lib/engine/wasm";
 import type { NativeBackend } from "../../lib/engine/native/pool";
 import { nativeDir } from "../../lib/engine/native/addon";
+export { maxDiff } from "./compare";
 
 /** Whether `npm ci` compiled the native engine here (it is skipped where g++/oneDNN are missing). */
 export function nativeBuilt(): boolean {
@@ -37,16 +38,4 @@ export async function registerEngines(): Promise<string[]> {
 /** The native backend's storage (its pool switch); throws when native is not registered. */
 export function nativeStorage(): NativeBackend {
   return tf.engine().findBackend("native") as unknown as NativeBackend;
-}
-
-/** Largest |a - b| and the largest |b|, over two equal-length arrays. */
-export function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): { diff: number; scale: number } {
-  if (a.length !== b.length) throw new Error(`length ${a.length} vs ${b.length}`);
-  let diff = 0, scale = 0;
-  for (let i = 0; i < a.length; i++) {
-    const d = Math.abs(a[i]! - b[i]!);
-    if (!(d <= diff)) diff = Number.isNaN(d) ? Infinity : d;
-    scale = Math.max(scale, Math.abs(b[i]!));
-  }
-  return { diff, scale };
 }
