@@ -153,13 +153,13 @@ export { resnet18, resnet34, resnet50, resnet101, xresnet18, xresnet34, xresnet5
 export type { Arch, ArchMeta, Stats } from "./models/archs";
 export { simpleCnn, buildResNet } from "./models/resnet";
 export type { ArchOptions, SimpleCnnOptions } from "./models/resnet";
-export { visionLearner, createVisionModel, createHead, visionSplit } from "./models/vision";
+export { visionLearner, createVisionModel, createHead, visionSplit, shippedDefault, isGreyBatch } from "./models/vision";
 export type { VisionLearnerOptions, VisionModelOptions, HeadOptions } from "./models/vision";
 export { AdaptiveConcatPool2d, SigmoidRange } from "./models/layers";
 export { saveWeights, loadWeights, loadStateDict, modelStateDict } from "./models/weights";
 export { readSafetensors, writeSafetensors, parseSafetensors, serializeSafetensors } from "./models/safetensors";
 export type { SafetensorsFile, SafeTensor } from "./models/safetensors";
-export { KNOWN_WEIGHTS, modelsCacheDir, shippedCheckpoint } from "./models/pretrained";
+export { KNOWN_WEIGHTS, modelsCacheDir, shippedCheckpoint, SHIPPED_GREY, SHIPPED_COLOUR } from "./models/pretrained";
 // ---------------------------------------------------------------- interpret
 export { ClassificationInterpretation } from "./interpret/interpretation";
 export type { InterpretationData, FromLearnerOptions, PlotTopLossesOptions, TopLossCell } from "./interpret/interpretation";

@@ -44,16 +44,21 @@ One folder per class, named by the label, with \`train/\` and \`valid/\` inside 
 tsfast puts a seeded random 20 % of the images in the validation set (\`validPct\` changes that).
 Broken files are named in one warning and left out.
 
-> ✏️ **Your images**: replace the next line with the path of your folder, e.g.
-> \`const path = "/home/me/bears";\``,
+> ✏️ **Your images**: on the \`const path\` line, replace \`lessonPath\` with the path of your
+> folder, e.g. \`const path = "/home/me/bears";\``,
     ),
-    code("path", `const path = await mnistDigits({ perClass: 20, digits: [5, 6, 7, 8, 9] });`),
+    code(
+      "path",
+      `const lessonPath = await mnistDigits({ perClass: 20, digits: [5, 6, 7, 8, 9] });
+const path = lessonPath;
+const lessonData = path === lessonPath;`,
+    ),
     code(
       "dls",
-      `const size = 28;  // the size the shipped digits network saw; try 64 or more for photos
+      `const size = lessonData ? 28 : 64;  // the size each shipped network saw: digits 28 px, colour 64 px
 const dls = await ImageDataLoaders.fromFolder(path, {
   itemTfms: Resize(size),
-  batchTfms: augTransforms({ size, doFlip: false, maxRotate: 10, maxWarp: 0.1 }),
+  batchTfms: augTransforms({ size, doFlip: !lessonData, maxRotate: 10, maxWarp: 0.1 }),  // no flips for digits
   bs: 16,
   seed: 42,
 });
@@ -64,13 +69,14 @@ await dls.showBatch({ maxN: 9 });`,
       "learn-md",
       `## A pretrained network, fine-tuned
 
-\`visionLearner\` puts a new head on a pretrained body (the small digits network shipped with tsfast)
-and freezes the body; \`lrFind\` plots the loss against the learning rate; \`fineTune\` trains the head,
+\`visionLearner\` puts a new head on a pretrained body and freezes it. \`pretrained: "shipped"\` takes
+one of the small networks shipped with tsfast, offline: the digits network for grey pictures, the
+colour network (emoji and icons) for colour ones; \`lrFind\` plots the loss against the learning rate; \`fineTune\` trains the head,
 then everything.`,
     ),
     code(
       "learn",
-      `const learn = await visionLearner(dls, xresnet18, { pretrained: "digits04-xresnet18-tiny", metrics: errorRate });
+      `const learn = await visionLearner(dls, xresnet18, { pretrained: "shipped", metrics: errorRate });
 const lrs = await learn.lrFind();
 console.log(\`valley suggestion: \${lrs.valley?.toExponential(2)}\`);`,
     ),

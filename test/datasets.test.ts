@@ -182,6 +182,21 @@ test("emojiCategories arranges Twemoji by category, RGB on white, 20% valid per 
   assert.notDeepEqual(validSymbols(planEmojiCategories({ validPct: 0.2, seed: 7, skinTones: false })), validSymbols(plan));
 });
 
+test("emojiCategories with categories keeps only those, split as in the full set; an unknown name is refused, listing the names", async () => {
+  const picked = ["Food & Drink", "Animals & Nature"];
+  const root = await emojiCategories({ categories: picked });
+  assert.deepEqual(fs.readdirSync(path.join(root, "train")).sort(), ["animals-nature", "food-drink"]);
+  const full = planEmojiCategories({ validPct: 0.2, seed: 42, skinTones: false });
+  for (const split of ["train", "valid"] as const) {
+    for (const folder of ["animals-nature", "food-drink"]) {
+      const want = full.filter((i) => i.split === split && i.folder === folder).map((i) => i.file).sort();
+      assert.ok(want.length > 20);
+      assert.deepEqual(fs.readdirSync(path.join(root, split, folder)).sort(), want, `${split}/${folder}`);
+    }
+  }
+  await assert.rejects(emojiCategories({ categories: ["Animals"] }), /unknown categories \["Animals"\]; the categories are \[.*"Animals & Nature"/);
+});
+
 test("with skinTones every skin-tone variant lands in the same split as its base emoji", () => {
   const plan = planEmojiCategories({ validPct: 0.2, seed: 42, skinTones: true });
   const splitOf = new Map(plan.map((i) => [i.file, i.split]));

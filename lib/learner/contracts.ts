@@ -56,7 +56,7 @@ export interface VisionDataLoaders {
   /** Adds a batch transform (a `Normalize` here) to both loaders. */
   addBatchTfm?(t: { type: "Normalize"; mean: number[]; std: number[] }): void;
   /** One training batch, to read the number of input channels. */
-  oneBatch?(): Promise<{ xb: tf.Tensor; yb: tf.Tensor }>;
+  oneBatch?(opts?: { valid?: boolean }): Promise<{ xb: tf.Tensor; yb: tf.Tensor }>;
 }
 
 // ---------------------------------------------------------------- interpret ← learner

@@ -41,6 +41,11 @@ export function archMeta(model: tf.LayersModel): ArchMeta | undefined {
   return metas.get(model);
 }
 
+/** Remember `meta` for `model` too (a model built around a body: `createVisionModel`'s). */
+export function setArchMeta(model: tf.LayersModel, meta: ArchMeta): void {
+  metas.set(model, meta);
+}
+
 /** An architecture function, as `visionLearner` takes it. */
 export interface Arch {
   (opts?: ArchOptions): Promise<tf.LayersModel>;

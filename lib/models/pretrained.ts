@@ -41,6 +41,11 @@ export const KNOWN_WEIGHTS: Record<string, KnownWeights> = {
   xresnet50: { url: "https://huggingface.co/timm/resnet50d.ra2_in1k/resolve/main/model.safetensors", stats: IMAGENET_STATS, license: "Apache-2.0" },
 };
 
+/** The shipped backbone for grey images (lesson 1's digits network); see `shippedDefault`. */
+export const SHIPPED_GREY = "digits04-xresnet18-tiny";
+/** The shipped backbone for colour images (pretrained offline on emoji and icons); see `shippedDefault`. */
+export const SHIPPED_COLOUR = "colour-xresnet18-small";
+
 /** The cache folder for downloaded weights: `$TSFAST_HOME/models` (default `~/.tsfast/models`). */
 export function modelsCacheDir(): string {
   const home = process.env["TSFAST_HOME"] || path.join(os.homedir(), ".tsfast");

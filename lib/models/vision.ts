@@ -8,9 +8,9 @@ import { Learner } from "../learner/learner";
 import type { DataLoadersLike, VisionDataLoaders } from "../learner/contracts";
 import type { LearnerOptions } from "../learner/learner";
 import type { Arch, Stats } from "./archs";
-import { archMeta } from "./archs";
+import { archMeta, setArchMeta } from "./archs";
 import { AdaptiveConcatPool2d, SigmoidRange } from "./layers";
-import { IMAGENET_STATS } from "./pretrained";
+import { IMAGENET_STATS, SHIPPED_COLOUR, SHIPPED_GREY } from "./pretrained";
 import { BN_EPS, BN_MOMENTUM } from "./resnet";
 import type { ArchOptions } from "./resnet";
 
@@ -87,7 +87,11 @@ export function visionSplit(model: tf.LayersModel): tf.layers.Layer[][] {
 
 /** Options of `createVisionModel`. */
 export interface VisionModelOptions extends HeadOptions {
-  /** `true`: the architecture's known weights; a string: a `.safetensors` path or URL; `false`: random (default true). */
+  /**
+   * `true`: the architecture's known (ImageNet) weights, downloaded once; `"shipped"`: the backbone
+   * shipped with tsfast for the data (`visionLearner` only; offline: see `shippedDefault`); another
+   * string: a shipped checkpoint's name, a `.safetensors` path or a URL; `false`: random (default true).
+   */
   pretrained?: boolean | string;
   /** Input channels (default 3); a pretrained 3-channel stem is adapted (summed for 1 channel). */
   nIn?: number;
@@ -106,7 +110,9 @@ export async function createVisionModel(
   const body = await arch({ ...opts.archOptions, nIn: opts.nIn, includeTop: false, weights: pretrained === false ? undefined : pretrained, seed: opts.seed });
   const out = createHead(body.outputs[0]!, nOut, opts);
   const model = tf.model({ inputs: body.inputs, outputs: out, name: `${arch.archName}_learner` });
-  return { model, stats: archMeta(body)?.stats };
+  const meta = archMeta(body);
+  if (meta) setArchMeta(model, meta); // so `archMeta(learn.model)` tells the body's architecture and weights
+  return { model, stats: meta?.stats };
 }
 
 /** Stats with one entry per input channel: 1-channel stats repeat, 3-channel stats average for 1 channel. */
@@ -118,6 +124,28 @@ export function statsForChannels(stats: Stats, nIn: number): Stats {
     throw new Error(`the weights' normalisation stats have ${v.length} channels but the data has ${nIn}`);
   };
   return { mean: fit(stats.mean), std: fit(stats.std) };
+}
+
+/**
+ * The backbone `pretrained: "shipped"` picks: for grey images (all channels equal) the digits
+ * network of lesson 1 (`digits04-xresnet18-tiny`), for colour images the colour network
+ * (`colour-xresnet18-small`, pretrained on emoji and icons). See checkpoints/MODEL_CARD.md.
+ */
+export function shippedDefault(grey: boolean): string {
+  return grey ? SHIPPED_GREY : SHIPPED_COLOUR;
+}
+
+/** Whether a batch `[n, h, w, c]` is grey: one channel, or every pixel's channels equal. */
+export function isGreyBatch(xb: tf.Tensor): boolean {
+  const c = xb.shape[3] ?? 1;
+  if (c === 1) return true;
+  const diff = tf.tidy(() => {
+    const [first, ...rest] = tf.split(xb, c, 3);
+    return tf.max(tf.stack(rest.map((r) => tf.max(tf.abs(tf.sub(r, first!))))));
+  });
+  const grey = diff.dataSync()[0]! <= 1e-6;
+  diff.dispose();
+  return grey;
 }
 
 /** Options of `visionLearner`: the head's, the body's and the Learner's (`lossFunc`, `metrics`, `lr`, `wd`, `cbs`, `trainBn`, ...). */
@@ -141,13 +169,15 @@ export async function visionLearner(
   opts: VisionLearnerOptions = {},
 ): Promise<Learner> {
   await ready();
-  const pretrained = opts.pretrained ?? true;
+  let pretrained = opts.pretrained ?? true;
   const nOut = opts.nOut ?? dls.c;
   if (nOut === undefined) throw new Error("visionLearner: pass nOut (the DataLoaders have no `c`, the number of classes)");
   let nIn = opts.nIn;
-  if (nIn === undefined && dls.oneBatch) {
-    const b = await dls.oneBatch();
-    nIn = b.xb.shape[3];
+  if (pretrained === "shipped" && !dls.oneBatch) throw new Error('visionLearner: pretrained: "shipped" needs DataLoaders with oneBatch() to see whether the images are grey or colour');
+  if ((nIn === undefined || pretrained === "shipped") && dls.oneBatch) {
+    const b = await dls.oneBatch({ valid: true });
+    nIn ??= b.xb.shape[3];
+    if (pretrained === "shipped") pretrained = shippedDefault(isGreyBatch(b.xb));
     tf.dispose([b.xb, b.yb]);
   }
   const { model, stats } = await createVisionModel(arch, nOut, { ...opts, nIn, pretrained });

@@ -31,6 +31,11 @@ export interface EmojiCategoriesOptions extends DatasetFolderOptions {
    * `"keep"` saves RGBA as shipped. Default `"white"` (what the pictures look like on a page).
    */
   alpha?: "white" | "black" | "keep";
+  /**
+   * Only these Unicode emoji categories, by name (`"Animals & Nature"`, `"Food & Drink"`, ...).
+   * Default: every category but the skipped ones.
+   */
+  categories?: readonly string[];
 }
 
 interface EmojiEntry {
@@ -57,7 +62,7 @@ export interface EmojiItem {
 }
 
 /** The seeded per-category split of the emoji pictures, without writing anything. */
-export function planEmojiCategories(opts: { validPct: number; seed: number; skinTones: boolean }): EmojiItem[] {
+export function planEmojiCategories(opts: { validPct: number; seed: number; skinTones: boolean; categories?: readonly string[] }): EmojiItem[] {
   const pkg = emojiPackageDir();
   const imgDir = path.join(pkg, "img", "twitter", "64");
   const entries = JSON.parse(fs.readFileSync(path.join(pkg, "emoji.json"), "utf8")) as EmojiEntry[];
@@ -65,9 +70,15 @@ export function planEmojiCategories(opts: { validPct: number; seed: number; skin
   for (const e of entries) {
     if (EMOJI_SKIPPED_CATEGORIES.includes(e.category) || e.has_img_twitter === false) continue;
     if (!fs.existsSync(path.join(imgDir, e.image))) continue;
+    if (opts.categories && !opts.categories.includes(e.category)) continue;
     const list = byCat.get(e.category) ?? [];
     list.push(e);
     byCat.set(e.category, list);
+  }
+  const unknown = (opts.categories ?? []).filter((c) => !byCat.has(c));
+  if (unknown.length) {
+    const all = [...new Set(entries.map((e) => e.category))].filter((c) => !EMOJI_SKIPPED_CATEGORIES.includes(c)).sort();
+    throw new Error(`emojiCategories: unknown categories ${JSON.stringify(unknown)}; the categories are ${JSON.stringify(all)}`);
   }
   const items: EmojiItem[] = [];
   for (const [cat, list] of [...byCat.entries()].sort((a, b) => a[0].localeCompare(b[0]))) {
@@ -100,13 +111,15 @@ export async function emojiCategories(opts: EmojiCategoriesOptions = {}): Promis
   const alpha = opts.alpha ?? "white";
   if (!(validPct > 0 && validPct < 1)) throw new Error(`emojiCategories: validPct must be in (0, 1), got ${validPct}`);
   if (!["white", "black", "keep"].includes(alpha)) throw new Error(`emojiCategories: alpha must be "white", "black" or "keep", got ${JSON.stringify(alpha)}`);
+  const categories = opts.categories ? [...new Set(opts.categories)].sort() : undefined;
   const parts = ["emoji-categories"];
+  if (categories) parts.push(...categories.map(classFolderName));
   if (skinTones) parts.push("skin");
   if (alpha !== "white") parts.push(alpha);
   if (seed !== 42 || validPct !== 0.2) parts.push(`s${seed}-v${validPct}`);
-  const key = { validPct, seed, skinTones, alpha, version: 2 };
+  const key = { validPct, seed, skinTones, alpha, version: 2, ...(categories ? { categories } : {}) };
   return buildFolderOnce(parts.join("-"), key, opts, async (dir) => {
-    const jobs = planEmojiCategories({ validPct, seed, skinTones }).map((j) => ({ src: j.src, dst: path.join(dir, j.split, j.folder, j.file) }));
+    const jobs = planEmojiCategories({ validPct, seed, skinTones, categories }).map((j) => ({ src: j.src, dst: path.join(dir, j.split, j.folder, j.file) }));
     for (const d of new Set(jobs.map((j) => path.dirname(j.dst)))) await fs.promises.mkdir(d, { recursive: true });
     await mapLimit(jobs, 8, async ({ src, dst }) => {
       if (alpha === "keep") await fs.promises.copyFile(src, dst);
