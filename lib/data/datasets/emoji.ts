@@ -38,9 +38,11 @@ export interface EmojiCategoriesOptions extends DatasetFolderOptions {
   categories?: readonly string[];
 }
 
-interface EmojiEntry {
+/** One emoji of `emoji.json` (the fields tsfast reads). */
+export interface EmojiEntry {
   image: string;
   category: string;
+  subcategory: string;
   has_img_twitter?: boolean;
   skin_variations?: Record<string, { image: string; has_img_twitter?: boolean }>;
 }
@@ -49,8 +51,28 @@ function emojiPackageDir(): string {
   try {
     return path.dirname(require.resolve("emoji-datasource-twitter/package.json"));
   } catch {
-    throw new Error('emojiCategories needs the npm package "emoji-datasource-twitter": npm install emoji-datasource-twitter');
+    throw new Error('the emoji datasets need the npm package "emoji-datasource-twitter": npm install emoji-datasource-twitter');
   }
+}
+
+/**
+ * The emoji that have a 64×64 Twemoji picture, grouped by category (sorted by category, then by
+ * file name, so nothing depends on the JSON order), without the `EMOJI_SKIPPED_CATEGORIES`.
+ */
+export function emojiByCategory(): { imgDir: string; byCat: Map<string, EmojiEntry[]> } {
+  const pkg = emojiPackageDir();
+  const imgDir = path.join(pkg, "img", "twitter", "64");
+  const entries = JSON.parse(fs.readFileSync(path.join(pkg, "emoji.json"), "utf8")) as EmojiEntry[];
+  const byCat = new Map<string, EmojiEntry[]>();
+  for (const e of entries) {
+    if (EMOJI_SKIPPED_CATEGORIES.includes(e.category) || e.has_img_twitter === false) continue;
+    if (!fs.existsSync(path.join(imgDir, e.image))) continue;
+    const list = byCat.get(e.category) ?? [];
+    list.push(e);
+    byCat.set(e.category, list);
+  }
+  const sorted = [...byCat.entries()].sort((a, b) => a[0].localeCompare(b[0]));
+  return { imgDir, byCat: new Map(sorted.map(([c, list]) => [c, list.slice().sort((a, b) => a.image.localeCompare(b.image))])) };
 }
 
 /** One picture of the emoji set: its source file and where it goes. */
@@ -63,28 +85,16 @@ export interface EmojiItem {
 
 /** The seeded per-category split of the emoji pictures, without writing anything. */
 export function planEmojiCategories(opts: { validPct: number; seed: number; skinTones: boolean; categories?: readonly string[] }): EmojiItem[] {
-  const pkg = emojiPackageDir();
-  const imgDir = path.join(pkg, "img", "twitter", "64");
-  const entries = JSON.parse(fs.readFileSync(path.join(pkg, "emoji.json"), "utf8")) as EmojiEntry[];
-  const byCat = new Map<string, EmojiEntry[]>();
-  for (const e of entries) {
-    if (EMOJI_SKIPPED_CATEGORIES.includes(e.category) || e.has_img_twitter === false) continue;
-    if (!fs.existsSync(path.join(imgDir, e.image))) continue;
-    if (opts.categories && !opts.categories.includes(e.category)) continue;
-    const list = byCat.get(e.category) ?? [];
-    list.push(e);
-    byCat.set(e.category, list);
-  }
-  const unknown = (opts.categories ?? []).filter((c) => !byCat.has(c));
+  const { imgDir, byCat: all } = emojiByCategory();
+  const unknown = (opts.categories ?? []).filter((c) => !all.has(c));
   if (unknown.length) {
-    const all = [...new Set(entries.map((e) => e.category))].filter((c) => !EMOJI_SKIPPED_CATEGORIES.includes(c)).sort();
-    throw new Error(`emojiCategories: unknown categories ${JSON.stringify(unknown)}; the categories are ${JSON.stringify(all)}`);
+    throw new Error(`emojiCategories: unknown categories ${JSON.stringify(unknown)}; the categories are ${JSON.stringify([...all.keys()])}`);
   }
+  const byCat = opts.categories ? new Map([...all].filter(([c]) => opts.categories!.includes(c))) : all;
   const items: EmojiItem[] = [];
-  for (const [cat, list] of [...byCat.entries()].sort((a, b) => a[0].localeCompare(b[0]))) {
+  for (const [cat, list] of byCat) {
     const folder = classFolderName(cat);
-    // Sort first so the split depends only on the seed, not on the JSON order.
-    const shuffled = new Rng(opts.seed).shuffle(list.slice().sort((a, b) => a.image.localeCompare(b.image)));
+    const shuffled = new Rng(opts.seed).shuffle(list);
     const nValid = Math.max(1, Math.round(shuffled.length * opts.validPct));
     shuffled.forEach((e, i) => {
       const split = i < nValid ? "valid" : "train";
