@@ -1,4 +1,4 @@
-import { test, after } from "node:test";
+import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
@@ -64,35 +64,47 @@ async function colourFolder(dir: string): Promise<{ pictures: number; broken: st
 type Cell = { cell_type: string; source: string | string[]; outputs?: { output_type: string; name?: string; text?: string | string[] }[] };
 const text = (s: string | string[] | undefined) => (Array.isArray(s) ? s.join("") : (s ?? ""));
 
-test("lesson 1 with only its path line changed runs green on a messy colour folder, and the shipped colour network beats scratch", { timeout: 600_000 }, async (t) => {
-  const project = path.join(tmp, "my-project");
-  const init = cli(["init", project], 120_000);
-  assert.equal(init.status, 0, init.out);
-
-  const photos = path.join(tmp, "my-photos");
-  const { pictures, broken } = await colourFolder(photos);
-  assert.ok(pictures > 450, `${pictures} pictures`);
-
-  const lesson = JSON.parse(fs.readFileSync(path.join(ROOT, "notebooks", "01_intro.ipynb"), "utf8")) as { cells: Cell[] };
-  const pathLines = lesson.cells.filter((c) => c.cell_type === "code" && /^const path = /m.test(text(c.source)));
-  assert.equal(pathLines.length, 1, "lesson 1 has one `const path =` line");
-  const edited = JSON.parse(JSON.stringify(lesson)) as { cells: Cell[] };
-  const i = lesson.cells.indexOf(pathLines[0]!);
-  edited.cells[i]!.source = text(lesson.cells[i]!.source).replace(/^const path = .*$/m, `const path = ${JSON.stringify(photos)};`);
-  const changed = edited.cells.flatMap((c, k) => text(c.source).split("\n").filter((l, j) => l !== text(lesson.cells[k]!.source).split("\n")[j]));
+/**
+ * Copy a lesson into the prepared folder, change only its `const path =` line to `photos`, run it
+ * with `tsfast run`, and return what its cells printed.
+ */
+function runLessonOn(project: string, lesson: string, photos: string): { out: string; err: string } {
+  const src = JSON.parse(fs.readFileSync(path.join(ROOT, "notebooks", lesson), "utf8")) as { cells: Cell[] };
+  const pathLines = src.cells.filter((c) => c.cell_type === "code" && /^const path = /m.test(text(c.source)));
+  assert.equal(pathLines.length, 1, `${lesson} has one \`const path =\` line`);
+  const edited = JSON.parse(JSON.stringify(src)) as { cells: Cell[] };
+  const i = src.cells.indexOf(pathLines[0]!);
+  edited.cells[i]!.source = text(src.cells[i]!.source).replace(/^const path = .*$/m, `const path = ${JSON.stringify(photos)};`);
+  const changed = edited.cells.flatMap((c, k) => text(c.source).split("\n").filter((l, j) => l !== text(src.cells[k]!.source).split("\n")[j]));
   assert.deepEqual(changed, [`const path = ${JSON.stringify(photos)};`], "only the path line differs");
-  const nbFile = path.join(project, "01_intro.ipynb");
+  const nbFile = path.join(project, lesson);
   fs.writeFileSync(nbFile, JSON.stringify(edited, null, 1));
-
   const run = cli(["run", nbFile], 540_000);
   assert.equal(run.status, 0, run.out);
   assert.match(run.out, /notebooks: 1 passed, 0 failed/);
-  const done = JSON.parse(fs.readFileSync(path.join(project, "01_intro.executed.ipynb"), "utf8")) as { cells: Cell[] };
+  const base = lesson.replace(/\.ipynb$/, "");
+  assert.ok(fs.existsSync(path.join(project, `${base}.html`)), "the HTML next to the notebook");
+  const done = JSON.parse(fs.readFileSync(path.join(project, `${base}.executed.ipynb`), "utf8")) as { cells: Cell[] };
   const streams = (name: string) =>
     done.cells.map((c) => (c.outputs ?? []).filter((o) => o.output_type === "stream" && o.name === name).map((o) => text(o.text)).join(""));
-  const out = streams("stdout").join("\n");
-  const err = streams("stderr").join("\n");
-  assert.ok(fs.existsSync(path.join(project, "01_intro.html")), "the HTML next to the notebook");
+  return { out: streams("stdout").join("\n"), err: streams("stderr").join("\n") };
+}
+
+let project = "";
+let photos = "";
+let made: { pictures: number; broken: string[] } = { pictures: 0, broken: [] };
+before(async () => {
+  project = path.join(tmp, "my-project");
+  const init = cli(["init", project], 120_000);
+  assert.equal(init.status, 0, init.out);
+  photos = path.join(tmp, "my-photos");
+  made = await colourFolder(photos);
+});
+
+test("lesson 1 with only its path line changed runs green on a messy colour folder, and the shipped colour network beats scratch", { timeout: 600_000 }, async (t) => {
+  const { pictures, broken } = made;
+  assert.ok(pictures > 450, `${pictures} pictures`);
+  const { out, err } = runLessonOn(project, "01_intro.ipynb", photos);
 
   assert.match(out, /your folder: /);
   // no split: one message saying so; the broken files: one warning naming all three, before any training
@@ -113,4 +125,20 @@ test("lesson 1 with only its path line changed runs green on a messy colour fold
   t.diagnostic(`your folder: ${counts[1]} training + ${counts[2]} validation pictures; pretrained ${pretrained}% error, from scratch ${scratch}%`);
   assert.ok(pretrained < scratch, `pretrained ${pretrained}% should beat from scratch ${scratch}%`);
   assert.match(out, /your folder: pretrained [\d.]+% error, from scratch [\d.]+%/);
+});
+
+test("lesson 2 with only its path line changed trains, exports, predicts and serves on the same colour folder", { timeout: 600_000 }, async (t) => {
+  const { out, err } = runLessonOn(project, "02_production.ipynb", photos);
+  assert.equal(err.split("\n").filter((l) => /unreadable/.test(l)).length, 1, err);
+  const m = /(\d+) training and (\d+) validation images of animals, food, travel/.exec(out);
+  assert.ok(m, out);
+  assert.equal(Number(m[1]) + Number(m[2]), made.pictures, "the counts leave the broken files out");
+  const pred = /predicted (animals|food|travel) with probability ([\d.]+)/.exec(out);
+  assert.ok(pred, out);
+  assert.match(out, new RegExp(`HTTP 200: ${pred[1]} `), "the server says what loadLearner said");
+  const e = /your folder: error rate ([\d.]+)%/.exec(out);
+  assert.ok(e, out);
+  t.diagnostic(`lesson 2 on your folder: error rate ${e[1]}%`);
+  assert.ok(Number(e[1]) < 50, `error rate ${e[1]}% (three classes: chance is 67 %)`);
+  assert.match(out, /lesson 2 checks passed/);
 });

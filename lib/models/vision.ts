@@ -135,7 +135,10 @@ export function shippedDefault(grey: boolean): string {
   return grey ? SHIPPED_GREY : SHIPPED_COLOUR;
 }
 
-/** Whether a batch `[n, h, w, c]` is grey: one channel, or every pixel's channels equal. */
+/**
+ * Whether a batch `[n, h, w, c]` is grey: one channel, or every pixel's channels equal (before any
+ * per-channel `Normalize`: visionLearner looks at the batch before it adds the weights' stats).
+ */
 export function isGreyBatch(xb: tf.Tensor): boolean {
   const c = xb.shape[3] ?? 1;
   if (c === 1) return true;
@@ -175,7 +178,8 @@ export async function visionLearner(
   let nIn = opts.nIn;
   if (pretrained === "shipped" && !dls.oneBatch) throw new Error('visionLearner: pretrained: "shipped" needs DataLoaders with oneBatch() to see whether the images are grey or colour');
   if ((nIn === undefined || pretrained === "shipped") && dls.oneBatch) {
-    const b = await dls.oneBatch({ valid: true });
+    // a validation batch: no augmentation, and the training loader's random state is left alone
+    const b = await dls.oneBatch({ valid: true }).catch(() => dls.oneBatch!());
     nIn ??= b.xb.shape[3];
     if (pretrained === "shipped") pretrained = shippedDefault(isGreyBatch(b.xb));
     tf.dispose([b.xb, b.yb]);
