@@ -7,6 +7,8 @@ import { test, before } from "node:test";
 import assert from "node:assert/strict";
 import * as v8 from "node:v8";
 import * as vm from "node:vm";
+import * as path from "node:path";
+import { spawnSync } from "node:child_process";
 import * as tf from "../lib/engine/tf";
 import { initNative } from "../lib/engine/native";
 import { defaultThreads } from "../lib/engine/backend";
@@ -181,6 +183,28 @@ test("sum, mean, max, min and prod over leading, trailing, middle and scattered 
   }
   const big = rnd([16, 32, 32, 16]);
   agree("large BatchNorm-like reduction", () => tf.sum(big(), [0, 1, 2]), 1e-2, 1e-4);
+});
+
+test("reductions split over threads stay right when OpenMP gives fewer threads than asked (max, min, prod of a few long columns)", () => {
+  // OMP_THREAD_LIMIT=1 under OMP_NUM_THREADS=4: the split path plans 4 partials and gets 1 thread.
+  // The unused partials must hold the reduction's identity, not 0 (which once made max of negatives 0).
+  const script = `
+process.env.TSFAST_BACKEND = "native";
+const t = require(${JSON.stringify(path.join(__dirname, "..", "lib", "index.js"))});
+(async () => {
+  await t.ready();
+  const tf = t.tf, n = 200000, c = 3;
+  const neg = new Float32Array(n * c).map((_v, i) => -1 - (i % 7) * 0.5);        // max -1, min -4
+  const pos = new Float32Array(n * c).map((_v, i) => 1 + (i % 7) * 0.5);         // min 1, max 4
+  const pow2 = new Float32Array(n * c).map((_v, i) => (Math.floor(i / c) % 2 ? 0.5 : 2)); // product exactly 1
+  const r = (x, f) => Array.from(f(tf.tensor2d(x, [n, c]), 0).dataSync());
+  console.log(JSON.stringify({ backend: tf.getBackend(), max: r(neg, tf.max), min: r(pos, tf.min), prod: r(pow2, tf.prod), sum: r(pow2, tf.sum) }));
+})();`;
+  const env = { ...process.env, OMP_NUM_THREADS: "4", OMP_THREAD_LIMIT: "1", TSFAST_THREADS: "4" };
+  const res = spawnSync(process.execPath, ["-e", script], { env, encoding: "utf8", timeout: 60_000 });
+  assert.equal(res.status, 0, res.stderr);
+  const got = JSON.parse(res.stdout.trim().split("\n").pop()!) as Record<string, unknown>;
+  assert.deepEqual(got, { backend: "native", max: [-1, -1, -1], min: [1, 1, 1], prod: [1, 1, 1], sum: [250000, 250000, 250000] });
 });
 
 test("softmax, logSoftmax, transpose, slice, pad and tile match cpu", () => {

@@ -245,7 +245,9 @@ Napi::Value Reduce(const Napi::CallbackInfo& info) {
     return info.Env().Undefined();
   }
   // Few outer rows (e.g. BatchNorm's [N*H*W, C] -> [C]): split the reduced axis across threads.
-  std::vector<float> part((size_t)nt * outer * inner);
+  // Partials start at the reduction's identity: OpenMP may give fewer threads than nt (a thread
+  // limit, nesting), and the unused ones must not count as zeros (wrong for max, min and prod).
+  std::vector<float> part((size_t)nt * outer * inner, rinit(rop));
 #pragma omp parallel num_threads(nt)
   {
     int t = omp_get_thread_num();
