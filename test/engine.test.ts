@@ -74,7 +74,9 @@ test("a second copy of tfjs-core in the process is named in a warning", () => {
     { TSFAST_BACKEND: "cpu" },
     `const fs = require("fs"), os = require("os"), path = require("path");
      const src = path.dirname(require.resolve("@tensorflow/tfjs-core/package.json"));
-     const dst = fs.mkdtempSync(path.join(os.tmpdir(), "tfcopy-")) + "/node_modules/@tensorflow/tfjs-core";
+     const top = fs.mkdtempSync(path.join(os.tmpdir(), "tfcopy-"));
+     process.on("exit", () => fs.rmSync(top, { recursive: true, force: true }));
+     const dst = top + "/node_modules/@tensorflow/tfjs-core";
      fs.cpSync(src, dst, { recursive: true });
      require(dst + "/dist/tf-core.node.js");
      t.ready().then(() => console.log("copies", t.tfjsCopies().length));`,

@@ -10,8 +10,9 @@ import { Learner } from "../lib/learner/learner";
 import { loadLearner, type ExportMeta } from "../lib/learner/export";
 import { setInferencePreparer } from "../lib/learner/predict";
 import { toyDls, toyModel } from "./helpers/learner-data";
+import { tempDir } from "./helpers/tmp";
 
-const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "tsfast-export-"));
+const tmp = () => tempDir("tsfast-export-");
 
 /** A custom layer with no weights (like the models floor's pooling layers): multiplies by `factor`. */
 class TimesLayer extends tf.layers.Layer {

@@ -12,8 +12,9 @@ import { accuracy } from "../lib/learner/metrics";
 import { SGD, slice } from "../lib/learner/optimizer";
 import { EarlyStoppingCallback, CSVLogger, SaveModelCallback } from "../lib/learner/callbacks";
 import { toyDls, toyModel } from "./helpers/learner-data";
+import { tempDir } from "./helpers/tmp";
 
-const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), "tsfast-learner-"));
+const tmp = () => tempDir("tsfast-learner-");
 
 
 test("fit lowers the validation loss, records one row per epoch and leaks no tensors", async () => {

@@ -4,11 +4,12 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { tempDir } from "./helpers/tmp";
 
 // The runner must fail a notebook whose cell fails, and show that cell's real message
 // (tslab reports errors only on the cell's stderr).
 const ROOT = path.resolve(__dirname, "..", "..");
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "tsfast-nb-"));
+const tmp = tempDir("tsfast-nb-");
 
 function notebook(name: string, cells: string[]): string {
   const nb = {

@@ -7,6 +7,7 @@ import * as http from "node:http";
 import type { AddressInfo } from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
+import { tempDir } from "./tmp";
 
 export type Handler = (req: http.IncomingMessage, res: http.ServerResponse) => void;
 
@@ -78,7 +79,7 @@ export function serveBytes(body: Buffer, contentType = "application/octet-stream
 
 /** A fresh temporary folder; also sets `TSFAST_HOME` to a folder inside it. */
 export function tmpHome(label: string): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `tsfast-${label}-`));
+  const dir = tempDir(`tsfast-${label}-`);
   process.env.TSFAST_HOME = path.join(dir, "home");
   return dir;
 }
