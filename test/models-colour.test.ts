@@ -13,7 +13,7 @@ import * as path from "node:path";
 import sharp from "sharp";
 import * as tf from "../lib/engine/tf";
 import { ready } from "../lib/engine/backend";
-import { archMeta, xresnet18 } from "../lib/models/archs";
+import { archMeta, resnet34, xresnet18 } from "../lib/models/archs";
 import { shippedCheckpoint, SHIPPED_COLOUR, SHIPPED_GREY } from "../lib/models/pretrained";
 import { isGreyBatch, visionLearner } from "../lib/models/vision";
 import { ImageDataLoaders } from "../lib/data/factories";
@@ -103,8 +103,15 @@ test('pretrained: "shipped" takes the colour network for colour pictures and the
     const learn = await visionLearner(dls, xresnet18, { pretrained: "shipped" });
     const want = kind === "grey" ? SHIPPED_GREY : SHIPPED_COLOUR;
     assert.equal(path.basename(archMeta(learn.model)!.weightsSource!), `${want}.safetensors`);
+    // a Normalize the user added first (per-channel ImageNet stats) does not make grey look colour
+    const dls2 = await ImageDataLoaders.fromFolder(path.join(tmp, kind), { validPct: 0.25, itemTfms: Resize(32), bs: 4 });
+    dls2.addBatchTfm({ type: "Normalize", mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] });
+    const learn2 = await visionLearner(dls2, xresnet18, { pretrained: "shipped" });
+    assert.equal(path.basename(archMeta(learn2.model)!.weightsSource!), `${want}.safetensors`, "with the user's Normalize");
     // the same network from scratch, as lesson 1 builds it
     const scratch = await visionLearner(dls, xresnet18, { pretrained: false, archOptions: archMeta(learn.model)!.options });
     assert.equal(scratch.model.countParams(), learn.model.countParams());
   }
+  const dls = await ImageDataLoaders.fromFolder(path.join(tmp, "colour"), { validPct: 0.25, itemTfms: Resize(32), bs: 4 });
+  await assert.rejects(visionLearner(dls, resnet34, { pretrained: "shipped" }), /the shipped checkpoints are xresnet18s: use xresnet18 .* or pretrained: true for resnet34/);
 });

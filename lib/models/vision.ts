@@ -128,16 +128,18 @@ export function statsForChannels(stats: Stats, nIn: number): Stats {
 
 /**
  * The backbone `pretrained: "shipped"` picks: for grey images (all channels equal) the digits
- * network of lesson 1 (`digits04-xresnet18-tiny`), for colour images the colour network
- * (`colour-xresnet18-small`, pretrained on emoji and icons). See checkpoints/MODEL_CARD.md.
+ * network of lesson 1 (`digits04-xresnet18-tiny`, trained on 28-px handwriting: a weak start for
+ * other grey pictures, where `"colour-xresnet18-small"` by name may do better), for colour images
+ * the colour network (`colour-xresnet18-small`, pretrained on emoji and icons, CC BY-SA 4.0).
+ * See checkpoints/MODEL_CARD.md.
  */
 export function shippedDefault(grey: boolean): string {
   return grey ? SHIPPED_GREY : SHIPPED_COLOUR;
 }
 
 /**
- * Whether a batch `[n, h, w, c]` is grey: one channel, or every pixel's channels equal (before any
- * per-channel `Normalize`: visionLearner looks at the batch before it adds the weights' stats).
+ * Whether a batch `[n, h, w, c]` is grey: one channel, or every pixel's channels equal (pass pixels
+ * before any per-channel `Normalize`; visionLearner undoes one the DataLoaders already have).
  */
 export function isGreyBatch(xb: tf.Tensor): boolean {
   const c = xb.shape[3] ?? 1;
@@ -176,12 +178,26 @@ export async function visionLearner(
   const nOut = opts.nOut ?? dls.c;
   if (nOut === undefined) throw new Error("visionLearner: pass nOut (the DataLoaders have no `c`, the number of classes)");
   let nIn = opts.nIn;
-  if (pretrained === "shipped" && !dls.oneBatch) throw new Error('visionLearner: pretrained: "shipped" needs DataLoaders with oneBatch() to see whether the images are grey or colour');
+  if (pretrained === "shipped") {
+    if (arch.archName !== "xresnet18") {
+      throw new Error(`visionLearner: the shipped checkpoints are xresnet18s: use xresnet18 with pretrained: "shipped", or pretrained: true for ${arch.archName}'s ImageNet weights`);
+    }
+    if (!dls.oneBatch) throw new Error('visionLearner: pretrained: "shipped" needs DataLoaders with oneBatch() to see whether the images are grey or colour');
+  }
   if ((nIn === undefined || pretrained === "shipped") && dls.oneBatch) {
     // a validation batch: no augmentation, and the training loader's random state is left alone
-    const b = await dls.oneBatch({ valid: true }).catch(() => dls.oneBatch!());
+    const b = await dls.oneBatch({ valid: true }).catch((e: Error) => {
+      if (/no readable images/.test(e.message)) return dls.oneBatch!();
+      throw e;
+    });
     nIn ??= b.xb.shape[3];
-    if (pretrained === "shipped") pretrained = shippedDefault(isGreyBatch(b.xb));
+    if (pretrained === "shipped") {
+      // judge the pixels as decoded: undo a Normalize the user already added (per-channel stats)
+      const norm = dls.normalize;
+      const pixels = norm ? tf.tidy(() => tf.add(tf.mul(b.xb, tf.tensor1d(norm.std)), tf.tensor1d(norm.mean))) : b.xb;
+      pretrained = shippedDefault(isGreyBatch(pixels));
+      if (pixels !== b.xb) pixels.dispose();
+    }
     tf.dispose([b.xb, b.yb]);
   }
   const { model, stats } = await createVisionModel(arch, nOut, { ...opts, nIn, pretrained });
