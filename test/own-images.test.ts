@@ -68,8 +68,8 @@ const text = (s: string | string[] | undefined) => (Array.isArray(s) ? s.join(""
  * Copy a lesson into the prepared folder, change only its `const path =` line to `photos`, run it
  * with `tsfast run`, and return what its cells printed.
  */
-function runLessonOn(project: string, lesson: string, photos: string): { out: string; err: string } {
-  const src = JSON.parse(fs.readFileSync(path.join(ROOT, "notebooks", lesson), "utf8")) as { cells: Cell[] };
+function runLessonOn(project: string, lesson: string, photos: string, from = path.join(ROOT, "notebooks", lesson)): { out: string; err: string } {
+  const src = JSON.parse(fs.readFileSync(from, "utf8")) as { cells: Cell[] };
   const pathLines = src.cells.filter((c) => c.cell_type === "code" && /^const path = /m.test(text(c.source)));
   assert.equal(pathLines.length, 1, `${lesson} has one \`const path =\` line`);
   const edited = JSON.parse(JSON.stringify(src)) as { cells: Cell[] };
@@ -141,4 +141,15 @@ test("lesson 2 with only its path line changed trains, exports, predicts and ser
   t.diagnostic(`lesson 2 on your folder: error rate ${e[1]}%`);
   assert.ok(Number(e[1]) < 50, `error rate ${e[1]}% (three classes: chance is 67 %)`);
   assert.match(out, /lesson 2 checks passed/);
+});
+
+test("the starter notebook init wrote runs on the same colour folder with only its path line changed", { timeout: 600_000 }, async () => {
+  const { out, err } = runLessonOn(project, "01_your_images.ipynb", photos, path.join(project, "01_your_images.ipynb"));
+  assert.equal(err.split("\n").filter((l) => /unreadable/.test(l)).length, 1, err);
+  const counts = /classes: animals, food, travel; (\d+) training images, (\d+) validation images/.exec(out);
+  assert.ok(counts, out);
+  assert.equal(Number(counts[1]) + Number(counts[2]), made.pictures);
+  const e = /error rate ([\d.]+)%/.exec(out);
+  assert.ok(e, out);
+  assert.ok(Number(e[1]) < 50, `error rate ${e[1]}% (three classes: chance is 67 %)`);
 });
