@@ -141,9 +141,9 @@ export type { Sched, SuggestFunc, Suggestion, SlideOptions } from "./learner/sch
 export { LRFinder, lrFindDefaults } from "./learner/lrfind";
 export type { LrFindOptions, LrFindResult } from "./learner/lrfind";
 export { CrossEntropyLossFlat, LabelSmoothingCrossEntropy, BCEWithLogitsLossFlat, MSELossFlat, L1LossFlat } from "./learner/losses";
-export type { Loss, Reduction, CrossEntropyOptions, LabelSmoothingOptions, BCEOptions } from "./learner/losses";
-export { accuracy, errorRate, accuracyMulti, rmse, F1Score, Precision, Recall } from "./learner/metrics";
-export type { Metric, ClassMetricOptions, AccuracyMultiOptions, Average } from "./learner/metrics";
+export type { Loss, Reduction, CrossEntropyOptions, LabelSmoothingOptions, BCEOptions, BCEWithLogitsLoss } from "./learner/losses";
+export { accuracy, errorRate, accuracyMulti, rmse, F1Score, Precision, Recall, F1ScoreMulti, PrecisionMulti, RecallMulti } from "./learner/metrics";
+export type { Metric, ClassMetricOptions, AccuracyMultiOptions, Average, AverageMulti, MultiMetricOptions } from "./learner/metrics";
 export { modelSummary } from "./learner/summary";
 // ---------------------------------------------------------------- learner: export, prediction
 export { loadLearner, EXPORT_FORMAT, EXPORT_VERSION } from "./learner/export";

@@ -272,13 +272,8 @@ def transfer(args, results, epochs=3, lr=1e-2, bs=16, seeds=(0, 1, 2, 3)):
 
 
 def fine_tune_aug(model, xs, ys, epochs, base_lr, bs, norm, seed, freeze_epochs=1, lr_mult=100):
-    """fastai's fine_tune (as pretrain_fmnist.fine_tune) with the transfer's augmentation."""
-    set_frozen(model, True)
-    fit_one_cycle(model, xs, ys, freeze_epochs, [base_lr] * 3, bs, norm, pct_start=0.99, aug=augment_target, seed=seed)
-    base_lr /= 2
-    set_frozen(model, False)
-    lrs = [base_lr / lr_mult, base_lr / math.sqrt(lr_mult), base_lr]
-    fit_one_cycle(model, xs, ys, epochs, lrs, bs, norm, pct_start=0.3, div=5.0, aug=augment_target, seed=seed + 1)
+    """fastai's fine_tune (pretrain_fmnist.fine_tune) with the transfer's augmentation."""
+    fine_tune(model, xs, ys, epochs, base_lr, bs, norm, freeze_epochs=freeze_epochs, lr_mult=lr_mult, seed=seed, aug=augment_target)
 
 
 def main():

@@ -142,7 +142,8 @@ def set_frozen(model, frozen):
             p.requires_grad_(not frozen or id(p) in bn_params)
 
 
-def fit_one_cycle(model, xs, ys, epochs, lrs, bs, norm, pct_start=0.25, div=25.0, wd=0.01, aug=None, seed=0, verbose=False):
+def fit_one_cycle(model, xs, ys, epochs, lrs, bs, norm, pct_start=0.25, div=25.0, wd=0.01, aug=None, seed=0, verbose=False,
+                  loss_fn=F.cross_entropy):
     """fastai's fit_one_cycle: AdamW(0.9, 0.99), lr warm-up then cosine down; per-group max lr."""
     g = torch.Generator().manual_seed(seed)
     gs = groups(model)
@@ -165,7 +166,7 @@ def fit_one_cycle(model, xs, ys, epochs, lrs, bs, norm, pct_start=0.25, div=25.0
             if aug:
                 xb = aug(xb, g)
             xb = ((xb - norm[0]) / norm[1]).contiguous(memory_format=torch.channels_last)
-            loss = F.cross_entropy(model(xb), ys[idx])
+            loss = loss_fn(model(xb), ys[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -182,14 +183,14 @@ def accuracy(model, xs, ys, norm, bs=500):
     return correct / len(xs)
 
 
-def fine_tune(model, xs, ys, epochs, base_lr, bs, norm, freeze_epochs=1, lr_mult=100, seed=0):
+def fine_tune(model, xs, ys, epochs, base_lr, bs, norm, freeze_epochs=1, lr_mult=100, seed=0, aug=None, loss_fn=F.cross_entropy):
     """fastai's fine_tune: frozen one-cycle (pct_start 0.99), then unfrozen with discriminative lrs."""
     set_frozen(model, True)
-    fit_one_cycle(model, xs, ys, freeze_epochs, [base_lr] * 3, bs, norm, pct_start=0.99, seed=seed)
+    fit_one_cycle(model, xs, ys, freeze_epochs, [base_lr] * 3, bs, norm, pct_start=0.99, aug=aug, seed=seed, loss_fn=loss_fn)
     base_lr /= 2
     set_frozen(model, False)
     lrs = [base_lr / lr_mult, base_lr / math.sqrt(lr_mult), base_lr]  # fastai's slice → geometric spread
-    fit_one_cycle(model, xs, ys, epochs, lrs, bs, norm, pct_start=0.3, div=5.0, seed=seed + 1)
+    fit_one_cycle(model, xs, ys, epochs, lrs, bs, norm, pct_start=0.3, div=5.0, aug=aug, seed=seed + 1, loss_fn=loss_fn)
 
 
 SOURCES = {

@@ -91,11 +91,20 @@ export interface BCEOptions {
   thresh?: number;
 }
 
+/** A `BCEWithLogitsLossFlat`: its `thresh` is what `decodes`, `predict` and `export` use (set it after choosing one). */
+export interface BCEWithLogitsLoss extends Loss {
+  /** Probability above which a label is predicted (fastai's `loss_func.thresh`; assignable). */
+  thresh: number;
+  /** How `predict` turns logits into probabilities. */
+  readonly activationName: "sigmoid";
+}
+
 /** fastai's `BCEWithLogitsLossFlat`: multi-label binary cross-entropy on logits, multi-hot float targets. */
-export function BCEWithLogitsLossFlat(opts: BCEOptions = {}): Loss {
-  const thresh = opts.thresh ?? 0.5;
+export function BCEWithLogitsLossFlat(opts: BCEOptions = {}): BCEWithLogitsLoss {
   return {
     name: "BCEWithLogitsLossFlat",
+    thresh: opts.thresh ?? 0.5,
+    activationName: "sigmoid",
     forward(pred, targ, reduction = "mean") {
       return tf.tidy(() => {
         if (pred.size !== targ.size) {
@@ -110,7 +119,10 @@ export function BCEWithLogitsLossFlat(opts: BCEOptions = {}): Loss {
       });
     },
     activation: (pred) => tf.sigmoid(pred),
-    decodes: (probs) => tf.cast(tf.greater(probs, thresh), "float32"),
+    decodes(probs) {
+      const thresh = this.thresh;
+      return tf.tidy(() => tf.cast(tf.greater(probs, thresh), "float32"));
+    },
   };
 }
 

@@ -88,36 +88,22 @@ export interface ClassMetricOptions {
 function confusionCounts(pred: tf.Tensor, targ: tf.Tensor, thresh: number): { tp: number[]; fp: number[]; fn: number[]; c: number } {
   checkRows("F1Score/Precision/Recall", pred, targ);
   const c = pred.shape[pred.rank - 1]!;
+  const multiLabel = targ.rank === pred.rank && targ.shape[targ.rank - 1] === c && c > 1 && targ.rank > 1;
+  if (multiLabel) return { ...multiCounts(pred, targ, thresh, true, 0), c };
   const tp = new Array<number>(c).fill(0);
   const fp = new Array<number>(c).fill(0);
   const fn = new Array<number>(c).fill(0);
-  const multiLabel = targ.rank === pred.rank && targ.shape[targ.rank - 1] === c && c > 1 && targ.rank > 1;
-  if (multiLabel) {
-    const p = tf.tidy(() => tf.greater(tf.sigmoid(pred), thresh));
-    const pv = p.dataSync();
-    p.dispose();
-    const tv = targ.dataSync();
-    for (let i = 0; i < pv.length; i++) {
-      const k = i % c;
-      const yp = pv[i]! !== 0;
-      const yt = tv[i]! > 0.5;
-      if (yp && yt) tp[k]!++;
-      else if (yp) fp[k]!++;
-      else if (yt) fn[k]!++;
-    }
-  } else {
-    const p = tf.tidy(() => tf.argMax(tf.reshape(pred, [-1, c]), -1));
-    const pv = p.dataSync();
-    p.dispose();
-    const tv = targ.dataSync();
-    for (let i = 0; i < pv.length; i++) {
-      const yp = pv[i]!;
-      const yt = Math.round(tv[i]!);
-      if (yp === yt) tp[yp]!++;
-      else {
-        fp[yp]!++;
-        if (yt >= 0 && yt < c) fn[yt]!++;
-      }
+  const p = tf.tidy(() => tf.argMax(tf.reshape(pred, [-1, c]), -1));
+  const pv = p.dataSync();
+  p.dispose();
+  const tv = targ.dataSync();
+  for (let i = 0; i < pv.length; i++) {
+    const yp = pv[i]!;
+    const yt = Math.round(tv[i]!);
+    if (yp === yt) tp[yp]!++;
+    else {
+      fp[yp]!++;
+      if (yt >= 0 && yt < c) fn[yt]!++;
     }
   }
   return { tp, fp, fn, c };
@@ -125,7 +111,28 @@ function confusionCounts(pred: tf.Tensor, targ: tf.Tensor, thresh: number): { tp
 
 const div = (a: number, b: number) => (b === 0 ? 0 : a / b); // sklearn's zero_division=0
 
-function classMetric(name: string, perClass: (tp: number, fp: number, fn: number) => number, opts: ClassMetricOptions): Metric {
+type PerClass = (tp: number, fp: number, fn: number) => number;
+const precision: PerClass = (tp, fp) => div(tp, tp + fp);
+const recall: PerClass = (tp, _fp, fn) => div(tp, tp + fn);
+const f1: PerClass = (tp, fp, fn) => div(2 * tp, 2 * tp + fp + fn);
+
+/** sklearn's `average` over per-class counts: pooled ("micro"), unweighted mean ("macro") or weighted by support. */
+function combine(average: "micro" | "macro" | "weighted", perClass: PerClass, tp: number[], fp: number[], fn: number[]): number {
+  if (average === "micro") {
+    const s = (a: number[]) => a.reduce((x, y) => x + y, 0);
+    return perClass(s(tp), s(fp), s(fn));
+  }
+  const vals = tp.map((_, k) => perClass(tp[k]!, fp[k]!, fn[k]!));
+  if (average === "macro") return vals.reduce((a, b) => a + b, 0) / tp.length;
+  const support = tp.map((t, k) => t + fn[k]!);
+  const total = support.reduce((a, b) => a + b, 0);
+  return div(
+    vals.reduce((a, v, k) => a + v * support[k]!, 0),
+    total,
+  );
+}
+
+function classMetric(name: string, perClass: PerClass, opts: ClassMetricOptions): Metric {
   const average = opts.average ?? "binary";
   const posLabel = opts.posLabel ?? 1;
   const thresh = opts.thresh ?? 0.5;
@@ -137,33 +144,108 @@ function classMetric(name: string, perClass: (tp: number, fp: number, fn: number
         if (posLabel < 0 || posLabel >= c) throw new Error(`${name}: posLabel ${posLabel} is not a class index (0..${c - 1})`);
         return perClass(tp[posLabel]!, fp[posLabel]!, fn[posLabel]!);
       }
-      if (average === "micro") {
-        const s = (a: number[]) => a.reduce((x, y) => x + y, 0);
-        return perClass(s(tp), s(fp), s(fn));
-      }
-      const vals = tp.map((_, k) => perClass(tp[k]!, fp[k]!, fn[k]!));
-      if (average === "macro") return vals.reduce((a, b) => a + b, 0) / c;
-      const support = tp.map((t, k) => t + fn[k]!);
-      const total = support.reduce((a, b) => a + b, 0);
-      return div(
-        vals.reduce((a, v, k) => a + v * support[k]!, 0),
-        total,
-      );
+      return combine(average, perClass, tp, fp, fn);
     },
   };
 }
 
 /** sklearn's precision TP/(TP+FP), as fastai's `Precision`. */
 export function Precision(opts: ClassMetricOptions = {}): Metric {
-  return classMetric("precision_score", (tp, fp) => div(tp, tp + fp), opts);
+  return classMetric("precision_score", precision, opts);
 }
 
 /** sklearn's recall TP/(TP+FN), as fastai's `Recall`. */
 export function Recall(opts: ClassMetricOptions = {}): Metric {
-  return classMetric("recall_score", (tp, _fp, fn) => div(tp, tp + fn), opts);
+  return classMetric("recall_score", recall, opts);
 }
 
 /** sklearn's F1 = 2TP/(2TP+FP+FN), as fastai's `F1Score`. */
 export function F1Score(opts: ClassMetricOptions = {}): Metric {
-  return classMetric("f1_score", (tp, fp, fn) => div(2 * tp, 2 * tp + fp + fn), opts);
+  return classMetric("f1_score", f1, opts);
+}
+
+// ---------------------------------------------------------------- multi-label (fastai's *Multi)
+
+/** How `F1ScoreMulti`, `PrecisionMulti` and `RecallMulti` combine labels (sklearn's `average` for multi-hot targets). */
+export type AverageMulti = "macro" | "micro" | "weighted" | "samples";
+
+/** Options of `F1ScoreMulti`, `PrecisionMulti` and `RecallMulti`, with fastai's defaults. */
+export interface MultiMetricOptions {
+  /** Probability above which a label counts as predicted (default 0.5). */
+  thresh?: number;
+  /** Apply a sigmoid to the predictions first (default true: models output logits; false for `getPreds` output). */
+  sigmoid?: boolean;
+  /**
+   * "macro": the score of each label, then their mean (default, as fastai); "micro": one score from the
+   * counts pooled over labels; "weighted": label scores weighted by how often each label is true;
+   * "samples": the score of each item (its predicted set against its true set), then their mean.
+   */
+  average?: AverageMulti;
+}
+
+/**
+ * Counts of a multi-label prediction: per label (`axis` 0) or per item (`axis` 1).
+ *   1. probabilities (sigmoid of logits, unless `sigmoid` is false), predicted where > `thresh`;
+ *   2. a target is true where > 0.5 (multi-hot);
+ *   3. tp / fp / fn counted along the other axis.
+ */
+function multiCounts(pred: tf.Tensor, targ: tf.Tensor, thresh: number, sigmoid: boolean, axis: 0 | 1): { tp: number[]; fp: number[]; fn: number[] } {
+  checkRows("F1ScoreMulti/PrecisionMulti/RecallMulti", pred, targ);
+  if (pred.size !== targ.size || pred.rank < 2) {
+    throw new Error(`multi-label metrics need [items, labels] predictions and multi-hot targets of the same size; got pred [${pred.shape}], targ [${targ.shape}]`);
+  }
+  const c = pred.shape[pred.rank - 1]!;
+  const n = pred.size / c;
+  const p = tf.tidy(() => tf.greater(sigmoid ? tf.sigmoid(pred) : pred, thresh));
+  const pv = p.dataSync();
+  p.dispose();
+  const tv = targ.dataSync();
+  const len = axis === 0 ? c : n;
+  const tp = new Array<number>(len).fill(0);
+  const fp = new Array<number>(len).fill(0);
+  const fn = new Array<number>(len).fill(0);
+  for (let i = 0; i < pv.length; i++) {
+    const k = axis === 0 ? i % c : Math.floor(i / c);
+    const yp = pv[i]! !== 0;
+    const yt = tv[i]! > 0.5;
+    if (yp && yt) tp[k]!++;
+    else if (yp) fp[k]!++;
+    else if (yt) fn[k]!++;
+  }
+  return { tp, fp, fn };
+}
+
+function multiMetric(name: string, perClass: PerClass, opts: MultiMetricOptions): Metric {
+  const thresh = opts.thresh ?? 0.5;
+  const sigmoid = opts.sigmoid ?? true;
+  const average = opts.average ?? "macro";
+  if (!["macro", "micro", "weighted", "samples"].includes(average)) {
+    throw new Error(`${name}: average must be "macro", "micro", "weighted" or "samples", got ${JSON.stringify(average)}`);
+  }
+  return {
+    name: `${name}_${average}`,
+    compute(pred, targ) {
+      if (average === "samples") {
+        const { tp, fp, fn } = multiCounts(pred, targ, thresh, sigmoid, 1);
+        return tp.reduce((a, _t, i) => a + perClass(tp[i]!, fp[i]!, fn[i]!), 0) / tp.length;
+      }
+      const { tp, fp, fn } = multiCounts(pred, targ, thresh, sigmoid, 0);
+      return combine(average, perClass, tp, fp, fn);
+    },
+  };
+}
+
+/** fastai's `F1ScoreMulti`: sklearn's F1 = 2TP/(2TP+FP+FN) on thresholded multi-label predictions (0 where undefined). */
+export function F1ScoreMulti(opts: MultiMetricOptions = {}): Metric {
+  return multiMetric("f1_score", f1, opts);
+}
+
+/** fastai's `PrecisionMulti`: sklearn's TP/(TP+FP) on thresholded multi-label predictions (0 where undefined). */
+export function PrecisionMulti(opts: MultiMetricOptions = {}): Metric {
+  return multiMetric("precision_score", precision, opts);
+}
+
+/** fastai's `RecallMulti`: sklearn's TP/(TP+FN) on thresholded multi-label predictions (0 where undefined). */
+export function RecallMulti(opts: MultiMetricOptions = {}): Metric {
+  return multiMetric("recall_score", recall, opts);
 }
