@@ -142,8 +142,8 @@ export { LRFinder, lrFindDefaults } from "./learner/lrfind";
 export type { LrFindOptions, LrFindResult } from "./learner/lrfind";
 export { CrossEntropyLossFlat, LabelSmoothingCrossEntropy, BCEWithLogitsLossFlat, MSELossFlat, L1LossFlat } from "./learner/losses";
 export type { Loss, Reduction, CrossEntropyOptions, LabelSmoothingOptions, BCEOptions, BCEWithLogitsLoss } from "./learner/losses";
-export { accuracy, errorRate, accuracyMulti, rmse, F1Score, Precision, Recall, F1ScoreMulti, PrecisionMulti, RecallMulti } from "./learner/metrics";
-export type { Metric, ClassMetricOptions, AccuracyMultiOptions, Average, AverageMulti, MultiMetricOptions } from "./learner/metrics";
+export { accuracy, errorRate, accuracyMulti, rmse, F1Score, Precision, Recall, F1ScoreMulti, PrecisionMulti, RecallMulti, foregroundAcc, Dice, DiceMulti, JaccardCoeff } from "./learner/metrics";
+export type { Metric, ClassMetricOptions, AccuracyMultiOptions, Average, AverageMulti, MultiMetricOptions, ForegroundAccOptions } from "./learner/metrics";
 export { modelSummary } from "./learner/summary";
 // ---------------------------------------------------------------- learner: export, prediction
 export { loadLearner, EXPORT_FORMAT, EXPORT_VERSION } from "./learner/export";

@@ -3,7 +3,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as tf from "../lib/engine/tf";
 import { ready } from "../lib/engine/backend";
-import { accuracy, accuracyMulti, errorRate, F1Score, Precision, Recall, rmse } from "../lib/learner/metrics";
+import { accuracy, accuracyMulti, Dice, DiceMulti, errorRate, F1Score, foregroundAcc, JaccardCoeff, Precision, Recall, rmse } from "../lib/learner/metrics";
 
 const close = (a: number, b: number, tol = 1e-6) => assert.ok(Math.abs(a - b) <= tol, `${a} vs ${b}`);
 
@@ -50,4 +50,39 @@ test("accuracyMulti thresholds sigmoid(logits); rmse over all values", async () 
   const b = tf.tensor1d([1, 4, 0]);
   close(rmse.compute(a, b), Math.sqrt((0 + 4 + 9) / 3));
   tf.dispose([p, t, a, b]);
+});
+
+// Segmentation: 2 images of 2×3 pixels, 3 classes, channels-last logits; argmax and targets per pixel:
+//   predicted  [[0, 1, 1], [2, 2, 0]]  [[1, 1, 0], [0, 2, 2]]
+//   target     [[0, 1, 2], [2, 0, 0]]  [[1, 0, 0], [0, 2, 1]]
+const SEG_P = [[[0, 1, 1], [2, 2, 0]], [[1, 1, 0], [0, 2, 2]]];
+const SEG_T = [[[0, 1, 2], [2, 0, 0]], [[1, 0, 0], [0, 2, 1]]];
+const segLogits = () => tf.oneHot(tf.tensor3d(SEG_P, [2, 2, 3], "int32"), 3).mul(5).sub(1); // [2, 2, 3, 3]
+
+test("foregroundAcc counts pixel accuracy off the background class, or off a void code", async () => {
+  await ready();
+  const p = segLogits();
+  const t = tf.tensor3d(SEG_T, [2, 2, 3], "int32");
+  // non-0 targets: (1,1)→1 ✓, (2)→1 ✗, (2)→2 ✓ | (1)→1 ✓, (2)→2 ✓, (1)→2 ✗ : 4 of 6
+  close(foregroundAcc().compute(p, t), 4 / 6);
+  // with 2 as the void code: targets 0 or 1: 0→0 ✓, 1→1 ✓, 0→2 ✗, 0→0 ✓ | 1→1 ✓, 0→1 ✗, 0→0 ✓, 0→0 ✓, 1→2 ✗ : 6 of 9
+  close(foregroundAcc({ bkgIdx: 2 }).compute(p, t), 6 / 9);
+  close(foregroundAcc().compute(p, tf.reshape(t, [2, 2, 3, 1])), 4 / 6, 0); // [n, h, w, 1] masks too
+  assert.ok(Number.isNaN(foregroundAcc().compute(p, tf.zerosLike(t))), "no foreground: NaN, as fastai");
+  assert.throws(() => foregroundAcc().compute(p, tf.zeros([2, 2, 2], "int32")), /12 predicted pixels but 8 target pixels/);
+  tf.dispose([p, t]);
+});
+
+test("Dice, DiceMulti and JaccardCoeff match hand-counted overlaps", async () => {
+  await ready();
+  const p = segLogits();
+  const t = tf.tensor3d(SEG_T, [2, 2, 3], "int32");
+  // class 0: predicted 4, target 6, both 4; class 1: predicted 4, target 3, both 2; class 2: predicted 4, target 3, both 2
+  close(Dice().compute(p, t), (2 * 2) / (4 + 3));
+  close(JaccardCoeff().compute(p, t), 2 / (4 + 3 - 2));
+  close(DiceMulti().compute(p, t), ((2 * 4) / 10 + (2 * 2) / 7 + (2 * 2) / 7) / 3);
+  // a class in neither predictions nor targets is left out of DiceMulti's mean
+  const p4 = tf.concat([p, tf.fill([2, 2, 3, 1], -9)], -1);
+  close(DiceMulti().compute(p4, t), ((2 * 4) / 10 + (2 * 2) / 7 + (2 * 2) / 7) / 3);
+  tf.dispose([p, t, p4]);
 });

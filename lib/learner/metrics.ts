@@ -249,3 +249,96 @@ export function PrecisionMulti(opts: MultiMetricOptions = {}): Metric {
 export function RecallMulti(opts: MultiMetricOptions = {}): Metric {
   return multiMetric("recall_score", recall, opts);
 }
+
+// ---------------------------------------------------------------- segmentation (fastai's foreground_acc, Dice, ...)
+// Predictions are per-pixel logits `[n, h, w, classes]` (channels last); targets are class indices
+// `[n, h, w]` or `[n, h, w, 1]`. The class of a pixel is the argmax of its logits.
+
+/** Per-pixel predicted classes and targets as flat int32 arrays of one length. */
+function pixelClasses(name: string, pred: tf.Tensor, targ: tf.Tensor): { p: Int32Array; t: Int32Array; nClasses: number } {
+  checkRows(name, pred, targ);
+  const nClasses = pred.shape[pred.rank - 1]!;
+  const p = tf.tidy(() => tf.reshape(tf.argMax(pred, -1), [-1]));
+  const t = tf.tidy(() => tf.reshape(tf.cast(targ, "int32"), [-1]));
+  const out = { p: p.dataSync() as Int32Array, t: t.dataSync() as Int32Array, nClasses };
+  tf.dispose([p, t]);
+  if (out.p.length !== out.t.length) {
+    throw new Error(`${name}: ${out.p.length} predicted pixels but ${out.t.length} target pixels (targets are class indices [n, h, w])`);
+  }
+  return out;
+}
+
+/** Options of `foregroundAcc`. */
+export interface ForegroundAccOptions {
+  /** The class not counted: background, or a "void" code (default 0). */
+  bkgIdx?: number;
+}
+
+/** fastai's `foreground_acc`: pixel accuracy over the pixels whose target is not `bkgIdx` (NaN when there are none). */
+export function foregroundAcc(opts: ForegroundAccOptions = {}): Metric {
+  const bkg = opts.bkgIdx ?? 0;
+  return {
+    name: "foreground_acc",
+    compute(pred, targ) {
+      const { p, t } = pixelClasses("foregroundAcc", pred, targ);
+      let n = 0, right = 0;
+      for (let i = 0; i < t.length; i++) {
+        if (t[i] === bkg) continue;
+        n++;
+        if (p[i] === t[i]) right++;
+      }
+      return n ? right / n : NaN;
+    },
+  };
+}
+
+/** Pixels predicted as `c` and also `c` in the target (`inter`), and both counts added (`union`). */
+function overlap(p: Int32Array, t: Int32Array, c: number): { inter: number; union: number } {
+  let inter = 0, union = 0;
+  for (let i = 0; i < t.length; i++) {
+    const a = p[i] === c ? 1 : 0, b = t[i] === c ? 1 : 0;
+    inter += a * b;
+    union += a + b;
+  }
+  return { inter, union };
+}
+
+/** fastai's `Dice` for binary segmentation: 2·|pred ∩ targ| / (|pred| + |targ|) of class 1 (NaN when both are empty). */
+export function Dice(): Metric {
+  return {
+    name: "dice",
+    compute(pred, targ) {
+      const { p, t } = pixelClasses("Dice", pred, targ);
+      const { inter, union } = overlap(p, t, 1);
+      return union ? (2 * inter) / union : NaN;
+    },
+  };
+}
+
+/** fastai's `DiceMulti`: the Dice of each class that occurs in the predictions or targets, averaged. */
+export function DiceMulti(): Metric {
+  return {
+    name: "dice_multi",
+    compute(pred, targ) {
+      const { p, t, nClasses } = pixelClasses("DiceMulti", pred, targ);
+      const scores: number[] = [];
+      for (let c = 0; c < nClasses; c++) {
+        const { inter, union } = overlap(p, t, c);
+        if (union) scores.push((2 * inter) / union);
+      }
+      return scores.length ? scores.reduce((a, b) => a + b, 0) / scores.length : NaN;
+    },
+  };
+}
+
+/** fastai's `JaccardCoeff` for binary segmentation: |pred ∩ targ| / |pred ∪ targ| of class 1 (NaN when both are empty). */
+export function JaccardCoeff(): Metric {
+  return {
+    name: "jaccard_coeff",
+    compute(pred, targ) {
+      const { p, t } = pixelClasses("JaccardCoeff", pred, targ);
+      const { inter, union } = overlap(p, t, 1);
+      return union - inter ? inter / (union - inter) : NaN;
+    },
+  };
+}
