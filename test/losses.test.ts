@@ -35,6 +35,28 @@ print(json.dumps({"ce": F.cross_entropy(x, y).item(), "ls": F.cross_entropy(x, y
   tf.dispose([x, y]);
 });
 
+test("CrossEntropyLossFlat over pixels (segmentation) matches torch's cross_entropy on [n, classes, h, w], channels last or with axis 1", async () => {
+  await ready();
+  const logits = tf.tidy(() => tf.randomNormal([2, 3, 4, 5], 0, 2, "float32", 11)); // [n, h, w, classes]
+  const targ = tf.tidy(() => tf.cast(tf.floor(tf.randomUniform([2, 3, 4], 0, 5, "float32", 12)), "int32"));
+  const x = Array.from(logits.dataSync()), y = Array.from(targ.dataSync());
+  const ref = torchJson<{ ce: number; ls: number }>(`
+import torch.nn.functional as F
+x = torch.tensor(${JSON.stringify(x)}).reshape(2, 3, 4, 5).permute(0, 3, 1, 2); y = torch.tensor(${JSON.stringify(y)}).reshape(2, 3, 4)
+print(json.dumps({"ce": F.cross_entropy(x, y).item(), "ls": F.cross_entropy(x, y, label_smoothing=0.1).item()}))`);
+  close(value(CrossEntropyLossFlat().forward(logits, targ))[0]!, ref.ce);
+  close(value(CrossEntropyLossFlat({ labelSmoothing: 0.1 }).forward(logits, targ))[0]!, ref.ls);
+  const nchw = tf.transpose(logits, [0, 3, 1, 2]);
+  const ce1 = CrossEntropyLossFlat({ axis: 1 });
+  close(value(ce1.forward(nchw, targ))[0]!, ref.ce);
+  // activation and decodes work along the same axis: softmax sums to 1 over classes, argmax = channels-last argmax
+  const probs = ce1.activation(nchw);
+  value(tf.sum(probs, 1)).forEach((v) => close(v, 1));
+  assert.deepEqual(value(ce1.decodes(probs)), value(tf.argMax(logits, -1)));
+  assert.throws(() => CrossEntropyLossFlat({ axis: 4 }).forward(logits, targ), /axis 4 is not an axis of predictions of shape \[2,3,4,5\]/);
+  tf.dispose([logits, targ, nchw, probs]);
+});
+
 test("BCEWithLogitsLossFlat matches torch's binary_cross_entropy_with_logits; decodes with thresh", async () => {
   await ready();
   const t = [[1, 0, 0], [0, 1, 1], [1, 1, 0], [0, 0, 0]];

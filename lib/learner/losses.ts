@@ -39,6 +39,21 @@ function flatClass(pred: tf.Tensor, targ: tf.Tensor): { logits: tf.Tensor2D; lab
 export interface CrossEntropyOptions {
   /** Label smoothing ε: the target puts 1 − ε on the class and ε spread over all c classes (default 0). */
   labelSmoothing?: number;
+  /**
+   * The class axis of the predictions (default -1, the last: tsfast is channels-last, so per-pixel
+   * logits `[n, h, w, classes]` of a segmentation model need nothing); fastai's `axis=1` is for
+   * channels-first `[n, classes, h, w]`. Every other axis is flattened into items.
+   */
+  axis?: number;
+}
+
+/** `t` with axis `axis` moved last (unchanged when it already is). */
+function classAxisLast(t: tf.Tensor, axis: number): tf.Tensor {
+  const a = axis < 0 ? t.rank + axis : axis;
+  if (a < 0 || a >= t.rank) throw new Error(`CrossEntropyLossFlat: axis ${axis} is not an axis of predictions of shape [${t.shape}]`);
+  if (a === t.rank - 1) return t;
+  const perm = [...Array(t.rank).keys()].filter((i) => i !== a).concat(a);
+  return tf.transpose(t, perm);
 }
 
 class CrossEntropy implements Loss {
@@ -46,12 +61,13 @@ class CrossEntropy implements Loss {
   constructor(
     private readonly eps: number,
     name: string,
+    private readonly axis = -1,
   ) {
     this.name = name;
   }
   forward(pred: tf.Tensor, targ: tf.Tensor, reduction: Reduction = "mean"): tf.Tensor {
     return tf.tidy(() => {
-      const { logits, labels } = flatClass(pred, targ);
+      const { logits, labels } = flatClass(classAxisLast(pred, this.axis), targ);
       const c = logits.shape[1];
       // 1. log-probabilities; 2. NLL of the true class; 3. mix with the mean over classes (smoothing)
       const logp = tf.logSoftmax(logits);
@@ -62,16 +78,22 @@ class CrossEntropy implements Loss {
     });
   }
   activation(pred: tf.Tensor): tf.Tensor {
-    return tf.softmax(pred);
+    if (this.axis === -1 || this.axis === pred.rank - 1) return tf.softmax(pred);
+    return tf.tidy(() => {
+      const a = this.axis < 0 ? pred.rank + this.axis : this.axis;
+      const perm = [...Array(pred.rank).keys()].filter((i) => i !== a).concat(a);
+      const back = perm.map((_p, i) => perm.indexOf(i));
+      return tf.transpose(tf.softmax(tf.transpose(pred, perm)), back);
+    });
   }
   decodes(probs: tf.Tensor): tf.Tensor {
-    return tf.argMax(probs, -1);
+    return tf.argMax(probs, this.axis);
   }
 }
 
-/** fastai's `CrossEntropyLossFlat`: softmax cross-entropy over the last axis, integer targets. */
+/** fastai's `CrossEntropyLossFlat`: softmax cross-entropy over the class axis (default the last), integer targets. */
 export function CrossEntropyLossFlat(opts: CrossEntropyOptions = {}): Loss {
-  return new CrossEntropy(opts.labelSmoothing ?? 0, "CrossEntropyLossFlat");
+  return new CrossEntropy(opts.labelSmoothing ?? 0, "CrossEntropyLossFlat", opts.axis ?? -1);
 }
 
 /** Options of `LabelSmoothingCrossEntropy`. */
