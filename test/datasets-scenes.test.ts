@@ -147,6 +147,15 @@ test("the same seed gives byte-identical files; another seed gives other scenes"
   assert.notEqual(fs.readFileSync(path.join(other, "labels.csv"), "utf8"), fs.readFileSync(path.join(dir, "labels.csv"), "utf8"));
 });
 
+test("emojiPerClass and scale build other scenes, in a folder named after them", async () => {
+  // The draw of version 1: every emoji of each category, 26-64 px.
+  const all = await emojiScenes({ n: N, emojiPerClass: 0, scale: [0.2, 0.5], dest: path.join(tmp, "all") });
+  assert.equal(path.basename(all), `emoji-scenes-n${N}-e0-sc0.2_0.5`);
+  const labelsOf = (d: string) => fs.readFileSync(path.join(d, "labels.csv"), "utf8");
+  assert.notEqual(labelsOf(all), labelsOf(dir));
+  assert.equal(labelsOf(all).trimEnd().split("\n").length, N + 1);
+});
+
 test("a second call returns the built folder without rebuilding it", async () => {
   const before = fs.statSync(path.join(dir, "images", "00000.png")).mtimeMs;
   const t0 = Date.now();
@@ -163,6 +172,8 @@ test("bad options are refused, naming the option and the value", async () => {
   await assert.rejects(emojiScenes({ validPct: 1.5, dest }), /validPct must be in \(0, 1\), got 1\.5/);
   await assert.rejects(emojiScenes({ maxEmoji: 0, dest }), /maxEmoji must be .* got 0/);
   await assert.rejects(emojiScenes({ seed: NaN, dest }), /seed must be a finite number, got NaN/);
+  await assert.rejects(emojiScenes({ emojiPerClass: -1, dest }), /emojiPerClass must be a whole number \(0 for all\), got -1/);
+  await assert.rejects(emojiScenes({ scale: [0.6, 0.3], dest }), /scale must be \[min, max\] .* got \[0\.6,0\.3\]/);
   assert.equal(fs.existsSync(dest), false);
 });
 

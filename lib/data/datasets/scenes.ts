@@ -1,6 +1,7 @@
 /**
- * "Scenes": 1-3 Twemoji (npm `emoji-datasource-twitter`) pasted at a random scale and position
- * onto a random crop of a real photograph (Debian `mate-backgrounds`), built once with a seed.
+ * "Scenes": 1-3 Twemoji (npm `emoji-datasource-twitter`; by default one seeded emoji per category)
+ * pasted at a random scale and position onto a random crop of a real photograph (Debian
+ * `mate-backgrounds`), built once with a seed.
  * One picture carries three kinds of target, for the multi-label, key-point and segmentation
  * lessons:
  *   - `labels.csv`: the emoji categories visible in the scene (fastai's Planet layout);
@@ -47,11 +48,21 @@ export interface EmojiScenesOptions extends DatasetFolderOptions {
   validPct?: number;
   /** Most emoji per scene (each scene has 1..maxEmoji, fewer when no free place is found). Default 3. */
   maxEmoji?: number;
+  /**
+   * Emoji per category (a seeded choice), or 0 for every emoji of it. Default 1: each label is one
+   * picture to recognise. With all of them (hundreds per category, a bell and a lamp both `objects`)
+   * a small network fine-tuned for a few epochs stays at the all-negative baseline
+   * (bench/multilabel_findings.md); 2 or 4 are harder lessons in between.
+   */
+  emojiPerClass?: number;
+  /**
+   * Smallest and largest emoji side, as fractions of the scene's side. Default [0.3, 0.6]
+   * (38-77 px at 128 px, 19-38 px at the lesson's 64): at [0.2, 0.5] they learn more slowly.
+   */
+  scale?: readonly [number, number];
 }
 
-const DEFAULTS = { n: 2000, size: 128, seed: 42, validPct: 0.2, maxEmoji: 3 };
-/** An emoji's side, as a fraction of the scene's side: 26-64 px at 128 px (the PNGs are 64 px). */
-const SCALE = { min: 0.2, max: 0.5 };
+const DEFAULTS = { n: 2000, size: 128, seed: 42, validPct: 0.2, maxEmoji: 3, emojiPerClass: 1, scale: [0.3, 0.6] as readonly [number, number] };
 /** Two emoji may share at most this fraction of the smaller one's box. */
 const MAX_OVERLAP = 0.25;
 /** Tries at a free position before an emoji is left out. */
@@ -148,6 +159,8 @@ function planScenes(o: typeof DEFAULTS, photos: Photo[], pool: { files: string[]
   // The split is its own stream, so the same scene keeps its flag when only validPct changes.
   const validIdx = new Set(rng.fork().permutation(o.n).slice(0, Math.round(o.n * o.validPct)));
   const K = pool.files.length - 1;
+  // Its own stream too, drawn only when used: `emojiPerClass: 0` with `scale: [0.2, 0.5]` are the scenes of version 1.
+  const files = o.emojiPerClass > 0 ? pool.files.map((list) => { const r = rng.fork(); return r.permutation(list.length).slice(0, o.emojiPerClass).map((j) => list[j]!); }) : pool.files;
   const width = Math.max(5, String(o.n - 1).length);
   const plans: ScenePlan[] = [];
   for (let i = 0; i < o.n; i++) {
@@ -159,9 +172,9 @@ function planScenes(o: typeof DEFAULTS, photos: Photo[], pool: { files: string[]
     const pastes: Paste[] = [];
     for (let k = 0; k < count; k++) {
       const cls = 1 + rng.int(K);
-      const files = pool.files[cls]!;
-      const file = files[rng.int(files.length)]!;
-      const side = Math.round(rng.uniform(SCALE.min, SCALE.max) * o.size);
+      const choices = files[cls]!;
+      const file = choices[rng.int(choices.length)]!;
+      const side = Math.round(rng.uniform(o.scale[0], o.scale[1]) * o.size);
       for (let t = 0; t < PLACE_TRIES; t++) {
         const cand = { file, cls, side, left: rng.int(o.size - side + 1), top: rng.int(o.size - side + 1) };
         if (pastes.every((q) => overlap(cand, q) <= MAX_OVERLAP * Math.min(cand.side, q.side) ** 2)) {
@@ -211,6 +224,8 @@ function checkOptions(opts: EmojiScenesOptions): typeof DEFAULTS {
     seed: opts.seed ?? DEFAULTS.seed,
     validPct: opts.validPct ?? DEFAULTS.validPct,
     maxEmoji: opts.maxEmoji ?? DEFAULTS.maxEmoji,
+    emojiPerClass: opts.emojiPerClass ?? DEFAULTS.emojiPerClass,
+    scale: opts.scale ?? DEFAULTS.scale,
   };
   const whole = (v: number, lo: number, hi: number) => Number.isInteger(v) && v >= lo && v <= hi;
   if (!whole(o.n, 1, 1_000_000)) throw new Error(`emojiScenes: n must be a whole number of scenes from 1 to 1000000, got ${o.n}`);
@@ -218,6 +233,9 @@ function checkOptions(opts: EmojiScenesOptions): typeof DEFAULTS {
   if (!Number.isFinite(o.seed)) throw new Error(`emojiScenes: seed must be a finite number, got ${o.seed}`);
   if (!(o.validPct > 0 && o.validPct < 1)) throw new Error(`emojiScenes: validPct must be in (0, 1), got ${o.validPct}`);
   if (!whole(o.maxEmoji, 1, 8)) throw new Error(`emojiScenes: maxEmoji must be a whole number from 1 to 8, got ${o.maxEmoji}`);
+  if (!whole(o.emojiPerClass, 0, 10_000)) throw new Error(`emojiScenes: emojiPerClass must be a whole number (0 for all), got ${o.emojiPerClass}`);
+  const [lo, hi] = o.scale;
+  if (!(o.scale.length === 2 && lo! > 0 && lo! <= hi! && hi! <= 1)) throw new Error(`emojiScenes: scale must be [min, max] with 0 < min <= max <= 1, got ${JSON.stringify(o.scale)}`);
   return o;
 }
 
@@ -234,8 +252,10 @@ export async function emojiScenes(opts: EmojiScenesOptions = {}): Promise<string
   if (o.seed !== DEFAULTS.seed) parts.push(`s${o.seed}`);
   if (o.validPct !== DEFAULTS.validPct) parts.push(`v${o.validPct}`);
   if (o.maxEmoji !== DEFAULTS.maxEmoji) parts.push(`m${o.maxEmoji}`);
+  if (o.emojiPerClass !== DEFAULTS.emojiPerClass) parts.push(`e${o.emojiPerClass}`);
+  if (o.scale[0] !== DEFAULTS.scale[0] || o.scale[1] !== DEFAULTS.scale[1]) parts.push(`sc${o.scale[0]}_${o.scale[1]}`);
   const photoNames = fs.existsSync(scenePhotosDir()) ? fs.readdirSync(scenePhotosDir()).sort() : [];
-  const key = { ...o, photos: photoNames, version: 1 };
+  const key = { ...o, photos: photoNames, version: 2 };
   return buildFolderOnce(parts.join("-"), key, opts, async (dir) => {
     const photos = await loadPhotos(o.size);
     const pool = emojiPool();
