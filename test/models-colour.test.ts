@@ -15,7 +15,7 @@ import * as tf from "../lib/engine/tf";
 import { ready } from "../lib/engine/backend";
 import { archMeta, resnet34, xresnet18 } from "../lib/models/archs";
 import { shippedCheckpoint, SHIPPED_COLOUR, SHIPPED_GREY } from "../lib/models/pretrained";
-import { isGreyBatch, visionLearner } from "../lib/models/vision";
+import { createVisionModel, isGreyBatch, visionLearner } from "../lib/models/vision";
 import { ImageDataLoaders } from "../lib/data/factories";
 import { Resize } from "../lib/data/transforms";
 import { maxDiff } from "./helpers/compare";
@@ -114,4 +114,5 @@ test('pretrained: "shipped" takes the colour network for colour pictures and the
   }
   const dls = await ImageDataLoaders.fromFolder(path.join(tmp, "colour"), { validPct: 0.25, itemTfms: Resize(32), bs: 4 });
   await assert.rejects(visionLearner(dls, resnet34, { pretrained: "shipped" }), /the shipped checkpoints are xresnet18s: use xresnet18 .* or pretrained: true for resnet34/);
+  await assert.rejects(createVisionModel(xresnet18, 2, { pretrained: "shipped" }), /only visionLearner sees; name the checkpoint instead \("colour-xresnet18-small" or "digits04-xresnet18-tiny"\)/);
 });

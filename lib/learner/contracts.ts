@@ -55,7 +55,7 @@ export interface VisionDataLoaders {
   normalize?: { mean: number[]; std: number[] };
   /** Adds a batch transform (a `Normalize` here) to both loaders. */
   addBatchTfm?(t: { type: "Normalize"; mean: number[]; std: number[] }): void;
-  /** One training batch, to read the number of input channels. */
+  /** One batch (of the validation set with `valid: true`): the number of input channels, grey or colour. */
   oneBatch?(opts?: { valid?: boolean }): Promise<{ xb: tf.Tensor; yb: tf.Tensor }>;
 }
 

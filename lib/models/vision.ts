@@ -107,6 +107,9 @@ export async function createVisionModel(
 ): Promise<{ model: tf.LayersModel; stats?: Stats }> {
   await ready();
   const pretrained = opts.pretrained ?? true;
+  if (pretrained === "shipped") {
+    throw new Error(`createVisionModel: pretrained: "shipped" picks by the data, which only visionLearner sees; name the checkpoint instead ("${SHIPPED_COLOUR}" or "${SHIPPED_GREY}")`);
+  }
   const body = await arch({ ...opts.archOptions, nIn: opts.nIn, includeTop: false, weights: pretrained === false ? undefined : pretrained, seed: opts.seed });
   const out = createHead(body.outputs[0]!, nOut, opts);
   const model = tf.model({ inputs: body.inputs, outputs: out, name: `${arch.archName}_learner` });
