@@ -71,9 +71,8 @@ def logit(x):
     return torch.log(x / (1 - x))
 
 
-def augment(x, g, max_rotate=10.0, max_zoom=1.05, max_lighting=0.1, p_affine=0.75, p_lighting=0.75):
-    """tsfast's augTransforms(size, maxLighting 0.1, maxZoom 1.05, maxWarp 0) on an NCHW batch (see the module comment)."""
-    n = x.shape[0]
+def draw_theta(n, g, max_rotate=10.0, max_zoom=1.05, p_affine=0.75):
+    """Each image's [2, 3] matrix (output -> source, [-1, 1], align_corners=True): flip, rotate, zoom, drawn as tsfast draws them."""
     u = lambda lo, hi: lo + (hi - lo) * torch.rand(n, generator=g)  # noqa: E731
     flip = torch.where(torch.rand(n, generator=g) < 0.5, -1.0, 1.0)
     ang = torch.where(torch.rand(n, generator=g) < p_affine, u(-max_rotate, max_rotate), torch.zeros(n)) * math.pi / 180
@@ -82,14 +81,26 @@ def augment(x, g, max_rotate=10.0, max_zoom=1.05, max_lighting=0.1, p_affine=0.7
     cx, cy = (1 - s) * (2 * torch.rand(n, generator=g) - 1), (1 - s) * (2 * torch.rand(n, generator=g) - 1)
     # output -> source: flip · rotate · zoom (tsfast's order, the matrices of lib/data/geometry.ts)
     cos, sin = torch.cos(ang), torch.sin(ang)
-    theta = torch.stack([torch.stack([flip * cos * s, flip * sin * s, flip * (cos * cx + sin * cy)], 1),
-                         torch.stack([-sin * s, cos * s, -sin * cx + cos * cy], 1)], 1)
+    return torch.stack([torch.stack([flip * cos * s, flip * sin * s, flip * (cos * cx + sin * cy)], 1),
+                        torch.stack([-sin * s, cos * s, -sin * cx + cos * cy], 1)], 1)
+
+
+def augment(x, g):
+    """tsfast's augTransforms(size, maxLighting 0.1, maxZoom 1.05, maxWarp 0) on an NCHW batch (see the module comment)."""
+    return augment_theta(x, g)[0]
+
+
+def augment_theta(x, g, max_rotate=10.0, max_zoom=1.05, max_lighting=0.1, p_affine=0.75, p_lighting=0.75):
+    """`augment`, also returning each image's matrix (for targets that move with the image)."""
+    n = x.shape[0]
+    u = lambda lo, hi: lo + (hi - lo) * torch.rand(n, generator=g)  # noqa: E731
+    theta = draw_theta(n, g, max_rotate, max_zoom, p_affine)
     grid = F.affine_grid(theta, list(x.shape), align_corners=True)
     out = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=True)
     b = torch.where(torch.rand(n, generator=g) < p_lighting, u(0.5 * (1 - max_lighting), 0.5 * (1 + max_lighting)), torch.full((n,), 0.5))
     lo = math.log(1 - max_lighting)
     c = torch.where(torch.rand(n, generator=g) < p_lighting, torch.exp(u(lo, -lo)), torch.ones(n))
-    return torch.sigmoid((logit(out) + logit(b)[:, None, None, None]) * c[:, None, None, None])
+    return torch.sigmoid((logit(out) + logit(b)[:, None, None, None]) * c[:, None, None, None]), theta
 
 
 def bce(logits, y):
@@ -129,24 +140,35 @@ def metrics(p, y, thresh):
             "f1_samples_at_best": round(f1(p, y, sweep[best], "samples"), 4)}
 
 
-def main():
+def scene_parser(folder, epochs, bs, lr_help="fine_tune's base_lr"):
+    """The options the scene references share: data folder, size, epochs, lr, batch, seeds, threads."""
     ap = argparse.ArgumentParser()
     home = os.environ.get("TSFAST_HOME") or os.path.join(os.path.expanduser("~"), ".tsfast")
-    ap.add_argument("--data", default=os.path.join(home, "data", "emoji-scenes"))
+    ap.add_argument("--data", default=os.path.join(home, "data", folder))
     ap.add_argument("--size", type=int, default=64)
-    ap.add_argument("--epochs", type=int, default=3, help="fine_tune's unfrozen epochs (after 1 frozen)")
-    ap.add_argument("--lr", type=float, default=1e-2, help="fine_tune's base_lr; from scratch: fit_one_cycle's lr_max")
-    ap.add_argument("--bs", type=int, default=64)
-    ap.add_argument("--thresh", type=float, default=0.2)
+    ap.add_argument("--epochs", type=int, default=epochs, help="fine_tune's unfrozen epochs (after 1 frozen)")
+    ap.add_argument("--lr", type=float, default=1e-2, help=lr_help)
+    ap.add_argument("--bs", type=int, default=bs)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--no-scratch", action="store_true")
     ap.add_argument("--threads", type=int, default=2)
+    return ap
+
+
+def shipped_colour():
+    """The shipped colour network's weights, its normalisation (NCHW-broadcastable) and its number of pretraining classes."""
+    sd, meta = load_safetensors(os.path.join(ROOT, "checkpoints", f"{NAME}.safetensors"))
+    norm = tuple(torch.tensor(json.loads(meta[k]))[None, :, None, None] for k in ("tsfast.mean", "tsfast.std"))
+    return sd, norm, len(json.loads(meta["tsfast.vocab"]))
+
+
+def main():
+    ap = scene_parser("emoji-scenes", 3, 64, "fine_tune's base_lr; from scratch: fit_one_cycle's lr_max")
+    ap.add_argument("--thresh", type=float, default=0.2)
+    ap.add_argument("--no-scratch", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     x, y, valid, vocab = load_scenes(args.data, args.size)
-    sd, meta = load_safetensors(os.path.join(ROOT, "checkpoints", f"{NAME}.safetensors"))
-    norm = tuple(torch.tensor(json.loads(meta[k]))[None, :, None, None] for k in ("tsfast.mean", "tsfast.std"))
-    n_pre = len(json.loads(meta["tsfast.vocab"]))
+    sd, norm, n_pre = shipped_colour()
     xtr, ytr, xva, yva = x[~valid], y[~valid], x[valid], y[valid]
     runs = []
     for seed in args.seeds:

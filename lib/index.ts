@@ -63,8 +63,12 @@ export {
   RegexLabeller,
 } from "./data/items";
 export type { Splitter, GetFilesOptions } from "./data/items";
-export { DataBlock, ImageBlock, CategoryBlock, MultiCategoryBlock } from "./data/block";
-export type { Block, BlockArg, DataBlockOptions } from "./data/block";
+export { DataBlock, ImageBlock, CategoryBlock, MultiCategoryBlock, RegressionBlock, PointBlock, MaskBlock } from "./data/block";
+export type { Block, BlockArg, DataBlockOptions, TransformBlock, ImageBlockOptions, MaskBlockOptions } from "./data/block";
+export type { ItemContext, BatchContext, ItemGeometry, ShowCell } from "./data/blocks";
+export { sortVocab, maskColour } from "./data/blocks";
+export { decodeMask, maskToPng, MaskDecodeError } from "./data/mask";
+export type { RawMask } from "./data/follow";
 export { decodeImage, decoderName, toGrey, sharp, ImageDecodeError, DEFAULT_MAX_PIXELS } from "./data/decode";
 export type { DecodeOptions, DecoderName, ImageMode } from "./data/decode";
 export type { RawImage } from "./data/pixels";
@@ -84,8 +88,8 @@ export type { BatchTfm, AffineAugTfm, LightingAugTfm, NormalizeTfm, AugTransform
 export { DataLoader, DataLoaders, loaderDefaults } from "./data/loader";
 export type { Batch, LoaderOptions, ShowBatchOptions } from "./data/loader";
 export type { CacheKind } from "./data/cache";
-export { ImageDataLoaders } from "./data/factories";
-export type { FactoryOptions, FromFolderOptions, FromCsvOptions, FromListsOptions } from "./data/factories";
+export { ImageDataLoaders, SegmentationDataLoaders } from "./data/factories";
+export type { FactoryOptions, FromFolderOptions, FromCsvOptions, FromListsOptions, SegmentationOptions } from "./data/factories";
 export { prepareInferenceBatch } from "./data/inference";
 export type { InferenceSpec } from "./data/inference";
 // ---------------------------------------------------------------- learner: the contracts between floors
@@ -169,6 +173,7 @@ export { confusionMatrixFigure } from "./interpret/charts";
 export type { ConfusionMatrixFigureOptions } from "./interpret/charts";
 export type { ClassificationReport, ClassScores } from "./interpret/report";
 export { showResults, resultCells } from "./interpret/results";
+export { showBlockResults, blockResultCells } from "./interpret/block-results";
 export type { ShowResultsOptions, ResultCell } from "./interpret/results";
 export { ImageClassifierCleaner, applyDecisions, readDecisionsFile } from "./interpret/cleaner";
 export type {

@@ -162,11 +162,12 @@ def fit_one_cycle(model, xs, ys, epochs, lrs, bs, norm, pct_start=0.25, div=25.0
             idx = perm[i:i + bs]
             if len(idx) < 2:
                 continue
-            xb = xs[idx]
+            xb, yb = xs[idx], ys[idx]
             if aug:
-                xb = aug(xb, g)
+                # an augmentation that moves its targets (key points) takes and returns them
+                xb, yb = aug(xb, g, yb) if getattr(aug, "moves_targets", False) else (aug(xb, g), yb)
             xb = ((xb - norm[0]) / norm[1]).contiguous(memory_format=torch.channels_last)
-            loss = loss_fn(model(xb), ys[idx])
+            loss = loss_fn(model(xb), yb)
             opt.zero_grad()
             loss.backward()
             opt.step()

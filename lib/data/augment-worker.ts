@@ -18,7 +18,7 @@ interface Job {
 parentPort?.on("message", (job: Job) => {
   try {
     const res = applyBatchTfms(job.images, job.tfms, job.train, new Rng(job.seed));
-    parentPort!.postMessage({ id: job.id, data: res.data, shape: res.shape }, [res.data.buffer as ArrayBuffer]);
+    parentPort!.postMessage({ id: job.id, data: res.data, shape: res.shape, mats: res.mats }, [res.data.buffer as ArrayBuffer, res.mats.buffer as ArrayBuffer]);
   } catch (e) {
     parentPort!.postMessage({ id: job.id, error: e instanceof Error ? e.message : String(e) });
   }

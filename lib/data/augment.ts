@@ -367,10 +367,15 @@ function lookup(lut: LightingLut, v: number): number {
   return lut.table[i]!;
 }
 
-/** Options of `applyBatchTfms`. */
+/** What `applyBatchTfms` made: the NHWC batch, and each image's matrix so masks and points can follow it. */
 export interface BatchResult {
   data: Float32Array;
   shape: [number, number, number, number];
+  /**
+   * Image n's matrix at [9n, 9n + 9) (row-major; maps an output position in [-1, 1] to the source
+   * position it sampled), identity where nothing moved.
+   */
+  mats: Float64Array;
 }
 
 /**
@@ -395,12 +400,14 @@ export function applyBatchTfms(images: RawImage[], tfms: readonly BatchTfm[], tr
   const norm = tfms.filter((t): t is NormalizeTfm => t.type === "Normalize");
   const data = new Float32Array(images.length * per);
   const lighting = tfms.filter((t): t is LightingAugTfm => t.type === "Lighting");
+  const mats = new Float64Array(images.length * 9);
   for (let n = 0; n < images.length; n++) {
     const img = images[n]!;
     const offset = n * per;
     // 1. draw this image's matrix and lighting (the draws happen whether or not they apply, so a
     //    seed gives the same stream whatever the probabilities).
     const m = affine ? drawAffine(affine, img.width, img.height, train, rng) : IDENTITY;
+    mats.set(m, n * 9);
     const post: PixelPost = {};
     if (train) {
       for (const t of lighting) {
@@ -428,7 +435,7 @@ export function applyBatchTfms(images: RawImage[], tfms: readonly BatchTfm[], tr
     if (same && m.every((v, i) => v === IDENTITY[i])) copyScaled(img, data, offset, hasPost ? post : undefined);
     else projectiveResample(img, m, oh, ow, affine?.padMode ?? "reflection", data, offset, hasPost ? post : undefined);
   }
-  return { data, shape: [images.length, oh, ow, 3] };
+  return { data, shape: [images.length, oh, ow, 3], mats };
 }
 
 function copyScaled(img: RawImage, out: Float32Array, offset: number, post?: PixelPost): void {

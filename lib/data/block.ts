@@ -1,49 +1,38 @@
 /**
  * `DataBlock`: the generic recipe (fastai's data block API) — what the inputs and targets are
- * (`blocks`), how to get items, labels and the split — turned into `DataLoaders` by `dataloaders`.
- * Blocks are plain objects with a `kind`, so later lessons can add kinds (masks, tabular, text).
+ * (`blocks`, see blocks.ts), how to get items, labels and the split — turned into `DataLoaders`
+ * by `dataloaders`. Nothing here knows a kind of block: each one sets itself up from the labels.
  */
 import type { BatchTfm } from "./augment";
 import { DataLoader, DataLoaders, loaderDefaults, UnreadableImages, type LoaderOptions, type LoaderSource } from "./loader";
 import { findUnreadable, unreadableWarning } from "./check";
 import { RandomSplitter, type Splitter } from "./items";
 import type { ItemTfm } from "./transforms";
-
-/** A block: what kind of data one side of a sample is. */
-export interface Block {
-  kind: string;
-  /** Fixed vocabulary (category blocks). */
-  vocab?: string[];
-}
-
-/** An image input (fastai's `ImageBlock`). */
-export function ImageBlock(): Block {
-  return { kind: "image" };
-}
-
-/** A single-label category target (fastai's `CategoryBlock`); `vocab` fixes the classes and their order. */
-export function CategoryBlock(opts: { vocab?: string[] } = {}): Block {
-  return opts.vocab ? { kind: "category", vocab: opts.vocab.slice() } : { kind: "category" };
-}
-
-/** A multi-label target: a set of categories per item (fastai's `MultiCategoryBlock`). */
-export function MultiCategoryBlock(opts: { vocab?: string[] } = {}): Block {
-  return opts.vocab ? { kind: "multicategory", vocab: opts.vocab.slice() } : { kind: "multicategory" };
-}
-
-/** A block, or a block factory called with no options (`CategoryBlock` as well as `CategoryBlock({ vocab })`). */
-export type BlockArg = Block | (() => Block);
+import type { BlockArg, TransformBlock } from "./blocks";
+export {
+  ImageBlock, CategoryBlock, MultiCategoryBlock, RegressionBlock, PointBlock, MaskBlock,
+  type Block, type BlockArg, type TransformBlock, type ImageBlockOptions, type MaskBlockOptions,
+} from "./blocks";
 
 /** Options of `DataBlock`. */
 export interface DataBlockOptions<S, T> {
-  /** [input block, target block], e.g. `[ImageBlock, CategoryBlock]`. */
-  blocks: [BlockArg, BlockArg];
+  /**
+   * The blocks of a sample, inputs first: `[ImageBlock, CategoryBlock]`, `[ImageBlock, PointBlock]`,
+   * `[ImageBlock, MaskBlock({ codes })]`; more than two with `nInp`.
+   */
+  blocks: BlockArg[];
+  /** How many of `blocks` are inputs (fastai's `n_inp`). Default 1. */
+  nInp?: number;
   /** The items from the source (e.g. `getImageFiles`). Default: the source itself when it is an array. */
   getItems?: (source: S) => T[] | Promise<T[]>;
-  /** The decoder input of an item: a file path or bytes. Default the item itself. */
-  getX?: (item: T) => string | Buffer;
-  /** The label of an item: a string (single-label) or strings (multi-label). */
-  getY: (item: T) => string | string[];
+  /** The raw input of an item (for an image: a file path or bytes); one function per input when `nInp` > 1. Default the item itself. */
+  getX?: ((item: T) => unknown) | ((item: T) => unknown)[];
+  /**
+   * The raw target of an item: a label (CategoryBlock), labels (MultiCategoryBlock), numbers
+   * (RegressionBlock), [x, y] pairs (PointBlock), a mask file (MaskBlock); one function per target
+   * when there are several.
+   */
+  getY: ((item: T) => unknown) | ((item: T) => unknown)[];
   /** Which items are for validation. Default `RandomSplitter(0.2, 42)`. */
   splitter?: Splitter<T>;
   /** Transforms run on each item as it is decoded. Default none. */
@@ -52,8 +41,16 @@ export interface DataBlockOptions<S, T> {
   batchTfms?: BatchTfm | BatchTfm[];
 }
 
-function toBlock(b: BlockArg): Block {
-  return typeof b === "function" ? b() : b;
+function toBlock(b: BlockArg, side: string): TransformBlock {
+  const block = (typeof b === "function" ? b() : b) as Partial<TransformBlock> | undefined;
+  if (!block || typeof block.load !== "function" || typeof block.collate !== "function" || typeof block.show !== "function") {
+    const kind = block && typeof block === "object" && "kind" in block ? String((block as { kind: unknown }).kind) : typeof block;
+    throw new Error(
+      `DataBlock: ${side} block kind "${kind}" is not supported (it is not a transform block with load and collate); ` +
+        "use ImageBlock, CategoryBlock, MultiCategoryBlock, RegressionBlock, PointBlock or MaskBlock",
+    );
+  }
+  return block as TransformBlock;
 }
 
 function flat<X>(v: X | X[] | undefined): X[] {
@@ -61,31 +58,47 @@ function flat<X>(v: X | X[] | undefined): X[] {
   return Array.isArray(v) ? v.flat() as X[] : [v];
 }
 
-/** Sorted like fastai's `CategoryMap`: numbers numerically, otherwise by string. */
-function sortVocab(labels: Set<string>): string[] {
-  const xs = [...labels];
-  const allNum = xs.every((s) => s.trim() !== "" && Number.isFinite(Number(s)));
-  return allNum ? xs.sort((a, b) => Number(a) - Number(b)) : xs.sort();
-}
-
 /** A recipe for `DataLoaders` (fastai's `DataBlock`). */
 export class DataBlock<S = unknown, T = unknown> {
-  readonly xBlock: Block;
-  readonly yBlock: Block;
+  /** The blocks, inputs first. */
+  readonly blocks: TransformBlock[];
+  /** How many blocks are inputs. */
+  readonly nInp: number;
 
   constructor(readonly opts: DataBlockOptions<S, T>) {
-    if (!Array.isArray(opts.blocks) || opts.blocks.length !== 2) {
-      throw new Error("DataBlock: blocks must be [inputBlock, targetBlock], e.g. [ImageBlock, CategoryBlock]");
+    if (!Array.isArray(opts.blocks) || opts.blocks.length < 2) {
+      throw new Error("DataBlock: blocks must be [inputBlock, targetBlock] (or more with nInp), e.g. [ImageBlock, CategoryBlock]");
     }
-    this.xBlock = toBlock(opts.blocks[0]);
-    this.yBlock = toBlock(opts.blocks[1]);
-    if (this.xBlock.kind !== "image") {
-      throw new Error(`DataBlock: input block kind "${this.xBlock.kind}" is not supported yet (use ImageBlock)`);
+    this.nInp = opts.nInp ?? 1;
+    if (!Number.isInteger(this.nInp) || this.nInp < 1 || this.nInp >= opts.blocks.length) {
+      throw new Error(`DataBlock: nInp must be a whole number from 1 to ${opts.blocks.length - 1} (the rest are targets), got ${opts.nInp}`);
     }
-    if (this.yBlock.kind !== "category" && this.yBlock.kind !== "multicategory") {
-      throw new Error(`DataBlock: target block kind "${this.yBlock.kind}" is not supported yet (use CategoryBlock or MultiCategoryBlock)`);
+    this.blocks = opts.blocks.map((b, k) => toBlock(b, k < this.nInp ? "input" : "target"));
+    this.blocks.forEach((b, k) => {
+      if (b.followsImage && !this.blocks.slice(0, k).some((a) => a.isImage)) {
+        throw new Error(`DataBlock: a ${b.kind} block follows an image's geometry; put an ImageBlock before it in blocks`);
+      }
+    });
+    const nY = this.blocks.length - this.nInp;
+    if (opts.getY === undefined || (typeof opts.getY !== "function" && !Array.isArray(opts.getY))) {
+      throw new Error("DataBlock: getY is required (e.g. parentLabel)");
     }
-    if (typeof opts.getY !== "function") throw new Error("DataBlock: getY is required (e.g. parentLabel)");
+    if (Array.isArray(opts.getY) ? opts.getY.length !== nY : nY !== 1) {
+      throw new Error(`DataBlock: ${nY} target blocks need ${nY} getY functions (an array), got ${Array.isArray(opts.getY) ? opts.getY.length : 1}`);
+    }
+    if (Array.isArray(opts.getX) ? opts.getX.length !== this.nInp : opts.getX !== undefined && this.nInp !== 1) {
+      throw new Error(`DataBlock: ${this.nInp} input blocks need ${this.nInp} getX functions (an array)`);
+    }
+  }
+
+  /** The input block (the first one). */
+  get xBlock(): TransformBlock {
+    return this.blocks[0]!;
+  }
+
+  /** The target block (the first one after the inputs). */
+  get yBlock(): TransformBlock {
+    return this.blocks[this.nInp]!;
   }
 
   /** Build `DataLoaders` from `source` (e.g. a folder path): items, split, labels, vocab, loaders. */
@@ -94,33 +107,27 @@ export class DataBlock<S = unknown, T = unknown> {
     const items: T[] = o.getItems ? await o.getItems(source) : Array.isArray(source) ? (source as T[]) : [];
     if (!o.getItems && !Array.isArray(source)) throw new Error("DataBlock: no getItems given and the source is not an array");
     if (items.length === 0) throw new Error(`DataBlock: no items found in ${describeSource(source)}`);
-    const getX = o.getX ?? ((it: T) => it as unknown as string | Buffer);
-    const inputs = items.map(getX);
-    const multi = this.yBlock.kind === "multicategory";
-    const labels: (string | string[])[] = items.map((it) => {
-      const y = o.getY(it);
-      if (multi) return Array.isArray(y) ? y.map(String) : [String(y)];
-      if (Array.isArray(y)) throw new Error(`DataBlock: getY gave several labels ${JSON.stringify(y)} for a CategoryBlock; use MultiCategoryBlock`);
-      return String(y);
-    });
-    if (!multi) {
-      // An empty label would become a class named "".
-      const blank = labels.flatMap((l, i) => (l === "" ? [i] : []));
-      if (blank.length) {
-        const shown = blank.slice(0, 5).map((i) => describeItem(inputs[i]!, i)).join(", ");
-        throw new Error(`DataBlock: getY gave an empty label for ${blank.length} item${blank.length === 1 ? "" : "s"} (${shown}${blank.length > 5 ? ", ..." : ""}); label or remove them`);
-      }
-    }
+    // One getter per block: the inputs' getX (default the item), then the targets' getY.
+    const getXs = o.getX === undefined ? [(it: T) => it as unknown] : flat(o.getX);
+    const getters = [...getXs, ...flat(o.getY)];
+    const raws = getters.map((g) => items.map((it) => g(it)));
+    const first = raws[0]!;
+    const name = (i: number) => describeItem(first[i], i);
     let [trn, val] = (o.splitter ?? (RandomSplitter(0.2, 42) as Splitter<T>))(items);
     if (trn.length === 0) throw new Error(`DataBlock: the training set is empty (split of ${describeSource(source)})`);
     if (val.length === 0) {
       throw new Error(`DataBlock: the validation set is empty (split of ${describeSource(source)}); check the valid folder name or validPct`);
     }
-    // Every file checked once, now: broken ones are named in one warning and left out of both splits.
-    if (opts.checkFiles ?? loaderDefaults.checkFiles) {
-      const bad = await findUnreadable(inputs, [...trn, ...val], opts.maxPixels === undefined ? {} : { maxPixels: opts.maxPixels });
+    // Every image file checked once, now: broken ones are named in one warning and left out of both splits.
+    const imageRaws = raws.filter((_, k) => this.blocks[k]!.isImage);
+    if ((opts.checkFiles ?? loaderDefaults.checkFiles) && imageRaws.length) {
+      const bad = new Map<number, string>();
+      for (const r of imageRaws) {
+        const inputs = r.map((x) => (typeof x === "string" || Buffer.isBuffer(x) ? x : ""));
+        for (const [i, why] of await findUnreadable(inputs, [...trn, ...val], opts.maxPixels === undefined ? {} : { maxPixels: opts.maxPixels })) bad.set(i, why);
+      }
       if (bad.size > 0) {
-        console.warn(unreadableWarning(bad, (i) => describeItem(inputs[i]!, i)));
+        console.warn(unreadableWarning(bad, name));
         for (const [split, idx] of [["training", trn], ["validation", val]] as const) {
           if (idx.every((i) => bad.has(i))) {
             throw new Error(
@@ -133,40 +140,24 @@ export class DataBlock<S = unknown, T = unknown> {
         val = val.filter((i) => !bad.has(i));
       }
     }
-    // Vocabulary: given, or every label of the training set, sorted.
-    let vocab = this.yBlock.vocab;
-    if (!vocab) {
-      const seen = new Set<string>();
-      for (const i of trn) for (const l of flat(labels[i])) seen.add(l);
-      vocab = sortVocab(seen);
-    }
-    if (!multi && vocab.length < 2) {
-      throw new Error(
-        `DataBlock: only one class (${JSON.stringify(vocab[0])}) in the training set of ${describeSource(source)}; a classifier needs at least 2`,
-      );
-    }
-    const index = new Map(vocab.map((v, k) => [v, k]));
-    const toTarget = (i: number): number | number[] => {
-      const ls = flat(labels[i]);
-      const ks = ls.map((l) => {
-        const k = index.get(l);
-        if (k === undefined) {
-          throw new Error(`label "${l}" of ${describeItem(inputs[i]!, i)} is not in the vocab [${vocab!.join(", ")}]`);
-        }
-        return k;
-      });
-      return multi ? ks : ks[0]!;
-    };
+    // Each block learns what it needs (a vocabulary, a count) from the training labels.
+    const blocks = this.blocks.map((b, k) => {
+      try {
+        return b.setup ? b.setup(raws[k]!, trn, name, val) : b;
+      } catch (e) {
+        if (e instanceof Error && /in the training set;/.test(e.message)) e.message = e.message.replace("in the training set;", `in the training set of ${describeSource(source)};`);
+        throw e;
+      }
+    });
+    const target = blocks[this.nInp]!;
     const itemTfms = flat(o.itemTfms);
     const batchTfms = flat(o.batchTfms);
     const make = (idx: number[]): LoaderSource => ({
-      inputs: idx.map((i) => inputs[i]!),
-      labels: idx.map((i) => labels[i]!),
-      targets: idx.map(toTarget),
+      raws: raws.map((r) => idx.map((i) => r[i])),
+      blocks,
+      nInp: this.nInp,
       itemTfms,
       batchTfms,
-      c: vocab!.length,
-      isMultiLabel: multi,
     });
     const d = loaderDefaults;
     const bs = opts.bs ?? d.bs;
@@ -194,7 +185,7 @@ export class DataBlock<S = unknown, T = unknown> {
       dropLast: false,
       train: false,
     });
-    return new DataLoaders(train, valid, vocab.slice(), multi);
+    return new DataLoaders(train, valid, (target.vocab ?? []).slice(), target.kind === "multicategory");
   }
 }
 
@@ -204,6 +195,6 @@ function describeSource(source: unknown): string {
   return "the source";
 }
 
-function describeItem(x: string | Buffer, i: number): string {
+function describeItem(x: unknown, i: number): string {
   return typeof x === "string" ? `"${x}"` : `item #${i}`;
 }

@@ -33,6 +33,18 @@ export interface DecodeOptions {
    * sets "L" and keeps channel 0 when it collates. Default "RGB".
    */
   mode?: ImageMode;
+  /**
+   * Filled with the geometry the decode ran: the source size (after EXIF orientation) and each
+   * item transform's plan as executed. Masks and points of the same item follow these plans.
+   */
+  record?: DecodeRecord;
+}
+
+/** What `decodeImage` records of its geometry (see `DecodeOptions.record`). */
+export interface DecodeRecord {
+  srcWidth: number;
+  srcHeight: number;
+  plans: ItemPlan[];
 }
 
 /** A decoded image's colour mode (PIL's names): 8-bit RGB, or grey ("L"). */
@@ -156,8 +168,8 @@ export async function decodeImage(
   const sharp = loadSharp();
   const noUpscale = opts.noUpscale ?? false;
   const img = await (sharp
-    ? decodeSharp(sharp, buf, name, tfms, train, rng, maxPixels, bg, noUpscale)
-    : decodeJimp(buf, name, tfms, train, rng, maxPixels, bg, noUpscale));
+    ? decodeSharp(sharp, buf, name, tfms, train, rng, maxPixels, bg, noUpscale, opts.record)
+    : decodeJimp(buf, name, tfms, train, rng, maxPixels, bg, noUpscale, opts.record));
   return (opts.mode ?? "RGB") === "L" ? toGrey(img) : img;
 }
 
@@ -282,6 +294,7 @@ async function decodeSharp(
   maxPixels: number,
   bg: [number, number, number],
   noUpscale: boolean,
+  record?: DecodeRecord,
 ): Promise<RawImage> {
   let meta: Metadata;
   try {
@@ -290,7 +303,7 @@ async function decodeSharp(
     // Formats libvips lacks (BMP, for one) may still be readable by jimp.
     if (/unsupported image format/i.test(firstLine(e))) {
       try {
-        return await decodeJimp(buf, name, tfms, train, rng, maxPixels, bg, noUpscale);
+        return await decodeJimp(buf, name, tfms, train, rng, maxPixels, bg, noUpscale, record);
       } catch {
         // fall through to sharp's message
       }
@@ -301,6 +314,7 @@ async function decodeSharp(
   const h0 = meta.autoOrient?.height ?? meta.height ?? 0;
   if (!(w0 > 0 && h0 > 0)) throw new ImageDecodeError(name, "image has no size");
   checkPixels(name, w0, h0, maxPixels);
+  if (record) Object.assign(record, { srcWidth: w0, srcHeight: h0, plans: [] });
   let w = w0;
   let h = h0;
   let raw: Buffer | undefined;
@@ -310,6 +324,7 @@ async function decodeSharp(
   for (const [k, tfm] of steps.entries()) {
     let plan = tfm ? planItemTfm(tfm, w, h, train, rng) : undefined;
     if (plan && noUpscale && k === steps.length - 1) plan = withoutUpscale(plan, w, h);
+    if (plan) record?.plans.push(plan);
     let pipe: Sharp;
     if (raw === undefined) {
       pipe = sharp(buf, { limitInputPixels: maxPixels, pages: 1 }).autoOrient();
@@ -356,6 +371,7 @@ async function decodeJimp(
   maxPixels: number,
   bg: [number, number, number],
   noUpscale: boolean,
+  record?: DecodeRecord,
 ): Promise<RawImage> {
   const { Jimp } = require("jimp") as typeof import("jimp");
   let img: Awaited<ReturnType<typeof Jimp.read>>;
@@ -366,6 +382,7 @@ async function decodeJimp(
   }
   const { width, height, data } = img.bitmap;
   checkPixels(name, width, height, maxPixels);
+  if (record) Object.assign(record, { srcWidth: width, srcHeight: height, plans: [] });
   // RGBA → RGB, compositing alpha over the background.
   const rgb = new Uint8Array(width * height * 3);
   for (let i = 0, j = 0; i < width * height * 4; i += 4, j += 3) {
@@ -378,6 +395,7 @@ async function decodeJimp(
   for (const [k, tfm] of tfms.entries()) {
     let plan = planItemTfm(tfm, cur.width, cur.height, train, rng);
     if (noUpscale && k === tfms.length - 1) plan = withoutUpscale(plan, cur.width, cur.height);
+    record?.plans.push(plan);
     cur = applyPlanJs(cur, plan);
   }
   return cur;

@@ -5,7 +5,7 @@
 import { readFileSync, readdirSync, statSync } from "node:fs";
 import * as path from "node:path";
 import type { BatchTfm } from "./augment";
-import { CategoryBlock, DataBlock, ImageBlock, MultiCategoryBlock } from "./block";
+import { CategoryBlock, DataBlock, ImageBlock, MaskBlock, MultiCategoryBlock } from "./block";
 import { parseCsv } from "./csv";
 import {
   ColSplitter,
@@ -357,3 +357,46 @@ function warnEmptyClassFolders(dir: string, splits: string[] | undefined, files:
   }
   if (empty.length) console.warn(`tsfast: class folder${empty.length === 1 ? "" : "s"} with no images (ignored): ${empty.join(", ")}`);
 }
+
+/** Options of `SegmentationDataLoaders.fromLabelFunc`. */
+export interface SegmentationOptions extends LoaderOptions {
+  /** The class of each mask value, background (0) first. Required. */
+  codes: string[];
+  /** The code metrics ignore, if any. */
+  voidCode?: string;
+  /** Fraction of items put in the validation set at random. Default 0.2. */
+  validPct?: number;
+  /** Transforms run on each image and its mask as decoded, e.g. `Resize(128)`. Default none. */
+  itemTfms?: ItemTfm | ItemTfm[];
+  /** Transforms run on each batch, e.g. `augTransforms()`; masks follow the geometry, never the lighting. Default none. */
+  batchTfms?: BatchTfm | BatchTfm[];
+}
+
+/** fastai's `SegmentationDataLoaders`: images and their class-index masks. */
+export const SegmentationDataLoaders = {
+  /**
+   * Images `fnames` (relative to `dir`, or absolute) with masks named by `labelFunc(file)` (a path,
+   * absolute or relative to `dir`): `MaskBlock(codes)` targets, split at random by `validPct`.
+   */
+  async fromLabelFunc(dir: string, fnames: string[], labelFunc: (file: string) => string, opts: SegmentationOptions): Promise<DataLoaders> {
+    if (!opts || !Array.isArray(opts.codes)) {
+      throw new Error('SegmentationDataLoaders.fromLabelFunc: give the codes, e.g. { codes: ["background", "cat"] }');
+    }
+    if (typeof labelFunc !== "function") throw new Error("SegmentationDataLoaders.fromLabelFunc: labelFunc must be a function from an image file to its mask file");
+    const files = resolveFiles(dir, fnames);
+    checkUnique(files, "SegmentationDataLoaders.fromLabelFunc");
+    const block = new DataBlock<string, string>({
+      blocks: [ImageBlock, MaskBlock(opts.voidCode === undefined ? { codes: opts.codes } : { codes: opts.codes, voidCode: opts.voidCode })],
+      getItems: () => files,
+      getY: (f) => {
+        const m = labelFunc(f);
+        if (typeof m !== "string" || m === "") throw new Error(`SegmentationDataLoaders.fromLabelFunc: labelFunc gave ${JSON.stringify(m)} for "${f}"; it must give the mask file's path`);
+        return path.isAbsolute(m) ? m : path.join(dir, m);
+      },
+      splitter: splitFor(opts) as Splitter<string>,
+      ...(opts.itemTfms === undefined ? {} : { itemTfms: opts.itemTfms }),
+      ...(opts.batchTfms === undefined ? {} : { batchTfms: opts.batchTfms }),
+    });
+    return block.dataloaders(dir, opts);
+  },
+};

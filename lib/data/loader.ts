@@ -6,19 +6,26 @@
 import * as tf from "../engine/tf";
 import { ready } from "../engine/backend";
 import { showImageGrid, type GridOptions } from "../display/image";
-import type { BatchResult, BatchTfm, NormalizeTfm } from "./augment";
+import type { BatchTfm, NormalizeTfm } from "./augment";
+import type { BatchContext, HostTensor, ItemContext, ItemGeometry, ShowCell, TransformBlock } from "./blocks";
 import { ImageCache, type CacheKind } from "./cache";
-import { decodeImage, ImageDecodeError, withoutUpscale, type DecodeOptions } from "./decode";
+import { decodeImage, ImageDecodeError, withoutUpscale, type DecodeOptions, type DecodeRecord, type ImageMode } from "./decode";
 import { applyPlanJs, type RawImage } from "./pixels";
 import { Rng } from "./random";
-import { runBatchTfms } from "./workers";
 import { upscaleIsRedundant, type InferenceSpec } from "./inference";
 import { planItemTfm, splitForCache, type ItemTfm } from "./transforms";
 
-/** A batch: `xb` float32 NHWC, `yb` int32 [bs] class indices or float32 [bs, c] multi-hot. The consumer disposes both. */
+/**
+ * A batch: one tensor per block, collated by the block (images float32 NHWC; categories int32
+ * [bs]; multi-hot float32 [bs, c]; points float32 [bs, n, 2]; masks int32 [bs, h, w]; ...).
+ * `xb` is the first input and `yb` the first target; `xs` and `ys` hold every input and target
+ * (the same tensor objects), for data with several (`nInp`). The consumer disposes them all.
+ */
 export interface Batch {
   xb: tf.Tensor4D;
   yb: tf.Tensor;
+  xs: tf.Tensor[];
+  ys: tf.Tensor[];
 }
 
 /** The loaders' defaults (fastai's, where fastai has one); `LoaderOptions` documents each field. */
@@ -66,19 +73,16 @@ export interface LoaderOptions {
   checkFiles?: boolean;
 }
 
-/** What a `DataLoader` is built from. */
+/** What a `DataLoader` is built from: the blocks (set up), and each block's raw value per item. */
 export interface LoaderSource {
-  /** Decoder inputs: file paths or bytes. */
-  inputs: (string | Buffer)[];
-  /** Target per item: class index (single-label) or indices (multi-label). */
-  targets: (number | number[])[];
-  /** Label per item as given (string or strings). */
-  labels: (string | string[])[];
+  /** `raws[b][i]`: what block `b`'s getter gave for item `i`. */
+  raws: unknown[][];
+  /** The blocks, inputs first (set up by `DataBlock`). */
+  blocks: TransformBlock[];
+  /** How many blocks are inputs. */
+  nInp: number;
   itemTfms: ItemTfm[];
   batchTfms: BatchTfm[];
-  /** Number of classes (for multi-hot targets). */
-  c: number;
-  isMultiLabel: boolean;
 }
 
 /** Derive a 32-bit seed from a base seed and integers (for per-epoch, per-item streams). */
@@ -166,6 +170,8 @@ export class DataLoader implements AsyncIterable<Batch> {
   private readonly cache: ImageCache | undefined;
   private readonly decodeOpts: DecodeOptions;
   private readonly unreadable: UnreadableImages;
+  /** Whether a block follows an image's geometry (then decodes record their plans and skip the cache). */
+  private readonly follows: boolean;
   private epoch = 0;
 
   constructor(
@@ -174,9 +180,13 @@ export class DataLoader implements AsyncIterable<Batch> {
     sharedCache?: ImageCache,
   ) {
     if (!(Number.isInteger(opts.bs) && opts.bs > 0)) throw new Error(`bs must be a positive integer, got ${opts.bs}`);
-    this.items = source.inputs.map((x, i) => (typeof x === "string" ? x : `<buffer #${i}>`));
-    this.labels = source.labels;
-    this.n = source.inputs.length;
+    const first = source.raws[0] ?? [];
+    this.items = first.map((x, i) => (typeof x === "string" ? x : Buffer.isBuffer(x) ? `<buffer #${i}>` : `item #${i}`));
+    const target = source.blocks[source.nInp];
+    const targetRaws = source.raws[source.nInp] ?? [];
+    this.labels = targetRaws.map((y) => (target?.label ? target.label(y) : String(y)));
+    this.n = first.length;
+    this.follows = source.blocks.some((b) => b.followsImage);
     this.bs = opts.bs;
     this.shuffle = opts.shuffle;
     this.train = opts.train;
@@ -229,25 +239,33 @@ export class DataLoader implements AsyncIterable<Batch> {
     return this.source.batchTfms;
   }
 
-  /** Item `i` after the validation item transforms, float [0, 1], un-normalised (caller disposes). */
+  /** Item `i`'s (first) image after the validation item transforms, float [0, 1], un-normalised (caller disposes). */
   async loadImage(i: number): Promise<tf.Tensor3D> {
     await ready();
-    const input = this.source.inputs[i];
+    const k = this.source.blocks.findIndex((b) => b.isImage);
+    const input = k < 0 ? undefined : this.source.raws[k]![i];
+    if (k < 0) throw new Error("loadImage: this loader has no image block");
     if (input === undefined) throw new Error(`loadImage: index ${i} out of range (0..${this.n - 1})`);
-    const img = await decodeImage(input, this.source.itemTfms, false, new Rng(0), this.decodeOpts);
+    const img = await decodeImage(input as string | Buffer, this.source.itemTfms, false, new Rng(0), this.decodeOpts);
     return rawToTensor(img);
   }
 
-  private async decodeItem(i: number, rng: Rng): Promise<RawImage | null> {
-    const input = this.source.inputs[i]!;
+  /** Decode image `input` of item `i` (cache, limits, item transforms); records its geometry in `ctx` when blocks follow it. */
+  private async decodeItem(i: number, input: string | Buffer, mode: ImageMode, rng: Rng, ctx: { geometry?: ItemGeometry }): Promise<RawImage | null> {
     const tfms = this.source.itemTfms;
     const noUpscale = upscaleIsRedundant(tfms, this.source.batchTfms);
-    const opts = { ...this.decodeOpts, noUpscale };
+    const record: DecodeRecord | undefined = this.follows ? { srcWidth: 0, srcHeight: 0, plans: [] } : undefined;
+    const opts: DecodeOptions = { ...this.decodeOpts, noUpscale, mode, ...(record ? { record } : {}) };
     try {
-      const split = this.cache ? splitForCache(tfms, this.train) : undefined;
-      if (!this.cache || !split) return await this.limiter.run(() => decodeImage(input, tfms, this.train, rng, opts));
+      // A cached image does not carry its plans: with followers (masks, points), decode every time.
+      const split = this.cache && !record ? splitForCache(tfms, this.train) : undefined;
+      if (!this.cache || !split) {
+        const img = await this.limiter.run(() => decodeImage(input, tfms, this.train, rng, opts));
+        if (record) ctx.geometry = { ...record, width: img.width, height: img.height };
+        return img;
+      }
       // The cached (deterministic) part, then the random rest in JavaScript.
-      const recipe = JSON.stringify({ tfms: split.cached, noUpscale, maxPixels: this.decodeOpts.maxPixels ?? null });
+      const recipe = JSON.stringify({ tfms: split.cached, noUpscale, maxPixels: this.decodeOpts.maxPixels ?? null, ...(mode === "RGB" ? {} : { mode }) });
       let img = this.cache.get(i, input, recipe);
       if (!img) {
         const base = await this.limiter.run(() => decodeImage(input, split.cached, this.train, rng, opts));
@@ -264,6 +282,25 @@ export class DataLoader implements AsyncIterable<Batch> {
       if (e instanceof ImageDecodeError) return null;
       throw e;
     }
+  }
+
+  /** Item `i`'s value for every block, in block order; `null` when its image is unreadable. */
+  private async loadItem(i: number, rng: Rng): Promise<{ values: unknown[]; geometry?: ItemGeometry } | null> {
+    const name = this.items[i]!;
+    const ctx: ItemContext = {
+      index: i,
+      train: this.train,
+      rng,
+      name: name.startsWith("<") || name.startsWith("item #") ? name : `"${name}"`,
+      decodeImage: (input, mode) => this.decodeItem(i, input, mode, rng, ctx),
+    };
+    const values: unknown[] = [];
+    for (const [b, block] of this.source.blocks.entries()) {
+      const v = await block.load(this.source.raws[b]![i], ctx);
+      if (v === null) return null;
+      values.push(v);
+    }
+    return ctx.geometry ? { values, geometry: ctx.geometry } : { values };
   }
 
   /** The order of one epoch, as batches of item indices. */
@@ -283,28 +320,36 @@ export class DataLoader implements AsyncIterable<Batch> {
     const epoch = this.epoch++;
     const batches = this.epochBatches(epoch);
     const newlyBad: number[] = [];
-    type Ready = { good: number[]; res: BatchResult | undefined };
+    type Ready = { good: number[]; tensors: HostTensor[] | undefined };
     const started: Promise<Ready>[] = [];
-    // Batch k: decode its images (bounded concurrency), set aside unreadable ones, then run the
-    // batch transforms (in the data worker), all ahead of the consumer.
+    // Batch k: load its items (bounded concurrency for decoding), set aside unreadable ones, then
+    // collate each block (an image block runs the batch transforms in the data worker), all ahead
+    // of the consumer.
     const start = (k: number): void => {
       const idx = batches[k]!;
-      const p = Promise.all(idx.map((i, j) => this.decodeItem(i, new Rng(subSeed(this.seed, epoch, 2, k, j))))).then(async (imgs) => {
+      const p = Promise.all(idx.map((i, j) => this.loadItem(i, new Rng(subSeed(this.seed, epoch, 2, k, j))))).then(async (loaded) => {
         const good: number[] = [];
-        const goodImgs: RawImage[] = [];
-        imgs.forEach((im, j) => {
+        const kept: { values: unknown[]; geometry?: ItemGeometry }[] = [];
+        loaded.forEach((it, j) => {
           const i = idx[j]!;
-          if (im) {
+          if (it) {
             good.push(i);
-            goodImgs.push(im);
+            kept.push(it);
           } else if (!this.bad.has(i)) {
             this.bad.add(i);
             newlyBad.push(i);
           }
         });
-        if (good.length === 0) return { good, res: undefined };
-        const res = await runBatchTfms(goodImgs, this.source.batchTfms, this.train, subSeed(this.seed, epoch, 3, k));
-        return { good, res };
+        if (good.length === 0) return { good, tensors: undefined };
+        const ctx: BatchContext = {
+          train: this.train,
+          batchTfms: this.source.batchTfms,
+          seed: subSeed(this.seed, epoch, 3, k),
+          geometry: kept.map((it) => it.geometry),
+        };
+        const tensors: HostTensor[] = [];
+        for (const [b, block] of this.source.blocks.entries()) tensors.push(await block.collate(kept.map((it) => it.values[b]), ctx));
+        return { good, tensors };
       });
       p.catch(() => undefined); // surfaced when awaited; avoids an unhandled rejection if iteration stops early
       started[k] = p;
@@ -313,12 +358,13 @@ export class DataLoader implements AsyncIterable<Batch> {
     try {
       for (let k = 0; k < batches.length; k++) {
         for (let a = k; a <= Math.min(batches.length - 1, k + this.prefetch); a++) if (!started[a]) start(a);
-        const { good, res } = await started[k]!;
-        if (!res) continue;
-        const xb = tf.tensor4d(res.data, res.shape, "float32");
-        const yb = targetsTensor(good.map((i) => this.source.targets[i]!), this.source.c, this.source.isMultiLabel);
+        const { tensors: host } = await started[k]!;
+        if (!host) continue;
         yielded++;
-        yield { xb, yb };
+        const tensors = host.map((h) => tf.tensor(h.data, h.shape, h.dtype));
+        const xs = tensors.slice(0, this.source.nInp);
+        const ys = tensors.slice(this.source.nInp);
+        yield { xb: xs[0] as tf.Tensor4D, yb: ys[0]!, xs, ys };
       }
       // A split with no readable image would train on nothing (a NaN loss): refuse it.
       if (yielded === 0 && this.n > 0 && this.bad.size >= this.n) {
@@ -329,22 +375,13 @@ export class DataLoader implements AsyncIterable<Batch> {
         );
       }
     } finally {
+      const k = Math.max(0, this.source.blocks.findIndex((b) => b.isImage));
       this.unreadable.report(
-        newlyBad.map((i) => this.source.inputs[i]!),
+        newlyBad.map((i) => this.source.raws[k]![i] as string | Buffer),
         newlyBad.map((i) => this.items[i]!),
       );
     }
   }
-}
-
-/** Make the `yb` tensor: int32 [n] indices, or float32 [n, c] multi-hot. */
-export function targetsTensor(targets: (number | number[])[], c: number, multi: boolean): tf.Tensor {
-  if (!multi) return tf.tensor1d(Int32Array.from(targets as number[]), "int32");
-  const hot = new Float32Array(targets.length * c);
-  targets.forEach((t, r) => {
-    for (const k of t as number[]) hot[r * c + k] = 1;
-  });
-  return tf.tensor2d(hot, [targets.length, c], "float32");
 }
 
 function rawToTensor(img: RawImage): tf.Tensor3D {
@@ -376,9 +413,29 @@ export class DataLoaders {
     readonly isMultiLabel: boolean,
   ) {}
 
-  /** Number of classes. */
+  /** The target block (the first block after the inputs). */
+  get targetBlock(): TransformBlock | undefined {
+    return this.train.source.blocks[this.train.source.nInp];
+  }
+
+  /** What the target is: "category", "multicategory", "regression", "points", "mask", ... */
+  get targetKind(): string {
+    return this.targetBlock?.kind ?? "category";
+  }
+
+  /** How many blocks are inputs (fastai's `n_inp`). */
+  get nInp(): number {
+    return this.train.source.nInp;
+  }
+
+  /** How many blocks are targets. */
+  get nTargets(): number {
+    return this.train.source.blocks.length - this.train.source.nInp;
+  }
+
+  /** Model outputs per item the target asks for: classes, mask codes, or values (2 per point). */
   get c(): number {
-    return this.vocab.length;
+    return this.targetBlock?.c ?? this.vocab.length;
   }
 
   /** The loaders, train first (fastai's `dls[0]`, `dls[1]`). */
@@ -412,6 +469,10 @@ export class DataLoaders {
 
   /** A JSON-serialisable description of the validation pipeline, vocab and label kind (travels with the model). */
   inferenceSpec(): InferenceSpec {
+    const kind = this.targetKind;
+    if (kind !== "category" && kind !== "multicategory") {
+      throw new Error(`export and predict support category and multi-category targets so far; this learner's target is "${kind}" (issue 13 tracks points and masks)`);
+    }
     const spec: InferenceSpec = {
       version: 1,
       itemTfms: JSON.parse(JSON.stringify(this.valid.itemTfms)) as ItemTfm[],
@@ -424,30 +485,49 @@ export class DataLoaders {
     return spec;
   }
 
-  /** Decode one batch and show up to `maxN` images with their labels in a grid (via the display layer). */
+  /**
+   * Decode one batch and show up to `maxN` items in a grid (via the display layer): each block
+   * draws its part — the image, then labels as titles (multi-labels joined with ";"), points as
+   * markers, masks overlaid in colour.
+   */
   async showBatch(opts: ShowBatchOptions = {}): Promise<void> {
     const maxN = opts.maxN ?? 9;
     const b = await this.oneBatch({ valid: opts.valid ?? false });
-    const n = Math.min(maxN, b.xb.shape[0]);
-    const norm = this.normalize;
-    const images = tf.tidy(() => {
-      let x: tf.Tensor4D = tf.slice(b.xb, [0, 0, 0, 0], [n, -1, -1, -1]);
-      if (norm) x = tf.add(tf.mul(x, tf.tensor1d(norm.std)), tf.tensor1d(norm.mean));
-      return tf.unstack(tf.clipByValue(x, 0, 1)) as tf.Tensor3D[];
-    });
-    const yb = (await b.yb.array()) as number[] | number[][];
-    b.xb.dispose();
-    b.yb.dispose();
-    const items = images.map((image, i) => ({ image, title: this.labelOf(yb[i]!) }));
-    const nrows = opts.nrows ?? Math.ceil(Math.sqrt(n));
-    const ncols = opts.ncols ?? Math.ceil(n / nrows);
+    const tensors = [...b.xs, ...b.ys];
+    let cells: ShowCell[];
     try {
-      const gridOpts: GridOptions = { ncols };
-      if (opts.size !== undefined) gridOpts.size = opts.size;
-      await showImageGrid(items, gridOpts);
+      const n = Math.min(maxN, b.xb.shape[0] ?? 0);
+      cells = await this.showCells(tensors, n);
     } finally {
-      images.forEach((t) => t.dispose());
+      tf.dispose(tensors);
     }
+    const nrows = opts.nrows ?? Math.ceil(Math.sqrt(cells.length));
+    const ncols = opts.ncols ?? Math.ceil(cells.length / nrows);
+    const gridOpts: GridOptions = { ncols };
+    if (opts.size !== undefined) gridOpts.size = opts.size;
+    await showCellGrid(cells, gridOpts);
+  }
+
+  /**
+   * The first `n` rows of a batch's tensors (one per block, in block order) drawn as cells; image
+   * blocks' rows are un-normalised first. `blocks` default to the training loader's.
+   */
+  async showCells(tensors: readonly tf.Tensor[], n: number, blocks: readonly TransformBlock[] = this.train.source.blocks): Promise<ShowCell[]> {
+    const norm = this.normalize;
+    const cells: ShowCell[] = Array.from({ length: n }, () => ({ titles: [] }));
+    for (const [k, block] of blocks.entries()) {
+      const t = tensors[k];
+      if (!t) continue;
+      let data: ArrayLike<number>;
+      if (block.isImage && norm) {
+        const ch = t.shape[3] ?? 3;
+        const x = tf.tidy(() => tf.clipByValue(tf.add(tf.mul(t, tf.tensor1d(norm.std.slice(0, ch))), tf.tensor1d(norm.mean.slice(0, ch))), 0, 1));
+        data = await x.data();
+        x.dispose();
+      } else data = await t.data();
+      for (let r = 0; r < n; r++) block.show(cells[r]!, data, t.shape, r);
+    }
+    return cells;
   }
 
   /** The label text of one target (index, or multi-hot row). */
@@ -457,5 +537,18 @@ export class DataLoaders {
       .map((v, k) => (v > 0.5 ? this.vocab[k] : undefined))
       .filter((s): s is string => s !== undefined)
       .join(";");
+  }
+}
+
+/** Show cells (from blocks' `show`) as a captioned image grid. */
+export async function showCellGrid(cells: readonly ShowCell[], opts: GridOptions = {}): Promise<void> {
+  const items = cells.map((c) => ({
+    image: c.image ? tf.tensor3d(c.image.data, [c.image.height, c.image.width, 3], "float32") : tf.zeros([8, 8, 3]) as tf.Tensor3D,
+    title: c.titles.join(" / "),
+  }));
+  try {
+    await showImageGrid(items, opts);
+  } finally {
+    items.forEach((it) => it.image.dispose());
   }
 }

@@ -48,13 +48,13 @@ function startSlot(k: number): Slot | undefined {
     return undefined;
   }
   const slot: Slot = { worker: w, pending: new Map() };
-  w.on("message", (msg: { id: number; data?: Float32Array; shape?: BatchResult["shape"]; error?: string }) => {
+  w.on("message", (msg: { id: number; data?: Float32Array; shape?: BatchResult["shape"]; mats?: Float64Array; error?: string }) => {
     const p = slot.pending.get(msg.id);
     if (!p) return;
     slot.pending.delete(msg.id);
     if (slot.pending.size === 0) w.unref(); // an idle pool must not keep the process alive
     if (msg.error !== undefined) p.reject(new Error(msg.error));
-    else p.resolve({ data: msg.data!, shape: msg.shape! });
+    else p.resolve({ data: msg.data!, shape: msg.shape!, mats: msg.mats! });
   });
   const fail = (e: Error): void => {
     if (slots[k] === slot) slots[k] = undefined; // a later batch starts a new one

@@ -6,6 +6,7 @@ import { ready } from "../engine/backend";
 import { showImageGrid, tensorToPng } from "../display/image";
 import { ClassificationInterpretation } from "./interpretation";
 import type { InterpretableLearner } from "../learner/contracts";
+import { showBlockResults, type BlockResultsLearner } from "./block-results";
 
 /** Options of `showResults`. */
 export interface ShowResultsOptions {
@@ -52,6 +53,12 @@ export async function showResults(
 ): Promise<void> {
   const { maxN = 9, dsIdx = 1, size = 160 } = opts;
   await ready();
+  // Points, masks, numbers: each block draws its target and the decoded prediction.
+  const kind = (source as { dls?: { targetKind?: string } }).dls?.targetKind;
+  if (!(source instanceof ClassificationInterpretation) && kind !== undefined && kind !== "category" && kind !== "multicategory") {
+    if (dsIdx !== 1) throw new Error("showResults: for points, masks and numbers it shows the validation set (dsIdx 1)");
+    return showBlockResults(source as unknown as BlockResultsLearner, { maxN, size, ...(opts.ncols === undefined ? {} : { ncols: opts.ncols }) });
+  }
   const interp =
     source instanceof ClassificationInterpretation
       ? source

@@ -37,6 +37,11 @@ export interface DataLoadersLike<L = DataLoaderLike> {
   c?: number;
   /** Multi-hot targets (BCE loss) rather than class indices. */
   isMultiLabel?: boolean;
+  /** The target's block kind ("category", "multicategory", "regression", "points", "mask"): picks the default loss. */
+  targetKind?: string;
+  /** Inputs and targets per batch (fastai's `n_inp`); the Learner trains one of each. Default 1 and 1. */
+  nInp?: number;
+  nTargets?: number;
   /** The dataset folder; the learner's default `path`. */
   path?: string;
   /** JSON-serialisable description of inference preprocessing (saved by `export`). */

@@ -21,7 +21,7 @@ import {
   type Callback,
   type EventName,
 } from "./callback";
-import { toLoss, CrossEntropyLossFlat, BCEWithLogitsLossFlat, type Loss } from "./losses";
+import { toLoss, CrossEntropyLossFlat, BCEWithLogitsLossFlat, MSELossFlat, type Loss } from "./losses";
 import type { Metric } from "./metrics";
 import { Adam, expandPerGroup, slice, type LrSpec, type OptFunc, type Optimizer } from "./optimizer";
 import { freezeGroups, isTrained, paramGroups, type GroupParam } from "./params";
@@ -189,9 +189,15 @@ export class Learner {
   private params?: GroupParam[][];
 
   constructor(dls: DataLoadersLike, model: tf.LayersModel, opts: LearnerOptions = {}) {
+    if ((dls.nInp ?? 1) !== 1 || (dls.nTargets ?? 1) !== 1) {
+      throw new Error(
+        `Learner trains a model with one input and one target; these DataLoaders have ${dls.nInp ?? 1} inputs and ${dls.nTargets ?? 1} targets ` +
+          "(iterate them yourself for now: each batch's xs and ys hold every input and target)",
+      );
+    }
     this.dls = dls;
     this.model = model;
-    this.lossFunc = opts.lossFunc ? toLoss(opts.lossFunc) : dls.isMultiLabel ? BCEWithLogitsLossFlat() : CrossEntropyLossFlat();
+    this.lossFunc = opts.lossFunc ? toLoss(opts.lossFunc) : defaultLoss(dls);
     this.optFunc = opts.optFunc ?? Adam;
     this.lr = opts.lr ?? 1e-3;
     this.metrics = opts.metrics === undefined ? [] : Array.isArray(opts.metrics) ? opts.metrics : [opts.metrics];
@@ -620,5 +626,21 @@ export class Learner {
   dispose(): void {
     this.opt?.dispose();
     this.opt = undefined;
+  }
+}
+
+/**
+ * The loss a target asks for, as fastai's blocks give it: cross-entropy over classes (over the last
+ * axis, per pixel, for masks), BCE for multi-label, mean squared error for points and numbers.
+ */
+export function defaultLoss(dls: DataLoadersLike): Loss {
+  switch (dls.targetKind) {
+    case "points":
+    case "regression":
+      return MSELossFlat();
+    case "mask":
+      return CrossEntropyLossFlat({ axis: -1 });
+    default:
+      return dls.isMultiLabel ? BCEWithLogitsLossFlat() : CrossEntropyLossFlat();
   }
 }

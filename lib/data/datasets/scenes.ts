@@ -60,9 +60,14 @@ export interface EmojiScenesOptions extends DatasetFolderOptions {
    * (38-77 px at 128 px, 19-38 px at the lesson's 64): at [0.2, 0.5] they learn more slowly.
    */
   scale?: readonly [number, number];
+  /**
+   * Every scene gets exactly one face emoji (its first, drawn last so nothing covers it), the others
+   * from the other categories: every scene then has a key point (the lesson's points set). Default false.
+   */
+  oneFace?: boolean;
 }
 
-const DEFAULTS = { n: 2000, size: 128, seed: 42, validPct: 0.2, maxEmoji: 3, emojiPerClass: 1, scale: [0.3, 0.6] as readonly [number, number] };
+const DEFAULTS = { n: 2000, size: 128, seed: 42, validPct: 0.2, maxEmoji: 3, emojiPerClass: 1, scale: [0.3, 0.6] as readonly [number, number], oneFace: false };
 /** Two emoji may share at most this fraction of the smaller one's box. */
 const MAX_OVERLAP = 0.25;
 /** Tries at a free position before an emoji is left out. */
@@ -171,7 +176,8 @@ function planScenes(o: typeof DEFAULTS, photos: Photo[], pool: { files: string[]
     const count = 1 + rng.int(o.maxEmoji);
     const pastes: Paste[] = [];
     for (let k = 0; k < count; k++) {
-      const cls = 1 + rng.int(K);
+      let cls = 1 + rng.int(o.oneFace ? K - 1 : K);
+      if (o.oneFace) cls = k === 0 ? pool.faceClass : cls >= pool.faceClass ? cls + 1 : cls;
       const choices = files[cls]!;
       const file = choices[rng.int(choices.length)]!;
       const side = Math.round(rng.uniform(o.scale[0], o.scale[1]) * o.size);
@@ -226,6 +232,7 @@ function checkOptions(opts: EmojiScenesOptions): typeof DEFAULTS {
     maxEmoji: opts.maxEmoji ?? DEFAULTS.maxEmoji,
     emojiPerClass: opts.emojiPerClass ?? DEFAULTS.emojiPerClass,
     scale: opts.scale ?? DEFAULTS.scale,
+    oneFace: opts.oneFace ?? DEFAULTS.oneFace,
   };
   const whole = (v: number, lo: number, hi: number) => Number.isInteger(v) && v >= lo && v <= hi;
   if (!whole(o.n, 1, 1_000_000)) throw new Error(`emojiScenes: n must be a whole number of scenes from 1 to 1000000, got ${o.n}`);
@@ -254,8 +261,11 @@ export async function emojiScenes(opts: EmojiScenesOptions = {}): Promise<string
   if (o.maxEmoji !== DEFAULTS.maxEmoji) parts.push(`m${o.maxEmoji}`);
   if (o.emojiPerClass !== DEFAULTS.emojiPerClass) parts.push(`e${o.emojiPerClass}`);
   if (o.scale[0] !== DEFAULTS.scale[0] || o.scale[1] !== DEFAULTS.scale[1]) parts.push(`sc${o.scale[0]}_${o.scale[1]}`);
+  if (o.oneFace) parts.push("faces");
   const photoNames = fs.existsSync(scenePhotosDir()) ? fs.readdirSync(scenePhotosDir()).sort() : [];
-  const key = { ...o, photos: photoNames, version: 2 };
+  // (oneFace joins the key only when set, so the default scenes keep their key and are not rebuilt)
+  const { oneFace, ...rest } = o;
+  const key = { ...rest, ...(oneFace ? { oneFace } : {}), photos: photoNames, version: 2 };
   return buildFolderOnce(parts.join("-"), key, opts, async (dir) => {
     const photos = await loadPhotos(o.size);
     const pool = emojiPool();
