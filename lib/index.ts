@@ -173,7 +173,8 @@ export { confusionMatrixFigure } from "./interpret/charts";
 export type { ConfusionMatrixFigureOptions } from "./interpret/charts";
 export type { ClassificationReport, ClassScores } from "./interpret/report";
 export { showResults, resultCells } from "./interpret/results";
-export { showBlockResults, blockResultCells } from "./interpret/block-results";
+export { showBlockResults, blockResultCells, blockTopLosses, plotBlockTopLosses, Interpretation } from "./interpret/block-results";
+export type { BlockTopLoss } from "./interpret/block-results";
 export type { ShowResultsOptions, ResultCell } from "./interpret/results";
 export { ImageClassifierCleaner, applyDecisions, readDecisionsFile } from "./interpret/cleaner";
 export type {

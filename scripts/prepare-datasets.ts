@@ -22,6 +22,7 @@ const JOBS: Job[] = [
   { group: "mnist", label: "MNIST digits, 20 labels per digit", run: () => mnistDigits({ perClass: 20 }) },
   { group: "emoji", label: "Twemoji by category", run: () => emojiCategories() },
   { group: "scenes", label: "Twemoji scenes on photographs (labels, points, masks)", run: () => emojiScenes() },
+  { group: "scenes", label: "Twemoji scenes with one face each (lesson 6's points)", run: () => emojiScenes({ oneFace: true }) },
 ];
 
 async function main(): Promise<number> {

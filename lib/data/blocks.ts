@@ -14,6 +14,7 @@
 import * as tf from "../engine/tf";
 import type { BatchTfm } from "./augment";
 import type { ImageMode } from "./decode";
+import type { InferenceTarget } from "./inference";
 import { maskThroughMatrix, maskThroughPlans, pixelsToUnit, pointsThroughMatrix, pointsThroughPlans, unitToPixels, type RawMask } from "./follow";
 import { decodeMask, MaskDecodeError } from "./mask";
 import type { RawImage } from "./pixels";
@@ -107,6 +108,11 @@ export interface TransformBlock<V = unknown> {
    * points [bs, n, 2], mask indices [bs, h, w]. Default: the activations reshaped.
    */
   decodeOutput?(act: tf.Tensor, targetShape: readonly number[], thresh?: number): tf.Tensor;
+  /**
+   * What an exported model's output is, for `predict` after `loadLearner`: `null` for classes (the
+   * vocab says it all), a target description otherwise. A target block without it cannot be exported.
+   */
+  exportTarget?(): InferenceTarget | null;
 }
 
 /** What every block has: its kind. (A bare `{ kind }`, with no `load` and `collate`, is refused by `DataBlock` with a message.) */
@@ -215,6 +221,7 @@ export function CategoryBlock(opts: { vocab?: string[] } = {}): TransformBlock<n
     },
     collate: (values) => ({ data: Int32Array.from(values), shape: [values.length], dtype: "int32" }),
     decodeOutput: (act) => tf.tidy(() => tf.argMax(act, -1)),
+    exportTarget: () => null,
     show(cell, data, _shape, r) {
       const k = data[r]!;
       cell.titles.push(vocab?.[k] ?? String(k));
@@ -252,6 +259,7 @@ export function MultiCategoryBlock(opts: { vocab?: string[] } = {}): TransformBl
       return { data: hot, shape: [values.length, c], dtype: "float32" };
     },
     decodeOutput: (act, _shape, thresh = 0.5) => tf.tidy(() => tf.cast(tf.greater(act, thresh), "float32")),
+    exportTarget: () => null,
     show(cell, data, shape, r) {
       const c = shape[1]!;
       const on = vocab!.filter((_, k) => data[r * c + k]! > 0.5);
@@ -287,6 +295,10 @@ export function RegressionBlock(opts: { nOut?: number } = {}): TransformBlock<nu
       return nOut === undefined ? RegressionBlock({ nOut: n }) : this;
     },
     load: (raw, ctx) => numbersOf(raw, "RegressionBlock", ctx.name),
+    exportTarget() {
+      if (nOut === undefined) throw new Error("RegressionBlock: not set up (DataBlock counts the values)");
+      return { kind: "regression", n: nOut };
+    },
     collate(values) {
       const n = values[0]!.length;
       return { data: Float32Array.from(values.flat()), shape: [values.length, n], dtype: "float32" };
@@ -345,6 +357,10 @@ export function PointBlock(opts: { n?: number } = {}): TransformBlock<Float32Arr
         out.set(a ? pointsThroughMatrix(unit, a.mats.subarray(9 * r, 9 * r + 9)) : unit, r * k * 2);
       });
       return { data: out, shape: [values.length, k, 2], dtype: "float32" };
+    },
+    exportTarget() {
+      if (n === undefined) throw new Error("PointBlock: not set up (DataBlock counts the points)");
+      return { kind: "points", n };
     },
     show(cell, data, shape, r) {
       const img = cell.image;
@@ -459,6 +475,7 @@ export function MaskBlock(opts: MaskBlockOptions): TransformBlock<RawMask> {
       return { data: out, shape: [values.length, oh, ow], dtype: "int32" };
     },
     decodeOutput: (act) => tf.tidy(() => tf.argMax(act, -1)),
+    exportTarget: () => ({ kind: "mask", codes: codes.slice() }),
     show(cell, data, shape, r) {
       const [, h, w] = shape as [number, number, number];
       const base = r * h * w;

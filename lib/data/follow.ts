@@ -65,36 +65,62 @@ export function maskThroughPlans(m: RawMask, plans: readonly ItemPlan[]): RawMas
   return cur;
 }
 
-/** Map points (x, y pairs, pixel coordinates of the source) through the item plans, in place. */
-export function pointsThroughPlans(pts: Float32Array, srcWidth: number, srcHeight: number, plans: readonly ItemPlan[]): Float32Array {
+/** One step of a plan as a map of pixel-centre coordinates: x' = (x + 0.5)·sx − 0.5 + dx (and y). */
+interface PointStep {
+  sx: number;
+  sy: number;
+  dx: number;
+  dy: number;
+}
+
+/** The plans as point steps, in order (sizes tracked from the source's). */
+function planSteps(srcWidth: number, srcHeight: number, plans: readonly ItemPlan[]): PointStep[] {
   let w = srcWidth;
   let h = srcHeight;
+  const steps: PointStep[] = [];
+  const shift = (dx: number, dy: number) => steps.push({ sx: 1, sy: 1, dx, dy });
   for (const plan of plans) {
-    const move = (dx: number, dy: number, sx = 1, sy = 1): void => {
-      for (let k = 0; k < pts.length; k += 2) {
-        pts[k] = (pts[k]! + 0.5) * sx - 0.5 + dx;
-        pts[k + 1] = (pts[k + 1]! + 0.5) * sy - 0.5 + dy;
-      }
-    };
     if (plan.extract) {
-      move(-plan.extract.left, -plan.extract.top);
+      shift(-plan.extract.left, -plan.extract.top);
       w = plan.extract.width;
       h = plan.extract.height;
     }
     if (plan.resize) {
-      move(0, 0, plan.resize.width / w, plan.resize.height / h);
+      steps.push({ sx: plan.resize.width / w, sy: plan.resize.height / h, dx: 0, dy: 0 });
       w = plan.resize.width;
       h = plan.resize.height;
     }
     if (plan.extend) {
-      move(plan.extend.left, plan.extend.top);
+      shift(plan.extend.left, plan.extend.top);
       w += plan.extend.left + plan.extend.right;
       h += plan.extend.top + plan.extend.bottom;
     }
     if (plan.crop) {
-      move(-plan.crop.left, -plan.crop.top);
+      shift(-plan.crop.left, -plan.crop.top);
       w = plan.crop.width;
       h = plan.crop.height;
+    }
+  }
+  return steps;
+}
+
+/** Map points (x, y pairs, pixel-centre coordinates of the source) through the item plans, in place. */
+export function pointsThroughPlans(pts: Float32Array, srcWidth: number, srcHeight: number, plans: readonly ItemPlan[]): Float32Array {
+  for (const st of planSteps(srcWidth, srcHeight, plans)) {
+    for (let k = 0; k < pts.length; k += 2) {
+      pts[k] = (pts[k]! + 0.5) * st.sx - 0.5 + st.dx;
+      pts[k + 1] = (pts[k + 1]! + 0.5) * st.sy - 0.5 + st.dy;
+    }
+  }
+  return pts;
+}
+
+/** The inverse of `pointsThroughPlans`: points of the planned image back to the source's pixels, in place. */
+export function pointsBackThroughPlans(pts: Float32Array, srcWidth: number, srcHeight: number, plans: readonly ItemPlan[]): Float32Array {
+  for (const st of planSteps(srcWidth, srcHeight, plans).reverse()) {
+    for (let k = 0; k < pts.length; k += 2) {
+      pts[k] = (pts[k]! - st.dx + 0.5) / st.sx - 0.5;
+      pts[k + 1] = (pts[k + 1]! - st.dy + 0.5) / st.sy - 0.5;
     }
   }
   return pts;
@@ -134,13 +160,17 @@ export function invert3(m: ArrayLike<number>): Mat3 {
  * to source): through its inverse, with the projective divide.
  */
 export function pointsThroughMatrix(pts: Float32Array, m: ArrayLike<number>): Float32Array {
-  const inv = invert3(m);
+  return applyMatrix(pts, invert3(m));
+}
+
+/** Points through the matrix `m` itself (for a batch matrix: output [-1, 1] → source [-1, 1]), with the projective divide, in place. */
+export function applyMatrix(pts: Float32Array, m: ArrayLike<number>): Float32Array {
   for (let k = 0; k < pts.length; k += 2) {
     const x = pts[k]!;
     const y = pts[k + 1]!;
-    const z = inv[6]! * x + inv[7]! * y + inv[8]!;
-    pts[k] = (inv[0]! * x + inv[1]! * y + inv[2]!) / z;
-    pts[k + 1] = (inv[3]! * x + inv[4]! * y + inv[5]!) / z;
+    const z = m[6]! * x + m[7]! * y + m[8]!;
+    pts[k] = (m[0]! * x + m[1]! * y + m[2]!) / z;
+    pts[k + 1] = (m[3]! * x + m[4]! * y + m[5]!) / z;
   }
   return pts;
 }

@@ -7,7 +7,8 @@
 import * as tf from "../engine/tf";
 import { ready } from "../engine/backend";
 import { applyBatchTfms, type BatchTfm } from "./augment";
-import { decodeImage } from "./decode";
+import { decodeImage, type DecodeRecord } from "./decode";
+import { applyMatrix, pointsBackThroughPlans, unitToPixels } from "./follow";
 import { Rng } from "./random";
 import type { ItemTfm } from "./transforms";
 
@@ -23,16 +24,47 @@ export interface InferenceSpec {
   normalize?: { mean: number[]; std: number[] };
   vocab: string[];
   isMultiLabel: boolean;
+  /**
+   * What the model's output is, when not classes: `points` (n [x, y] pairs, [-1, 1] of the model's
+   * input), `mask` (class scores per pixel over `codes`), `regression` (n numbers). Absent: classes.
+   */
+  target?: InferenceTarget;
+}
+
+/** The kinds of output `predict` decodes besides classes (see `InferenceSpec.target`). */
+export type InferenceTarget = { kind: "points"; n: number } | { kind: "mask"; codes: string[] } | { kind: "regression"; n: number };
+
+/** A model input batch, and for each input how a point of the model's [-1, 1] maps back to the original image's pixels. */
+export interface PreparedInputs {
+  x: tf.Tensor4D;
+  /** Points ([-1, 1] of the model input, x, y pairs) → pixels of input i's original image, (0, 0) its top-left corner. */
+  unproject: ((pts: Float32Array) => Float32Array)[];
 }
 
 /** Decode `inputs` (paths or bytes), apply the validation item and batch transforms of `spec`: a float32 NHWC batch (caller disposes). */
 export async function prepareInferenceBatch(spec: InferenceSpec, inputs: (string | Buffer)[]): Promise<tf.Tensor4D> {
+  return (await prepareInputs(spec, inputs)).x;
+}
+
+/**
+ * `prepareInferenceBatch`, plus the geometry each input went through, so `predict` can give points
+ * in pixels of the original image (what `predict` uses; the caller disposes `x`).
+ */
+export async function prepareInputs(spec: InferenceSpec, inputs: (string | Buffer)[]): Promise<PreparedInputs> {
   await ready();
   if (inputs.length === 0) throw new Error("prepareInferenceBatch: no inputs given");
-  const opts = { noUpscale: upscaleIsRedundant(spec.itemTfms, spec.batchTfms) };
-  const imgs = await Promise.all(inputs.map((x) => decodeImage(x, spec.itemTfms, false, new Rng(0), opts)));
+  const noUpscale = upscaleIsRedundant(spec.itemTfms, spec.batchTfms);
+  const records: DecodeRecord[] = inputs.map(() => ({ srcWidth: 0, srcHeight: 0, plans: [] }));
+  const imgs = await Promise.all(inputs.map((x, i) => decodeImage(x, spec.itemTfms, false, new Rng(0), { noUpscale, record: records[i]! })));
   const res = applyBatchTfms(imgs, spec.batchTfms, false, new Rng(0));
-  return tf.tensor4d(res.data, res.shape, "float32");
+  const unproject = imgs.map((img, i) => (pts: Float32Array) => {
+    const r = records[i]!;
+    // model input [-1, 1] → the decoded image's [-1, 1] (the batch matrix) → its pixel centres →
+    // back through the item transforms → the original's corner-based pixels
+    const src = unitToPixels(applyMatrix(pts.slice(), res.mats.subarray(9 * i, 9 * i + 9)), img.width, img.height);
+    return pointsBackThroughPlans(src, r.srcWidth, r.srcHeight, r.plans).map((v) => v + 0.5);
+  });
+  return { x: tf.tensor4d(res.data, res.shape, "float32"), unproject };
 }
 
 /**

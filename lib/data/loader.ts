@@ -469,10 +469,11 @@ export class DataLoaders {
 
   /** A JSON-serialisable description of the validation pipeline, vocab and label kind (travels with the model). */
   inferenceSpec(): InferenceSpec {
-    const kind = this.targetKind;
-    if (kind !== "category" && kind !== "multicategory") {
-      throw new Error(`export and predict support category and multi-category targets so far; this learner's target is "${kind}" (issue 13 tracks points and masks)`);
-    }
+    const input = this.train.source.blocks[0];
+    const target = this.targetBlock;
+    if (this.nInp !== 1 || !input?.isImage) throw new Error("export and predict take one image input; these DataLoaders have other inputs");
+    if (!target?.exportTarget) throw new Error(`export and predict cannot decode a "${this.targetKind}" target (its block has no exportTarget)`);
+    const kind = target.exportTarget();
     const spec: InferenceSpec = {
       version: 1,
       itemTfms: JSON.parse(JSON.stringify(this.valid.itemTfms)) as ItemTfm[],
@@ -482,6 +483,7 @@ export class DataLoaders {
     };
     const norm = this.normalize;
     if (norm) spec.normalize = norm;
+    if (kind) spec.target = kind;
     return spec;
   }
 

@@ -6,6 +6,7 @@
 import { readFile } from "node:fs/promises";
 import sharp from "sharp";
 import type { RawMask } from "./follow";
+import { greyPng } from "../display/image";
 
 /** Why a mask cannot be read: names the file and what to change. */
 export class MaskDecodeError extends Error {
@@ -81,7 +82,7 @@ export async function decodeMask(input: string | Buffer): Promise<RawMask> {
   return { data, width, height };
 }
 
-/** A mask as a grey PNG whose pixel values are the class indices. */
+/** A mask as a grey PNG whose pixel values are the class indices (what `decodeMask` reads back). */
 export async function maskToPng(m: RawMask): Promise<Buffer> {
-  return sharp(Buffer.from(m.data), { raw: { width: m.width, height: m.height, channels: 1 } }).toColourspace("b-w").png().toBuffer();
+  return greyPng(m.data, m.width, m.height);
 }

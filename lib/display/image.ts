@@ -24,6 +24,11 @@ export async function tensorToPng(t: tf.Tensor3D): Promise<Buffer> {
   return sharp(bytes, { raw: { width: w, height: h, channels: c as 1 | 3 | 4 } }).png().toBuffer();
 }
 
+/** A grey PNG whose pixel values are `data` (one byte per pixel, row-major): how masks of class indices are saved. */
+export async function greyPng(data: Uint8Array, width: number, height: number): Promise<Buffer> {
+  return sharp(Buffer.from(data), { raw: { width, height, channels: 1 } }).toColourspace("b-w").png().toBuffer();
+}
+
 async function toPng(image: ImageLike): Promise<Buffer> {
   if (image instanceof tf.Tensor) return tensorToPng(image);
   return sharp(Buffer.from(image)).png().toBuffer();

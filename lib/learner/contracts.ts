@@ -106,6 +106,19 @@ export interface Prediction {
   probs: number[];
   /** Multi-label models: every class whose probability exceeds the threshold. */
   labels?: string[];
+  /**
+   * Key-point models: each point in pixels of the original image, (0, 0) its top-left corner (`probs`
+   * holds the raw [-1, 1] outputs; `label` the points as text; `index` -1).
+   */
+  points?: [number, number][];
+  /**
+   * Segmentation models: the class of each pixel at the model's input size (row-major), and the same
+   * as a grey PNG (base64; pixel value = class index). `probs` is each class's share of the pixels,
+   * `label`/`index` the largest class other than 0 (the background).
+   */
+  mask?: { width: number; height: number; indices: number[]; png: string };
+  /** Regression models: the predicted numbers (also in `probs`; `index` -1). */
+  values?: number[];
 }
 
 /** What the server needs of a trained `Learner`: its vocabulary lives on `dls`. */

@@ -7,14 +7,29 @@ import * as tf from "../engine/tf";
 import { ready } from "../engine/backend";
 import type { Prediction } from "./contracts";
 import type { Loss } from "./losses";
+import { greyPng } from "../display/image";
 
 export type { Prediction };
 
 /** How model outputs become probabilities. */
 export type Activation = "softmax" | "sigmoid" | "none";
 
-/** Turns file paths or encoded images into a model input batch (the data floor's `prepareInferenceBatch`). */
-export type PrepareInferenceBatch = (spec: unknown, inputs: (string | Buffer)[]) => Promise<tf.Tensor4D>;
+/**
+ * Turns file paths or encoded images into a model input batch (the data floor's `prepareInputs`):
+ * the batch alone, or with each input's map from the model's [-1, 1] back to its original pixels.
+ */
+export type PrepareInferenceBatch = (
+  spec: unknown,
+  inputs: (string | Buffer)[],
+) => Promise<tf.Tensor4D | { x: tf.Tensor4D; unproject?: ((pts: Float32Array) => Float32Array)[] }>;
+
+/** What a model outputs when not classes (the data floor's `InferenceTarget`, carried in the spec). */
+export type PredictTarget = { kind: "points"; n: number } | { kind: "mask"; codes: string[] } | { kind: "regression"; n: number };
+
+function targetOf(spec: unknown): PredictTarget | undefined {
+  const t = (spec as { target?: PredictTarget } | null)?.target;
+  return t && typeof t === "object" && typeof t.kind === "string" ? t : undefined;
+}
 
 let preparer: PrepareInferenceBatch | undefined;
 
@@ -57,16 +72,21 @@ export async function predictWith(model: tf.LayersModel, meta: InferenceInfo, in
 /** Run a model on many inputs at once (paths / encoded images, or a prepared NHWC batch) and decode each. */
 export async function predictManyWith(model: tf.LayersModel, meta: InferenceInfo, inputs: (string | Buffer)[] | tf.Tensor): Promise<Prediction[]> {
   await ready();
-  const x = inputs instanceof tf.Tensor ? inputs : await inferencePreparer()(meta.inferenceSpec, inputs);
+  const prepared = inputs instanceof tf.Tensor ? inputs : await inferencePreparer()(meta.inferenceSpec, inputs);
+  const x = prepared instanceof tf.Tensor ? prepared : prepared.x;
+  const unproject = prepared instanceof tf.Tensor ? undefined : prepared.unproject;
+  const target = targetOf(meta.inferenceSpec);
   let rows: number[][];
+  let outShape: number[];
   try {
     const out = tf.tidy(() => {
       const logits = model.apply(x, { training: false }) as tf.Tensor;
-      const p = meta.activation === "softmax" ? tf.softmax(logits) : meta.activation === "sigmoid" ? tf.sigmoid(logits) : logits;
-      return tf.reshape(p, [x.shape[0]!, -1]);
+      return meta.activation === "softmax" ? tf.softmax(logits) : meta.activation === "sigmoid" ? tf.sigmoid(logits) : logits;
     });
-    rows = (await out.array()) as number[][];
-    out.dispose();
+    outShape = out.shape;
+    const flat = tf.reshape(out, [x.shape[0]!, -1]);
+    rows = (await flat.array()) as number[][];
+    tf.dispose([out, flat]);
   } finally {
     if (x !== inputs) x.dispose();
   }
@@ -77,14 +97,49 @@ export async function predictManyWith(model: tf.LayersModel, meta: InferenceInfo
         `(did training diverge?). Train again with a lower learning rate, or load a checkpoint saved before it went wrong`,
     );
   }
+  if (target?.kind === "points") return rows.map((row, i) => pointsPrediction(row, target.n, unproject?.[i]));
+  if (target?.kind === "mask") return Promise.all(rows.map((row) => maskPrediction(row, outShape, target.codes)));
+  if (target?.kind === "regression") return rows.map((values) => ({ label: values.map((v) => Number(v.toPrecision(6))).join(", "), index: -1, probs: values, values }));
   const name = (i: number) => meta.vocab[i] ?? String(i);
   return rows.map((probs) => {
-    let index = 0;
-    probs.forEach((p, i) => {
-      if (p > probs[index]!) index = i;
-    });
+    const index = argMax(probs);
     const r: Prediction = { label: name(index), index, probs };
     if (meta.isMultiLabel) r.labels = probs.flatMap((p, i) => (p > meta.thresh ? [name(i)] : []));
     return r;
   });
+}
+
+function argMax(xs: ArrayLike<number>, from = 0, n = xs.length): number {
+  let best = 0;
+  for (let i = 1; i < n; i++) if (xs[from + i]! > xs[from + best]!) best = i;
+  return best;
+}
+
+/** n [x, y] points: the model's [-1, 1] outputs (`probs`) and, when the input's geometry is known, pixels of the original image. */
+function pointsPrediction(row: number[], n: number, unproject?: (pts: Float32Array) => Float32Array): Prediction {
+  if (row.length !== 2 * n) throw new Error(`predict: the model outputs ${row.length} numbers for ${n} points (${2 * n} expected)`);
+  const px = unproject ? unproject(Float32Array.from(row)) : undefined;
+  const points = px ? Array.from({ length: n }, (_, k) => [px[2 * k]!, px[2 * k + 1]!] as [number, number]) : undefined;
+  const shown = (points ?? []).map(([x, y]) => `(${x.toFixed(1)}, ${y.toFixed(1)})`).join(" ");
+  return { label: shown || `${n} points`, index: -1, probs: row, ...(points ? { points } : {}) };
+}
+
+/** Class indices per pixel at the model's input size, with their PNG (grey, value = class) and the share of each class. */
+async function maskPrediction(row: number[], outShape: number[], codes: string[]): Promise<Prediction> {
+  const [, h, w, c] = outShape as [number, number, number, number];
+  if (c !== codes.length || h * w * c !== row.length) throw new Error(`predict: the model outputs shape [${outShape.join(", ")}], not [n, h, w, ${codes.length}] scores for the codes`);
+  const indices = new Uint8Array(h * w);
+  const share = new Array<number>(c).fill(0);
+  for (let p = 0; p < h * w; p++) {
+    const k = argMax(row, p * c, c);
+    indices[p] = k;
+    share[k]! += 1 / (h * w);
+  }
+  const top = argMax(share.map((v, k) => (k === 0 ? -1 : v)));
+  return {
+    label: codes[top] ?? String(top),
+    index: top,
+    probs: share,
+    mask: { width: w, height: h, indices: Array.from(indices), png: (await greyPng(indices, w, h)).toString("base64") },
+  };
 }

@@ -110,6 +110,12 @@ export interface PredictResponse {
   probs: number[];
   /** Multi-label models: every predicted class. */
   labels?: string[];
+  /** Key-point models: each point in pixels of the uploaded image (then `top` is empty). */
+  points?: [number, number][];
+  /** Segmentation models: class indices per pixel at the model's input size, and their grey PNG (base64). */
+  mask?: { width: number; height: number; indices: number[]; png: string };
+  /** Regression models: the predicted numbers (then `top` is empty). */
+  values?: number[];
   /** Milliseconds spent checking and predicting the batch this image was in (queue wait excluded). */
   ms: number;
 }
@@ -196,7 +202,8 @@ export async function serve(source: string | Predictor | LearnerLike, opts: Serv
             "the model answered NaN or infinite probabilities, so no label can be trusted; it is broken (e.g. exported after training diverged): retrain it and export again",
           );
         }
-        const top = topK(pred.probs, predictor.vocab, k);
+        // points and numbers have no classes to rank
+        const top = pred.points || pred.values ? [] : topK(pred.probs, predictor.vocab, k);
         const body: PredictResponse = {
           label: pred.label,
           index: pred.index,
@@ -206,6 +213,9 @@ export async function serve(source: string | Predictor | LearnerLike, opts: Serv
           ms: Math.round(ms * 100) / 100,
         };
         if (pred.labels) body.labels = pred.labels;
+        if (pred.points) body.points = pred.points;
+        if (pred.mask) body.mask = pred.mask;
+        if (pred.values) body.values = pred.values;
         served++;
         sendJson(res, 200, body);
       },
