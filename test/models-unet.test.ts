@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import * as tf from "../lib/engine/tf";
-import { resnet18, resnet34 } from "../lib/models/archs";
+import { archMeta, resnet18, resnet34, xresnet18 } from "../lib/models/archs";
 import type { Arch } from "../lib/models/archs";
 import { readSafetensors } from "../lib/models/safetensors";
 import { loadWeights, saveWeights } from "../lib/models/weights";
@@ -205,6 +205,19 @@ test("unetLearner from an encoder weights file starts frozen, adds Normalize, an
   await learn.fineTune(1, { freezeEpochs: 1 });
   assert.ok(learn.model.getLayer("layer1.0.conv1").trainable, "unfrozen after fineTune");
   assert.ok(Number.isFinite(learn.validLoss));
+  learn.dispose();
+  learn.model.dispose();
+});
+
+test('xresnet18 with pretrained: "shipped" takes the shipped colour encoder offline, frozen, with xresnet\'s groups (stem | stages | decoder)', async () => {
+  await tf.setBackend(best);
+  const learn = await unetLearner(segDls(), xresnet18, { pretrained: "shipped", progress: false });
+  assert.equal(path.basename(archMeta(learn.model)!.weightsSource!), "colour-xresnet18-small.safetensors");
+  const groups = unetSplit(learn.model).map((g) => g.map((l) => l.name));
+  assert.ok(groups[0]!.includes("conv1.0") && !groups[0]!.some((n) => n.startsWith("layer")));
+  assert.equal(learn.model.getLayer("layer1.0.conv1").trainable, false, "frozen");
+  const shape = tf.tidy(() => (learn.model.predict(tf.zeros([2, 48, 48, 3])) as tf.Tensor).shape);
+  assert.deepEqual(shape, [2, 48, 48, 3]);
   learn.dispose();
   learn.model.dispose();
 });
