@@ -14,7 +14,9 @@ usage:
       seeded random weights (random BatchNorm stats, non-zero self-attention gamma) + an input and
       the eval-mode output: OUT_DIR/TAG.safetensors (tsfast names) and OUT_DIR/TAG.io.safetensors
       (`x` NCHW, `y` NCHW). Options: blur, sa (self-attention), batch (norm_type Batch), bottle,
-      yrange, nocross.
+      yrange, nocross; grads: also the train-mode loss against random `masks`, every parameter's
+      gradient in float64 as OUT_DIR/TAG.grads.safetensors (a state dict, tsfast names), and
+      `torch32_err`: per tensor, max |float32 grad - float64 grad| / max |float64 grad|, sorted.
 The engine bench times this model's training as `bench/torch_ref.py --config unet_resnet18:...`.
 """
 import os
@@ -245,8 +247,32 @@ def fixture(out, spec):
         model.eval()
         x = torch.rand(bs, 3, size, size)
         y = model(x)
-    save_safetensors(os.path.join(out, f"{tag}.safetensors"), tsfast_state_dict(model))
-    save_safetensors(os.path.join(out, f"{tag}.io.safetensors"), {"x": x, "y": y})
+    sd = tsfast_state_dict(model)
+    save_safetensors(os.path.join(out, f"{tag}.safetensors"), sd)
+    io = {"x": x, "y": y}
+    if "grads" in opts:
+        # train mode (batch statistics): the pixel cross-entropy against random masks and its
+        # gradient for every parameter, saved as a state dict (buffers copied) so it loads like weights
+        # ReLU nets sit near kinks, so float32 gradients carry rounding noise; the reference is
+        # float64, and PyTorch's own float32 error against it (`torch32_err`) calibrates the test
+        masks = torch.randint(0, n_out, (bs, size, size))
+        named = {f"layers.{k}": v for k, v in model.state_dict_fastai().items()}
+        model.train()
+        grads = {}
+        for dt in (torch.float32, torch.float64):
+            m = model.to(dt)
+            m.zero_grad()
+            loss = F.cross_entropy(m(x.to(dt)), masks)
+            loss.backward()
+            grads[dt] = {name: p.grad.detach().clone() for name, p in m.named_parameters()}
+            if dt == torch.float32:
+                io["loss"] = loss.detach().reshape(1)
+        g32, g64 = grads[torch.float32], grads[torch.float64]
+        errs = [((g32[n] - g64[n]).abs().max() / g64[n].abs().max().clamp_min(1e-30)).item() for n in g64]
+        io.update(masks=masks.float(), torch32_err=torch.tensor(sorted(errs)))
+        gsd = {k: (g64[n].float() if n in g64 else named[n]) for k, n in zip(sd.keys(), named.keys())}
+        save_safetensors(os.path.join(out, f"{tag}.grads.safetensors"), gsd)
+    save_safetensors(os.path.join(out, f"{tag}.io.safetensors"), io)
 
 
 def main():

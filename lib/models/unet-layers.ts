@@ -106,13 +106,11 @@ export class ReplicationPad2d extends PlainConfigLayer {
     return tf.tidy(() => {
       const [l, r, t, bo] = this.padding;
       const edge = (x: tf.Tensor, axis: number, before: number, after: number) => {
-        const n = x.shape[axis]!;
-        const begin = [0, 0, 0, 0];
-        const size = [-1, -1, -1, -1];
-        size[axis] = 1;
-        const head = tf.slice(x, begin, size);
-        begin[axis] = n - 1;
-        const tail = tf.slice(x, begin, size);
+        // fresh begin/size arrays per slice: tfjs keeps them by reference for the gradient
+        const at = (i: number) => [0, 1, 2, 3].map((d) => (d === axis ? i : 0));
+        const size = [0, 1, 2, 3].map((d) => (d === axis ? 1 : -1));
+        const head = tf.slice(x, at(0), size);
+        const tail = tf.slice(x, at(x.shape[axis]! - 1), size.slice());
         const parts = [...Array<tf.Tensor>(before).fill(head), x, ...Array<tf.Tensor>(after).fill(tail)];
         return parts.length === 1 ? x : tf.concat(parts, axis);
       };
