@@ -1,8 +1,10 @@
 /**
- * Engine benchmark: ResNet training and inference img/s on each tfjs backend, side by side with
- * PyTorch (bench/torch_ref.py) run in the same invocation on the same number of threads.
+ * Engine benchmark: ResNet (and U-Net) training and inference img/s on each tfjs backend, side by
+ * side with PyTorch (bench/torch_ref.py) run in the same invocation on the same number of threads.
+ * The U-Net row is `createUnetModel(resnet18, 5, size)` against bench/unet_torch.py's port,
+ * 5 classes per pixel.
  *
- * usage: node dist/bench/engine.js [--quick] [--backends native,wasm,cpu]
+ * usage: node dist/bench/engine.js [--quick] [--backends native,wasm,cpu] [--only unet_resnet18]
  * A training step is forward + backward + Adam; warm-up steps are excluded, and img/s comes from
  * the median step time on both sides (the machines are shared: means swing with other load).
  */
@@ -11,9 +13,10 @@ import * as path from "node:path";
 import * as tf from "../lib/engine/tf";
 import { defaultThreads, ready } from "../lib/engine/backend";
 import { resnet18, resnet34 } from "../lib/models/archs";
+import { createUnetModel } from "../lib/models/unet";
 import { NativeAdamOptimizer } from "../lib/engine/native/optimizer";
 
-interface Config { arch: "resnet18" | "resnet34"; size: number; bs: number; steps: number }
+interface Config { arch: "resnet18" | "resnet34" | "unet_resnet18"; size: number; bs: number; steps: number }
 interface Result { train?: number; infer?: number; note?: string }
 
 const args = process.argv.slice(2);
@@ -21,13 +24,16 @@ const quick = args.includes("--quick");
 const backendsArg = args[args.indexOf("--backends") + 1];
 const backends = args.includes("--backends") && backendsArg ? backendsArg.split(",") : ["native", "wasm", "cpu"];
 const WARMUP = 2;
-const configs: Config[] = quick
+const onlyArg = args.includes("--only") ? args[args.indexOf("--only") + 1] : undefined;
+const allConfigs: Config[] = quick
   ? [{ arch: "resnet18", size: 64, bs: 64, steps: 3 }]
   : [
       { arch: "resnet18", size: 64, bs: 64, steps: 8 },
       { arch: "resnet18", size: 128, bs: 32, steps: 6 },
       { arch: "resnet34", size: 128, bs: 32, steps: 4 },
+      { arch: "unet_resnet18", size: 128, bs: 8, steps: 3 },
     ];
+const configs = allConfigs.filter((c) => !onlyArg || c.arch === onlyArg);
 const key = (c: Config) => `${c.arch}:${c.size}:${c.bs}:${c.steps}`;
 
 /** Seconds per step: the median of `steps` timed steps after the warm-up (robust to a busy machine). */
@@ -44,12 +50,16 @@ function time(fn: () => void, steps: number): number {
 }
 
 async function runTf(c: Config, trainToo: boolean, steps: number): Promise<Result> {
-  // tsfast's own torchvision-layout ResNet (explicit padding, as PyTorch), 10 classes.
-  const model = await (c.arch === "resnet18" ? resnet18 : resnet34)({ nOut: 10, inputShape: [c.size, c.size, 3] });
+  // tsfast's own torchvision-layout ResNet (explicit padding, as PyTorch), 10 classes; the U-Net: 5 per pixel.
+  const unet = c.arch === "unet_resnet18";
+  const nOut = unet ? 5 : 10;
+  const model = unet
+    ? (await createUnetModel(resnet18, nOut, c.size, { pretrained: false })).model
+    : await (c.arch === "resnet18" ? resnet18 : resnet34)({ nOut, inputShape: [c.size, c.size, 3] });
   // On "native" the fused Adam step; elsewhere it is tfjs's own Adam.
   const opt = new NativeAdamOptimizer(1e-3, 0.9, 0.999, 1e-8);
   const x = tf.randomNormal([c.bs, c.size, c.size, 3]);
-  const y = tf.oneHot(tf.randomUniform([c.bs], 0, 10, "int32") as tf.Tensor1D, 10);
+  const y = tf.oneHot(tf.randomUniform(unet ? [c.bs, c.size, c.size] : [c.bs], 0, nOut, "int32"), nOut);
   const res: Result = {};
   const why = (e: unknown) => (e instanceof Error ? e.message : String(e)).split("\n")[0];
   if (trainToo) {

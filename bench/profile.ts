@@ -1,10 +1,11 @@
 /**
- * Where a ResNet-18 training step spends its time, kernel by kernel (`tf.profile`).
- * usage: node dist/bench/profile.js [size] [batch] [backend]
+ * Where a ResNet-18 (or U-Net on it) training step spends its time, kernel by kernel (`tf.profile`).
+ * usage: node dist/bench/profile.js [size] [batch] [backend] [resnet18|unet]
  */
 import * as tf from "../lib/engine/tf";
 import { initNative } from "../lib/engine/native";
 import { resnet18 } from "../lib/models/archs";
+import { createUnetModel } from "../lib/models/unet";
 import { NativeAdamOptimizer } from "../lib/engine/native/optimizer";
 
 async function main(): Promise<void> {
@@ -12,11 +13,13 @@ async function main(): Promise<void> {
   const backend = process.argv[4] ?? "native";
   if (backend === "native") await initNative();
   else await tf.setBackend(backend);
-  const model = await resnet18({ nOut: 10, inputShape: [size, size, 3] });
+  const unet = process.argv[5] === "unet";
+  const nOut = unet ? 5 : 10;
+  const model = unet ? (await createUnetModel(resnet18, nOut, size, { pretrained: false })).model : await resnet18({ nOut, inputShape: [size, size, 3] });
   // On "native" the fused Adam step; elsewhere it is tfjs's own Adam.
   const opt = new NativeAdamOptimizer(1e-3, 0.9, 0.999, 1e-8);
   const x = tf.randomNormal([bs, size, size, 3]);
-  const y = tf.oneHot(tf.randomUniform([bs], 0, 10, "int32") as tf.Tensor1D, 10);
+  const y = tf.oneHot(tf.randomUniform(unet ? [bs, size, size] : [bs], 0, nOut, "int32"), nOut);
   const step = () => {
     const loss = opt.minimize(() => tf.losses.softmaxCrossEntropy(y, model.apply(x, { training: true }) as tf.Tensor), true);
     loss?.dataSync();

@@ -2,7 +2,7 @@
 
 Same recipe as the tfjs side: channels_last float32, 10 classes, Adam (lr 1e-3), cross-entropy,
 random inputs; warm-up steps excluded; img/s from the median step time. Prints one JSON line
-per config.
+per config. `unet_resnet18` is bench/unet_torch.py's DynamicUnet (5 classes per pixel).
 
 usage: /usr/bin/python3 bench/torch_ref.py --threads 2 --config resnet18:64:64:8 ...
        (config = arch:size:batch:steps)
@@ -17,9 +17,15 @@ import torchvision
 
 def bench(arch, size, bs, steps, warmup):
     torch.manual_seed(0)
-    model = getattr(torchvision.models, arch)(num_classes=10).to(memory_format=torch.channels_last)
     x = torch.randn(bs, 3, size, size).to(memory_format=torch.channels_last)
-    y = torch.randint(0, 10, (bs,))
+    if arch.startswith("unet_"):
+        # the U-Net port of bench/unet_torch.py, 5 classes per pixel
+        from unet_torch import build
+        model = build(arch[len("unet_"):], size, 5).to(memory_format=torch.channels_last)
+        y = torch.randint(0, 5, (bs, size, size))
+    else:
+        model = getattr(torchvision.models, arch)(num_classes=10).to(memory_format=torch.channels_last)
+        y = torch.randint(0, 10, (bs,))
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = torch.nn.CrossEntropyLoss()
 

@@ -207,7 +207,7 @@ const t = require(${JSON.stringify(path.join(__dirname, "..", "lib", "index.js")
   assert.deepEqual(got, { backend: "native", max: [-1, -1, -1], min: [1, 1, 1], prod: [1, 1, 1], sum: [250000, 250000, 250000] });
 });
 
-test("softmax, logSoftmax, transpose, slice, pad and tile match cpu", () => {
+test("softmax, logSoftmax, transpose, slice, split, concat, pad and tile match cpu", () => {
   agree("softmax", withGrads((x) => tf.softmax(x), rnd([6, 10], -5, 5)));
   agree("logSoftmax", withGrads((x) => tf.logSoftmax(x), rnd([6, 10], -5, 5)));
   agree("transpose", withGrads((x) => tf.transpose(x, [0, 3, 1, 2]), rnd([2, 3, 4, 5])));
@@ -217,6 +217,9 @@ test("softmax, logSoftmax, transpose, slice, pad and tile match cpu", () => {
   agree("slice contiguous", () => tf.slice(sc(), [1, 0], [2, 5]));
   agree("pad", withGrads((x) => tf.pad(x, [[0, 0], [1, 2], [3, 0], [0, 1]]), rnd([2, 3, 4, 2])));
   agree("pad constant", () => tf.pad(pc(), [[1, 1], [2, 0]], 0.5));
+  // a channel concat's gradient is a SplitV (the U-Net's skips)
+  agree("split channels", withGrads((x) => tf.concat(tf.split(x, [3, 2, 5], 3).map((p, i) => tf.mul(p, i + 1)), 3), rnd([2, 3, 4, 10])));
+  agree("split rows", () => tf.stack(tf.split(sc(), 2, 0).map((p) => tf.sum(p))));
   agree("tile", withGrads((x) => tf.tile(x, [2, 1, 3]), rnd([2, 3, 4])));
 });
 

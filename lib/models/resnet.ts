@@ -102,6 +102,18 @@ class Inits {
   }
 }
 
+/** BatchNorm over channels with PyTorch's eps and momentum; `zero` starts gamma at 0. */
+export function batchNorm(x: SymbolicTensor, name: string, zero = false): SymbolicTensor {
+  return tf.layers
+    .batchNormalization({ axis: -1, epsilon: BN_EPS, momentum: BN_MOMENTUM, gammaInitializer: zero ? "zeros" : "ones", name })
+    .apply(x) as SymbolicTensor;
+}
+
+/** A ReLU layer named `name`. */
+export function relu(x: SymbolicTensor, name: string): SymbolicTensor {
+  return tf.layers.reLU({ name }).apply(x) as SymbolicTensor;
+}
+
 /** Builds layers onto a symbolic tensor, with PyTorch padding semantics. */
 export class Builder {
   constructor(readonly init: Inits) {}
@@ -118,15 +130,12 @@ export class Builder {
       .apply(h) as SymbolicTensor;
   }
 
-  /** BatchNorm over channels with PyTorch's eps and momentum; `zero` starts gamma at 0. */
   bn(x: SymbolicTensor, name: string, zero = false): SymbolicTensor {
-    return tf.layers
-      .batchNormalization({ axis: -1, epsilon: BN_EPS, momentum: BN_MOMENTUM, gammaInitializer: zero ? "zeros" : "ones", name })
-      .apply(x) as SymbolicTensor;
+    return batchNorm(x, name, zero);
   }
 
   relu(x: SymbolicTensor, name: string): SymbolicTensor {
-    return tf.layers.reLU({ name }).apply(x) as SymbolicTensor;
+    return relu(x, name);
   }
 
   /** 3×3 stride-2 max pool with padding 1 (zero padding equals PyTorch's -inf padding after a ReLU). */

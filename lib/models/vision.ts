@@ -71,18 +71,24 @@ export function createHead(x: SymbolicTensor, nOut: number, opts: HeadOptions = 
 }
 
 /**
- * The three parameter groups of fastai's ResNet splits: ResNet → stem + layer1 + layer2 |
- * layer3 + layer4 | head; xresnet → stem | stages | head; any other body → its two halves | head.
+ * The three parameter groups of fastai's ResNet splits, for a model made of a body and a `head`
+ * (the layers `isHead` picks): ResNet → stem + layer1 + layer2 | layer3 + layer4 | head;
+ * xresnet → stem | stages | head; any other body → its two halves | head.
  */
-export function visionSplit(model: tf.LayersModel): tf.layers.Layer[][] {
-  const head = model.layers.filter((l) => l.name.startsWith("head."));
-  const body = model.layers.filter((l) => !l.name.startsWith("head."));
+export function splitBodyHead(model: tf.LayersModel, isHead: (l: tf.layers.Layer) => boolean): tf.layers.Layer[][] {
+  const head = model.layers.filter((l) => isHead(l));
+  const body = model.layers.filter((l) => !isHead(l));
   const stage = (l: tf.layers.Layer) => Number(/^layer(\d+)\./.exec(l.name)?.[1] ?? 0);
   let cut: (l: tf.layers.Layer, i: number) => boolean;
   if (body.some((l) => l.name === "conv1.0")) cut = (l) => stage(l) === 0;
   else if (body.some((l) => stage(l) > 0)) cut = (l) => stage(l) <= 2;
   else cut = (_l, i) => i < body.length / 2;
   return [body.filter((l, i) => cut(l, i)), body.filter((l, i) => !cut(l, i)), head];
+}
+
+/** `visionLearner`'s parameter groups: `splitBodyHead` with the `head.*` layers as the head. */
+export function visionSplit(model: tf.LayersModel): tf.layers.Layer[][] {
+  return splitBodyHead(model, (l) => l.name.startsWith("head."));
 }
 
 /** Options of `createVisionModel`. */
@@ -156,6 +162,79 @@ export function isGreyBatch(xb: tf.Tensor): boolean {
   return grey;
 }
 
+/** What a learner factory learns from one batch of the data: the weights to start from, the input channels and the image size. */
+export interface DataPeek {
+  /** `pretrained` with `"shipped"` resolved to a checkpoint name by the pixels (grey or colour). */
+  pretrained: boolean | string;
+  /** Input channels (`nIn` as given, else the batch's). */
+  nIn?: number;
+  /** `[height, width]` of the batch's images, when a batch was read. */
+  size?: [number, number];
+}
+
+/**
+ * Read one validation batch when needed (channels, size, or grey-vs-colour for `pretrained: "shipped"`),
+ * as `visionLearner` and `unetLearner` do before building their model.
+ */
+export async function peekData(
+  dls: DataLoadersLike & VisionDataLoaders,
+  arch: Arch,
+  pretrained: boolean | string,
+  nIn: number | undefined,
+  who: string,
+  needSize = false,
+): Promise<DataPeek> {
+  if (pretrained === "shipped") {
+    if (arch.archName !== "xresnet18") {
+      throw new Error(`${who}: the shipped checkpoints are xresnet18s: use xresnet18 with pretrained: "shipped", or pretrained: true for ${arch.archName}'s ImageNet weights`);
+    }
+    if (!dls.oneBatch) throw new Error(`${who}: pretrained: "shipped" needs DataLoaders with oneBatch() to see whether the images are grey or colour`);
+  }
+  let size: [number, number] | undefined;
+  if ((nIn === undefined || pretrained === "shipped" || needSize) && dls.oneBatch) {
+    // a validation batch: no augmentation, and the training loader's random state is left alone
+    const b = await dls.oneBatch({ valid: true }).catch((e: Error) => {
+      if (/no readable images/.test(e.message)) return dls.oneBatch!();
+      throw e;
+    });
+    nIn ??= b.xb.shape[3];
+    size = [b.xb.shape[1]!, b.xb.shape[2]!];
+    if (pretrained === "shipped") {
+      // judge the pixels as decoded: undo a Normalize the user already added (per-channel stats)
+      const norm = dls.normalize;
+      const pixels = norm ? tf.tidy(() => tf.add(tf.mul(b.xb, tf.tensor1d(norm.std)), tf.tensor1d(norm.mean))) : b.xb;
+      pretrained = shippedDefault(isGreyBatch(pixels));
+      if (pixels !== b.xb) pixels.dispose();
+    }
+    tf.dispose([b.xb, b.yb]);
+  }
+  return { pretrained, nIn, size };
+}
+
+/** Add a `Normalize` batch transform with the weights' stats (ImageNet's when unknown) when pretrained, asked for (default) and none is present. */
+export function addWeightsNormalize(
+  dls: VisionDataLoaders,
+  pretrained: boolean | string,
+  stats: Stats | undefined,
+  nIn: number | undefined,
+  normalize = true,
+): void {
+  if (pretrained !== false && normalize && !dls.normalize && dls.addBatchTfm) {
+    const s = statsForChannels(stats ?? IMAGENET_STATS, nIn ?? 3);
+    dls.addBatchTfm({ type: "Normalize", mean: s.mean, std: s.std });
+  }
+}
+
+/** `o` without `keys`: a factory's options minus those that went to its model, leaving the Learner's. */
+export function omit<T extends object, K extends keyof T>(o: T, keys: readonly K[]): Omit<T, K> {
+  const out = { ...o };
+  for (const k of keys) delete out[k];
+  return out;
+}
+
+/** `visionLearner`'s options that are the model's, not the Learner's. */
+const VISION_MODEL_KEYS = ["pretrained", "nIn", "archOptions", "linFtrs", "ps", "concatPool", "firstBn", "bnFinal", "yRange", "seed", "normalize", "nOut"] as const;
+
 /** Options of `visionLearner`: the head's, the body's and the Learner's (`lossFunc`, `metrics`, `lr`, `wd`, `cbs`, `trainBn`, ...). */
 export interface VisionLearnerOptions extends VisionModelOptions, Omit<LearnerOptions, "splitter"> {
   /** Add a `Normalize` batch transform with the weights' stats when pretrained and none is present (default true). */
@@ -177,54 +256,14 @@ export async function visionLearner(
   opts: VisionLearnerOptions = {},
 ): Promise<Learner> {
   await ready();
-  let pretrained = opts.pretrained ?? true;
   const nOut = opts.nOut ?? dls.c;
   if (nOut === undefined) throw new Error("visionLearner: pass nOut (the DataLoaders have no `c`, the number of classes)");
-  let nIn = opts.nIn;
-  if (pretrained === "shipped") {
-    if (arch.archName !== "xresnet18") {
-      throw new Error(`visionLearner: the shipped checkpoints are xresnet18s: use xresnet18 with pretrained: "shipped", or pretrained: true for ${arch.archName}'s ImageNet weights`);
-    }
-    if (!dls.oneBatch) throw new Error('visionLearner: pretrained: "shipped" needs DataLoaders with oneBatch() to see whether the images are grey or colour');
-  }
-  if ((nIn === undefined || pretrained === "shipped") && dls.oneBatch) {
-    // a validation batch: no augmentation, and the training loader's random state is left alone
-    const b = await dls.oneBatch({ valid: true }).catch((e: Error) => {
-      if (/no readable images/.test(e.message)) return dls.oneBatch!();
-      throw e;
-    });
-    nIn ??= b.xb.shape[3];
-    if (pretrained === "shipped") {
-      // judge the pixels as decoded: undo a Normalize the user already added (per-channel stats)
-      const norm = dls.normalize;
-      const pixels = norm ? tf.tidy(() => tf.add(tf.mul(b.xb, tf.tensor1d(norm.std)), tf.tensor1d(norm.mean))) : b.xb;
-      pretrained = shippedDefault(isGreyBatch(pixels));
-      if (pixels !== b.xb) pixels.dispose();
-    }
-    tf.dispose([b.xb, b.yb]);
-  }
+  const { pretrained, nIn } = await peekData(dls, arch, opts.pretrained ?? true, opts.nIn, "visionLearner");
   const { model, stats } = await createVisionModel(arch, nOut, { ...opts, nIn, pretrained });
-  if (pretrained !== false && (opts.normalize ?? true) && !dls.normalize && dls.addBatchTfm) {
-    const s = statsForChannels(stats ?? IMAGENET_STATS, nIn ?? 3);
-    dls.addBatchTfm({ type: "Normalize", mean: s.mean, std: s.std });
-  }
+  addWeightsNormalize(dls, pretrained, stats, nIn, opts.normalize);
   // The body's and the head's options went to createVisionModel; the rest are the Learner's.
-  const {
-    pretrained: _pretrained,
-    nIn: _nIn,
-    archOptions: _archOptions,
-    linFtrs: _linFtrs,
-    ps: _ps,
-    concatPool: _concatPool,
-    firstBn: _firstBn,
-    bnFinal: _bnFinal,
-    yRange: _yRange,
-    seed: _seed,
-    normalize: _normalize,
-    nOut: _nOut,
-    splitter,
-    ...learnerOpts
-  } = opts;
+  const { splitter, ...rest } = opts;
+  const learnerOpts = omit(rest, VISION_MODEL_KEYS);
   const learn = new Learner(dls, model, { ...learnerOpts, splitter: splitter ?? visionSplit });
   if (pretrained !== false) learn.freeze();
   return learn;
