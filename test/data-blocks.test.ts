@@ -211,6 +211,9 @@ test("MaskBlock reads grey and palette PNG masks exactly and refuses what it can
   };
   await assert.rejects(first(make(grey, ["bg", "x", "y"])), /has value 3, but there are only 3 codes \[bg, x, y\]; add the missing codes/);
   await assert.rejects(first(make(small, ["bg", "x"])), /the mask of .* is 2×2 but its image is 4×3/);
+  await assert.rejects(make(path.join(dir, "nope.png"), ["bg", "x"]), /MaskBlock: 2 mask files are missing or unreadable: ".*nope\.png" \(the mask of /);
+  const withVoid = await new DataBlock<string[], string>({ blocks: [ImageBlock, MaskBlock({ codes: ["bg", "x", "void"], voidCode: "void" })], getX: () => img, getY: () => grey, splitter: IndexSplitter([1]) }).dataloaders(["a", "b"]);
+  assert.equal(withVoid.voidIndex, 2);
   assert.throws(() => MaskBlock({ codes: ["only"] }), /codes must list the class of each mask value/);
   assert.throws(() => MaskBlock({ codes: ["bg", "car"], voidCode: "void" }), /voidCode "void" is not one of the codes/);
   assert.throws(() => new DataBlock({ blocks: [PointBlock, ImageBlock], getY: () => 0 }), /a points block follows an image's geometry; put an ImageBlock before it/);
@@ -242,7 +245,7 @@ test("grey ImageBlock gives one channel of PIL's luminance; RegressionBlock give
   assert.ok(Math.abs(cells[0]!.image!.data[1]! - lum) < 1e-6, "grey shown in all three channels");
   assert.throws(() => ImageBlock({ cls: "BW" as never }), /cls must be "RGB" or "grey"/);
   const bad = new DataBlock<string[], string>({ blocks: [ImageBlock, RegressionBlock], getY: (f) => (f === files[0] ? [1, 2] : [1]), splitter: IndexSplitter([2]) });
-  await assert.rejects(bad.dataloaders(files), /RegressionBlock: ".*g1\.png" has 1 values, ".*g0\.png" 2; every item needs the same count/);
+  await assert.rejects(bad.dataloaders(files), /RegressionBlock: ".*g1\.png" has 1 values, ".*g0\.png" has 2; every item needs the same count/);
 });
 
 test("show draws each block: category and multi-label titles, point markers, mask colours over the image", async () => {
@@ -306,4 +309,38 @@ test("several inputs (nInp): batches carry every input and target; the Learner r
   model.dispose();
   assert.throws(() => new DataBlock({ blocks: [ImageBlock, CategoryBlock], nInp: 2, getY: () => "x" }), /nInp must be a whole number from 1 to 1/);
   assert.throws(() => new DataBlock({ blocks: [ImageBlock, ImageBlock, CategoryBlock], nInp: 2, getY: () => "x", getX: () => "y" }), /2 input blocks need 2 getX functions/);
+});
+
+test("Resize with padding: the mask and the point get exactly the picture's margins (reflection mirrors the edge pixel, as sharp pads)", async () => {
+  await ready();
+  const dir = tempDir("tsfast-pad-");
+  const w = 48, h = 24;
+  const files: { img: string; mask: string }[] = [];
+  for (let k = 0; k < 2; k++) {
+    const { mask, rgb } = blocksScene(w, h, 11 + k);
+    const img = await png(path.join(dir, `p${k}.png`), w, h, rgb);
+    const m = path.join(dir, `pm${k}.png`);
+    fs.writeFileSync(m, await maskToPng({ data: mask, width: w, height: h }));
+    files.push({ img, mask: m });
+  }
+  for (const padMode of ["reflection", "border", "zeros"] as const) {
+    // 48×24 padded into 48×48: no resampling, 12 rows above and below
+    const block = new DataBlock<typeof files, (typeof files)[number]>({
+      blocks: [ImageBlock, MaskBlock({ codes: ["bg", "a", "b", "c", "d", "e", "f", "g"] }), PointBlock],
+      getX: (it) => it.img,
+      getY: [(it) => it.mask, () => [[10.5, 3.5]]],
+      splitter: IndexSplitter([1]),
+      itemTfms: Resize(48, { method: "pad", padMode }),
+    });
+    const dls = await block.dataloaders(files, { bs: 1 });
+    const b = await batchOf(dls.valid);
+    const x = (await b.xb.data()) as Float32Array;
+    const m = await b.ys[0]!.data();
+    const p = unitToPixels(Float32Array.from(await b.ys[1]!.data()), 48, 48);
+    tf.dispose([...b.xs, ...b.ys]);
+    let off = 0;
+    for (let q = 0; q < 48 * 48; q++) if (Math.round(x[3 * q]! * 255) !== 20 * m[q]!) off++;
+    assert.equal(off, 0, `${padMode}: ${off} pixels where picture and mask disagree`);
+    assert.ok(Math.abs(p[0]! - 10) < 1e-4 && Math.abs(p[1]! - 15) < 1e-4, `${padMode}: the point moved down by the top margin: ${p}`);
+  }
 });

@@ -12,7 +12,7 @@ import sharp from "sharp";
 import "../lib/wiring";
 import * as tf from "../lib/engine/tf";
 import { ready } from "../lib/engine/backend";
-import { DataBlock, ImageBlock, MaskBlock, PointBlock, RegressionBlock } from "../lib/data/block";
+import { CategoryBlock, DataBlock, ImageBlock, MaskBlock, PointBlock, RegressionBlock } from "../lib/data/block";
 import { augTransforms } from "../lib/data/augment";
 import { Resize } from "../lib/data/transforms";
 import { IndexSplitter } from "../lib/data/items";
@@ -133,10 +133,43 @@ test("predict gives a mask of class indices at the model's input size and its PN
   await learn.export(out);
   const q = await (await loadLearner(out)).predict(fs.readFileSync(files[2]!));
   assert.deepEqual(q.mask, p.mask);
+  // nothing but background: the label is the background, not the first other class
+  conv.setWeights([tf.zeros([1, 1, 3, 3]), tf.tensor1d([5, 0, 0])]);
+  const bg = await learn.predict(files[2]!);
+  assert.deepEqual([bg.label, bg.index, bg.probs.map((v) => Number(v.toFixed(9)))], ["background", 0, [1, 0, 0]]);
   model.dispose();
 });
 
-test("a regression target predicts its numbers; a learner on two inputs cannot export", async () => {
+test("a grey learner predicts from one grey channel after export too", async () => {
+  await ready();
+  const dir = tempDir("tsfast-predict-grey-");
+  const files = [0, 1].map((k) => path.join(dir, `g${k}.png`));
+  for (const [k, f] of files.entries()) await png(f, 8, 8, k);
+  const block = new DataBlock<string[], string>({ blocks: [ImageBlock({ cls: "grey" }), CategoryBlock], getY: (f) => String(files.indexOf(f)), splitter: IndexSplitter([1]) });
+  const dls = await block.dataloaders([...files, ...files], { bs: 2 });
+  // class 1's score is the mean grey level, class 0's is 0.4
+  const input = tf.input({ shape: [8, 8, 1] });
+  const pooled = tf.layers.globalAveragePooling2d({}).apply(input) as tf.SymbolicTensor;
+  const d = tf.layers.dense({ units: 2 });
+  const model = tf.model({ inputs: input, outputs: d.apply(pooled) as tf.SymbolicTensor });
+  d.setWeights([tf.tensor2d([[0, 1]]), tf.tensor1d([0.4, 0])]);
+  const learn = new Learner(dls, model, { progress: false });
+  const p = await learn.predict(files[0]!);
+  // PIL's luminance of each pixel (what a grey ImageBlock decodes), averaged
+  const rgb = await sharp(files[0]!).raw().toBuffer();
+  let sum = 0;
+  for (let i = 0; i < rgb.length; i += 3) sum += Math.round((rgb[i]! * 299 + rgb[i + 1]! * 587 + rgb[i + 2]! * 114) / 1000);
+  const mean = sum / (rgb.length / 3) / 255;
+  const want = [Math.exp(0.4), Math.exp(mean)].map((e, _, a) => e / (Math.exp(0.4) + Math.exp(mean)));
+  p.probs.forEach((v, i) => assert.ok(Math.abs(v - want[i]!) < 1e-5, `probs ${p.probs} vs ${want}`));
+  const out = path.join(dir, "export");
+  await learn.export(out);
+  const q = await (await loadLearner(out)).predict(fs.readFileSync(files[0]!));
+  assert.deepEqual(q.probs, p.probs);
+  model.dispose();
+});
+
+test("a regression target predicts its numbers (after export too); a learner on two inputs cannot export", async () => {
   await ready();
   const dir = tempDir("tsfast-predict-reg-");
   const files = [0, 1].map((k) => path.join(dir, `r${k}.png`));
@@ -147,6 +180,9 @@ test("a regression target predicts its numbers; a learner on two inputs cannot e
   const p = await learn.predict(files[0]!);
   assert.deepEqual(p.values, [0.5, -3]);
   assert.equal(p.index, -1);
+  const out = path.join(dir, "export");
+  await learn.export(out);
+  assert.deepEqual((await (await loadLearner(out)).predict(fs.readFileSync(files[0]!))).values, [0.5, -3]);
   learn.model.dispose();
   const two = new DataBlock<string[], string>({ blocks: [ImageBlock, ImageBlock, RegressionBlock], nInp: 2, getX: [(f) => f, (f) => f], getY: () => [1], splitter: IndexSplitter([1]) });
   const tdls = await two.dataloaders(files, { bs: 1 });

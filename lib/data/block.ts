@@ -141,14 +141,15 @@ export class DataBlock<S = unknown, T = unknown> {
       }
     }
     // Each block learns what it needs (a vocabulary, a count) from the training labels.
-    const blocks = this.blocks.map((b, k) => {
+    const blocks: TransformBlock[] = [];
+    for (const [k, b] of this.blocks.entries()) {
       try {
-        return b.setup ? b.setup(raws[k]!, trn, name, val) : b;
+        blocks.push(b.setup ? await b.setup(raws[k]!, trn, name, val) : b);
       } catch (e) {
         if (e instanceof Error && /in the training set;/.test(e.message)) e.message = e.message.replace("in the training set;", `in the training set of ${describeSource(source)};`);
         throw e;
       }
-    });
+    }
     const target = blocks[this.nInp]!;
     const itemTfms = flat(o.itemTfms);
     const batchTfms = flat(o.batchTfms);

@@ -11,6 +11,7 @@
  * (`ItemContext.geometry`) and the batch matrix of each image (`BatchContext.affine`); a mask or
  * point block after it follows both, so image, mask and points move together.
  */
+import * as fs from "node:fs";
 import * as tf from "../engine/tf";
 import type { BatchTfm } from "./augment";
 import type { ImageMode } from "./decode";
@@ -88,12 +89,16 @@ export interface TransformBlock<V = unknown> {
   readonly followsImage?: boolean;
   /** True when the raw value is an image file to check when the loaders are built. */
   readonly isImage?: boolean;
+  /** An image block's colour mode ("L": decoded grey, one channel), which inference repeats. */
+  readonly imageMode?: ImageMode;
+  /** A mask block's code that metrics should ignore (its index), e.g. `foregroundAcc({ bkgIdx: dls.voidIndex })`. */
+  readonly voidIndex?: number;
   /**
    * Learn from the raw values (`train`: the training split's indices) and return the configured
    * block, or throw naming the item (`name(i)`) and what to fix; `valid` (the validation indices)
    * are checked too, so a bad label fails when the loaders are built, not mid-training.
    */
-  setup?(raws: readonly unknown[], train: readonly number[], name: (i: number) => string, valid: readonly number[]): TransformBlock<V>;
+  setup?(raws: readonly unknown[], train: readonly number[], name: (i: number) => string, valid: readonly number[]): TransformBlock<V> | Promise<TransformBlock<V>>;
   /** One item's value; `null` when its file is unreadable (the item is skipped). */
   load(raw: unknown, ctx: ItemContext): Promise<V | null> | V;
   /** The batch of `values`, as host data the loader turns into a tensor. */
@@ -151,6 +156,7 @@ export function ImageBlock(opts: ImageBlockOptions = {}): TransformBlock<RawImag
   return {
     kind: grey ? "image-grey" : "image",
     isImage: true,
+    imageMode: grey ? "L" : "RGB",
     load(raw, ctx) {
       if (typeof raw !== "string" && !Buffer.isBuffer(raw)) {
         throw new Error(`ImageBlock: the input of ${ctx.name} is ${typeof raw}; getX must give a file path or the file's bytes`);
@@ -287,10 +293,11 @@ export function RegressionBlock(opts: { nOut?: number } = {}): TransformBlock<nu
     ...(nOut === undefined ? {} : { c: nOut }),
     label: (raw) => String(raw),
     setup(raws, _train, name) {
-      const n = numbersOf(raws[0], "RegressionBlock", name(0)).length;
+      const n = nOut ?? numbersOf(raws[0], "RegressionBlock", name(0)).length;
+      const want = nOut === undefined ? `${name(0)} has ${n}` : `nOut is ${n}`;
       raws.forEach((y, i) => {
         const m = numbersOf(y, "RegressionBlock", name(i)).length;
-        if (m !== (nOut ?? n)) throw new Error(`RegressionBlock: ${name(i)} has ${m} values, ${name(0)} ${nOut ?? n}; every item needs the same count`);
+        if (m !== n) throw new Error(`RegressionBlock: ${name(i)} has ${m} values, ${want}; every item needs the same count`);
       });
       return nOut === undefined ? RegressionBlock({ nOut: n }) : this;
     },
@@ -335,8 +342,9 @@ export function PointBlock(opts: { n?: number } = {}): TransformBlock<Float32Arr
         return xs.length / 2;
       };
       const k = n ?? count(0);
+      const want = n === undefined ? `${name(0)} has ${k}` : `n is ${k}`;
       raws.forEach((_, i) => {
-        if (count(i) !== k) throw new Error(`PointBlock: ${name(i)} has ${count(i)} points, ${name(0)} ${k}; every item needs the same number`);
+        if (count(i) !== k) throw new Error(`PointBlock: ${name(i)} has ${count(i)} points, ${want}; every item needs the same number`);
       });
       return n === undefined ? PointBlock({ n: k }) : this;
     },
@@ -437,6 +445,25 @@ export function MaskBlock(opts: MaskBlockOptions): TransformBlock<RawMask> {
     vocab: codes,
     c: codes.length,
     followsImage: true,
+    ...(opts.voidCode === undefined ? {} : { voidIndex: codes.indexOf(opts.voidCode) }),
+    async setup(raws, train, name, valid) {
+      // Every mask file of both splits exists and is an image, now rather than mid-training
+      // (its size and values are checked against its image as it loads).
+      const missing: string[] = [];
+      await Promise.all([...train, ...valid].map(async (i) => {
+        const m = raws[i];
+        if (typeof m !== "string") return;
+        try {
+          await fs.promises.access(m, fs.constants.R_OK);
+        } catch {
+          missing.push(`${JSON.stringify(m)} (the mask of ${name(i)})`);
+        }
+      }));
+      if (missing.length) {
+        throw new Error(`MaskBlock: ${missing.length} mask file${missing.length === 1 ? " is" : "s are"} missing or unreadable: ${missing.slice(0, 5).join(", ")}${missing.length > 5 ? ", ..." : ""}; check getY (or labelFunc)`);
+      }
+      return this;
+    },
     label: (raw) => (typeof raw === "string" ? raw : "<mask>"),
     async load(raw, ctx) {
       const g = ctx.geometry;

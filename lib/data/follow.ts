@@ -9,7 +9,7 @@
  * batch stage's [-1, 1] has −1 at the first pixel centre and 1 at the last.
  */
 import type { Mat3 } from "./geometry";
-import { padIndex } from "./pixels";
+import { extendIndex, padIndex } from "./pixels";
 import type { ItemPlan, PadMode } from "./transforms";
 
 /** A class-index mask: one byte per pixel, row-major. */
@@ -38,15 +38,15 @@ function extractMask(m: RawMask, r: { left: number; top: number; width: number; 
   return { data: out, width: r.width, height: r.height };
 }
 
-/** Pad a mask as `extendImage` pads an image; `zeros` fills with class 0. */
+/** Pad a mask as the decoder pads its image (`extendIndex`); `zeros` fills with class 0. */
 function extendMask(m: RawMask, pad: { top: number; bottom: number; left: number; right: number; mode: PadMode }): RawMask {
   const width = m.width + pad.left + pad.right;
   const height = m.height + pad.top + pad.bottom;
   const out = new Uint8Array(width * height);
   for (let y = 0; y < height; y++) {
-    const sy = padIndex(y - pad.top, m.height, pad.mode);
+    const sy = extendIndex(y - pad.top, m.height, pad.mode);
     for (let x = 0; x < width; x++) {
-      const sx = padIndex(x - pad.left, m.width, pad.mode);
+      const sx = extendIndex(x - pad.left, m.width, pad.mode);
       if (sx >= 0 && sy >= 0) out[y * width + x] = m.data[sy * m.width + sx]!;
     }
   }

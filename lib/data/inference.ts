@@ -29,6 +29,8 @@ export interface InferenceSpec {
    * input), `mask` (class scores per pixel over `codes`), `regression` (n numbers). Absent: classes.
    */
   target?: InferenceTarget;
+  /** "L": the input is decoded grey, one channel (`ImageBlock({ cls: "grey" })`). Absent: RGB. */
+  mode?: "L";
 }
 
 /** The kinds of output `predict` decodes besides classes (see `InferenceSpec.target`). */
@@ -55,7 +57,8 @@ export async function prepareInputs(spec: InferenceSpec, inputs: (string | Buffe
   if (inputs.length === 0) throw new Error("prepareInferenceBatch: no inputs given");
   const noUpscale = upscaleIsRedundant(spec.itemTfms, spec.batchTfms);
   const records: DecodeRecord[] = inputs.map(() => ({ srcWidth: 0, srcHeight: 0, plans: [] }));
-  const imgs = await Promise.all(inputs.map((x, i) => decodeImage(x, spec.itemTfms, false, new Rng(0), { noUpscale, record: records[i]! })));
+  const mode = spec.mode ?? "RGB";
+  const imgs = await Promise.all(inputs.map((x, i) => decodeImage(x, spec.itemTfms, false, new Rng(0), { noUpscale, mode, record: records[i]! })));
   const res = applyBatchTfms(imgs, spec.batchTfms, false, new Rng(0));
   const unproject = imgs.map((img, i) => (pts: Float32Array) => {
     const r = records[i]!;
@@ -64,6 +67,12 @@ export async function prepareInputs(spec: InferenceSpec, inputs: (string | Buffe
     const src = unitToPixels(applyMatrix(pts.slice(), res.mats.subarray(9 * i, 9 * i + 9)), img.width, img.height);
     return pointsBackThroughPlans(src, r.srcWidth, r.srcHeight, r.plans).map((v) => v + 0.5);
   });
+  if (mode === "L") {
+    // grey decodes into three equal channels: keep one, as ImageBlock's batches do
+    const one = new Float32Array(res.data.length / 3);
+    for (let p = 0; p < one.length; p++) one[p] = res.data[3 * p]!;
+    return { x: tf.tensor4d(one, [res.shape[0], res.shape[1], res.shape[2], 1], "float32"), unproject };
+  }
   return { x: tf.tensor4d(res.data, res.shape, "float32"), unproject };
 }
 

@@ -147,6 +147,8 @@ export class UnreadableImages {
   }
 }
 
+let cacheNoticeShown = false;
+
 /** Batches of one split: an `AsyncIterable<Batch>` that decodes ahead and skips unreadable images. */
 export class DataLoader implements AsyncIterable<Batch> {
   /** The item of each row as a string (file path, or `<buffer #i>`). */
@@ -187,6 +189,10 @@ export class DataLoader implements AsyncIterable<Batch> {
     this.labels = targetRaws.map((y) => (target?.label ? target.label(y) : String(y)));
     this.n = first.length;
     this.follows = source.blocks.some((b) => b.followsImage);
+    if (this.follows && opts.cache && opts.train && !cacheNoticeShown) {
+      cacheNoticeShown = true;
+      console.warn("tsfast: cache is off for data with points or masks (a cached image does not keep the crops its points and masks must follow)");
+    }
     this.bs = opts.bs;
     this.shuffle = opts.shuffle;
     this.train = opts.train;
@@ -246,7 +252,8 @@ export class DataLoader implements AsyncIterable<Batch> {
     const input = k < 0 ? undefined : this.source.raws[k]![i];
     if (k < 0) throw new Error("loadImage: this loader has no image block");
     if (input === undefined) throw new Error(`loadImage: index ${i} out of range (0..${this.n - 1})`);
-    const img = await decodeImage(input as string | Buffer, this.source.itemTfms, false, new Rng(0), this.decodeOpts);
+    const mode = this.source.blocks[k]!.imageMode ?? "RGB";
+    const img = await decodeImage(input as string | Buffer, this.source.itemTfms, false, new Rng(0), { ...this.decodeOpts, mode });
     return rawToTensor(img);
   }
 
@@ -423,6 +430,11 @@ export class DataLoaders {
     return this.targetBlock?.kind ?? "category";
   }
 
+  /** The mask code metrics should ignore, as an index (`MaskBlock({ voidCode })`), for `foregroundAcc({ bkgIdx })`. */
+  get voidIndex(): number | undefined {
+    return this.targetBlock?.voidIndex;
+  }
+
   /** How many blocks are inputs (fastai's `n_inp`). */
   get nInp(): number {
     return this.train.source.nInp;
@@ -484,6 +496,7 @@ export class DataLoaders {
     const norm = this.normalize;
     if (norm) spec.normalize = norm;
     if (kind) spec.target = kind;
+    if (input.imageMode === "L") spec.mode = "L";
     return spec;
   }
 

@@ -101,6 +101,18 @@ export function padIndex(i: number, n: number, mode: PadMode): number {
   return j;
 }
 
+/**
+ * `padIndex` for padding a whole image (an item transform's `extend`): `reflection` mirrors
+ * including the edge pixel (-1 -> 0, n -> n - 1, period 2n), as sharp's `extendWith: "mirror"`
+ * does, so the JavaScript path and masks match what sharp gives the picture.
+ */
+export function extendIndex(i: number, n: number, mode: PadMode): number {
+  if (mode !== "reflection" || (i >= 0 && i < n)) return padIndex(i, n, mode);
+  const period = 2 * n;
+  const j = ((i % period) + period) % period;
+  return j >= n ? period - 1 - j : j;
+}
+
 /** Pad `img` by the given margins, filling by `mode`. */
 export function extendImage(
   img: RawImage,
@@ -110,9 +122,9 @@ export function extendImage(
   const height = img.height + pad.top + pad.bottom;
   const out = new Uint8Array(width * height * 3);
   for (let y = 0; y < height; y++) {
-    const sy = padIndex(y - pad.top, img.height, pad.mode);
+    const sy = extendIndex(y - pad.top, img.height, pad.mode);
     for (let x = 0; x < width; x++) {
-      const sx = padIndex(x - pad.left, img.width, pad.mode);
+      const sx = extendIndex(x - pad.left, img.width, pad.mode);
       if (sx < 0 || sy < 0) continue;
       const s = (sy * img.width + sx) * 3;
       const d = (y * width + x) * 3;

@@ -135,7 +135,9 @@ async function maskPrediction(row: number[], outShape: number[], codes: string[]
     indices[p] = k;
     share[k]! += 1 / (h * w);
   }
-  const top = argMax(share.map((v, k) => (k === 0 ? -1 : v)));
+  // the largest class but the background; the background when nothing else is there
+  const fg = argMax(share.map((v, k) => (k === 0 ? -1 : v)));
+  const top = share[fg]! > 0 ? fg : 0;
   return {
     label: codes[top] ?? String(top),
     index: top,
