@@ -8,8 +8,11 @@
 import "./wiring";
 // ---------------------------------------------------------------- engine
 import * as tf from "./engine/tf";
+import { startEngine } from "./engine/backend";
 export { tf };
 export { ready, engineInfo, engineBanner, defaultThreads, tfjsCopies } from "./engine/backend";
+// `tf` works the moment tsfast is imported: the engine ladder runs now (only wasm finishes later).
+startEngine();
 export type { EngineInfo, EngineName } from "./engine/backend";
 export { NativeAdamOptimizer } from "./engine/native/optimizer";
 // ---------------------------------------------------------------- display
