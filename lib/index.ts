@@ -124,8 +124,24 @@ export { ProgressCallback } from "./learner/progress";
 export type { ProgressOptions } from "./learner/progress";
 export { EarlyStoppingCallback, SaveModelCallback, CSVLogger } from "./learner/callbacks";
 export type { EarlyStoppingOptions, SaveModelOptions, CSVLoggerOptions, TrackerOptions } from "./learner/callbacks";
-export { Adam, SGD, AdamOptimizer, SGDOptimizer, Optimizer, slice, evenMults } from "./learner/optimizer";
-export type { OptFunc, Hypers, Param, Slice, LrSpec, AdamOptions, SGDOptions, OptimizerState } from "./learner/optimizer";
+export { Adam, SGD, RMSProp, AdamOptimizer, SGDOptimizer, RMSPropOptimizer, Optimizer, hyperDefaults, slice, evenMults } from "./learner/optimizer";
+export type {
+  OptFunc,
+  Hypers,
+  Param,
+  ParamsArg,
+  GradsArg,
+  Slice,
+  LrSpec,
+  AdamOptions,
+  SGDOptions,
+  RMSPropOptions,
+  BaseOptimizerOptions,
+  OptimizerOptions,
+  OptimizerState,
+} from "./learner/optimizer";
+export { sgdStep, weightDecay, l2Reg, averageGrad, averageSqrGrad, stepStat, momentumStep, rmsPropStep, adamStep, partial } from "./learner/steppers";
+export type { Stepper, StepArgs, StepUpdate } from "./learner/steppers";
 export {
   schedLin,
   schedCos,
