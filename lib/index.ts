@@ -172,8 +172,19 @@ export type { InferenceInfo, PrepareInferenceBatch } from "./learner/predict";
 // ---------------------------------------------------------------- models
 export { resnet18, resnet34, resnet50, resnet101, xresnet18, xresnet34, xresnet50, archMeta } from "./models/archs";
 export type { Arch, ArchMeta, Stats } from "./models/archs";
-export { simpleCnn, buildResNet } from "./models/resnet";
-export type { ArchOptions, SimpleCnnOptions } from "./models/resnet";
+export { buildResNet } from "./models/resnet";
+export type { ArchOptions } from "./models/resnet";
+export { ConvLayer, ResBlock, LinBnDrop, Flatten, PoolFlatten, sequential, simpleCnn, batchNorm, BN_EPS, BN_MOMENTUM } from "./models/blocks";
+export type {
+  ModelBlock,
+  BuildContext,
+  Activation,
+  ConvLayerOptions,
+  ResBlockOptions,
+  LinBnDropOptions,
+  SequentialOptions,
+  SimpleCnnOptions,
+} from "./models/blocks";
 export { visionLearner, createVisionModel, createHead, visionSplit, shippedDefault, isGreyBatch } from "./models/vision";
 export type { VisionLearnerOptions, VisionModelOptions, HeadOptions } from "./models/vision";
 export { AdaptiveConcatPool2d, SigmoidRange } from "./models/layers";
