@@ -123,6 +123,10 @@ export { Recorder, SmoothLoss } from "./learner/recorder";
 export { ProgressCallback } from "./learner/progress";
 export type { ProgressOptions } from "./learner/progress";
 export { EarlyStoppingCallback, SaveModelCallback, CSVLogger } from "./learner/callbacks";
+export { Hook, Hooks, hookOutput, hookOutputs, findLayer } from "./learner/hooks";
+export type { HookFunc, HookOptions } from "./learner/hooks";
+export { ActivationStats, activationStatsDefaults } from "./learner/activation-stats";
+export type { ActivationStatsOptions, LayerStats } from "./learner/activation-stats";
 export type { EarlyStoppingOptions, SaveModelOptions, CSVLoggerOptions, TrackerOptions } from "./learner/callbacks";
 export { Adam, SGD, RMSProp, AdamOptimizer, SGDOptimizer, RMSPropOptimizer, Optimizer, hyperDefaults, slice, evenMults } from "./learner/optimizer";
 export type {
