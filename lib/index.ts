@@ -88,6 +88,8 @@ export { DataLoader, DataLoaders, loaderDefaults } from "./data/loader";
 export type { Batch, LoaderOptions, ShowBatchOptions } from "./data/loader";
 export type { CacheKind } from "./data/cache";
 export { ImageDataLoaders } from "./data/factories";
+export { TensorDataLoader, tensorDataLoaders } from "./data/tensors";
+export type { TensorLoaderOptions } from "./data/tensors";
 export type { FactoryOptions, FromFolderOptions, FromCsvOptions, FromListsOptions } from "./data/factories";
 export { prepareInferenceBatch } from "./data/inference";
 export type { InferenceSpec } from "./data/inference";
