@@ -117,7 +117,6 @@ const rungs: Rung[] = [
     start: () => {
       require("@tensorflow/tfjs-backend-cpu");
       selectNow("cpu");
-      quietCpuGreeting();
       return { backend: "cpu", threads: 1 };
     },
   },
@@ -189,10 +188,14 @@ function startBest(skipped: string[] = [], from = 0): void {
 function settle(r: Started | Promise<Started>, engine: EngineName, reason: string, onFail: (e: unknown) => Promise<EngineInfo>): void {
   if (!(r instanceof Promise)) {
     current = { ...r, engine, reason };
+    quietCpuGreeting();
     return;
   }
   pending = r.then(
-    (s) => (current = { ...s, engine, reason }),
+    (s) => {
+      quietCpuGreeting();
+      return (current = { ...s, engine, reason });
+    },
     (e) => {
       pending = undefined;
       return onFail(e);
