@@ -176,7 +176,6 @@ function startBest(skipped: string[] = [], from = 0): void {
       // An asynchronous rung that fails hands over to the next rungs.
       skipped.push(`${rung.name} skipped: ${firstLine(e)}`);
       startBest(skipped, i + 1);
-      if (failure) throw failure;
       return ready();
     });
     return;
@@ -198,7 +197,12 @@ function settle(r: Started | Promise<Started>, engine: EngineName, reason: strin
     },
     (e) => {
       pending = undefined;
-      return onFail(e);
+      try {
+        return onFail(e);
+      } catch (err) {
+        failure = err instanceof Error ? err : new Error(String(err)); // later ready() calls give the same answer
+        throw failure;
+      }
     },
   );
   pending.catch(() => undefined); // a failure is reported by `ready()`, not as an unhandled rejection
