@@ -146,9 +146,12 @@ test("bad optimizer inputs are refused with what to fix", async () => {
   const opt = new Optimizer([v], [sgdStep, stepStat], { lr: 0.5 });
   const wrong = tf.ones([3]);
   assert.throws(() => opt.step(new Map([[v, wrong]])), /gradient of .* has shape \[3\] but the parameter has \[2\]/);
+  const stranger = tf.variable(tf.ones([2]));
+  assert.throws(() => opt.step({ [stranger.name]: wrong }), /none of the 1 gradients .* belongs to this optimizer's parameters/);
+  assert.throws(() => opt.step([wrong] as never), /step needs the gradients as a Map from variable to gradient/);
   const g = tf.ones([2]);
   opt.step(new Map([[v, g]]));
   assert.deepEqual([...v.dataSync()], [0.5, 0.5]);
   assert.equal(opt.stateDict().params[0]!.step, 1, "stepStat's count is the saved step");
-  tf.dispose([v, wrong, g]);
+  tf.dispose([v, wrong, g, stranger]);
 });

@@ -177,6 +177,11 @@ export class Optimizer {
   /** Apply one step given gradients for the parameters being trained (parameters without one are skipped). */
   step(grads: GradsArg): void {
     const byVar = grads instanceof Map;
+    if (!byVar && (typeof grads !== "object" || grads === null || Array.isArray(grads) || grads instanceof tf.Tensor)) {
+      throw new Error("step needs the gradients as a Map from variable to gradient, or by variable name as tf.variableGrads returns them");
+    }
+    const given = byVar ? grads.size : Object.keys(grads).length;
+    let used = 0;
     this.paramGroups.forEach((group, gi) => {
       const h = this.hypers[gi]!;
       for (const p of group) {
@@ -191,8 +196,16 @@ export class Optimizer {
           this.state.set(p.variable, st);
         }
         this.update(p, g, h, st);
+        used += 1;
       }
     });
+    if (given > 0 && used === 0) {
+      const names = byVar ? [...grads.keys()].map((v) => v.name) : Object.keys(grads);
+      throw new Error(
+        `none of the ${given} gradients (${names.slice(0, 3).join(", ")}${given > 3 ? ", ..." : ""}) belongs to this optimizer's parameters; ` +
+          `compute them with respect to the variables the optimizer was made with`,
+      );
+    }
   }
 
   /** One parameter's update: run the steppers in one `tf.tidy`, then write back the parameter and the state. */
