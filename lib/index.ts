@@ -180,7 +180,7 @@ export { resnet18, resnet34, resnet50, resnet101, xresnet18, xresnet34, xresnet5
 export type { Arch, ArchMeta, Stats } from "./models/archs";
 export { buildResNet } from "./models/resnet";
 export type { ArchOptions } from "./models/resnet";
-export { ConvLayer, ResBlock, LinBnDrop, Flatten, PoolFlatten, sequential, simpleCnn, batchNorm, BN_EPS, BN_MOMENTUM } from "./models/blocks";
+export { ConvLayer, ResBlock, LinBnDrop, Flatten, PoolFlatten, sequential, simpleCnn, BatchNorm, BN_EPS, BN_MOMENTUM } from "./models/blocks";
 export type {
   ModelBlock,
   BuildContext,

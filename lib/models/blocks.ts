@@ -73,8 +73,8 @@ function weightInit(act: Activation, seed: number): Initializer {
   return tf.initializers.varianceScaling({ scale: act === "relu" ? 2 : 1 / 3, mode: "fanIn", distribution: "uniform", seed });
 }
 
-/** fastai's `BatchNorm`: PyTorch's momentum and eps, gamma 1 (0 with `zero`), beta 1e-3. */
-export function batchNorm(name: string, zero = false): tf.layers.Layer {
+/** fastai's `BatchNorm` (a layer named `name`): PyTorch's momentum and eps, gamma 1 (0 with `zero`), beta 1e-3. */
+export function BatchNorm(name: string, zero = false): tf.layers.Layer {
   return tf.layers.batchNormalization({
     axis: -1,
     epsilon: BN_EPS,
@@ -164,7 +164,7 @@ export function ConvLayer(ni: number, nf: number, opts: ConvLayerOptions = {}): 
         kernelInitializer: weightInit(act, ctx.seed()),
         biasInitializer: tf.initializers.randomNormal({ mean: 0, stddev: 0.01, seed: ctx.seed() }),
       });
-      if (bn) h = batchNorm(`${ctx.name}.bn`, opts.bnZero ?? false).apply(h) as SymbolicTensor;
+      if (bn) h = BatchNorm(`${ctx.name}.bn`, opts.bnZero ?? false).apply(h) as SymbolicTensor;
       if (act === "relu") h = tf.layers.reLU({ name: `${ctx.name}.relu` }).apply(h) as SymbolicTensor;
       return h;
     },
@@ -242,7 +242,7 @@ export function LinBnDrop(nIn: number, nOut: number, opts: LinBnDropOptions = {}
       }
       checkChannels("LinBnDrop", ctx, x, nIn);
       const norm = (h: SymbolicTensor): SymbolicTensor => {
-        if (bn) h = batchNorm(`${ctx.name}.bn`).apply(h) as SymbolicTensor;
+        if (bn) h = BatchNorm(`${ctx.name}.bn`).apply(h) as SymbolicTensor;
         if (p > 0) h = tf.layers.dropout({ rate: p, seed: ctx.seed(), name: `${ctx.name}.drop` }).apply(h) as SymbolicTensor;
         return h;
       };
