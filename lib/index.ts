@@ -8,8 +8,11 @@
 import "./wiring";
 // ---------------------------------------------------------------- engine
 import * as tf from "./engine/tf";
+import { startEngine } from "./engine/backend";
 export { tf };
 export { ready, engineInfo, engineBanner, defaultThreads, tfjsCopies } from "./engine/backend";
+// `tf` works the moment tsfast is imported: the engine ladder runs now (only wasm finishes later).
+startEngine();
 export type { EngineInfo, EngineName } from "./engine/backend";
 export { NativeAdamOptimizer } from "./engine/native/optimizer";
 // ---------------------------------------------------------------- display
@@ -89,6 +92,8 @@ export { DataLoader, DataLoaders, loaderDefaults } from "./data/loader";
 export type { Batch, LoaderOptions, ShowBatchOptions } from "./data/loader";
 export type { CacheKind } from "./data/cache";
 export { ImageDataLoaders, SegmentationDataLoaders } from "./data/factories";
+export { TensorDataLoader, tensorDataLoaders } from "./data/tensors";
+export type { TensorLoaderOptions } from "./data/tensors";
 export type { FactoryOptions, FromFolderOptions, FromCsvOptions, FromListsOptions, SegmentationOptions } from "./data/factories";
 export { prepareInferenceBatch } from "./data/inference";
 export type { InferenceSpec } from "./data/inference";
@@ -124,9 +129,29 @@ export { Recorder, SmoothLoss } from "./learner/recorder";
 export { ProgressCallback } from "./learner/progress";
 export type { ProgressOptions } from "./learner/progress";
 export { EarlyStoppingCallback, SaveModelCallback, CSVLogger } from "./learner/callbacks";
+export { Hook, Hooks, hookOutput, hookOutputs, findLayer } from "./learner/hooks";
+export type { HookFunc, HookOptions } from "./learner/hooks";
+export { ActivationStats, activationStatsDefaults } from "./learner/activation-stats";
+export type { ActivationStatsOptions, LayerStats } from "./learner/activation-stats";
 export type { EarlyStoppingOptions, SaveModelOptions, CSVLoggerOptions, TrackerOptions } from "./learner/callbacks";
-export { Adam, SGD, AdamOptimizer, SGDOptimizer, Optimizer, slice, evenMults } from "./learner/optimizer";
-export type { OptFunc, Hypers, Param, Slice, LrSpec, AdamOptions, SGDOptions, OptimizerState } from "./learner/optimizer";
+export { Adam, SGD, RMSProp, AdamOptimizer, SGDOptimizer, RMSPropOptimizer, Optimizer, hyperDefaults, slice, evenMults } from "./learner/optimizer";
+export type {
+  OptFunc,
+  Hypers,
+  Param,
+  ParamsArg,
+  GradsArg,
+  Slice,
+  LrSpec,
+  AdamOptions,
+  SGDOptions,
+  RMSPropOptions,
+  BaseOptimizerOptions,
+  OptimizerOptions,
+  OptimizerState,
+} from "./learner/optimizer";
+export { sgdStep, weightDecay, l2Reg, averageGrad, averageSqrGrad, stepStat, momentumStep, rmsPropStep, adamStep, partial } from "./learner/steppers";
+export type { Stepper, StepArgs, StepUpdate } from "./learner/steppers";
 export {
   schedLin,
   schedCos,
@@ -157,8 +182,19 @@ export type { InferenceInfo, PrepareInferenceBatch } from "./learner/predict";
 // ---------------------------------------------------------------- models
 export { resnet18, resnet34, resnet50, resnet101, xresnet18, xresnet34, xresnet50, archMeta } from "./models/archs";
 export type { Arch, ArchMeta, Stats } from "./models/archs";
-export { simpleCnn, buildResNet } from "./models/resnet";
-export type { ArchOptions, SimpleCnnOptions } from "./models/resnet";
+export { buildResNet } from "./models/resnet";
+export type { ArchOptions } from "./models/resnet";
+export { ConvLayer, ResBlock, LinBnDrop, Flatten, PoolFlatten, sequential, simpleCnn, BatchNorm, BN_EPS, BN_MOMENTUM } from "./models/blocks";
+export type {
+  ModelBlock,
+  BuildContext,
+  Activation,
+  ConvLayerOptions,
+  ResBlockOptions,
+  LinBnDropOptions,
+  SequentialOptions,
+  SimpleCnnOptions,
+} from "./models/blocks";
 export { visionLearner, createVisionModel, createHead, visionSplit, shippedDefault, isGreyBatch } from "./models/vision";
 export type { VisionLearnerOptions, VisionModelOptions, HeadOptions } from "./models/vision";
 export { AdaptiveConcatPool2d, SigmoidRange } from "./models/layers";

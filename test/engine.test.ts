@@ -85,3 +85,37 @@ test("a second copy of tfjs-core in the process is named in a warning", () => {
   assert.match(r.out, /copies 2/);
   assert.match(r.err, /tsfast: 2 copies of TensorFlow\.js are loaded .*import \{ tf \} from "tsfast"/);
 });
+
+// tf is usable the moment tsfast is imported: the ladder runs on import, so the first op,
+// tf.ready() and ready() agree on the engine (issue 17).
+const FIRST_OPS = `const tf = t.tf;
+  const before = tf.getBackend();
+  const y = tf.tensor1d([1, 2, 3]).square().sum().dataSync()[0];
+  tf.ready().then(() => { const afterTf = tf.getBackend(); return t.ready().then((info) =>
+    console.log(JSON.stringify({ before, y, afterTf, ready: info.backend, now: tf.getBackend() }))); });`;
+
+test("tf ops run first thing after import, on the engine ready() then reports", () => {
+  const r = probe({ TSFAST_BACKEND: "" }, FIRST_OPS);
+  assert.equal(r.status, 0, r.err);
+  const o = JSON.parse(r.out);
+  assert.equal(o.y, 14);
+  assert.ok(["native", "cpu", "tensorflow"].includes(o.before), `a synchronous engine was chosen on import: ${o.before}`);
+  assert.deepEqual([o.afterTf, o.ready, o.now], [o.before, o.before, o.before]);
+});
+
+test("tf ops before ready() run on a forced synchronous engine (cpu)", () => {
+  const r = probe({ TSFAST_BACKEND: "cpu" }, FIRST_OPS);
+  assert.equal(r.status, 0, r.err);
+  assert.deepEqual(JSON.parse(r.out), { before: "cpu", y: 14, afterTf: "cpu", ready: "cpu", now: "cpu" });
+  assert.doesNotMatch(r.err, /Hi there|tfjs-node/, "the cpu backend's greeting is silenced");
+});
+
+test("with wasm (which starts asynchronously), tf.ready() and ready() both wait for it", () => {
+  const r = probe(
+    { TSFAST_BACKEND: "wasm" },
+    `t.tf.ready().then(() => { const b = t.tf.getBackend(); const y = t.tf.tensor1d([3, 4]).square().sum().dataSync()[0];
+       return t.ready().then((info) => console.log(JSON.stringify([b, y, info.backend]))); });`,
+  );
+  assert.equal(r.status, 0, r.err);
+  assert.deepEqual(JSON.parse(r.out), ["wasm", 25, "wasm"]);
+});

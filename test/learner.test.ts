@@ -38,6 +38,20 @@ test("fit lowers the validation loss, records one row per epoch and leaks no ten
   assert.ok(Math.abs(acc! - v[2]![2]!) < 1e-9);
 });
 
+test("validate() works with a loss given as a plain function (no per-item form) and equals the recorded validation loss", async () => {
+  await ready();
+  const dls = toyDls({ n: 48, bs: 16 });
+  const { model } = toyModel();
+  // lesson 10's situation: a loss written by hand as (pred, targ) => scalar
+  const meanSquaredLogit = (pred: tf.Tensor, targ: tf.Tensor) => tf.tidy(() => tf.mean(tf.square(tf.sub(pred.slice([0, 1], [-1, 1]).squeeze(), targ.cast("float32")))));
+  const learn = new Learner(dls, model, { lossFunc: meanSquaredLogit, metrics: accuracy, progress: false, optFunc: SGD, lr: 0.1 });
+  await learn.fit(1);
+  const [vl, acc] = await learn.validate();
+  const recorded = learn.recorder.values[0]!;
+  assert.ok(Math.abs(vl! - recorded[1]!) < 1e-6, `${vl} vs ${recorded[1]}`);
+  assert.equal(acc, recorded[2]);
+});
+
 test("callbacks see events in fastai's order and sorted by order", async () => {
   await ready();
   const dls = toyDls({ n: 32, bs: 16 });

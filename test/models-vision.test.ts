@@ -16,7 +16,7 @@ import { createVisionModel, statsForChannels, visionLearner, visionSplit } from 
 import { modelSummary } from "../lib/learner/summary";
 import { loadWeights, saveWeights } from "../lib/models/weights";
 import { readSafetensors } from "../lib/models/safetensors";
-import { simpleCnn } from "../lib/models/resnet";
+import { simpleCnn } from "../lib/models/blocks";
 import { AdaptiveConcatPool2d } from "../lib/models/layers";
 import { maxDiff as compare } from "./helpers/compare";
 

@@ -25,12 +25,6 @@ export interface EngineInfo {
 
 export type EngineName = "tfjs-node-gpu" | "tfjs-node" | "native" | "wasm" | "cpu";
 
-/** A rung of the ladder: `tryInit` resolves with a tfjs backend name, or throws saying why not. */
-export interface EngineRung {
-  name: EngineName;
-  tryInit: () => Promise<{ backend: string; threads: number }>;
-}
-
 const FORCE_ALIASES: Record<string, EngineName> = {
   "tfjs-node-gpu": "tfjs-node-gpu",
   "tensorflow-gpu": "tfjs-node-gpu",
@@ -65,44 +59,64 @@ function firstLine(e: unknown): string {
   return (msg.split("\n")[0] ?? msg).slice(0, 200);
 }
 
-const rungs: EngineRung[] = [
+/**
+ * A rung of the ladder. `start` runs synchronously: it selects the backend and returns its
+ * description, returns a promise when the backend can only start asynchronously (wasm compiles
+ * its module), or throws saying why this rung cannot run here.
+ */
+interface Rung {
+  name: EngineName;
+  start: () => Started | Promise<Started>;
+}
+interface Started {
+  backend: string;
+  threads: number;
+}
+
+/** Select a backend whose factory is synchronous (tfjs-node, native, cpu): `tf.setBackend` then finishes at once. */
+function selectNow(backend: string): void {
+  void tf.setBackend(backend);
+  if (tf.getBackend() !== backend) throw new Error(`the ${backend} backend failed to initialise`);
+}
+
+const rungs: Rung[] = [
   {
     name: "tfjs-node-gpu",
-    tryInit: async () => {
+    start: () => {
       // Loading fails (missing libcudart/libcudnn) unless CUDA 11.2 + cuDNN 8.1 are installed.
       require("@tensorflow/tfjs-node-gpu");
-      await tf.setBackend("tensorflow");
+      selectNow("tensorflow");
       return { backend: "tensorflow", threads: defaultThreads() };
     },
   },
   {
     name: "tfjs-node",
-    tryInit: async () => {
+    start: () => {
       require("@tensorflow/tfjs-node");
-      await tf.setBackend("tensorflow");
+      selectNow("tensorflow");
       return { backend: "tensorflow", threads: defaultThreads() };
     },
   },
   {
     name: "native",
-    tryInit: async () => {
+    start: () => {
       // The native engine module registers itself; it throws with the reason it cannot load.
-      const native = require("./native") as { initNative: () => Promise<{ backend: string; threads: number }> };
-      return native.initNative();
+      const native = require("./native") as { startNative: () => Started };
+      return native.startNative();
     },
   },
   {
     name: "wasm",
-    tryInit: async () => {
-      const wasm = require("./wasm") as { initWasm: () => Promise<{ backend: string; threads: number }> };
+    start: () => {
+      const wasm = require("./wasm") as { initWasm: () => Promise<Started> };
       return wasm.initWasm();
     },
   },
   {
     name: "cpu",
-    tryInit: async () => {
+    start: () => {
       require("@tensorflow/tfjs-backend-cpu");
-      await tf.setBackend("cpu");
+      selectNow("cpu");
       return { backend: "cpu", threads: 1 };
     },
   },
@@ -110,15 +124,100 @@ const rungs: EngineRung[] = [
 
 let current: EngineInfo | undefined;
 let pending: Promise<EngineInfo> | undefined;
+let failure: Error | undefined;
 
 /**
- * Choose and initialise the best available backend once; later calls return the same answer.
- * `TSFAST_BACKEND` forces a rung (an error names the valid values or why the forced one failed).
+ * Walk the ladder now, synchronously, so that `tf` works the moment tsfast is imported: the first
+ * op, `tf.ready()` and `ready()` all see the same engine. Only the wasm rung starts asynchronously;
+ * when it is the best one, `tf.ready()` and `ready()` wait for it. `lib/index.ts` calls this on
+ * import; calling it again does nothing.
+ */
+export function startEngine(): void {
+  if (current || pending || failure) return;
+  try {
+    const forced = process.env["TSFAST_BACKEND"];
+    if (forced !== undefined && forced !== "") startForced(forced);
+    else startBest();
+  } catch (e) {
+    failure = e instanceof Error ? e : new Error(String(e));
+  }
+}
+
+function startForced(forced: string): void {
+  const name = FORCE_ALIASES[forced];
+  if (!name) {
+    throw new Error(`TSFAST_BACKEND="${forced}" is not a backend; use one of ${Object.keys(FORCE_ALIASES).join(", ")}`);
+  }
+  const why = (e: unknown) => new Error(`TSFAST_BACKEND=${forced} was asked for but cannot start: ${firstLine(e)}`);
+  const reason = `forced by TSFAST_BACKEND=${forced}`;
+  let r: Started | Promise<Started>;
+  try {
+    r = rungs.find((x) => x.name === name)!.start();
+  } catch (e) {
+    throw why(e);
+  }
+  settle(r, name, reason, (e) => {
+    throw why(e);
+  });
+}
+
+function startBest(skipped: string[] = [], from = 0): void {
+  for (let i = from; i < rungs.length; i++) {
+    const rung = rungs[i]!;
+    let r: Started | Promise<Started>;
+    try {
+      r = rung.start();
+    } catch (e) {
+      skipped.push(`${rung.name} skipped: ${firstLine(e)}`);
+      continue;
+    }
+    const reason = () => (skipped.length ? skipped.join("; ") : "best available");
+    settle(r, rung.name, reason(), (e) => {
+      // An asynchronous rung that fails hands over to the next rungs.
+      skipped.push(`${rung.name} skipped: ${firstLine(e)}`);
+      startBest(skipped, i + 1);
+      return ready();
+    });
+    return;
+  }
+  throw new Error(`no TensorFlow.js backend could start: ${skipped.join("; ")}`);
+}
+
+/** Record a started rung, or, for an asynchronous one, the promise of it. */
+function settle(r: Started | Promise<Started>, engine: EngineName, reason: string, onFail: (e: unknown) => Promise<EngineInfo>): void {
+  if (!(r instanceof Promise)) {
+    current = { ...r, engine, reason };
+    quietCpuGreeting();
+    return;
+  }
+  pending = r.then(
+    (s) => {
+      quietCpuGreeting();
+      return (current = { ...s, engine, reason });
+    },
+    (e) => {
+      pending = undefined;
+      try {
+        return onFail(e);
+      } catch (err) {
+        failure = err instanceof Error ? err : new Error(String(err)); // later ready() calls give the same answer
+        throw failure;
+      }
+    },
+  );
+  pending.catch(() => undefined); // a failure is reported by `ready()`, not as an unhandled rejection
+}
+
+/**
+ * The engine, once it has started (tsfast starts it on import; see `startEngine`): the best
+ * available backend, or the one `TSFAST_BACKEND` forces (an error names the valid values or why
+ * the forced one failed). Later calls return the same answer.
  */
 export function ready(): Promise<EngineInfo> {
-  if (current) return Promise.resolve(current);
-  if (!pending) pending = choose();
-  return pending;
+  startEngine();
+  if (failure) return Promise.reject(failure);
+  warnCopies();
+  return current ? Promise.resolve(current) : pending!;
 }
 
 /** The cpu backend greets Node users with advice to install tfjs-node on first use; we already chose. */
@@ -136,7 +235,10 @@ export function tfjsCopies(): string[] {
   return Object.keys(require.cache).filter((k) => pattern.test(k));
 }
 
-async function choose(): Promise<EngineInfo> {
+let copiesChecked = false;
+function warnCopies(): void {
+  if (copiesChecked) return;
+  copiesChecked = true;
   const copies = tfjsCopies();
   if (copies.length > 1) {
     console.warn(
@@ -144,40 +246,6 @@ async function choose(): Promise<EngineInfo> {
         `import tf from "tsfast" (import { tf } from "tsfast") instead of from @tensorflow/* packages`,
     );
   }
-  const info = await chooseRung();
-  quietCpuGreeting();
-  return info;
-}
-
-async function chooseRung(): Promise<EngineInfo> {
-  const forced = process.env["TSFAST_BACKEND"];
-  if (forced !== undefined && forced !== "") {
-    const name = FORCE_ALIASES[forced];
-    if (!name) {
-      throw new Error(
-        `TSFAST_BACKEND="${forced}" is not a backend; use one of ${Object.keys(FORCE_ALIASES).join(", ")}`,
-      );
-    }
-    const rung = rungs.find((r) => r.name === name)!;
-    try {
-      const r = await rung.tryInit();
-      current = { ...r, engine: name, reason: `forced by TSFAST_BACKEND=${forced}` };
-      return current;
-    } catch (e) {
-      throw new Error(`TSFAST_BACKEND=${forced} was asked for but cannot start: ${firstLine(e)}`);
-    }
-  }
-  const skipped: string[] = [];
-  for (const rung of rungs) {
-    try {
-      const r = await rung.tryInit();
-      current = { ...r, engine: rung.name, reason: skipped.length ? skipped.join("; ") : "best available" };
-      return current;
-    } catch (e) {
-      skipped.push(`${rung.name} skipped: ${firstLine(e)}`);
-    }
-  }
-  throw new Error(`no TensorFlow.js backend could start: ${skipped.join("; ")}`);
 }
 
 /** The engine chosen by `ready()`; throws if `ready()` has not finished yet. */

@@ -64,11 +64,19 @@ function registerReluGradient(): void {
   });
 }
 
-/** Load the compiled addon and select its backend, or throw saying why it is unavailable. */
-export async function initNative(): Promise<{ backend: string; threads: number }> {
+/**
+ * Load the compiled addon and select its backend, or throw saying why it is unavailable. The
+ * backend's factory is synchronous, so it is selected before this returns (the ladder relies on it).
+ */
+export function startNative(): { backend: string; threads: number } {
   const addon = registerNative();
   const threads = addon.setThreads(defaultThreads());
-  const ok = await tf.setBackend(BACKEND);
-  if (!ok) throw new Error("the native backend failed to initialise");
+  void tf.setBackend(BACKEND);
+  if (tf.getBackend() !== BACKEND) throw new Error("the native backend failed to initialise");
   return { backend: BACKEND, threads };
+}
+
+/** `startNative` as a promise, for callers that switch engines mid-process (tests, benchmarks). */
+export async function initNative(): Promise<{ backend: string; threads: number }> {
+  return startNative();
 }

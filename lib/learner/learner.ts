@@ -24,7 +24,7 @@ import {
 import { toLoss, CrossEntropyLossFlat, BCEWithLogitsLossFlat, MSELossFlat, type Loss } from "./losses";
 import type { Metric } from "./metrics";
 import { Adam, expandPerGroup, slice, type LrSpec, type OptFunc, type Optimizer } from "./optimizer";
-import { freezeGroups, isTrained, paramGroups, type GroupParam } from "./params";
+import { bnMomentumWarning, freezeGroups, isTrained, paramGroups, type GroupParam } from "./params";
 import { Recorder } from "./recorder";
 import { TrainingGuard, lossAndGradSum } from "./guard";
 import { ProgressCallback } from "./progress";
@@ -187,6 +187,8 @@ export class Learner {
   private guard?: TrainingGuard;
   private groups?: tf.layers.Layer[][];
   private params?: GroupParam[][];
+  /** The BatchNorm-momentum warning is given once per learner. */
+  private bnWarned = false;
 
   constructor(dls: DataLoadersLike, model: tf.LayersModel, opts: LearnerOptions = {}) {
     if ((dls.nInp ?? 1) !== 1 || (dls.nTargets ?? 1) !== 1) {
@@ -314,6 +316,7 @@ export class Learner {
     opt.setHyper("lr", lr ?? this.lr);
     const wd = opts.wd ?? this.wd;
     if (wd !== undefined) opt.setHyper("wd", wd);
+    this.warnBnMomentum(nEpoch * this.dls.train.length);
     const extra = opts.cbs ?? [];
     this.addCbs(extra);
     this.stopRequested = false;
@@ -348,6 +351,15 @@ export class Learner {
       this.disposeBatch();
       this.removeCbs(extra);
     }
+  }
+
+  /** Once per learner: BatchNorm at tfjs's default momentum leaves validation near chance in a short fit. */
+  private warnBnMomentum(steps: number): void {
+    if (this.bnWarned || steps === 0) return;
+    const warning = bnMomentumWarning(this.model, steps);
+    if (!warning) return;
+    this.bnWarned = true;
+    console.warn(warning);
   }
 
   /** Refuse (changing nothing) while a fit runs: a second call must not touch the running one's lr, groups or weights. */

@@ -1,11 +1,13 @@
 /**
- * Optimizers with parameter groups and per-step hyper-parameters, as fastai defines them.
+ * Optimizers with parameter groups and per-step hyper-parameters, built from steppers as fastai defines them.
  *
  * Each group has its own hyper-parameters (`lr`, `mom`, `wd`, ...) so discriminative learning rates
  * and one-cycle schedules can set them per batch. State (moving averages) is keyed by variable and
  * can be serialised (`stateDict`) for checkpoints.
  */
 import * as tf from "../engine/tf";
+import { adamStep, averageGrad, averageSqrGrad, l2Reg, momentumStep, partial, rmsPropStep, sgdStep, stepStat, weightDecay } from "./steppers";
+import type { StepArgs, Stepper } from "./steppers";
 
 /** Hyper-parameters of one parameter group (the fields an optimizer uses). */
 export interface Hypers {
@@ -90,20 +92,80 @@ export interface OptimizerState {
   params: { step: number; tensors: Record<string, tf.Tensor> }[];
 }
 
-/** Base optimizer: parameter groups, hypers per group, state keyed by variable. */
-export abstract class Optimizer {
+/** What `new Optimizer` optimises: variables (one group, all with weight decay), `Param`s, or groups of `Param`s. */
+export type ParamsArg = tf.Variable[] | Param[] | Param[][];
+
+/** Gradients for `step`: by variable, or by variable name as `tf.variableGrads` returns them. */
+export type GradsArg = Map<tf.Variable, tf.Tensor> | tf.NamedTensorMap;
+
+/** Options of `new Optimizer`: the hyper-parameters' starting values and a name. */
+export interface OptimizerOptions extends Partial<Hypers> {
+  /** A short name saved with the state (default "Optimizer"). */
+  kind?: string;
+}
+
+/** Hyper-parameters an `Optimizer` starts with when not given (each optimizer function sets its own). */
+export const hyperDefaults: Hypers = { lr: 1e-3, mom: 0, sqrMom: 0.99, eps: 1e-5, wd: 0 };
+
+/** The state keys a stepper may return that are saved between steps. */
+const STATE_TENSORS = ["gradAvg", "sqrAvg"] as const;
+
+function isVariable(v: unknown): v is tf.Variable {
+  return v instanceof tf.Variable;
+}
+
+/** Normalise `ParamsArg` into parameter groups, or say what was wrong with it. */
+function toGroups(params: ParamsArg): Param[][] {
+  if (!Array.isArray(params) || params.length === 0) {
+    throw new Error("an optimizer needs parameters: an array of tf.Variable, of { variable, doWd }, or of such arrays (groups)");
+  }
+  if (params.every(isVariable)) return [params.map((variable) => ({ variable, doWd: true }))];
+  const isParam = (x: unknown): x is Param => typeof x === "object" && x !== null && isVariable((x as Param).variable);
+  if (params.every(isParam)) return [params];
+  if (params.every((g) => Array.isArray(g) && g.every(isParam))) return params as Param[][];
+  const i = params.findIndex((x) => !isVariable(x) && !isParam(x) && !(Array.isArray(x) && x.every(isParam)));
+  throw new Error(
+    `optimizer parameter ${i >= 0 ? i : 0} is not a tf.Variable, a { variable, doWd } or an array of them ` +
+      `(mixing the three kinds is not allowed either); make trainable values with tf.variable(...)`,
+  );
+}
+
+/**
+ * fastai's `Optimizer`: parameter groups with hyper-parameters per group (`lr`, `mom`, ... so
+ * discriminative learning rates and one-cycle schedules can set them per batch), and a list of
+ * `steppers` (see `steppers.ts`) run in order for every parameter at each `step`.
+ * `new Optimizer(params, [weightDecay, sgdStep], { lr: 0.1 })` is plain SGD.
+ */
+export class Optimizer {
   /** The parameter groups (all parameters, trained or frozen). */
   readonly paramGroups: Param[][];
   /** One hyper-parameter record per group. */
   readonly hypers: Hypers[];
-  protected readonly state = new Map<tf.Variable, ParamState>();
+  /** The steppers run, in order, for each parameter. */
+  readonly steppers: Stepper[];
   /** A short name saved with the state (`Adam`, `SGD`). */
-  abstract readonly kind: string;
+  readonly kind: string;
+  protected readonly state = new Map<tf.Variable, ParamState>();
 
-  constructor(paramGroups: Param[][], defaults: Hypers) {
-    if (paramGroups.length === 0) throw new Error("an optimizer needs at least one parameter group");
-    this.paramGroups = paramGroups;
-    this.hypers = paramGroups.map(() => ({ ...defaults }));
+  constructor(params: ParamsArg, steppers: Stepper[], opts: OptimizerOptions = {}) {
+    this.paramGroups = toGroups(params);
+    if (!Array.isArray(steppers) || steppers.length === 0) {
+      throw new Error("an optimizer needs at least one stepper, e.g. new Optimizer(params, [sgdStep], { lr: 0.1 })");
+    }
+    steppers.forEach((s, i) => {
+      if (typeof s !== "function") throw new Error(`stepper ${i} is not a function (got ${typeof s}); steppers are functions like sgdStep`);
+    });
+    this.steppers = steppers;
+    const { kind, ...given } = opts;
+    this.kind = kind ?? "Optimizer";
+    const start: Hypers = { ...hyperDefaults };
+    for (const [k, v] of Object.entries(given)) {
+      if (v === undefined) continue;
+      if (!(k in hyperDefaults)) throw new Error(`unknown optimizer option "${k}"; the hyper-parameters are ${Object.keys(hyperDefaults).join(", ")}`);
+      if (typeof v !== "number" || !Number.isFinite(v)) throw new Error(`optimizer option ${k} must be a finite number, got ${v}`);
+      start[k as keyof Hypers] = v;
+    }
+    this.hypers = this.paramGroups.map(() => ({ ...start }));
   }
 
   /** Set hyper-parameter `key` for every group from a number, per-group array or `slice`. */
@@ -112,35 +174,60 @@ export abstract class Optimizer {
     this.hypers.forEach((h, i) => (h[key] = vals[i]!));
   }
 
-  /** Apply one step given gradients for the parameters being trained (missing ones are skipped). */
-  step(grads: Map<tf.Variable, tf.Tensor>): void {
+  /** Apply one step given gradients for the parameters being trained (parameters without one are skipped). */
+  step(grads: GradsArg): void {
+    const byVar = grads instanceof Map;
+    if (!byVar && (typeof grads !== "object" || grads === null || Array.isArray(grads) || grads instanceof tf.Tensor)) {
+      throw new Error("step needs the gradients as a Map from variable to gradient, or by variable name as tf.variableGrads returns them");
+    }
+    const given = byVar ? grads.size : Object.keys(grads).length;
+    let used = 0;
     this.paramGroups.forEach((group, gi) => {
       const h = this.hypers[gi]!;
       for (const p of group) {
-        const g = grads.get(p.variable);
+        const g = byVar ? grads.get(p.variable) : (grads as tf.NamedTensorMap)[p.variable.name];
         if (!g) continue;
+        if (!tf.util.arraysEqual(g.shape, p.variable.shape)) {
+          throw new Error(`the gradient of ${p.variable.name} has shape [${g.shape}] but the parameter has [${p.variable.shape}]`);
+        }
         let st = this.state.get(p.variable);
         if (!st) {
           st = { step: 0, tensors: new Map() };
           this.state.set(p.variable, st);
         }
-        st.step += 1;
         this.update(p, g, h, st);
+        used += 1;
       }
     });
+    if (given > 0 && used === 0) {
+      const names = byVar ? [...grads.keys()].map((v) => v.name) : Object.keys(grads);
+      throw new Error(
+        `none of the ${given} gradients (${names.slice(0, 3).join(", ")}${given > 3 ? ", ..." : ""}) belongs to this optimizer's parameters; ` +
+          `compute them with respect to the variables the optimizer was made with`,
+      );
+    }
   }
 
-  /** One parameter's update; subclasses implement it with `tf.tidy` and `variable.assign`. */
-  protected abstract update(p: Param, g: tf.Tensor, h: Hypers, st: ParamState): void;
-
-  /** The state tensor `name` of a parameter, created as zeros on first use. */
-  protected slot(p: Param, st: ParamState, name: string): tf.Variable {
-    let v = st.tensors.get(name);
-    if (!v) {
-      v = tf.variable(tf.zerosLike(p.variable), false);
-      st.tensors.set(name, v);
-    }
-    return v;
+  /** One parameter's update: run the steppers in one `tf.tidy`, then write back the parameter and the state. */
+  protected update(p: Param, g: tf.Tensor, h: Hypers, st: ParamState): void {
+    const st0 = st;
+    tf.tidy(() => {
+      const args: StepArgs = { p: p.variable, grad: g, doWd: p.doWd, ...h, step: st0.step || undefined };
+      for (const name of STATE_TENSORS) {
+        const t = st0.tensors.get(name);
+        if (t) args[name] = t;
+      }
+      for (const stepper of this.steppers) Object.assign(args, stepper(args) ?? {});
+      if (args.p !== p.variable) p.variable.assign(args.p);
+      for (const name of STATE_TENSORS) {
+        const t = args[name];
+        if (!t || t === st0.tensors.get(name)) continue;
+        const slot = st0.tensors.get(name);
+        if (slot) slot.assign(t);
+        else st0.tensors.set(name, tf.variable(t, false));
+      }
+      st0.step = args.step ?? 0;
+    });
   }
 
   /** Forget all state (moving averages, step counts). */
@@ -199,31 +286,44 @@ export function disposeState(s: OptimizerState): void {
   for (const p of s.params) for (const t of Object.values(p.tensors)) t.dispose();
 }
 
-/** Options of `Adam` (fastai's defaults). */
-export interface AdamOptions {
+/** Options every optimizer function takes. */
+export interface BaseOptimizerOptions {
   /** Learning rate (default 1e-3). */
   lr?: number;
+  /** Decoupled weight decay, AdamW's `p ← p·(1 − lr·wd)` (default true); false adds `wd·p` to the gradient (L2, PyTorch's `weight_decay`). */
+  decoupleWd?: boolean;
+}
+
+/** `weightDecay` (decoupled, the default) or `l2Reg`. */
+function wdStepper(o: BaseOptimizerOptions): Stepper {
+  return (o.decoupleWd ?? true) ? weightDecay : l2Reg;
+}
+
+/** Options of `Adam` (fastai's defaults). */
+export interface AdamOptions extends BaseOptimizerOptions {
   /** beta1 (default 0.9). */
   mom?: number;
   /** beta2 (default 0.99). */
   sqrMom?: number;
   /** Added to the denominator (default 1e-5). */
   eps?: number;
-  /** Decoupled weight decay (default 0.01). */
+  /** Weight decay (default 0.01). */
   wd?: number;
 }
 
 /**
- * fastai's Adam with decoupled weight decay (AdamW), per parameter:
+ * fastai's Adam with decoupled weight decay (AdamW): the steppers `weightDecay`, dampened
+ * `averageGrad`, `averageSqrGrad`, `stepStat`, `adamStep`. Per parameter:
  *   1. p ← p·(1 − lr·wd)                         (only when the parameter takes weight decay)
  *   2. m ← mom·m + (1 − mom)·g;   v ← sqrMom·v + (1 − sqrMom)·g²
  *   3. p ← p − lr/(1 − mom^t) · m / (√(v/(1 − sqrMom^t)) + eps)
  * This equals `torch.optim.AdamW(betas=(mom, sqrMom), eps, weight_decay=wd)`.
  */
 export class AdamOptimizer extends Optimizer {
-  readonly kind = "Adam";
-  constructor(groups: Param[][], opts: AdamOptions = {}) {
-    super(groups, {
+  constructor(params: ParamsArg, opts: AdamOptions = {}) {
+    const wd = wdStepper(opts);
+    super(params, [wd, partial(averageGrad, { dampening: true }), averageSqrGrad, stepStat, adamStep], {
+      kind: "Adam",
       lr: opts.lr ?? 1e-3,
       mom: opts.mom ?? 0.9,
       sqrMom: opts.sqrMom ?? 0.99,
@@ -231,55 +331,59 @@ export class AdamOptimizer extends Optimizer {
       wd: opts.wd ?? 0.01,
     });
   }
-  protected update(p: Param, g: tf.Tensor, h: Hypers, st: ParamState): void {
-    const m = this.slot(p, st, "gradAvg");
-    const v = this.slot(p, st, "sqrAvg");
-    tf.tidy(() => {
-      let w: tf.Tensor = p.variable;
-      if (p.doWd && h.wd !== 0) w = tf.mul(w, 1 - h.lr * h.wd);
-      const m1 = tf.add(tf.mul(m, h.mom), tf.mul(g, 1 - h.mom));
-      const v1 = tf.add(tf.mul(v, h.sqrMom), tf.mul(tf.square(g), 1 - h.sqrMom));
-      const debias1 = 1 - Math.pow(h.mom, st.step);
-      const debias2 = 1 - Math.pow(h.sqrMom, st.step);
-      const denom = tf.add(tf.sqrt(tf.div(v1, debias2)), h.eps);
-      const w1 = tf.sub(w, tf.mul(tf.div(m1, denom), h.lr / debias1));
-      m.assign(m1);
-      v.assign(v1);
-      p.variable.assign(w1);
-    });
-  }
 }
 
 /** Options of `SGD` (fastai's defaults). */
-export interface SGDOptions {
-  /** Learning rate (default 1e-3). */
-  lr?: number;
+export interface SGDOptions extends BaseOptimizerOptions {
   /** Momentum, undampened: `m ← mom·m + g` (default 0: plain SGD). */
   mom?: number;
-  /** Decoupled weight decay (default 0). */
+  /** Weight decay (default 0). */
   wd?: number;
 }
 
-/** fastai's SGD: 1. p ← p·(1 − lr·wd); 2. m ← mom·m + g (when mom ≠ 0); 3. p ← p − lr·m. */
+/**
+ * fastai's SGD: `weightDecay`, then `sgdStep`, or with momentum `averageGrad` + `momentumStep`:
+ * 1. p ← p·(1 − lr·wd); 2. m ← mom·m + g (when mom ≠ 0); 3. p ← p − lr·m.
+ * As in fastai, momentum is used only when created with `mom ≠ 0` (a one-cycle `mom` schedule then varies it).
+ */
 export class SGDOptimizer extends Optimizer {
-  readonly kind = "SGD";
-  /** As in fastai, momentum is used only when created with `mom ≠ 0` (a one-cycle `mom` schedule then varies it). */
-  readonly useMom: boolean;
-  constructor(groups: Param[][], opts: SGDOptions = {}) {
-    super(groups, { lr: opts.lr ?? 1e-3, mom: opts.mom ?? 0, sqrMom: 0, eps: 0, wd: opts.wd ?? 0 });
-    this.useMom = (opts.mom ?? 0) !== 0;
+  constructor(params: ParamsArg, opts: SGDOptions = {}) {
+    const mom = opts.mom ?? 0;
+    const wd = wdStepper(opts);
+    super(params, mom !== 0 ? [wd, averageGrad, momentumStep] : [wd, sgdStep], { kind: "SGD", lr: opts.lr ?? 1e-3, mom, sqrMom: 0, eps: 0, wd: opts.wd ?? 0 });
   }
-  protected update(p: Param, g: tf.Tensor, h: Hypers, st: ParamState): void {
-    const m = this.useMom ? this.slot(p, st, "gradAvg") : undefined;
-    tf.tidy(() => {
-      let w: tf.Tensor = p.variable;
-      if (p.doWd && h.wd !== 0) w = tf.mul(w, 1 - h.lr * h.wd);
-      let dir: tf.Tensor = g;
-      if (m) {
-        dir = tf.add(tf.mul(m, h.mom), g);
-        m.assign(dir);
-      }
-      p.variable.assign(tf.sub(w, tf.mul(dir, h.lr)));
+}
+
+/** Options of `RMSProp` (fastai's defaults). */
+export interface RMSPropOptions extends BaseOptimizerOptions {
+  /** The weight of the old squared-gradient average (default 0.99; PyTorch's `alpha`). */
+  sqrMom?: number;
+  /** Momentum of the gradient average (default 0: none). */
+  mom?: number;
+  /** Added to the root of the squared-gradient average (default 1e-8). */
+  eps?: number;
+  /** Weight decay (default 0). */
+  wd?: number;
+}
+
+/**
+ * fastai's RMSProp: `weightDecay`, `averageSqrGrad` (plus `averageGrad` when `mom ≠ 0`), `rmsPropStep`:
+ * 1. v ← sqrMom·v + (1 − sqrMom)·g²;  2. p ← p − lr·(m or g)/(√v + eps).
+ * Without momentum it equals `torch.optim.RMSprop(alpha=sqrMom, eps)`; with momentum PyTorch
+ * averages the scaled step instead of the gradient, so the two differ.
+ */
+export class RMSPropOptimizer extends Optimizer {
+  constructor(params: ParamsArg, opts: RMSPropOptions = {}) {
+    const mom = opts.mom ?? 0;
+    const wd = wdStepper(opts);
+    const avg = mom !== 0 ? [averageGrad, averageSqrGrad] : [averageSqrGrad];
+    super(params, [wd, ...avg, rmsPropStep], {
+      kind: "RMSProp",
+      lr: opts.lr ?? 1e-3,
+      mom,
+      sqrMom: opts.sqrMom ?? 0.99,
+      eps: opts.eps ?? 1e-8,
+      wd: opts.wd ?? 0,
     });
   }
 }
@@ -288,7 +392,10 @@ export class SGDOptimizer extends Optimizer {
 export type OptFunc = (groups: Param[][], opts: { lr: number }) => Optimizer;
 
 /** fastai's `Adam` as an `optFunc` (AdamW: mom 0.9, sqrMom 0.99, eps 1e-5, wd 0.01); wrap to change defaults. */
-export const Adam = (groups: Param[][], opts: AdamOptions = {}): Optimizer => new AdamOptimizer(groups, opts);
+export const Adam = (params: ParamsArg, opts: AdamOptions = {}): Optimizer => new AdamOptimizer(params, opts);
 
 /** fastai's `SGD` as an `optFunc` (mom 0, wd 0); wrap to change defaults, e.g. `(g, o) => SGD(g, { ...o, mom: 0.9 })`. */
-export const SGD = (groups: Param[][], opts: SGDOptions = {}): Optimizer => new SGDOptimizer(groups, opts);
+export const SGD = (params: ParamsArg, opts: SGDOptions = {}): Optimizer => new SGDOptimizer(params, opts);
+
+/** fastai's `RMSProp` as an `optFunc` (sqrMom 0.99, mom 0, eps 1e-8, wd 0). */
+export const RMSProp = (params: ParamsArg, opts: RMSPropOptions = {}): Optimizer => new RMSPropOptimizer(params, opts);

@@ -77,3 +77,31 @@ export function freezeGroups(groups: Layer[][], n: number, trainBn: boolean): vo
 export function isTrained(p: GroupParam): boolean {
   return p.layer.trainable && p.layerVariable.trainable;
 }
+
+/** The share of their starting values BatchNorm's moving statistics may keep after a fit before we warn. */
+const BN_STALE_SHARE = 0.01;
+
+/**
+ * The warning for a fit of `steps` training steps when BatchNorm layers of `model` keep tfjs's
+ * default momentum 0.99 (PyTorch's 0.01) or more: after n steps their moving mean and variance
+ * still hold momentum^n of their starting values (0 and 1), and validation uses them. Undefined
+ * when no layer is affected or the fit is long enough (fewer than 1 % left: 459 steps at 0.99).
+ */
+export function bnMomentumWarning(model: tf.LayersModel, steps: number): string | undefined {
+  const slow = leafLayers(model)
+    .filter((l) => l.getClassName() === "BatchNormalization")
+    .map((l) => ({ name: l.name, momentum: Number(l.getConfig()["momentum"]) }))
+    .filter((b) => b.momentum >= 0.99 && b.momentum < 1);
+  if (slow.length === 0) return undefined;
+  const momentum = Math.min(...slow.map((b) => b.momentum));
+  const share = Math.pow(momentum, steps);
+  if (share < BN_STALE_SHARE) return undefined;
+  const names = slow.slice(0, 3).map((b) => `"${b.name}"`).join(", ") + (slow.length > 3 ? ` and ${slow.length - 3} more` : "");
+  return (
+    `tsfast: BatchNormalization layer${slow.length > 1 ? "s" : ""} ${names} use${slow.length > 1 ? "" : "s"} momentum ${momentum} ` +
+    `(tfjs's default; PyTorch's 0.01): after this fit's ${steps} training steps the moving mean and variance still hold ` +
+    `${(share * 100).toFixed(0)} % of their starting values (0 and 1), and validation uses them, so validation loss and ` +
+    `metrics can sit near chance while training loss falls. Build BatchNorm with momentum 0.9 (PyTorch's 0.1): ` +
+    `tf.layers.batchNormalization({ momentum: 0.9, epsilon: 1e-5 }), or tsfast's ConvLayer / LinBnDrop / simpleCnn.`
+  );
+}

@@ -26,7 +26,18 @@ function loaderOf(learn: Learner, opts: { dsIdx?: number; dl?: DataLoaderLike })
 
 /** Predictions, targets and optionally per-item losses over a loader, in loader order (see `Learner.getPreds`). */
 export async function getPreds(learn: Learner, opts: GetPredsOptions = {}): Promise<Preds> {
+  return (await collect(learn, opts, false)).out;
+}
+
+/**
+ * The loop of `getPreds`; with `meanLoss` it also averages the batches' mean losses, weighted by
+ * batch size (as the training loop computes the validation loss), which works for a loss given as
+ * a plain function too (it has no per-item form).
+ */
+async function collect(learn: Learner, opts: GetPredsOptions, meanLoss: boolean): Promise<{ out: Preds; loss: number }> {
   await ready();
+  let lossSum = 0;
+  let count = 0;
   const dl = loaderOf(learn, opts);
   const act = opts.act ?? true;
   const ps: tf.Tensor[] = [];
@@ -38,6 +49,11 @@ export async function getPreds(learn: Learner, opts: GetPredsOptions = {}): Prom
         const { p, l } = tf.tidy(() => {
           const x = opts.transform ? opts.transform(b.xb) : b.xb;
           const logits = learn.model.apply(x, { training: false }) as tf.Tensor;
+          if (meanLoss) {
+            const bs = b.yb.shape[0] ?? 1;
+            lossSum += learn.lossFunc.forward(logits, b.yb, "mean").dataSync()[0]! * bs;
+            count += bs;
+          }
           return {
             p: act ? learn.lossFunc.activation(logits) : logits,
             l: opts.withLoss ? learn.lossFunc.forward(logits, b.yb, "none") : undefined,
@@ -54,7 +70,7 @@ export async function getPreds(learn: Learner, opts: GetPredsOptions = {}): Prom
     if (!ps.length) throw new Error("getPreds: the loader yielded no batches");
     const out: Preds = { preds: tf.concat(ps) as tf.Tensor2D, targs: tf.concat(ts) };
     if (opts.withLoss) out.losses = tf.concat(ls) as tf.Tensor1D;
-    return out;
+    return { out, loss: count ? lossSum / count : NaN };
   } finally {
     tf.dispose([...ps, ...ts, ...ls]);
   }
@@ -62,12 +78,11 @@ export async function getPreds(learn: Learner, opts: GetPredsOptions = {}): Prom
 
 /** `[loss, ...metrics]` over a loader (default the validation set). */
 export async function validate(learn: Learner, opts: { dsIdx?: number; dl?: DataLoaderLike } = {}): Promise<number[]> {
-  const { preds, targs, losses } = await getPreds(learn, { ...opts, withLoss: true, act: false });
+  const { out, loss } = await collect(learn, { ...opts, act: false }, true);
   try {
-    const l = tf.tidy(() => tf.mean(losses!).dataSync()[0]!);
-    return [l, ...learn.metrics.map((m) => m.compute(preds, targs))];
+    return [loss, ...learn.metrics.map((m) => m.compute(out.preds, out.targs))];
   } finally {
-    tf.dispose([preds, targs, losses!]);
+    tf.dispose([out.preds, out.targs]);
   }
 }
 

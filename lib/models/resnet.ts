@@ -11,14 +11,12 @@
  * (`conv1.0`, `conv1.1`, ..., `downsample.1`), so timm's `resnet18d` weights load too.
  */
 import * as tf from "../engine/tf";
+import { BN_EPS, BN_MOMENTUM, torchConv2d } from "./blocks";
 
 type SymbolicTensor = tf.SymbolicTensor;
 type Init = ReturnType<typeof tf.initializers.varianceScaling>;
 
-/** BatchNorm settings that match PyTorch: eps 1e-5, running stats updated with torch momentum 0.1. */
-export const BN_EPS = 1e-5;
-/** tfjs' `momentum` is the weight of the OLD running value: torch momentum 0.1 ↔ tfjs 0.9. */
-export const BN_MOMENTUM = 0.9;
+export { BN_EPS, BN_MOMENTUM };
 
 /** The shape of a ResNet: block type, blocks per stage, stem kind. */
 export interface ResNetConfig {
@@ -120,14 +118,7 @@ export class Builder {
 
   /** A k×k conv with PyTorch's symmetric padding (k-1)/2 (no bias unless asked). */
   conv(x: SymbolicTensor, name: string, filters: number, k: number, stride = 1, bias = false): SymbolicTensor {
-    const pad = (k - 1) / 2;
-    let h = x;
-    let padding: "same" | "valid" = "valid";
-    if (pad > 0 && stride === 1) padding = "same"; // symmetric for odd k, stride 1
-    else if (pad > 0) h = tf.layers.zeroPadding2d({ padding: pad, name: `${name}.pad` }).apply(h) as SymbolicTensor;
-    return tf.layers
-      .conv2d({ filters, kernelSize: k, strides: stride, padding, useBias: bias, kernelInitializer: this.init.conv(), name })
-      .apply(h) as SymbolicTensor;
+    return torchConv2d(x, name, { filters, ks: k, stride, padding: (k - 1) / 2, useBias: bias, kernelInitializer: this.init.conv() });
   }
 
   bn(x: SymbolicTensor, name: string, zero = false): SymbolicTensor {
@@ -226,41 +217,3 @@ export const RESNET_CONFIGS: Record<string, ResNetConfig> = {
   xresnet34: { block: "basic", layers: [3, 4, 6, 3], deep: true },
   xresnet50: { block: "bottleneck", layers: [3, 4, 6, 3], deep: true },
 };
-
-/** Options of `simpleCnn`. */
-export interface SimpleCnnOptions {
-  /** Channels: input first, classes last (default `[1, 16, 32, 64, 10]`). */
-  actns?: number[];
-  /** Kernel size of each conv (default 3). */
-  kernelSzs?: number[];
-  /** Stride of each conv (default 2). */
-  strides?: number[];
-  /** BatchNorm after every conv but the last (default true). */
-  bn?: boolean;
-  /** Input shape (default `[null, null, actns[0]]`). */
-  inputShape?: [number | null, number | null, number];
-  /** Seed of the random initialisation (default 0). */
-  seed?: number;
-}
-
-/**
- * fastai's `simple_cnn`: stride-2 3×3 `ConvLayer`s (conv → BN → ReLU) then global average pooling.
- * Unlike fastai, the last conv has no ReLU: its outputs are the logits, and a ReLU would clip them.
- */
-export function simpleCnn(opts: SimpleCnnOptions = {}): tf.LayersModel {
-  const actns = opts.actns ?? [1, 16, 32, 64, 10];
-  const nl = actns.length - 1;
-  if (nl < 1) throw new Error(`simpleCnn: actns needs at least 2 entries, got [${actns.join(", ")}]`);
-  const b = new Builder(new Inits(opts.seed ?? 0));
-  const input = tf.input({ shape: opts.inputShape ?? [null, null, actns[0]!], name: "input" });
-  let x: SymbolicTensor = input;
-  for (let i = 0; i < nl; i++) {
-    const last = i === nl - 1;
-    const bn = (opts.bn ?? true) && !last;
-    x = b.conv(x, `${i}.conv`, actns[i + 1]!, opts.kernelSzs?.[i] ?? 3, opts.strides?.[i] ?? 2, !bn);
-    if (bn) x = b.bn(x, `${i}.bn`);
-    if (!last) x = b.relu(x, `${i}.relu`);
-  }
-  x = tf.layers.globalAveragePooling2d({ name: `${nl}.pool` }).apply(x) as SymbolicTensor;
-  return tf.model({ inputs: input, outputs: x, name: "simple_cnn" });
-}
