@@ -18,7 +18,7 @@ import { decodeMask, maskToPng } from "../lib/data/mask";
 import { unitToPixels } from "../lib/data/follow";
 import { Learner } from "../lib/learner/learner";
 import { maskColour } from "../lib/data/blocks";
-import type { Batch } from "../lib/data/loader";
+import { cellLegend, type Batch } from "../lib/data/loader";
 import { rng } from "./helpers/learner-data";
 import { tempDir } from "./helpers/tmp";
 
@@ -272,6 +272,7 @@ test("show draws each block: category and multi-label titles, point markers, mas
   const grey = 128 / 255;
   assert.ok(Math.abs(sc!.image!.data[0]! - (0.5 * grey + 0.5 * c2[0])) < 1e-6, "class 2 blended at half opacity");
   assert.ok(Math.abs(sc!.image!.data[(10 * w) * 3]! - grey) < 1e-6, "background left clear");
+  assert.deepEqual(cellLegend([sc!]), [{ label: "b", colour: c2 }], "the legend names the classes shown");
   const multi = new DataBlock<string[], string>({ blocks: [ImageBlock, MultiCategoryBlock], getX: () => img, getY: (s) => (s === "a" ? ["cat", "dog"] : ["dog"]), splitter: IndexSplitter([1]) });
   const mdls = await multi.dataloaders(["a", "b"], { bs: 1 });
   const mb = await batchOf(mdls.train);

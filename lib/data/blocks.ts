@@ -75,6 +75,8 @@ export interface HostTensor {
 export interface ShowCell {
   image?: { data: Float32Array; height: number; width: number };
   titles: string[];
+  /** Colours drawn on the picture and what they mean (a mask's classes), for the grid's legend. */
+  legend?: { label: string; colour: [number, number, number] }[];
 }
 
 /** A transform block (fastai's `TransformBlock`). `V` is the value of one item after `load`. */
@@ -508,13 +510,16 @@ export function MaskBlock(opts: MaskBlockOptions): TransformBlock<RawMask> {
       const base = r * h * w;
       const img = cell.image ?? { data: new Float32Array(h * w * 3), height: h, width: w };
       if (img.height !== h || img.width !== w) return;
+      const seen = new Set<number>();
       for (let p = 0; p < h * w; p++) {
         const k = data[base + p]!;
         if (k === 0) continue;
+        seen.add(k);
         const c = maskColour(k);
         for (let j = 0; j < 3; j++) img.data[p * 3 + j] = 0.5 * img.data[p * 3 + j]! + 0.5 * c[j]!;
       }
       cell.image = img;
+      cell.legend = [...(cell.legend ?? []), ...[...seen].sort((a, b) => a - b).map((k) => ({ label: codes[k] ?? String(k), colour: maskColour(k) }))];
     },
   };
 }

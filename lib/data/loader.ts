@@ -6,6 +6,7 @@
 import * as tf from "../engine/tf";
 import { ready } from "../engine/backend";
 import { showImageGrid, type GridOptions } from "../display/image";
+import { escapeHtml, showBundle } from "../display/display";
 import type { BatchTfm, NormalizeTfm } from "./augment";
 import type { BatchContext, HostTensor, ItemContext, ItemGeometry, ShowCell, TransformBlock } from "./blocks";
 import { ImageCache, type CacheKind } from "./cache";
@@ -566,4 +567,19 @@ export async function showCellGrid(cells: readonly ShowCell[], opts: GridOptions
   } finally {
     items.forEach((it) => it.image.dispose());
   }
+  const legend = cellLegend(cells);
+  if (legend.length) {
+    const swatch = (c: [number, number, number]) => `rgb(${c.map((v) => Math.round(v * 255)).join(",")})`;
+    showBundle({
+      "text/html": `<div>${legend.map((e) => `<span style="margin-right:1em"><span style="display:inline-block;width:0.9em;height:0.9em;background:${swatch(e.colour)};vertical-align:middle"></span> ${escapeHtml(e.label)}</span>`).join("")}</div>`,
+      "text/plain": `legend: ${legend.map((e) => `${e.label} = rgb(${e.colour.map((v) => Math.round(v * 255)).join(", ")})`).join("; ")}`,
+    });
+  }
+}
+
+/** Every legend entry of the cells, once each, in order of first appearance. */
+export function cellLegend(cells: readonly ShowCell[]): { label: string; colour: [number, number, number] }[] {
+  const out = new Map<string, [number, number, number]>();
+  for (const c of cells) for (const e of c.legend ?? []) if (!out.has(e.label)) out.set(e.label, e.colour);
+  return [...out].map(([label, colour]) => ({ label, colour }));
 }
