@@ -57,6 +57,28 @@ test("in a terminal, ProgressCallback prints a header and one line per epoch", a
   assert.match(lines[2]!, /^1\s+\d\.\d{6}\s+\d\.\d{6}\s+\d\.\d{6}\s+00:0\d/);
 });
 
+test("in a terminal, a metric name longer than a column stays apart from the next one", async () => {
+  await ready();
+  const lines: string[] = [];
+  const orig = console.log;
+  console.log = (...a: unknown[]) => void lines.push(a.join(" "));
+  try {
+    const longName = { ...accuracy, name: "foreground_accuracy" };
+    const learn = new Learner(toyDls(), toyModel().model, { metrics: [longName, accuracy] });
+    await learn.fit(1);
+  } finally {
+    console.log = orig;
+  }
+  assert.match(lines[0]!, /^epoch\s+train_loss\s+valid_loss\s+foreground_accuracy\s+accuracy\s+time/);
+  // each value starts under its name
+  const header = lines[0]!, row = lines[1]!;
+  const starts = [...header.matchAll(/\S+/g)].map((m) => m.index!);
+  assert.equal(starts.length, 6);
+  for (const at of starts.slice(1)) {
+    assert.ok(row[at - 1] === " " && row[at] !== " ", `a column at ${at}: ${JSON.stringify(header)} / ${JSON.stringify(row)}`);
+  }
+});
+
 test("recorder.plotLoss and plotSched build plotly figures from what was recorded", async () => {
   await ready();
   const learn = new Learner(toyDls(), toyModel().model, { progress: false });

@@ -45,12 +45,16 @@ export class ProgressCallback implements Callback {
     this.print = opts.print ?? true;
   }
 
+  private widths: number[] = [];
+
   beforeFit(learn: Learner): void {
     this.rows = [];
     // a live display in a kernel; none in a terminal (text lines are printed instead)
     this.table = inKernel() ? newLiveDisplay() : undefined;
     this.chart = this.table && this.plot ? newLiveDisplay() : undefined;
-    if (!this.table && this.print) console.log(learn.recorder.metricNames.map((n) => n.padEnd(12)).join(""));
+    // each column as wide as its name and a space, at least 12 (a long metric name stays apart from the next)
+    this.widths = learn.recorder.metricNames.map((n) => Math.max(12, n.length + 2));
+    if (!this.table && this.print) console.log(learn.recorder.metricNames.map((n, k) => n.padEnd(this.widths[k]!)).join(""));
   }
   beforeEpoch(): void {
     this.started = Date.now();
@@ -67,7 +71,7 @@ export class ProgressCallback implements Callback {
       this.render(learn);
       if (this.chart) this.drawChart(learn);
     } else if (this.print) {
-      console.log(learn.recorder.log.map((v) => fmt(v).padEnd(12)).join(""));
+      console.log(learn.recorder.log.map((v, k) => fmt(v).padEnd(this.widths[k] ?? 12)).join(""));
     }
   }
   afterFit(learn: Learner): void {
