@@ -310,6 +310,8 @@ test("several inputs (nInp): batches carry every input and target; the Learner r
   model.dispose();
   assert.throws(() => new DataBlock({ blocks: [ImageBlock, CategoryBlock], nInp: 2, getY: () => "x" }), /nInp must be a whole number from 1 to 1/);
   assert.throws(() => new DataBlock({ blocks: [ImageBlock, ImageBlock, CategoryBlock], nInp: 2, getY: () => "x", getX: () => "y" }), /2 input blocks need 2 getX functions/);
+  assert.throws(() => new DataBlock({ blocks: [ImageBlock, ImageBlock, CategoryBlock], nInp: 2, getY: () => "x" }), /2 input blocks need 2 getX functions \(an array\), got none/);
+  assert.throws(() => new DataBlock({ blocks: [ImageBlock, ImageBlock, CategoryBlock], nInp: 2, getY: () => "x", getX: [() => "a"] }), /got 1$/);
 });
 
 test("Resize with padding: the mask and the point get exactly the picture's margins (reflection mirrors the edge pixel, as sharp pads)", async () => {

@@ -86,8 +86,10 @@ export class DataBlock<S = unknown, T = unknown> {
     if (Array.isArray(opts.getY) ? opts.getY.length !== nY : nY !== 1) {
       throw new Error(`DataBlock: ${nY} target blocks need ${nY} getY functions (an array), got ${Array.isArray(opts.getY) ? opts.getY.length : 1}`);
     }
-    if (Array.isArray(opts.getX) ? opts.getX.length !== this.nInp : opts.getX !== undefined && this.nInp !== 1) {
-      throw new Error(`DataBlock: ${this.nInp} input blocks need ${this.nInp} getX functions (an array)`);
+    // Several inputs need one getter each: without them every input would read the same raw value.
+    if (Array.isArray(opts.getX) ? opts.getX.length !== this.nInp : this.nInp !== 1) {
+      const got = Array.isArray(opts.getX) ? `${opts.getX.length}` : opts.getX === undefined ? "none" : "one function";
+      throw new Error(`DataBlock: ${this.nInp} input blocks need ${this.nInp} getX functions (an array), got ${got}`);
     }
   }
 
