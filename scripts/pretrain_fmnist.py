@@ -133,9 +133,9 @@ def is_bn(p_owner):
     return isinstance(p_owner, (nn.BatchNorm1d, nn.BatchNorm2d))
 
 
-def set_frozen(model, frozen):
+def set_frozen(model, frozen, groups_fn=None):
     """fastai's freeze(): every group but the last untrainable, BatchNorm layers stay trainable."""
-    gs = groups(model)
+    gs = (groups_fn or groups)(model)
     bn_params = {id(p) for m in model.modules() if is_bn(m) for p in m.parameters()}
     for g in gs[:-1]:
         for p in g:
@@ -143,10 +143,10 @@ def set_frozen(model, frozen):
 
 
 def fit_one_cycle(model, xs, ys, epochs, lrs, bs, norm, pct_start=0.25, div=25.0, wd=0.01, aug=None, seed=0, verbose=False,
-                  loss_fn=F.cross_entropy):
+                  loss_fn=F.cross_entropy, groups_fn=None):
     """fastai's fit_one_cycle: AdamW(0.9, 0.99), lr warm-up then cosine down; per-group max lr."""
     g = torch.Generator().manual_seed(seed)
-    gs = groups(model)
+    gs = (groups_fn or groups)(model)
     opt = torch.optim.AdamW([{"params": [p for p in grp if p.requires_grad], "lr": lr} for grp, lr in zip(gs, lrs)],
                             betas=(0.9, 0.99), eps=1e-5, weight_decay=wd)
     steps = epochs * math.ceil(len(xs) / bs)
@@ -184,14 +184,17 @@ def accuracy(model, xs, ys, norm, bs=500):
     return correct / len(xs)
 
 
-def fine_tune(model, xs, ys, epochs, base_lr, bs, norm, freeze_epochs=1, lr_mult=100, seed=0, aug=None, loss_fn=F.cross_entropy):
-    """fastai's fine_tune: frozen one-cycle (pct_start 0.99), then unfrozen with discriminative lrs."""
-    set_frozen(model, True)
-    fit_one_cycle(model, xs, ys, freeze_epochs, [base_lr] * 3, bs, norm, pct_start=0.99, aug=aug, seed=seed, loss_fn=loss_fn)
+def fine_tune(model, xs, ys, epochs, base_lr, bs, norm, freeze_epochs=1, lr_mult=100, seed=0, aug=None, loss_fn=F.cross_entropy,
+              groups_fn=None):
+    """fastai's fine_tune: frozen one-cycle (pct_start 0.99), then unfrozen with discriminative lrs (3 parameter groups)."""
+    set_frozen(model, True, groups_fn)
+    fit_one_cycle(model, xs, ys, freeze_epochs, [base_lr] * 3, bs, norm, pct_start=0.99, aug=aug, seed=seed, loss_fn=loss_fn,
+                  groups_fn=groups_fn)
     base_lr /= 2
-    set_frozen(model, False)
+    set_frozen(model, False, groups_fn)
     lrs = [base_lr / lr_mult, base_lr / math.sqrt(lr_mult), base_lr]  # fastai's slice → geometric spread
-    fit_one_cycle(model, xs, ys, epochs, lrs, bs, norm, pct_start=0.3, div=5.0, aug=aug, seed=seed + 1, loss_fn=loss_fn)
+    fit_one_cycle(model, xs, ys, epochs, lrs, bs, norm, pct_start=0.3, div=5.0, aug=aug, seed=seed + 1, loss_fn=loss_fn,
+                  groups_fn=groups_fn)
 
 
 SOURCES = {

@@ -347,3 +347,41 @@ test("Resize with padding: the mask and the point get exactly the picture's marg
     assert.ok(Math.abs(p[0]! - 10) < 1e-4 && Math.abs(p[1]! - 15) < 1e-4, `${padMode}: the point moved down by the top margin: ${p}`);
   }
 });
+
+test("SegmentationDataLoaders.fromLabelFunc: masks found by labelFunc, a given splitter or validPct, clear errors", async () => {
+  const { SegmentationDataLoaders } = await import("../lib/data/factories");
+  const { FuncSplitter } = await import("../lib/data/items");
+  const dir = tempDir("tsfast-seg-");
+  fs.mkdirSync(path.join(dir, "images"));
+  fs.mkdirSync(path.join(dir, "labels"));
+  const names: string[] = [];
+  for (let k = 0; k < 6; k++) {
+    const name = `s${k}.png`;
+    names.push(path.join("images", name));
+    await png(path.join(dir, "images", name), 4, 4, new Uint8Array(48).fill(20 * k));
+    // mask k: class (k % 3) everywhere but the first pixel (background)
+    const m = new Uint8Array(16).fill(k % 3);
+    m[0] = 0;
+    fs.writeFileSync(path.join(dir, "labels", `s${k}_P.png`), await maskToPng({ data: m, width: 4, height: 4 }));
+  }
+  const labelFunc = (f: string) => path.join("labels", path.basename(f, ".png") + "_P.png");
+  const codes = ["bg", "a", "b"];
+  const dls = await SegmentationDataLoaders.fromLabelFunc(dir, names, labelFunc, {
+    codes, bs: 2, splitter: FuncSplitter((f: string) => /s[45]\.png$/.test(f)),
+  });
+  assert.equal(dls.targetKind, "mask");
+  assert.equal(dls.c, 3);
+  assert.deepEqual([dls.train.n, dls.valid.n], [4, 2]);
+  // the validation masks are s4's (class 1) and s5's (class 2), in order, read exactly
+  const seen: number[][] = [];
+  for await (const b of dls.valid) {
+    const y = await b.ys[0]!.data();
+    for (let i = 0; i < b.ys[0]!.shape[0]!; i++) seen.push(Array.from(y.slice(i * 16, i * 16 + 3)));
+    tf.dispose([...b.xs, ...b.ys]);
+  }
+  assert.deepEqual(seen, [[0, 1, 1], [0, 2, 2]]);
+  const random = await SegmentationDataLoaders.fromLabelFunc(dir, names, labelFunc, { codes, bs: 2, validPct: 0.5, seed: 1 });
+  assert.deepEqual([random.train.n, random.valid.n], [3, 3]);
+  await assert.rejects(SegmentationDataLoaders.fromLabelFunc(dir, names, labelFunc, {} as never), /give the codes/);
+  await assert.rejects(SegmentationDataLoaders.fromLabelFunc(dir, names, () => "", { codes }), /labelFunc gave "" for ".*s0\.png"/);
+});

@@ -366,6 +366,8 @@ export interface SegmentationOptions extends LoaderOptions {
   voidCode?: string;
   /** Fraction of items put in the validation set at random. Default 0.2. */
   validPct?: number;
+  /** How to split the images instead, e.g. `FuncSplitter((file) => validNames.has(basename(file)))`. Default `RandomSplitter(validPct, seed)`. */
+  splitter?: Splitter<string>;
   /** Transforms run on each image and its mask as decoded, e.g. `Resize(128)`. Default none. */
   itemTfms?: ItemTfm | ItemTfm[];
   /** Transforms run on each batch, e.g. `augTransforms()`; masks follow the geometry, never the lighting. Default none. */
@@ -393,7 +395,7 @@ export const SegmentationDataLoaders = {
         if (typeof m !== "string" || m === "") throw new Error(`SegmentationDataLoaders.fromLabelFunc: labelFunc gave ${JSON.stringify(m)} for "${f}"; it must give the mask file's path`);
         return path.isAbsolute(m) ? m : path.join(dir, m);
       },
-      splitter: splitFor(opts) as Splitter<string>,
+      splitter: opts.splitter ?? (splitFor(opts) as Splitter<string>),
       ...(opts.itemTfms === undefined ? {} : { itemTfms: opts.itemTfms }),
       ...(opts.batchTfms === undefined ? {} : { batchTfms: opts.batchTfms }),
     });
