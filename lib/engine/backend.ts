@@ -116,6 +116,7 @@ const rungs: Rung[] = [
     name: "cpu",
     start: () => {
       require("@tensorflow/tfjs-backend-cpu");
+      (require("./resize-grad") as typeof import("./resize-grad")).installResizeGrad("cpu");
       selectNow("cpu");
       return { backend: "cpu", threads: 1 };
     },

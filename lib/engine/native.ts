@@ -11,6 +11,7 @@ import { loadAddon, type NativeAddon } from "./native/addon";
 import { BACKEND, RELU_GRAD, nativeKernels, type Kernel } from "./native/kernels";
 import { installNativeBatchNorm } from "./native/batchnorm";
 import { NativeBackend } from "./native/pool";
+import { installResizeGrad } from "./resize-grad";
 
 let registered = false;
 
@@ -40,6 +41,8 @@ export function registerNative(): NativeAddon {
   if (reluGrad) tf.registerKernel({ kernelName: RELU_GRAD, backendName: BACKEND, kernelFunc: reluGrad as unknown as tf.KernelFunc });
   registerReluGradient();
   installNativeBatchNorm();
+  installResizeGrad("cpu");
+  installResizeGrad(BACKEND);
   registered = true;
   return addon;
 }

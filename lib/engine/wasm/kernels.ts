@@ -6,6 +6,7 @@ import { conv2DBackpropFilter, conv2DBackpropInput, rememberStockBackpropInput }
 import { depthwiseConv2dNativeBackpropFilter, depthwiseConv2dNativeBackpropInput } from "./depthwise-grad";
 import { unsortedSegmentSum } from "./segment";
 import { rememberStockTile, tile } from "./tile";
+import { resizeNearestNeighborGradWasm } from "../resize-grad";
 
 /** Kernel name → implementation; `replaces` marks kernels the stock backend has but runs slowly. */
 export const WASM_TRAINING_KERNELS: { name: string; fn: (args: never) => tf.TensorInfo; replaces: boolean }[] = [
@@ -15,6 +16,8 @@ export const WASM_TRAINING_KERNELS: { name: string; fn: (args: never) => tf.Tens
   { name: "DepthwiseConv2dNativeBackpropInput", fn: depthwiseConv2dNativeBackpropInput as never, replaces: false },
   { name: "UnsortedSegmentSum", fn: unsortedSegmentSum as never, replaces: false },
   { name: "Tile", fn: tile as never, replaces: true },
+  // the stock kernel ignores halfPixelCenters (lib/engine/resize-grad.ts)
+  { name: "ResizeNearestNeighborGrad", fn: resizeNearestNeighborGradWasm as never, replaces: true },
 ];
 
 /** Register tsfast's training kernels for the `wasm` backend (idempotent). */
