@@ -45,6 +45,7 @@ export {
 export type { IdxArray, ImageArraySplit, FashionMnistOptions, MnistDigitsOptions } from "./data/datasets/mnist";
 export { emojiCategories, EMOJI_SKIPPED_CATEGORIES } from "./data/datasets/emoji";
 export type { EmojiCategoriesOptions } from "./data/datasets/emoji";
+export { penguins, creditG, arffToCsv } from "./data/datasets/tables";
 export { emojiScenes, sceneCodes, SCENE_PHOTOS_PACKAGE, SCENE_FACE_CATEGORY } from "./data/datasets/scenes";
 export type { EmojiScenesOptions } from "./data/datasets/scenes";
 export { DATASET_MARKER } from "./data/datasets/folder";
