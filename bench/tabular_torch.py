@@ -141,9 +141,127 @@ def fixture(out, spec):
     print(json.dumps({"params": sum(p.numel() for p in model.parameters())}))
 
 
+NA = {"", "NA", "N/A", "NaN", "nan", "null", "NULL", "?", "#N/A"}
+
+
+def read_csv(path):
+    """Columns of a CSV as lists of strings, missing markers as None (as tsfast's readCsv)."""
+    import csv
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        rows = list(csv.reader(f))
+    head, body = rows[0], [r for r in rows[1:] if r]
+    return {h: [None if r[j].strip() in NA else r[j] for r in body] for j, h in enumerate(head)}
+
+
+def median(xs):
+    xs = sorted(xs)
+    m = len(xs) // 2
+    return xs[m] if len(xs) % 2 else (xs[m - 1] + xs[m]) / 2
+
+
+def procs(cols, cat_names, cont_names, train):
+    """fastai's FillMissing (median, _na columns), Categorify (train vocab, #na# = 0), Normalize (train mean, std ddof 0 + 1e-7)."""
+    n = len(next(iter(cols.values())))
+    cat_names, conts = list(cat_names), {}
+    for c in cont_names:
+        v = [None if x is None else float(x) for x in cols[c]]
+        tv = [v[i] for i in train if v[i] is not None]
+        med = median(tv)
+        if any(v[i] is None for i in train):
+            cols[c + "_na"] = ["True" if x is None else "False" for x in v]
+            cat_names.append(c + "_na")
+        conts[c] = [med if x is None else x for x in v]
+    cats, sizes = [], []
+    for c in cat_names:
+        vocab = {k: i + 1 for i, k in enumerate(sorted({cols[c][i] for i in train if cols[c][i] is not None}))}
+        cats.append([vocab.get(x, 0) for x in cols[c]])
+        sizes.append(len(vocab) + 1)  # #na# counted, as tsfast's ColumnVocab
+    for c in cont_names:
+        tv = [conts[c][i] for i in train]
+        mean = sum(tv) / len(tv)
+        std = math.sqrt(sum((x - mean) ** 2 for x in tv) / len(tv)) + 1e-7
+        conts[c] = [(x - mean) / std for x in conts[c]]
+    x_cat = torch.tensor(cats, dtype=torch.long).T.reshape(n, len(cats))
+    x_cont = torch.tensor([conts[c] for c in cont_names], dtype=torch.float32).T.reshape(n, len(cont_names))
+    return x_cat, x_cont, sizes, cat_names
+
+
+def emb_sz_rule(n_cat):
+    return min(600, round(1.6 * n_cat ** 0.56))
+
+
+def one_cycle(pct, lr_max, div=25.0, div_final=1e5, pct_start=0.25):
+    """fastai's fit_one_cycle schedule: cosine warm-up to lr_max, cosine anneal to lr_max/div_final; momentum 0.95→0.85→0.95."""
+    def cos(a, b, p):
+        return a + (b - a) * (1 - math.cos(math.pi * p)) / 2
+    if pct < pct_start:
+        p = pct / pct_start
+        return cos(lr_max / div, lr_max, p), cos(0.95, 0.85, p)
+    p = (pct - pct_start) / (1 - pct_start)
+    return cos(lr_max, lr_max / div_final, p), cos(0.85, 0.95, p)
+
+
+def fit(cfg, x_cat, x_cont, y, cards, train, valid, n_out, seed, epochs=None):
+    """tabular_learner + fit_one_cycle: AdamW (fastai's Adam: betas 0.9/0.99, eps 1e-5, wd 0.01 off BatchNorm and biases),
+    cross-entropy, shuffled batches with the last partial one dropped. Returns (model, validation accuracy, seconds per epoch)."""
+    torch.manual_seed(seed)
+    emb_szs = [(n, emb_sz_rule(n)) for n in cards]
+    model = TabularModel(emb_szs, x_cont.shape[1], n_out, cfg.get("layers", [200, 100]))
+    decay, no_decay = [], []
+    for name, prm in model.named_parameters():
+        (no_decay if prm.ndim == 1 else decay).append(prm)
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.get("wd", 0.01)}, {"params": no_decay, "weight_decay": 0.0}],
+                            betas=(0.9, 0.99), eps=1e-5)
+    bs, epochs = cfg.get("bs", 64), epochs or cfg["epochs"]
+    train_t = torch.tensor(train)
+    n_batches = len(train) // bs if len(train) > bs else 1
+    total, step, times = epochs * n_batches, 0, []
+    loss_fn = nn.CrossEntropyLoss()
+    for _ in range(epochs):
+        model.train()
+        t0 = time.perf_counter()
+        perm = train_t[torch.randperm(len(train))]
+        for b in range(n_batches):
+            idx = perm[b * bs:(b + 1) * bs]
+            lr, mom = one_cycle(step / total, cfg["lr"])
+            for g in opt.param_groups:
+                g["lr"], g["betas"] = lr, (mom, 0.99)
+            opt.zero_grad()
+            loss = loss_fn(model(x_cat[idx], x_cont[idx]), y[idx])
+            loss.backward()
+            opt.step()
+            step += 1
+        times.append(time.perf_counter() - t0)
+    model.eval()
+    with torch.no_grad():
+        v = torch.tensor(valid)
+        acc = (model(x_cat[v], x_cont[v]).argmax(1) == y[v]).float().mean().item()
+    return model, acc, sorted(times)[len(times) // 2]
+
+
+def train(csv_path, cfg):
+    """The lesson's recipe on a CSV: cfg = {cat_names, cont_names, y_name, valid_idx, layers, epochs, lr, bs, seeds}.
+    Rows with a missing target are dropped first (as the lesson does). Prints the accuracy of each seed and their mean."""
+    torch.set_num_threads(cfg.get("threads", 2))
+    cols = read_csv(csv_path)
+    keep = [i for i, v in enumerate(cols[cfg["y_name"]]) if v is not None]
+    cols = {k: [v[i] for i in keep] for k, v in cols.items()}
+    n = len(keep)
+    valid = sorted(cfg["valid_idx"])
+    vs = set(valid)
+    train_idx = [i for i in range(n) if i not in vs]
+    x_cat, x_cont, cards, _ = procs(cols, cfg["cat_names"], cfg["cont_names"], train_idx)
+    classes = sorted({cols[cfg["y_name"]][i] for i in train_idx})
+    y = torch.tensor([classes.index(v) for v in cols[cfg["y_name"]]])
+    accs = [fit(cfg, x_cat, x_cont, y, cards, train_idx, valid, len(classes), s)[1] for s in cfg.get("seeds", [0, 1, 2, 3, 4])]
+    print(json.dumps({"accuracies": accs, "mean": sum(accs) / len(accs), "min": min(accs), "max": max(accs), "n_train": len(train_idx), "n_valid": len(valid)}))
+
+
 if __name__ == "__main__":
     cmd = sys.argv[1]
     if cmd == "fixture":
         fixture(sys.argv[2], json.loads(sys.argv[3]))
+    elif cmd == "train":
+        train(sys.argv[2], json.loads(sys.argv[3]))
     else:
         raise SystemExit(__doc__)

@@ -78,6 +78,10 @@ test("Normalize: training mean 35 and population std √(500/6) after filling", 
   // the targets: sorted classes, as indices
   assert.deepEqual(to.vocab, ["no", "yes"]);
   assert.deepEqual(Array.from(to.ys), [0, 1, 0, 1, 0, 1, 0, 1]);
+  const valid = to.arrays("valid"); // rows 6 and 7 for mljs: [city, age_na, age], class
+  assert.deepEqual(valid.ys, [0, 1]);
+  assert.deepEqual(valid.xs.map((r) => r.slice(0, 2)), [[0, 1], [1, 1]]);
+  close(valid.xs[1]![2]!, (10 - 35) / s);
 });
 
 test("decodeRow gives back the values the model sees: #na# for unseen, the median for a filled gap", () => {

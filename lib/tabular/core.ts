@@ -183,6 +183,17 @@ export class TabularPandas {
     return this.catNames.map((c) => cat!.vocabs[c]!.size);
   }
 
+  /**
+   * The rows of a split as plain arrays, for libraries outside tfjs (mljs' trees): `xs` one array of
+   * `catNames` indices then `contNames` values per row, `ys` the targets (class indices or the first target).
+   */
+  arrays(split: "train" | "valid"): { xs: number[][]; ys: number[] } {
+    const idx = this.splits[split === "train" ? 0 : 1];
+    const w = this.width;
+    const ny = Math.max(1, this.yNames.length);
+    return { xs: idx.map((i) => Array.from(this.xs.subarray(i * w, (i + 1) * w))), ys: idx.map((i) => this.ys[i * ny] ?? NaN) };
+  }
+
   /** What new rows need to be processed as these were (`predict`, export). */
   tabularState(): TabularState {
     return structuredClone(this.state);
