@@ -31,6 +31,11 @@ test("arffToCsv: header from @attribute, quoted values with commas and escapes, 
   assert.throws(() => arffToCsv("a,b\n1,2\n"), /no @attribute lines/);
 });
 
+test("readCsv refuses a quote never closed, naming its line; a closed multi-line field reads", () => {
+  assert.throws(() => readCsv({ text: 'a,b\n1,x\n2,"y\n3,z\n' }), /the CSV text: CSV line 3: a quoted field opened there is never closed/);
+  assert.deepEqual(column(readCsv({ text: 'a,b\n1,"x\ny"\n' }), "b"), ["x\ny"]);
+});
+
 test("penguins(): the real 344-row table with its 19 missing values and its licence", async () => {
   const dest = tempDir("tsfast-tables-");
   const csv = await penguins({ dest });
