@@ -190,3 +190,21 @@ test("tabularLearner: embSzs naming a column that is not categorical is an error
   assert.deepEqual(learn.model.getLayer("embeds.0").getWeights()[0]!.shape, [5, 7]);
   dls.dispose();
 });
+
+test("regression: yBlock regression with yRange trains with MSE, and predict returns the number", async () => {
+  await tf.setBackend(engines[engines.length - 1]!);
+  const rng = new Rng(3);
+  const rows = Array.from({ length: 400 }, () => {
+    const kind = ["a", "b"][rng.int(2)]!;
+    const x = rng.uniform(0, 1);
+    return { kind: kind, x: x, y: (kind === "a" ? 1 : 2) + x };
+  });
+  const dls = TabularDataLoaders.fromDf(frameFromRows(rows), { procs: [Categorify, Normalize], catNames: ["kind"], contNames: ["x"], yNames: "y", bs: 32 });
+  assert.equal(dls.targetKind, "regression");
+  const learn = tabularLearner(dls, { layers: [32], yRange: [0, 3.5], progress: false });
+  assert.equal(learn.lossFunc.name, "MSELossFlat");
+  await learn.fitOneCycle(8, { lrMax: 1e-2 });
+  const p = await learn.predict({ kind: "b", x: 0.5 });
+  assert.ok(p.values && Math.abs(p.values[0]! - 2.5) < 0.3, `predicted ${p.values} for 2.5`);
+  dls.dispose();
+});
