@@ -42,7 +42,14 @@ function fromDeb(f: DebFile, tmp: string): { data: string; copyright?: string } 
   const installed = f.paths.find((p) => fs.existsSync(p));
   if (installed) return { data: installed, copyright: fs.existsSync(f.copyright) ? f.copyright : undefined };
   try {
-    execFileSync("apt-get", ["download", f.pkg], { cwd: tmp, stdio: "pipe" });
+    try {
+      execFileSync("apt-get", ["download", f.pkg], { cwd: tmp, stdio: "pipe" });
+    } catch (e) {
+      // a fresh machine may have no package lists yet; root can fetch them once and retry
+      if (process.getuid?.() !== 0) throw e;
+      execFileSync("apt-get", ["update", "-qq"], { stdio: "pipe" });
+      execFileSync("apt-get", ["download", f.pkg], { cwd: tmp, stdio: "pipe" });
+    }
     const deb = fs.readdirSync(tmp).find((n) => n.startsWith(`${f.pkg}_`) && n.endsWith(".deb"));
     if (!deb) throw new Error("apt-get download left no .deb");
     execFileSync("dpkg-deb", ["-x", deb, "root"], { cwd: tmp, stdio: "pipe" });
