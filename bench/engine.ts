@@ -4,7 +4,10 @@
  * The U-Net row is `createUnetModel(resnet18, 5, size)` against bench/unet_torch.py's port,
  * 5 classes per pixel.
  *
- * usage: node dist/bench/engine.js [--quick] [--backends native,wasm,cpu] [--only unet_resnet18]
+ * The tabular row (bench/tabular.ts) times a `tabularLearner` epoch on a 100k-row table against
+ * bench/tabular_torch.py.
+ *
+ * usage: node dist/bench/engine.js [--quick] [--backends native,wasm,cpu] [--only unet_resnet18|tabular]
  * A training step is forward + backward + Adam; warm-up steps are excluded, and img/s comes from
  * the median step time on both sides (the machines are shared: means swing with other load).
  */
@@ -15,6 +18,7 @@ import { defaultThreads, ready } from "../lib/engine/backend";
 import { resnet18, resnet34 } from "../lib/models/archs";
 import { createUnetModel } from "../lib/models/unet";
 import { NativeAdamOptimizer } from "../lib/engine/native/optimizer";
+import { TABULAR_BS, TABULAR_ROWS, tabularEpochSeconds, torchTabularEpochSeconds } from "./tabular";
 
 interface Config { arch: "resnet18" | "resnet34" | "unet_resnet18"; size: number; bs: number; steps: number }
 interface Result { train?: number; infer?: number; note?: string }
@@ -154,7 +158,25 @@ async function main(): Promise<void> {
     const p = ref.get(key(c)) ?? {};
     console.log(`| ${c.arch} | ${c.size} | ${c.bs} | ${backend} | ${fmt(r.train)} | ${fmt(p.train)} | ${ratio(r.train, p.train)} | ${fmt(r.infer)} | ${fmt(p.infer)} | ${ratio(r.infer, p.infer)} | ${r.note ?? p.note ?? ""} |`);
   }
+  if (!onlyArg || onlyArg === "tabular") await tabularRows(threads);
   console.log(`\nbench took ${((Date.now() - t0) / 1000).toFixed(0)} s`);
 }
+
+// ---- tables: seconds per epoch of tabularLearner vs PyTorch, each backend measured right after PyTorch
+async function tabularRows(threads: number): Promise<void> {
+  const lines: string[] = [];
+  for (const b of backends.filter((x) => x !== "cpu")) {
+    const why = await useBackend(b);
+    const p = torchTabularEpochSeconds(threads);
+    const ours = why ? undefined : await tabularEpochSeconds();
+    const ratio = ours !== undefined && p.seconds !== undefined ? `${(p.seconds / ours).toFixed(2)}x` : "-";
+    console.log(`  tabular ${b}: ${ours?.toFixed(2) ?? "-"} s/epoch, PyTorch ${p.seconds?.toFixed(2) ?? "-"} s/epoch ${why ?? p.note ?? ""}`);
+    lines.push(`| tabular [200, 100] | ${TABULAR_ROWS} rows | ${TABULAR_BS} | ${b} | ${ours?.toFixed(2) ?? "-"} | ${p.seconds?.toFixed(2) ?? "-"} | ${ratio} | ${why ?? p.note ?? ""} |`);
+  }
+  console.log("\n| model | data | batch | backend | s/epoch | PyTorch s/epoch | speed vs PyTorch | note |");
+  console.log("|---|---|---|---|---|---|---|---|");
+  for (const l of lines) console.log(l);
+}
+// ---- end tables
 
 void main();

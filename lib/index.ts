@@ -45,6 +45,7 @@ export {
 export type { IdxArray, ImageArraySplit, FashionMnistOptions, MnistDigitsOptions } from "./data/datasets/mnist";
 export { emojiCategories, EMOJI_SKIPPED_CATEGORIES } from "./data/datasets/emoji";
 export type { EmojiCategoriesOptions } from "./data/datasets/emoji";
+export { penguins, creditG, arffToCsv } from "./data/datasets/tables";
 export { emojiScenes, sceneCodes, SCENE_PHOTOS_PACKAGE, SCENE_FACE_CATEGORY } from "./data/datasets/scenes";
 export type { EmojiScenesOptions } from "./data/datasets/scenes";
 export { DATASET_MARKER } from "./data/datasets/folder";
@@ -205,6 +206,19 @@ export { saveWeights, loadWeights, loadStateDict, modelStateDict } from "./model
 export { readSafetensors, writeSafetensors, parseSafetensors, serializeSafetensors } from "./models/safetensors";
 export type { SafetensorsFile, SafeTensor } from "./models/safetensors";
 export { KNOWN_WEIGHTS, modelsCacheDir, shippedCheckpoint, SHIPPED_GREY, SHIPPED_COLOUR } from "./models/pretrained";
+// ---------------------------------------------------------------- tables: frames, procs, TabularPandas, loaders, TabularModel
+export { readCsv, frameFromRows, column, isMissing, DEFAULT_NA_VALUES } from "./tabular/frame";
+export type { DataFrame, Cell, ReadCsvOptions } from "./tabular/frame";
+export { ColumnVocab, NA_TOKEN } from "./tabular/categorify";
+// `Normalize` (above) doubles as the tabular proc in `procs: [Categorify, FillMissing, Normalize]`, as in fastai
+export { Categorify, FillMissing, Normalize as TabularNormalize, median, NA_SUFFIX } from "./tabular/procs";
+export type { TabularProc, ProcState, ProcLike } from "./tabular/procs";
+export { TabularPandas, processRows } from "./tabular/core";
+export type { TabularPandasOptions, TabularYBlock, TabularSplits, TabularRow, TabularState } from "./tabular/core";
+export { TabularDataLoaders, tabularDefaults, prepareTabularRows, isTabularSpec } from "./tabular/data";
+export type { TabularDataLoadersOptions, TabularInferenceSpec, ShowBatchOptions as TabularShowBatchOptions } from "./tabular/data";
+export { tabularLearner, tabularModel, tabularModelDefaults, embSzRule, TabularLearner, TabularColumns } from "./models/tabular";
+export type { TabularModelOptions, TabularPrediction } from "./models/tabular";
 // ---------------------------------------------------------------- interpret
 export { ClassificationInterpretation } from "./interpret/interpretation";
 export type { InterpretationData, FromLearnerOptions, PlotTopLossesOptions, TopLossCell } from "./interpret/interpretation";

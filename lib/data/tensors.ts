@@ -13,6 +13,8 @@ export interface TensorLoaderOptions {
   shuffle?: boolean;
   /** Seed of the shuffle (default 0). */
   seed?: number;
+  /** Drop the last, smaller batch (fastai trains tables with it; default false). */
+  dropLast?: boolean;
 }
 
 /** Batches of rows of `x` and `y`, in order or shuffled each epoch; each batch is a fresh pair the consumer disposes. */
@@ -20,6 +22,7 @@ export class TensorDataLoader implements AsyncIterable<{ xb: tf.Tensor; yb: tf.T
   readonly n: number;
   readonly bs: number;
   readonly shuffle: boolean;
+  readonly dropLast: boolean;
   private readonly rng: Rng;
 
   constructor(
@@ -35,17 +38,19 @@ export class TensorDataLoader implements AsyncIterable<{ xb: tf.Tensor; yb: tf.T
     this.bs = opts.bs ?? 64;
     if (!Number.isInteger(this.bs) || this.bs < 1) throw new Error(`TensorDataLoader: bs must be a positive integer, got ${this.bs}`);
     this.shuffle = opts.shuffle ?? false;
+    this.dropLast = opts.dropLast ?? false;
     this.rng = new Rng(opts.seed ?? 0);
   }
 
   /** Batches per epoch. */
   get length(): number {
-    return Math.ceil(this.n / this.bs);
+    return this.dropLast ? Math.floor(this.n / this.bs) : Math.ceil(this.n / this.bs);
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<{ xb: tf.Tensor; yb: tf.Tensor }> {
     const order = this.shuffle ? this.rng.permutation(this.n) : null;
     for (let i = 0; i < this.n; i += this.bs) {
+      if (this.dropLast && i + this.bs > this.n) break;
       const end = Math.min(this.n, i + this.bs);
       if (!order) {
         yield tf.tidy(() => ({ xb: this.x.slice(i, end - i), yb: this.y.slice(i, end - i) }));

@@ -11,6 +11,7 @@ import { performance } from "node:perf_hooks";
 import type { LearnerLike, Prediction } from "../learner/contracts";
 import { loadLearner } from "../learner/export";
 import { checkImage } from "./image";
+import { HttpError } from "./errors";
 import type { Upload } from "./upload";
 
 export type { LearnerLike, Prediction };
@@ -105,6 +106,10 @@ export function checkedBatchPredict(predictor: Predictor, maxPixels: number) {
     const good: number[] = [];
     for (const [i, u] of uploads.entries()) {
       try {
+        if (u.via === "json") {
+          out[i] = await predictJsonRow(predictor, u.data);
+          continue;
+        }
         await checkImage(u.data, maxPixels, u.filename);
         good.push(i);
       } catch (e) {
@@ -136,6 +141,28 @@ export function checkedBatchPredict(predictor: Predictor, maxPixels: number) {
     return out.map((r) => (r instanceof Error || r === undefined ? (r ?? new Error("no prediction")) : { pred: r, ms }));
   };
 }
+
+// ---- tables: a JSON row goes to a tabular model's `predict` as an object (a bad row is a 400/422 naming the column)
+async function predictJsonRow(predictor: Predictor, body: Buffer): Promise<Prediction> {
+  let row: unknown;
+  try {
+    row = JSON.parse(body.toString("utf8"));
+  } catch (e) {
+    throw new HttpError(400, "bad_json", `the body is not valid JSON (${(e as Error).message}); send a row such as {"age": 39, "workclass": "Private"}`);
+  }
+  if (row === null || typeof row !== "object" || Array.isArray(row)) {
+    throw new HttpError(400, "bad_row", "the JSON body must be one object of column values, such as {\"age\": 39, \"workclass\": \"Private\"}");
+  }
+  // an export says what it takes; a learner passed to `serve` as it is gets to try
+  const spec = (predictor as { meta?: { inferenceSpec?: { kind?: string } | null } }).meta?.inferenceSpec;
+  if (spec !== undefined && spec?.kind !== "tabular") throw new HttpError(415, "unsupported_media_type", "this model takes images, not JSON rows; send the image as multipart field \"file\" or the raw body");
+  try {
+    return await predictor.predict(row as unknown as Buffer);
+  } catch (e) {
+    throw new HttpError(422, "bad_row", asError(e).message);
+  }
+}
+// ---- end tables
 
 function asError(e: unknown): Error {
   return e instanceof Error ? e : new Error(String(e));

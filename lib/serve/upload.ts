@@ -16,8 +16,8 @@ export interface Upload {
   data: Buffer;
   /** File name the client gave (multipart only). */
   filename?: string;
-  /** How it came: a multipart field or the whole body. */
-  via: "multipart" | "raw";
+  /** How it came: a multipart field, the whole body, or a JSON row for a table model (`application/json`). */
+  via: "multipart" | "raw" | "json";
 }
 
 /** Options of `readUpload`. */
@@ -73,6 +73,16 @@ export async function readUpload(req: IncomingMessage, opts: UploadOptions): Pro
     if (part.filename !== undefined) upload.filename = part.filename;
     return upload;
   }
+
+  // ---- tables: a JSON row ({ "column": value, ... }) for a tabular export, checked by `checkedBatchPredict`
+  if (mime === "application/json") {
+    const chunks: Buffer[] = [];
+    opts.beforeRead?.();
+    const total = await readBody(req, opts, (chunk) => chunks.push(chunk));
+    if (total === 0) throw new HttpError(400, "empty_body", 'the request body is empty; send a JSON row such as {"age": 39, "workclass": "Private"}');
+    return { data: Buffer.concat(chunks, total), via: "json" };
+  }
+  // ---- end tables
 
   // An absent Content-Type is accepted: the bytes are sniffed when decoded.
   if (mime !== "" && !mime.startsWith("image/") && mime !== "application/octet-stream") {

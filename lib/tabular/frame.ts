@@ -48,6 +48,7 @@ export function readCsv(source: string | { text: string }, opts: ReadCsvOptions 
   // Every field as text first: the typing below is ours, so that "NA" or "?" in a numeric column
   // makes it a numeric column with missing values, not a text column.
   const raw = aq.fromCSV(text, { delimiter: opts.delimiter ?? ",", autoType: false });
+  checkQuotesClosed(text, raw, where);
   const names = raw.columnNames();
   const seen = new Set<string>();
   for (const n of names) {
@@ -65,6 +66,22 @@ export function readCsv(source: string | { text: string }, opts: ReadCsvOptions 
     columns[n] = numeric ? cleaned.map((v) => (v === null ? null : Number(v))) : cleaned;
   }
   return aq.table(columns);
+}
+
+/**
+ * arquero reads a quote that is never closed as a field running to the end of the text; refuse it,
+ * naming the line where the quote opened (else the rest of the file silently becomes one field).
+ */
+export function checkQuotesClosed(text: string, df: DataFrame, where: string): void {
+  const n = df.numRows();
+  const names = df.columnNames();
+  const last = n > 0 ? names.map((c) => df.get(c, n - 1)).filter((v) => v !== null && v !== undefined).pop() : undefined;
+  if (typeof last !== "string" || !last.includes("\n")) return;
+  const body = text.replace(/[\r\n]+$/, "");
+  if (body.endsWith('"')) return; // a closed multi-line field
+  const start = body.lastIndexOf(`"${last.split("\n")[0]}`);
+  const line = body.slice(0, Math.max(0, start)).split("\n").length;
+  throw new Error(`${where ? where + ": " : ""}CSV line ${line}: a quoted field opened there is never closed (a missing '"'); the rest of the file would be read as one field`);
 }
 
 function isNumberText(v: string): boolean {
