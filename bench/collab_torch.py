@@ -25,11 +25,15 @@ import csv
 import json
 import math
 import os
+import sys
 import time
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from train_equivalence_torch import combined_cos  # noqa: E402  fastai's one-cycle schedule
 
 
 # ---------------------------------------------------------------- tsfast's Rng (mulberry32), for the same split
@@ -171,16 +175,6 @@ def collab_data(path, user="userId", item="title", rating="rating", valid_pct=0.
         return x, torch.tensor([rs[i] for i in idx], dtype=torch.float32)
 
     return pack(trn), pack(val), uv, iv
-
-
-def sched_cos(start, end, pos):
-    return start + (1 + math.cos(math.pi * (1 - pos))) * (end - start) / 2
-
-
-def combined_cos(pct, start, middle, end, pos):
-    if pos < pct:
-        return sched_cos(start, middle, pos / pct)
-    return sched_cos(middle, end, (pos - pct) / (1 - pct))
 
 
 def wd_groups(model, wd):
