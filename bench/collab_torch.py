@@ -199,7 +199,7 @@ def valid_mse(model, xv, yv, bs=64):
     return tot / len(xv)
 
 
-def fit_one_cycle(model, xt, yt, xv, yv, epochs, lr_max, wd, bs=64, seed=0, max_batches=None):
+def fit_one_cycle(model, xt, yt, xv, yv, epochs, lr_max, wd, bs=64, seed=0, max_batches=None, warmup=0):
     opt = torch.optim.AdamW(wd_groups(model, wd), lr=lr_max / 25, betas=(0.95, 0.99), eps=1e-5)
     g = torch.Generator().manual_seed(seed)
     n_batches = math.ceil(len(xt) / bs) if max_batches is None else max_batches
@@ -210,6 +210,8 @@ def fit_one_cycle(model, xt, yt, xv, yv, epochs, lr_max, wd, bs=64, seed=0, max_
         order = torch.randperm(len(xt), generator=g)
         t0 = time.perf_counter()
         for b in range(n_batches):
+            if b == warmup and warmup:
+                t0 = time.perf_counter()  # timing runs: the first `warmup` batches are not timed
             idx = order[b * bs:(b + 1) * bs]
             pos = step / total
             for grp in opt.param_groups:
@@ -244,6 +246,7 @@ def main():
     ap.add_argument("--bs", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--max-batches", type=int, default=None, help="batches per epoch (timing runs)")
+    ap.add_argument("--warmup", type=int, default=0, help="batches of each epoch left out of epoch_s (timing runs)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     (xt, yt), (xv, yv), uv, iv = collab_data(args.csv, item=args.item)
@@ -253,7 +256,7 @@ def main():
         for seed in [int(s) for s in args.seeds.split(",")]:
             torch.manual_seed(seed)
             model = make_model(kind, len(uv), len(iv))
-            losses, times = fit_one_cycle(model, xt, yt, xv, yv, args.epochs, args.lr, args.wd, args.bs, seed, args.max_batches)
+            losses, times = fit_one_cycle(model, xt, yt, xv, yv, args.epochs, args.lr, args.wd, args.bs, seed, args.max_batches, args.warmup)
             run = {"model": kind, "seed": seed, "valid_mse": losses, "epoch_s": times}
             print(json.dumps(run), flush=True)
             runs.append(losses[-1])

@@ -4,7 +4,10 @@
  * The U-Net row is `createUnetModel(resnet18, 5, size)` against bench/unet_torch.py's port,
  * 5 classes per pixel.
  *
- * usage: node dist/bench/engine.js [--quick] [--backends native,wasm,cpu] [--only unet_resnet18]
+ * The collab row (bench/collab.ts): EmbeddingDotBias, 50 factors, batch 64 on MovieLens, epoch time
+ * against bench/collab_torch.py in the same run, on the engine that is active (native by default).
+ *
+ * usage: node dist/bench/engine.js [--quick] [--backends native,wasm,cpu] [--only unet_resnet18|collab]
  * A training step is forward + backward + Adam; warm-up steps are excluded, and img/s comes from
  * the median step time on both sides (the machines are shared: means swing with other load).
  */
@@ -15,6 +18,7 @@ import { defaultThreads, ready } from "../lib/engine/backend";
 import { resnet18, resnet34 } from "../lib/models/archs";
 import { createUnetModel } from "../lib/models/unet";
 import { NativeAdamOptimizer } from "../lib/engine/native/optimizer";
+import { collabBench } from "./collab";
 
 interface Config { arch: "resnet18" | "resnet34" | "unet_resnet18"; size: number; bs: number; steps: number }
 interface Result { train?: number; infer?: number; note?: string }
@@ -153,6 +157,16 @@ async function main(): Promise<void> {
   for (const { config: c, backend, r } of rows) {
     const p = ref.get(key(c)) ?? {};
     console.log(`| ${c.arch} | ${c.size} | ${c.bs} | ${backend} | ${fmt(r.train)} | ${fmt(p.train)} | ${ratio(r.train, p.train)} | ${fmt(r.infer)} | ${fmt(p.infer)} | ${ratio(r.infer, p.infer)} | ${r.note ?? p.note ?? ""} |`);
+  }
+  // ---- collaborative filtering (bench/collab.ts), on the first engine asked for
+  if (!onlyArg || onlyArg === "collab") {
+    await useBackend(backends[0]!);
+    const c = await collabBench(threads, quick ? 120 : 400);
+    const s = (v?: number) => (v === undefined ? "-" : v.toFixed(1));
+    const speed = c.tsfastEpochS && c.torchEpochS ? `${(c.torchEpochS / c.tsfastEpochS).toFixed(2)}x` : "-";
+    console.log(`\n| collab model | batch | backend | epoch s (from ${c.batches} batches) | PyTorch epoch s | speed vs PyTorch | note |`);
+    console.log("|---|---|---|---|---|---|---|");
+    console.log(`| EmbeddingDotBias, 50 factors | 64 | ${tf.getBackend()} | ${s(c.tsfastEpochS)} | ${s(c.torchEpochS)} | ${speed} | ${c.note ?? ""} |`);
   }
   console.log(`\nbench took ${((Date.now() - t0) / 1000).toFixed(0)} s`);
 }
