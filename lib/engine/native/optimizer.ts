@@ -6,6 +6,44 @@ import * as tf from "../tf";
 import { loadAddon, renewToken } from "./addon";
 import type { NativeBackend } from "./pool";
 
+/**
+ * A variable's storage to update in place: storage the variable owns alone (one reference, no view,
+ * never read out) is updated in place and its weight token renewed (see pool.ts). Anything else — a
+ * still-alive initial value, a slice that views it, an array a user got from dataSync — is copied,
+ * updated and assigned.
+ */
+function writableArray(backend: NativeBackend, t: tf.Variable): { arr: Float32Array; commit: () => void } {
+  const d = backend.data.get(t.dataId);
+  const vals = d.values as Float32Array;
+  if (d.refCount === 1 && backend.isExclusive(vals)) return { arr: vals, commit: () => renewToken(vals) };
+  const copy = backend.alloc(t.size);
+  copy.set(backend.readSync(t.dataId) as Float32Array);
+  return { arr: copy, commit: () => t.assign(tf.tensor(copy, t.shape, "float32")) };
+}
+
+/**
+ * fastai's Adam step with decoupled weight decay for one parameter in one native pass, on the
+ * "native" backend: p ← p·(1 − lr·wd) − lr/(1 − mom^t) · m / (√(v/(1 − sqrMom^t)) + eps), after
+ * m ← mom·m + (1 − mom)·g and v ← sqrMom·v + (1 − sqrMom)·g² (`m`, `v` updated too). Returns false,
+ * doing nothing, when the backend is another or a tensor is not float32 (the caller goes op by op).
+ */
+export function nativeAdamStep(
+  p: tf.Variable,
+  m: tf.Variable,
+  v: tf.Variable,
+  g: tf.Tensor,
+  h: { lr: number; mom: number; sqrMom: number; eps: number; wd: number; step: number },
+): boolean {
+  if (tf.getBackend() !== "native" || [p, m, v, g].some((t) => t.dtype !== "float32")) return false;
+  const backend = tf.backend() as NativeBackend;
+  if (!(backend.data.get(g.dataId).values instanceof Float32Array)) return false;
+  const hs = Float64Array.from([h.lr, h.mom, h.sqrMom, h.eps, 1 - Math.pow(h.mom, h.step), 1 - Math.pow(h.sqrMom, h.step), h.wd]);
+  const w = writableArray(backend, p), ms = writableArray(backend, m), vs = writableArray(backend, v);
+  loadAddon().adam(w.arr, ms.arr, vs.arr, backend.data.get(g.dataId).values as Float32Array, hs);
+  tf.tidy(() => [w, ms, vs].forEach((s) => s.commit()));
+  return true;
+}
+
 interface AdamState {
   accBeta1: tf.Variable;
   accBeta2: tf.Variable;
@@ -43,17 +81,7 @@ export class NativeAdamOptimizer extends tf.AdamOptimizer {
     const c1 = 1 - (st.accBeta1.dataSync()[0] ?? 0);
     const c2 = 1 - (st.accBeta2.dataSync()[0] ?? 0);
     const h = Float64Array.from([this.learningRate, this.beta1, this.beta2, this.epsilon, c1, c2, this.weightDecay]);
-    // Storage the variable owns alone (one reference, no view, never read out) is updated in place
-    // and its weight token renewed (see pool.ts). Anything else — a still-alive initial value, a
-    // slice that views it, an array a user got from dataSync — is copied, updated and assigned.
-    const writable = (t: tf.Variable): { arr: Float32Array; commit: () => void } => {
-      const d = backend.data.get(t.dataId);
-      const vals = d.values;
-      if (d.refCount === 1 && backend.isExclusive(vals)) return { arr: vals, commit: () => renewToken(vals) };
-      const copy = backend.alloc(t.size);
-      copy.set(backend.readSync(t.dataId) as Float32Array);
-      return { arr: copy, commit: () => t.assign(tf.tensor(copy, t.shape, "float32")) };
-    };
+    const writable = (t: tf.Variable) => writableArray(backend, t);
     pairs.forEach(([name, grad], i) => {
       const value = tf.engine().registeredVariables[name]!;
       st.accumulatedFirstMoment[i] ??= { originalName: `${name}/m`, variable: tf.tidy(() => tf.zerosLike(value).variable(false)) };

@@ -4,6 +4,7 @@
  */
 import * as tf from "../tf";
 import { asWasm, KernelArgs } from "./backend";
+import { addRowsBySegment } from "../native/embedding";
 
 /** One pass over x, adding each row into the row of its segment. */
 export function unsortedSegmentSum(args: KernelArgs): tf.TensorInfo {
@@ -13,7 +14,6 @@ export function unsortedSegmentSum(args: KernelArgs): tf.TensorInfo {
   const numSegments = (args.attrs as { numSegments: number }).numSegments;
   const inner = x.shape.slice(ids.shape.length);
   const rowSize = inner.reduce((a, d) => a * d, 1);
-  const rows = ids.shape.reduce((a, d) => a * d, 1);
   if (x.dtype !== "float32" && x.dtype !== "int32") {
     throw new Error(`UnsortedSegmentSum on wasm: x must be float32 or int32, got ${x.dtype}`);
   }
@@ -23,12 +23,6 @@ export function unsortedSegmentSum(args: KernelArgs): tf.TensorInfo {
   const xs = b.typedArrayFromHeap(x) as Float32Array | Int32Array;
   const os = b.typedArrayFromHeap(out) as Float32Array | Int32Array;
   os.fill(0);
-  for (let r = 0; r < rows; r++) {
-    const s = idv[r]!;
-    if (s < 0 || s >= numSegments) continue;
-    const xo = r * rowSize;
-    const oo = s * rowSize;
-    for (let k = 0; k < rowSize; k++) os[oo + k]! += xs[xo + k]!;
-  }
+  addRowsBySegment(xs, idv, rowSize, numSegments, os);
   return out;
 }
