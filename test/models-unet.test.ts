@@ -44,6 +44,8 @@ const SPECS: Record<string, [Arch, number, number, UnetOptions, string]> = {
   opts: [resnet18, 100, 4, { blur: true, selfAttention: true, normType: "batch", bottle: true, yRange: [-1, 2] }, "blur,sa,batch,bottle,yrange"],
   // train mode: loss and every parameter's gradient, through blur and self-attention
   grads: [resnet18, 64, 3, { blur: true, selfAttention: true }, "blur,sa,grads"],
+  // train mode at 65 px: the gradients flow back through the nearest resizes to the skips' sizes
+  grads65: [resnet18, 65, 3, {}, "grads"],
 };
 let made = false;
 
@@ -98,17 +100,22 @@ test("blur, self-attention, BatchNorm decoder, bottle and yRange all match the P
   assert.ok((await relErr("opts", best)) < 1e-4);
 });
 
-test("in train mode the pixel cross-entropy and every parameter's gradient match PyTorch's float64 as closely as PyTorch's float32 does (blur and self-attention on)", async () => {
+/**
+ * Train-mode loss and every parameter's gradient of fixture `tag` against PyTorch's float64 ones.
+ * `noise`: bounds for the median / 90th percentile / worst relative error when PyTorch's own float32
+ * run is not a fair yardstick (see the 65 px test); default: as close as PyTorch's float32 gets.
+ */
+async function checkGradients(tag: string, noise?: { median: number; p90: number; worst: number }): Promise<void> {
   await tf.setBackend(best);
   torchFixtures();
-  const [arch, size, nOut, opts] = SPECS["grads"]!;
+  const [arch, size, nOut, opts] = SPECS[tag]!;
   const build = async () => (await createUnetModel(arch, nOut, size, { pretrained: false, ...opts })).model;
   const model = await build();
-  await loadWeights(model, path.join(dir, "grads.safetensors"));
+  await loadWeights(model, path.join(dir, `${tag}.safetensors`));
   // the reference gradients load like weights (same names, layouts converted), into a twin model
   const ref = await build();
-  await loadWeights(ref, path.join(dir, "grads.grads.safetensors"));
-  const io = await readSafetensors(path.join(dir, "grads.io.safetensors"));
+  await loadWeights(ref, path.join(dir, `${tag}.grads.safetensors`));
+  const io = await readSafetensors(path.join(dir, `${tag}.io.safetensors`));
   const x = io.tensors.get("x")!;
   const masks = io.tensors.get("masks")!;
   const xb = tf.transpose(tf.tensor(x.data, x.shape), [0, 2, 3, 1]);
@@ -130,7 +137,7 @@ test("in train mode the pixel cross-entropy and every parameter's gradient match
   const median = (v: number[]) => v[Math.floor(v.length / 2)]!;
   const worst = errs.reduce((a, b) => (b.rel > a.rel ? b : a));
   console.log(
-    `# unet train-mode gradients, ${ours.length} tensors, relative to PyTorch float64: tsfast median ${median(ours).toExponential(2)}, p90 ${ours[Math.floor(ours.length * 0.9)]!.toExponential(2)}, ` +
+    `# unet train-mode gradients (${tag}, ${size} px), ${ours.length} tensors, relative to PyTorch float64: tsfast median ${median(ours).toExponential(2)}, p90 ${ours[Math.floor(ours.length * 0.9)]!.toExponential(2)}, ` +
       `worst ${worst.rel.toExponential(2)} (${worst.name}); PyTorch float32 median ${median(torch32).toExponential(2)}, worst ${torch32[torch32.length - 1]!.toExponential(2)}`,
   );
   // Most tensors agree to float32 rounding. A pre-activation within float32 noise of a ReLU's kink
@@ -138,12 +145,26 @@ test("in train mode the pixel cross-entropy and every parameter's gradient match
   // gradients of the layers below it by a few %; a wrong backward moves them all (the blur's
   // replication pad once gave a median of 0.3 here, with a correct forward).
   const p90 = (v: number[]) => v[Math.floor(v.length * 0.9)]!;
-  assert.ok(median(ours) <= Math.max(1e-4, 4 * median(torch32)), "median error");
-  assert.ok(p90(ours) <= Math.max(2e-2, 4 * p90(torch32)), "90th percentile error");
-  assert.ok(worst.rel <= 0.15, `worst error (${worst.name})`);
+  assert.ok(ours.every(Number.isFinite), "every gradient finite");
+  assert.ok(median(ours) <= (noise?.median ?? Math.max(1e-4, 4 * median(torch32))), "median error");
+  assert.ok(p90(ours) <= (noise?.p90 ?? Math.max(2e-2, 4 * p90(torch32))), "90th percentile error");
+  assert.ok(worst.rel <= (noise?.worst ?? 0.15), `worst error (${worst.name})`);
   tf.dispose([xb, yb, value, ...Object.values(grads)]);
   model.dispose();
   ref.dispose();
+}
+
+test("in train mode the pixel cross-entropy and every parameter's gradient match PyTorch's float64 as closely as PyTorch's float32 does (blur and self-attention on)", async () => {
+  await checkGradients("grads");
+});
+
+test("at 65 px (odd: the decoder's maps are resized to the skips' sizes) the train-mode gradients match PyTorch's too", async () => {
+  // Measured: native median 1.9e-3 (worst 1.4e-2), wasm median 1.4e-2 (worst 0.30, layer4.1, whose
+  // maps are 3x3 here). The loss matches to 1e-7 and every conv's gradient matches the cpu kernels
+  // to 2e-6, so this is the ReLU-kink noise of the 64 px test: here PyTorch's float32 run happens to
+  // flip no kink (median 2.8e-4), ours flip some. A wrong backward is orders beyond these bounds:
+  // tfjs's cpu resize gradient made every tensor NaN; a misplaced one moves every gradient upstream.
+  await checkGradients("grads65", { median: 3e-2, p90: 6e-2, worst: 0.5 });
 });
 
 test("the U-Net outputs [b, h, w, nOut] at the input size, for sizes it was not built for", async () => {
