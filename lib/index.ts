@@ -97,6 +97,14 @@ export type { TensorLoaderOptions } from "./data/tensors";
 export type { FactoryOptions, FromFolderOptions, FromCsvOptions, FromListsOptions, SegmentationOptions } from "./data/factories";
 export { prepareInferenceBatch } from "./data/inference";
 export type { InferenceSpec } from "./data/inference";
+// ---------------------------------------------------------------- text: tokenization, numericalization
+export {
+  UNK, PAD, BOS, EOS, FLD, TK_REP, TK_WREP, TK_UP, TK_MAJ, specialTokens, defaultRules, defaultPostRules,
+  fixHtml, replaceRep, replaceWrep, specAddSpaces, rmUselessSpaces, replaceAllCaps, replaceMaj, lowercase, replaceSpace, unescapeHtml,
+} from "./text/rules";
+export type { TextRule } from "./text/rules";
+export { Tokenizer, Numericalize, makeVocab, countTokens, splitWords, numericalizeDefaults } from "./text/tokenize";
+export type { TokenizerOptions, VocabOptions } from "./text/tokenize";
 // ---------------------------------------------------------------- learner: the contracts between floors
 export type {
   BatchLike,
