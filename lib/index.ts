@@ -105,6 +105,8 @@ export {
 export type { TextRule } from "./text/rules";
 export { Tokenizer, Numericalize, makeVocab, countTokens, splitWords, numericalizeDefaults } from "./text/tokenize";
 export type { TokenizerOptions, VocabOptions } from "./text/tokenize";
+export { LMDataLoader, lmDataLoaders, lmLoaderDefaults } from "./text/lm-loader";
+export type { LMLoaderOptions } from "./text/lm-loader";
 // ---------------------------------------------------------------- learner: the contracts between floors
 export type {
   BatchLike,

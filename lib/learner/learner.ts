@@ -37,7 +37,7 @@ import { activationOf, predictManyWith, predictWith, type InferenceInfo } from "
 import type { DataLoaderLike, DataLoadersLike, Prediction, Preds } from "./contracts";
 import * as nodePath from "node:path";
 import { inKernel } from "../display/display";
-import { getPreds, tta, validate, type GetPredsOptions, type TtaOptions } from "./preds";
+import { concatBatches, getPreds, tta, validate, type GetPredsOptions, type TtaOptions } from "./preds";
 
 /** Options of `new Learner`, with fastai's defaults. */
 export interface LearnerOptions {
@@ -431,8 +431,7 @@ export class Learner {
       if (!training) {
         this.validLoss = count ? lossSum / count : NaN;
         if (this.metrics.length && preds.length) {
-          const p = tf.concat(preds);
-          const t = tf.concat(targs);
+          const [p, t] = concatBatches(preds, targs);
           try {
             this.metricValues = this.metrics.map((m) => m.compute(p, t));
           } finally {
