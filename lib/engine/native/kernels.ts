@@ -9,6 +9,7 @@
 import * as tf from "../tf";
 import type { MathBackendCPU } from "@tensorflow/tfjs-backend-cpu";
 import { weightToken, type NativeAddon } from "./addon";
+import { segmentSumInto } from "../segment-sum";
 import type { NativeBackend } from "./pool";
 
 type TI = tf.TensorInfo;
@@ -430,8 +431,7 @@ export function nativeKernels(addon: NativeAddon, cpu: (name: string) => Kernel)
 
   // ---- gather's gradient (embeddings) ----------------------------------------------------------
   // The cpu kernel builds a mask per segment (numSegments passes of tensor ops: 26 ms for a
-  // 30-row embedding's gradient); one pass adding each row into its segment's row is what it computes:
-  //   out[s, ...] = Σ_{i : ids[i] = s} x[i, ...]   (ids outside [0, numSegments) are dropped)
+  // 30-row embedding's gradient); `segmentSumInto` does it in one pass.
   k["UnsortedSegmentSum"] = (args) => {
     const { x, segmentIds } = args.inputs;
     const b = args.backend;
@@ -443,14 +443,7 @@ export function nativeKernels(addon: NativeAddon, cpu: (name: string) => Kernel)
     const ids = b.data.get(segmentIds.dataId).values as ArrayLike<number>;
     const xs = f32(b, x);
     const out = alloc(b, numSegments * rowSize);
-    out.fill(0);
-    for (let r = 0; r < rows; r++) {
-      const seg = ids[r]!;
-      if (seg < 0 || seg >= numSegments) continue;
-      const xo = r * rowSize;
-      const oo = seg * rowSize;
-      for (let j = 0; j < rowSize; j++) out[oo + j]! += xs[xo + j]!;
-    }
+    segmentSumInto(xs, ids, out, rows, rowSize, numSegments);
     return output(b, [numSegments, ...inner], out);
   };
 

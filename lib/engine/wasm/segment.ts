@@ -4,6 +4,7 @@
  */
 import * as tf from "../tf";
 import { asWasm, KernelArgs } from "./backend";
+import { segmentSumInto } from "../segment-sum";
 
 /** One pass over x, adding each row into the row of its segment. */
 export function unsortedSegmentSum(args: KernelArgs): tf.TensorInfo {
@@ -22,13 +23,6 @@ export function unsortedSegmentSum(args: KernelArgs): tf.TensorInfo {
   const out = b.makeOutput([numSegments, ...inner], x.dtype);
   const xs = b.typedArrayFromHeap(x) as Float32Array | Int32Array;
   const os = b.typedArrayFromHeap(out) as Float32Array | Int32Array;
-  os.fill(0);
-  for (let r = 0; r < rows; r++) {
-    const s = idv[r]!;
-    if (s < 0 || s >= numSegments) continue;
-    const xo = r * rowSize;
-    const oo = s * rowSize;
-    for (let k = 0; k < rowSize; k++) os[oo + k]! += xs[xo + k]!;
-  }
+  segmentSumInto(xs, idv, os, rows, rowSize, numSegments);
   return out;
 }
