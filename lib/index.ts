@@ -51,6 +51,7 @@ export { DATASET_MARKER } from "./data/datasets/folder";
 export type { DatasetFolderOptions } from "./data/datasets/folder";
 export { searchImages, downloadImages, verifyImages, verifyImage } from "./data/datasets/web";
 export type { SearchImagesOptions, DownloadImagesOptions, DownloadImagesResult } from "./data/datasets/web";
+export { humanNumbers, humanNumbersPath, numberWords } from "./data/datasets/human-numbers";
 // ---------------------------------------------------------------- data: items, blocks, transforms, loaders
 export { Rng } from "./data/random";
 export {
@@ -215,6 +216,9 @@ export { saveWeights, loadWeights, loadStateDict, modelStateDict } from "./model
 export { readSafetensors, writeSafetensors, parseSafetensors, serializeSafetensors } from "./models/safetensors";
 export type { SafetensorsFile, SafeTensor } from "./models/safetensors";
 export { KNOWN_WEIGHTS, modelsCacheDir, shippedCheckpoint, SHIPPED_GREY, SHIPPED_COLOUR } from "./models/pretrained";
+// ---------------------------------------------------------------- models: recurrent networks by hand (the book's chapter 12)
+export { Module, Linear, Embedding, RNN, LSTM, dropout, zeroStates, CarriedState, ModelResetter, RNNRegularizer } from "./models/rnn";
+export type { ModuleOptions, RegularizedActivations } from "./models/rnn";
 // ---------------------------------------------------------------- interpret
 export { ClassificationInterpretation } from "./interpret/interpretation";
 export type { InterpretationData, FromLearnerOptions, PlotTopLossesOptions, TopLossCell } from "./interpret/interpretation";
