@@ -223,6 +223,12 @@ test("softmax, logSoftmax, transpose, slice, split, concat, pad and tile match c
   agree("tile", withGrads((x) => tf.tile(x, [2, 1, 3]), rnd([2, 3, 4])));
 });
 
+test("unstack along every axis, and stack's gradient (an unstack), match cpu", () => {
+  const x = rnd([3, 4, 5]);
+  for (const axis of [0, 1, 2, -1]) agree(`unstack axis ${axis}`, () => tf.unstack(x(), axis));
+  agree("stack axis 1 with gradients", withGrads((a, c) => tf.stack([a, c, tf.mul(a, c)], 1), rnd([4, 6]), rnd([4, 6])));
+});
+
 test("gather's gradient (UnsortedSegmentSum: embeddings, repeated and 2-d ids) matches cpu", () => {
   const table = rnd([7, 5]);
   const ids = [3, 0, 3, 6, 3, 1];

@@ -130,12 +130,21 @@ function recurrentLayers(owner: Module, name: string, nIn: number, nHidden: numb
   }));
 }
 
+/** Per-step outputs [bs, h] as one [bs, sl, h] tensor: concatenated time first, then transposed (the gradient is a split; tfjs's stack would unstack, element by element). */
+function stackSteps(outs: tf.Tensor[]): tf.Tensor {
+  const [bs, h] = outs[0]!.shape as [number, number];
+  return tf.transpose(tf.concat(outs.map((o) => tf.reshape(o, [1, bs, h])), 0), [1, 0, 2]);
+}
+
 /** The input projection of every time step in one matrix product: [bs, sl, nIn] → sl tensors [bs, gates·nHidden]. */
 function projectInputs(x: tf.Tensor, w: RecurrentWeights): tf.Tensor[] {
   const [bs, sl, nIn] = x.shape as [number, number, number];
   const wIh = w.wIh.read() as tf.Tensor2D;
   const proj = tf.add(tf.matMul(tf.reshape(x, [bs * sl, nIn]), wIh), tf.add(w.bIh.read(), w.bHh.read()));
-  return tf.unstack(tf.reshape(proj, [bs, sl, wIh.shape[1]]), 1);
+  // Time first, then split along axis 0: each step is a contiguous block. (tfjs's unstack copies
+  // element by element: 200 ms a call for [64, 16, 256] along axis 1, 58 ms along axis 0.)
+  const steps = tf.split(tf.transpose(tf.reshape(proj, [bs, sl, wIh.shape[1]]), [1, 0, 2]), sl, 0);
+  return steps.map((s) => tf.reshape(s, [bs, wIh.shape[1]]));
 }
 
 /** PyTorch's `nn.RNN(nIn, nHidden, nLayers, batch_first=True)` with tanh: h_t = tanh(x_t W_ih + b_ih + h_{t-1} W_hh + b_hh), layer by layer. */
@@ -153,7 +162,7 @@ export class RNN {
       let ht = h[l]!;
       const outs = projectInputs(seq, w).map((xt) => (ht = tf.tanh(tf.add(xt, tf.matMul(ht as tf.Tensor2D, wHh)))));
       hs.push(ht);
-      seq = tf.stack(outs, 1);
+      seq = stackSteps(outs);
     });
     return { out: seq, h: hs };
   }
@@ -188,7 +197,7 @@ export class LSTM {
       });
       hs.push(ht);
       cs.push(ct);
-      seq = tf.stack(outs, 1);
+      seq = stackSteps(outs);
     });
     return { out: seq, h: hs, c: cs };
   }
