@@ -137,3 +137,29 @@ test("RNNRegularizer adds alpha·mean(out²) and beta·mean((raw[t+1] − raw[t]
   source.activations = undefined; // validation
   assert.ok(Math.abs(loss.forward(pred, targ).dataSync()[0]! - Math.log(2)) < 1e-6);
 });
+
+test("the Learner trains a model with a parameter the loss never reaches (left out of the step, as PyTorch skips a None grad)", async () => {
+  await ready();
+  class PartlyUsed extends Module {
+    used = new Linear(this, "used", 3, 4);
+    unused = new Linear(this, "unused", 3, 4);
+    constructor() {
+      super({ outputShape: (s) => [s[0]!, 4] });
+    }
+    forward(x: tf.Tensor): tf.Tensor {
+      return this.used.forward(tf.cast(x, "float32"));
+    }
+  }
+  const { Learner } = await import("../lib/learner/learner");
+  const { tensorDataLoaders } = await import("../lib/data/tensors");
+  const x = tf.randomUniform([64, 3], 0, 4, "int32", 1);
+  const y = tf.randomUniform([64], 0, 4, "int32", 2);
+  const m = new PartlyUsed();
+  const before = Array.from(m.unused.weight.read().dataSync());
+  const usedBefore = Array.from(m.used.weight.read().dataSync());
+  const learn = new Learner(tensorDataLoaders([x, y], [x, y], { bs: 16 }), m.asModel(), { lossFunc: CrossEntropyLossFlat(), progress: false });
+  await learn.fit(1, 1e-2);
+  assert.deepEqual(Array.from(m.unused.weight.read().dataSync()), before, "the unused weight is not touched (no decay either)");
+  assert.notDeepEqual(Array.from(m.used.weight.read().dataSync()), usedBefore, "the used one trains");
+  learn.dispose();
+});

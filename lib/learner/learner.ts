@@ -475,7 +475,9 @@ export class Learner {
       if (trained.length) {
         const { value, grads } = tf.variableGrads(forward, trained.map((p) => p.variable));
         this.loss = value;
-        this.grads = new Map(trained.map((p) => [p.variable, grads[p.variable.name]!]));
+        // A parameter the loss does not reach (e.g. a layer a model built but does not use) has no
+        // gradient: as PyTorch's optimizers skip a grad of None, it is left out of this step.
+        this.grads = new Map(trained.filter((p) => grads[p.variable.name] != null).map((p) => [p.variable, grads[p.variable.name]!]));
       } else {
         this.loss = tf.tidy(forward);
         this.grads = new Map();
