@@ -52,6 +52,7 @@ export { DATASET_MARKER } from "./data/datasets/folder";
 export type { DatasetFolderOptions } from "./data/datasets/folder";
 export { searchImages, downloadImages, verifyImages, verifyImage } from "./data/datasets/web";
 export type { SearchImagesOptions, DownloadImagesOptions, DownloadImagesResult } from "./data/datasets/web";
+export { humanNumbers, humanNumbersPath, numberWords } from "./data/datasets/human-numbers";
 // ---------------------------------------------------------------- data: items, blocks, transforms, loaders
 export { Rng } from "./data/random";
 export {
@@ -98,6 +99,16 @@ export type { TensorLoaderOptions } from "./data/tensors";
 export type { FactoryOptions, FromFolderOptions, FromCsvOptions, FromListsOptions, SegmentationOptions } from "./data/factories";
 export { prepareInferenceBatch } from "./data/inference";
 export type { InferenceSpec } from "./data/inference";
+// ---------------------------------------------------------------- text: tokenization, numericalization
+export {
+  UNK, PAD, BOS, EOS, FLD, TK_REP, TK_WREP, TK_UP, TK_MAJ, specialTokens, defaultRules, defaultPostRules,
+  fixHtml, replaceRep, replaceWrep, specAddSpaces, rmUselessSpaces, replaceAllCaps, replaceMaj, lowercase, replaceSpace, unescapeHtml,
+} from "./text/rules";
+export type { TextRule } from "./text/rules";
+export { Tokenizer, Numericalize, makeVocab, countTokens, splitWords, numericalizeDefaults } from "./text/tokenize";
+export type { TokenizerOptions, VocabOptions } from "./text/tokenize";
+export { LMDataLoader, lmDataLoaders, lmLoaderDefaults } from "./text/lm-loader";
+export type { LMLoaderOptions } from "./text/lm-loader";
 // ---------------------------------------------------------------- learner: the contracts between floors
 export type {
   BatchLike,
@@ -225,6 +236,9 @@ export { TabularDataLoaders, tabularDefaults, prepareTabularRows, isTabularSpec 
 export type { TabularDataLoadersOptions, TabularInferenceSpec, ShowBatchOptions as TabularShowBatchOptions } from "./tabular/data";
 export { tabularLearner, tabularModel, tabularModelDefaults, embSzRule, TabularLearner, TabularColumns } from "./models/tabular";
 export type { TabularModelOptions, TabularPrediction } from "./models/tabular";
+// ---------------------------------------------------------------- models: recurrent networks by hand (the book's chapter 12)
+export { Module, Linear, Embedding, RNN, LSTM, dropout, zeroStates, CarriedState, ModelResetter, RNNRegularizer } from "./models/rnn";
+export type { ModuleOptions, RegularizedActivations } from "./models/rnn";
 // ---------------------------------------------------------------- interpret
 export { ClassificationInterpretation } from "./interpret/interpretation";
 export type { InterpretationData, FromLearnerOptions, PlotTopLossesOptions, TopLossCell } from "./interpret/interpretation";

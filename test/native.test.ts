@@ -223,6 +223,20 @@ test("softmax, logSoftmax, transpose, slice, split, concat, pad and tile match c
   agree("tile", withGrads((x) => tf.tile(x, [2, 1, 3]), rnd([2, 3, 4])));
 });
 
+test("unstack along every axis, and stack's gradient (an unstack), match cpu", () => {
+  const x = rnd([3, 4, 5]);
+  for (const axis of [0, 1, 2, -1]) agree(`unstack axis ${axis}`, () => tf.unstack(x(), axis));
+  agree("stack axis 1 with gradients", withGrads((a, c) => tf.stack([a, c, tf.mul(a, c)], 1), rnd([4, 6]), rnd([4, 6])));
+});
+
+test("gather's gradient (UnsortedSegmentSum: embeddings, repeated and 2-d ids) matches cpu", () => {
+  const table = rnd([7, 5]);
+  const ids = [3, 0, 3, 6, 3, 1];
+  agree("gather rows", withGrads((t) => tf.gather(t, tf.tensor1d(ids, "int32")), table));
+  agree("gather 2-d ids", withGrads((t) => tf.gather(t, tf.tensor2d([[1, 1, 2], [6, 0, 1]], [2, 3], "int32")), table));
+  agree("segment sum", () => tf.unsortedSegmentSum(table(), tf.tensor1d([2, 2, 0, 9, -1, 4, 2], "int32"), 5));
+});
+
 test("batchNorm and tfjs-layers BatchNormalization training forward, gradients and moving stats match cpu", () => {
   const bx = rnd([2, 4, 4, 3]), bm = rnd([3]), bv = rnd([3], 0.5, 2), bo = rnd([3]), bs = rnd([3]);
   agree("batchNorm inference", () => tf.batchNorm(bx(), bm(), bv(), bo(), bs(), 1e-3));

@@ -19,8 +19,42 @@ let jupyterModule: TslabJupyter | undefined;
 function tslabJupyter(): TslabJupyter {
   // tslab (a dependency) keeps the function that writes display_data on this module once the kernel
   // runs. Loaded on first use: it takes about a second, which scripts that never display should not pay.
-  jupyterModule ??= require("tslab/dist/jupyter") as TslabJupyter;
+  if (!jupyterModule) {
+    jupyterModule = require("tslab/dist/jupyter") as TslabJupyter;
+    queueKernelSends();
+  }
   return jupyterModule;
+}
+
+type Send = (this: object, msg: unknown) => unknown;
+
+/**
+ * zeromq 6 (under tslab) sends one message per socket at a time: a second `send` while one is in
+ * flight throws "Socket is busy writing". tslab does not wait for its sends, so a progress bar updated
+ * by fast training steps, or a `console.log` right after one, threw inside the cell (the cell then
+ * stopped with no message). Each socket's sends are put in a queue instead, in order.
+ */
+function queueKernelSends(): void {
+  let zmq: { Publisher: { prototype: object } };
+  try {
+    const tslabDir = require("node:path").dirname(require.resolve("tslab/package.json")) as string;
+    zmq = require(require.resolve("zeromq", { paths: [tslabDir] })) as typeof zmq;
+  } catch {
+    return; // no zeromq: no kernel either
+  }
+  // tslab's outputs go through its iopub socket, a Publisher; `send` is a read-only accessor of the
+  // base class, so the queued one is defined on Publisher's own prototype.
+  const proto = zmq.Publisher.prototype as { send: Send; tsfastQueued?: boolean };
+  if (proto.tsfastQueued) return;
+  const send = proto.send;
+  const tails = new WeakMap<object, Promise<unknown>>();
+  const queued = function (this: object, msg: unknown): Promise<unknown> {
+    const next = (tails.get(this) ?? Promise.resolve()).then(() => send.call(this, msg));
+    tails.set(this, next.catch(() => undefined));
+    return next;
+  };
+  Object.defineProperty(proto, "send", { value: queued, writable: true, configurable: true });
+  Object.defineProperty(proto, "tsfastQueued", { value: true });
 }
 
 /** True inside a running tslab kernel (rich outputs are shown), false in Node scripts and tests. */

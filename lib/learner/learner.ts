@@ -37,7 +37,7 @@ import { activationOf, predictManyWith, predictWith, type InferenceInfo } from "
 import type { DataLoaderLike, DataLoadersLike, Prediction, Preds } from "./contracts";
 import * as nodePath from "node:path";
 import { inKernel } from "../display/display";
-import { getPreds, tta, validate, type GetPredsOptions, type TtaOptions } from "./preds";
+import { concatBatches, getPreds, tta, validate, type GetPredsOptions, type TtaOptions } from "./preds";
 
 /** Options of `new Learner`, with fastai's defaults. */
 export interface LearnerOptions {
@@ -431,8 +431,7 @@ export class Learner {
       if (!training) {
         this.validLoss = count ? lossSum / count : NaN;
         if (this.metrics.length && preds.length) {
-          const p = tf.concat(preds);
-          const t = tf.concat(targs);
+          const [p, t] = concatBatches(preds, targs);
           try {
             this.metricValues = this.metrics.map((m) => m.compute(p, t));
           } finally {
@@ -476,7 +475,9 @@ export class Learner {
       if (trained.length) {
         const { value, grads } = tf.variableGrads(forward, trained.map((p) => p.variable));
         this.loss = value;
-        this.grads = new Map(trained.map((p) => [p.variable, grads[p.variable.name]!]));
+        // A parameter the loss does not reach (e.g. a layer a model built but does not use) has no
+        // gradient: as PyTorch's optimizers skip a grad of None, it is left out of this step.
+        this.grads = new Map(trained.filter((p) => grads[p.variable.name] != null).map((p) => [p.variable, grads[p.variable.name]!]));
       } else {
         this.loss = tf.tidy(forward);
         this.grads = new Map();

@@ -25,12 +25,13 @@ function checkRows(name: string, pred: tf.Tensor, targ: tf.Tensor): void {
   }
 }
 
-/** fastai's `accuracy`: fraction of items whose argmax over the last axis equals the integer target. */
+/** fastai's `accuracy`: fraction of items (every position, for [bs, seq, c] predictions) whose argmax over the last axis equals the integer target. */
 export const accuracy: Metric = {
   name: "accuracy",
   compute(pred, targ) {
     checkRows("accuracy", pred, targ);
-    return scalar(() => tf.mean(tf.cast(tf.equal(tf.argMax(pred, -1), tf.cast(tf.reshape(targ, [-1]), "int32")), "float32")));
+    // as fastai's flatten_check: both sides flattened, so a language model's [bs, seq] targets compare position by position
+    return scalar(() => tf.mean(tf.cast(tf.equal(tf.reshape(tf.argMax(pred, -1), [-1]), tf.cast(tf.reshape(targ, [-1]), "int32")), "float32")));
   },
 };
 

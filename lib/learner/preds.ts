@@ -68,7 +68,8 @@ async function collect(learn: Learner, opts: GetPredsOptions, meanLoss: boolean)
       }
     }
     if (!ps.length) throw new Error("getPreds: the loader yielded no batches");
-    const out: Preds = { preds: tf.concat(ps) as tf.Tensor2D, targs: tf.concat(ts) };
+    const [cp, ct] = concatBatches(ps, ts);
+    const out: Preds = { preds: cp as tf.Tensor2D, targs: ct };
     if (opts.withLoss) out.losses = tf.concat(ls) as tf.Tensor1D;
     return { out, loss: count ? lossSum / count : NaN };
   } finally {
@@ -130,4 +131,18 @@ export async function tta(learn: Learner, opts: TtaOptions = {}): Promise<Preds>
   } finally {
     tf.dispose(aug);
   }
+}
+
+/**
+ * Batches' predictions and targets in one tensor each. Batches whose shapes differ past
+ * the first axis (a language model's shorter last sequence) are flattened to [items, classes] and
+ * [items] first, which is how the metrics read them anyway.
+ */
+export function concatBatches(preds: tf.Tensor[], targs: tf.Tensor[]): [tf.Tensor, tf.Tensor] {
+  const tail = (x: tf.Tensor) => x.shape.slice(1).join(",");
+  if (preds.every((x) => tail(x) === tail(preds[0]!))) return [tf.concat(preds), tf.concat(targs)];
+  return tf.tidy(() => [
+    tf.concat(preds.map((x) => tf.reshape(x, [-1, x.shape[x.rank - 1]!]))),
+    tf.concat(targs.map((x) => tf.reshape(x, [-1]))),
+  ]);
 }

@@ -436,6 +436,32 @@ export function nativeKernels(addon: NativeAddon, cpu: (name: string) => Kernel)
 
   // ---- embeddings (gather and its gradient): plain loops, see embedding.ts ---------------------
   Object.assign(k, embeddingKernels(cpu));
+
+  // ---- unstack (tf.unstack, and tf.stack's gradient) -------------------------------------------
+  // The cpu kernel slices and reshapes once per output through the generic element-by-element slice
+  // (200 ms for [64, 16, 256] along axis 1); here one strided copy per output:
+  //   out_i[o, j] = x[o, i, j]   with o over the axes before `axis`, j over those after.
+  k["Unpack"] = (args) => {
+    const { value } = args.inputs;
+    const b = args.backend;
+    if (!value || !isF32(b, value) || value.shape.length === 0) return cpu("Unpack")(args);
+    const rank = value.shape.length;
+    let axis = (args.attrs?.["axis"] as number | undefined) ?? 0;
+    if (axis < 0) axis += rank;
+    const n = value.shape[axis]!;
+    const outer = sizeOf(value.shape.slice(0, axis));
+    const inner = sizeOf(value.shape.slice(axis + 1));
+    const outShape = value.shape.filter((_, d) => d !== axis);
+    const xs = f32(b, value);
+    const res: TI[] = [];
+    for (let i = 0; i < n; i++) {
+      const out = alloc(b, outer * inner);
+      for (let o = 0; o < outer; o++) out.set(xs.subarray((o * n + i) * inner, (o * n + i + 1) * inner), o * inner);
+      res.push(output(b, outShape, out));
+    }
+    return res;
+  };
+
   return k;
 }
 

@@ -1,0 +1,300 @@
+/**
+ * Recurrent models written by hand, as the book's chapter 12 writes them in PyTorch: a `Module` is a
+ * tfjs layer whose `forward(x, training)` is plain tensor code over parameters it registers, with
+ * PyTorch's initialisations (so a PyTorch port of the same recipe trains alike). Building blocks:
+ * `Linear`, `Embedding`, `RNN` (tanh), `LSTM`, `Dropout`; `ModelResetter` clears hidden state at
+ * the start of training and validation; `RNNRegularizer` adds activation regularisation (AR) and
+ * temporal activation regularisation (TAR) to a loss.
+ */
+import * as tf from "../engine/tf";
+import type { Learner } from "../learner/learner";
+import type { Loss, Reduction } from "../learner/losses";
+import { Rng } from "../data/random";
+
+type Kwargs = Record<string, unknown>;
+type LayerVariable = ReturnType<tf.layers.Layer["addWeight"]>;
+
+/** Options of `Module`. */
+export interface ModuleOptions {
+  /** Shape of the output for an input shape (both with the batch axis), e.g. `(s) => [s[0], vocab]`. */
+  outputShape: (input: tf.Shape) => tf.Shape;
+  /** Seed of the initialisations and dropout masks (default 0). */
+  seed?: number;
+  /** Layer name (default: tfjs picks a unique one). */
+  name?: string;
+}
+
+/**
+ * fastai's / PyTorch's `Module` as a tfjs layer: register parameters with `param` (or the blocks below),
+ * write `forward`, then `asModel()` gives the `tf.LayersModel` a `Learner` trains. Inputs are int32 token ids.
+ */
+export abstract class Module extends tf.layers.Layer {
+  static className = "TsfastModule";
+  /** The generator behind initialisations and dropout masks. */
+  readonly rng: Rng;
+  private readonly outShape: (input: tf.Shape) => tf.Shape;
+
+  constructor(opts: ModuleOptions) {
+    super({ name: opts.name, inputShape: [null], dtype: "int32" } as tf.serialization.ConfigDict);
+    this.rng = new Rng(opts.seed ?? 0);
+    this.outShape = opts.outputShape;
+  }
+
+  /** A trainable parameter, drawn uniform in [-bound, bound], normal with std `normal`, or zeros. */
+  param(name: string, shape: number[], init: { uniform: number } | { normal: number } | "zeros"): LayerVariable {
+    const seed = this.rng.int(2 ** 31);
+    const initializer =
+      init === "zeros"
+        ? tf.initializers.zeros()
+        : "uniform" in init
+          ? tf.initializers.randomUniform({ minval: -init.uniform, maxval: init.uniform, seed })
+          : tf.initializers.randomNormal({ mean: 0, stddev: init.normal, seed });
+    return this.addWeight(name, shape, "float32", initializer, undefined, true);
+  }
+
+  /** The computation: int32 ids in, logits out; `training` turns dropout on. */
+  abstract forward(x: tf.Tensor, training: boolean): tf.Tensor;
+
+  /** Forget any hidden state (called by `ModelResetter`); stateless modules have none. */
+  reset(): void {}
+
+  override build(): void {
+    this.built = true;
+  }
+
+  override computeOutputShape(inputShape: tf.Shape | tf.Shape[]): tf.Shape {
+    return this.outShape((Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as tf.Shape);
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs): tf.Tensor {
+    const x = (Array.isArray(inputs) ? inputs[0] : inputs) as tf.Tensor;
+    return this.forward(x, Boolean(kwargs["training"]));
+  }
+
+  override getClassName(): string {
+    return Module.className;
+  }
+
+  /** This module as a one-layer `tf.LayersModel`, what `new Learner(dls, model)` takes. */
+  asModel(): tf.LayersModel {
+    return tf.sequential({ layers: [this] });
+  }
+}
+
+/** PyTorch's `nn.Linear`: `x W + b`, weight and bias uniform in ±1/√nIn. */
+export class Linear {
+  readonly weight: LayerVariable;
+  readonly bias?: LayerVariable;
+  constructor(owner: Module, name: string, nIn: number, nOut: number, opts: { bias?: boolean } = {}) {
+    const bound = 1 / Math.sqrt(nIn);
+    this.weight = owner.param(`${name}_weight`, [nIn, nOut], { uniform: bound });
+    if (opts.bias ?? true) this.bias = owner.param(`${name}_bias`, [nOut], { uniform: bound });
+  }
+  /** `x` of shape [..., nIn] → [..., nOut]. */
+  forward(x: tf.Tensor): tf.Tensor {
+    const w = this.weight.read();
+    const flat = x.rank === 2 ? (x as tf.Tensor2D) : tf.reshape(x, [-1, w.shape[0]!]);
+    let y: tf.Tensor = tf.matMul(flat, w as tf.Tensor2D);
+    if (this.bias) y = tf.add(y, this.bias.read());
+    return x.rank === 2 ? y : tf.reshape(y, [...x.shape.slice(0, -1), w.shape[1]!]);
+  }
+}
+
+/** PyTorch's `nn.Embedding`: a [vocab, dim] table, normal(0, 1). */
+export class Embedding {
+  readonly weight: LayerVariable;
+  constructor(owner: Module, name: string, vocab: number, dim: number) {
+    this.weight = owner.param(`${name}_weight`, [vocab, dim], { normal: 1 });
+  }
+  /** int32 ids of any shape → their rows, shape [...ids, dim]. */
+  forward(ids: tf.Tensor): tf.Tensor {
+    return tf.gather(this.weight.read(), tf.cast(ids, "int32"));
+  }
+}
+
+/** Weights of one recurrent layer, as PyTorch names them: input and hidden matrices (gates stacked), two biases. */
+interface RecurrentWeights {
+  wIh: LayerVariable;
+  wHh: LayerVariable;
+  bIh: LayerVariable;
+  bHh: LayerVariable;
+}
+
+function recurrentLayers(owner: Module, name: string, nIn: number, nHidden: number, nLayers: number, gates: number): RecurrentWeights[] {
+  const u = { uniform: 1 / Math.sqrt(nHidden) };
+  return Array.from({ length: nLayers }, (_, l) => ({
+    wIh: owner.param(`${name}_weight_ih_l${l}`, [l === 0 ? nIn : nHidden, gates * nHidden], u),
+    wHh: owner.param(`${name}_weight_hh_l${l}`, [nHidden, gates * nHidden], u),
+    bIh: owner.param(`${name}_bias_ih_l${l}`, [gates * nHidden], u),
+    bHh: owner.param(`${name}_bias_hh_l${l}`, [gates * nHidden], u),
+  }));
+}
+
+/** Per-step outputs [bs, h] as one [bs, sl, h] tensor: concatenated time first, then transposed (the gradient is a split; tfjs's stack would unstack, element by element). */
+function stackSteps(outs: tf.Tensor[]): tf.Tensor {
+  const [bs, h] = outs[0]!.shape as [number, number];
+  return tf.transpose(tf.concat(outs.map((o) => tf.reshape(o, [1, bs, h])), 0), [1, 0, 2]);
+}
+
+/** The input projection of every time step in one matrix product: [bs, sl, nIn] → sl tensors [bs, gates·nHidden]. */
+function projectInputs(x: tf.Tensor, w: RecurrentWeights): tf.Tensor[] {
+  const [bs, sl, nIn] = x.shape as [number, number, number];
+  const wIh = w.wIh.read() as tf.Tensor2D;
+  const proj = tf.add(tf.matMul(tf.reshape(x, [bs * sl, nIn]), wIh), tf.add(w.bIh.read(), w.bHh.read()));
+  // Time first, then split along axis 0: each step is a contiguous block. (tfjs's unstack copies
+  // element by element: 200 ms a call for [64, 16, 256] along axis 1, 58 ms along axis 0.)
+  const steps = tf.split(tf.transpose(tf.reshape(proj, [bs, sl, wIh.shape[1]]), [1, 0, 2]), sl, 0);
+  return steps.map((s) => tf.reshape(s, [bs, wIh.shape[1]]));
+}
+
+/** PyTorch's `nn.RNN(nIn, nHidden, nLayers, batch_first=True)` with tanh: h_t = tanh(x_t W_ih + b_ih + h_{t-1} W_hh + b_hh), layer by layer. */
+export class RNN {
+  readonly layers: RecurrentWeights[];
+  constructor(owner: Module, name: string, nIn: number, readonly nHidden: number, readonly nLayers = 1) {
+    this.layers = recurrentLayers(owner, name, nIn, nHidden, nLayers, 1);
+  }
+  /** `x` [bs, sl, nIn], `h` one [bs, nHidden] per layer → outputs of the last layer [bs, sl, nHidden] and the final states. */
+  forward(x: tf.Tensor, h: tf.Tensor[]): { out: tf.Tensor; h: tf.Tensor[] } {
+    let seq = x;
+    const hs: tf.Tensor[] = [];
+    this.layers.forEach((w, l) => {
+      const wHh = w.wHh.read() as tf.Tensor2D;
+      let ht = h[l]!;
+      const outs = projectInputs(seq, w).map((xt) => (ht = tf.tanh(tf.add(xt, tf.matMul(ht as tf.Tensor2D, wHh)))));
+      hs.push(ht);
+      seq = stackSteps(outs);
+    });
+    return { out: seq, h: hs };
+  }
+}
+
+/**
+ * PyTorch's `nn.LSTM(nIn, nHidden, nLayers, batch_first=True)`, gates in PyTorch's order (input, forget, cell, output):
+ *   1. gates = x_t W_ih + b_ih + h_{t-1} W_hh + b_hh   (the x_t W_ih of all steps in one product)
+ *   2. c_t = σ(f) c_{t-1} + σ(i) tanh(g)
+ *   3. h_t = σ(o) tanh(c_t)
+ * `dropout` between layers (not after the last), as PyTorch's `dropout` argument.
+ */
+export class LSTM {
+  readonly layers: RecurrentWeights[];
+  constructor(owner: Module, name: string, nIn: number, readonly nHidden: number, readonly nLayers = 1) {
+    this.layers = recurrentLayers(owner, name, nIn, nHidden, nLayers, 4);
+  }
+  /** `x` [bs, sl, nIn], states `h` and `c` (one [bs, nHidden] per layer) → last layer's outputs [bs, sl, nHidden] and final states. */
+  forward(x: tf.Tensor, h: tf.Tensor[], c: tf.Tensor[]): { out: tf.Tensor; h: tf.Tensor[]; c: tf.Tensor[] } {
+    let seq = x;
+    const hs: tf.Tensor[] = [];
+    const cs: tf.Tensor[] = [];
+    this.layers.forEach((w, l) => {
+      const wHh = w.wHh.read() as tf.Tensor2D;
+      let ht = h[l]!;
+      let ct = c[l]!;
+      const outs = projectInputs(seq, w).map((xt) => {
+        const [i, f, g, o] = tf.split(tf.add(xt, tf.matMul(ht as tf.Tensor2D, wHh)), 4, 1) as tf.Tensor[];
+        ct = tf.add(tf.mul(tf.sigmoid(f!), ct), tf.mul(tf.sigmoid(i!), tf.tanh(g!)));
+        ht = tf.mul(tf.sigmoid(o!), tf.tanh(ct));
+        return ht;
+      });
+      hs.push(ht);
+      cs.push(ct);
+      seq = stackSteps(outs);
+    });
+    return { out: seq, h: hs, c: cs };
+  }
+}
+
+/** PyTorch's `nn.Dropout(p)`: zero each value with probability `p` while training, scale the rest by 1/(1−p); masks drawn from the owner's seeded generator. */
+export function dropout(owner: Module, x: tf.Tensor, p: number, training: boolean): tf.Tensor {
+  if (!training || p === 0) return x;
+  return tf.dropout(x, p, undefined, owner.rng.int(2 ** 31));
+}
+
+/** Zero states: `n` tensors of shape [bs, nHidden]. */
+export function zeroStates(n: number, bs: number, nHidden: number): tf.Tensor[] {
+  return Array.from({ length: n }, () => tf.zeros([bs, nHidden]));
+}
+
+/**
+ * Hidden state carried from one batch to the next (the book's `self.h = self.h.detach()`): kept out of
+ * tfjs's scopes, replaced each batch. A tensor from an earlier batch is a constant to this batch's
+ * gradient tape, which is what `detach` does in PyTorch: back-propagation stops at the batch boundary.
+ */
+export class CarriedState {
+  private state?: tf.Tensor[];
+  /** The state before: this batch's gradient still reads it, so it is disposed one batch later. */
+  private previous?: tf.Tensor[];
+  /** The carried tensors, or `init()` when there are none (after `reset`) or the batch size changed. */
+  get(bs: number, init: () => tf.Tensor[]): tf.Tensor[] {
+    if (this.state && this.state[0]!.shape[0] === bs) return this.state;
+    return init();
+  }
+  /** Carry `next` to the next batch. */
+  set(next: tf.Tensor[]): void {
+    if (this.previous) tf.dispose(this.previous);
+    this.previous = this.state;
+    this.state = next.map((t) => tf.keep(t.clone()));
+  }
+  /** Forget the state. */
+  reset(): void {
+    for (const s of [this.previous, this.state]) if (s) tf.dispose(s);
+    this.state = this.previous = undefined;
+  }
+}
+
+/** fastai's `ModelResetter`: calls `reset()` on the model's layers before training, before validation and after the fit. */
+export class ModelResetter {
+  readonly name = "ModelResetter";
+  learn?: Learner;
+  private resetAll(learn: Learner): void {
+    for (const layer of learn.model.layers) {
+      const r = (layer as unknown as { reset?: () => void }).reset;
+      if (typeof r === "function") r.call(layer);
+    }
+  }
+  beforeTrain(learn: Learner): void {
+    this.resetAll(learn);
+  }
+  beforeValidate(learn: Learner): void {
+    this.resetAll(learn);
+  }
+  afterFit(learn: Learner): void {
+    this.resetAll(learn);
+  }
+}
+
+/** What `RNNRegularizer` reads from a model: the last layer's raw and dropped-out outputs of the current training batch. */
+export interface RegularizedActivations {
+  /** Set by the model's forward while training (cleared otherwise): raw [bs, sl, h] and after dropout. */
+  activations?: { raw: tf.Tensor; out: tf.Tensor };
+}
+
+/**
+ * fastai's `RNNRegularizer` as a loss: while training, the loss of `base` plus
+ *   AR:  alpha · mean(out²)                         (out: the last layer's outputs after dropout)
+ *   TAR: beta · mean((raw[:, t+1] − raw[:, t])²)     (raw: the same before dropout)
+ * (fastai adds them in a callback after the loss; tsfast's gradients come from the loss, so they live here.)
+ */
+export function RNNRegularizer(base: Loss, source: RegularizedActivations, opts: { alpha?: number; beta?: number } = {}): Loss {
+  const alpha = opts.alpha ?? 2;
+  const beta = opts.beta ?? 1;
+  return {
+    name: `${base.name}+AR/TAR`,
+    forward(pred: tf.Tensor, targ: tf.Tensor, reduction: Reduction = "mean"): tf.Tensor {
+      const loss = base.forward(pred, targ, reduction);
+      const acts = source.activations;
+      if (!acts || reduction !== "mean") return loss;
+      return tf.tidy(() => {
+        let l = loss;
+        if (alpha) l = tf.add(l, tf.mul(alpha, tf.mean(tf.square(acts.out))));
+        const sl = acts.raw.shape[1]!;
+        if (beta && sl > 1) {
+          const d = tf.sub(tf.slice(acts.raw, [0, 1, 0], [-1, sl - 1, -1]), tf.slice(acts.raw, [0, 0, 0], [-1, sl - 1, -1]));
+          l = tf.add(l, tf.mul(beta, tf.mean(tf.square(d))));
+        }
+        return l;
+      });
+    },
+    activation: (pred) => base.activation(pred),
+    decodes: (probs) => base.decodes(probs),
+  };
+}

@@ -1,0 +1,123 @@
+/**
+ * fastai's text rules (`fastai/text/core.py`): plain string → string functions applied to a text
+ * before it is split into words, and the special tokens they insert. Same regular expressions and
+ * the same order as fastai's `defaults.text_proc_rules`, so a corpus tokenizes as fastai's would
+ * (the word splitter underneath differs: see `tokenize.ts`).
+ */
+
+/** Unknown token (id 0 after `Numericalize`). */
+export const UNK = "xxunk";
+/** Padding token (id 1). */
+export const PAD = "xxpad";
+/** Beginning of a text. */
+export const BOS = "xxbos";
+/** End of a text. */
+export const EOS = "xxeos";
+/** Field separator. */
+export const FLD = "xxfld";
+/** Character repetition: `xxrep 4 c` for `cccc`. */
+export const TK_REP = "xxrep";
+/** Word repetition: `xxwrep 3 ah` for `ah ah ah`. */
+export const TK_WREP = "xxwrep";
+/** The next word was in capitals. */
+export const TK_UP = "xxup";
+/** The next word started with a capital. */
+export const TK_MAJ = "xxmaj";
+
+/** fastai's `defaults.text_spec_tok`, in its order (they come first in every vocabulary). */
+export const specialTokens: readonly string[] = [UNK, PAD, BOS, EOS, FLD, TK_REP, TK_WREP, TK_UP, TK_MAJ];
+
+/** A text rule: a string in, a string out. */
+export type TextRule = (t: string) => string;
+
+// Python's `\w` on str is Unicode-aware; JavaScript's is ASCII-only, so letters and digits are spelled out.
+const W = "[\\p{L}\\p{N}_]";
+const NOT_W = "[^\\p{L}\\p{N}_]";
+
+/** Add spaces around `/`, `#` and `\`. */
+export function specAddSpaces(t: string): string {
+  return t.replace(/([/#\\])/g, " $1 ");
+}
+
+/** Collapse runs of two or more spaces into one. */
+export function rmUselessSpaces(t: string): string {
+  return t.replace(/ {2,}/g, " ");
+}
+
+/** Character repetitions of 3 or more: `cccc` → ` xxrep 4 c `. */
+export function replaceRep(t: string): string {
+  return t.replace(/(\S)(\1{2,})/gu, (_m, c: string, cc: string) => ` ${TK_REP} ${[...cc].length + 1} ${c} `);
+}
+
+// fastai's _re_wrep: a word, then one or more copies of it, then the word again, each separated by whitespace.
+const RE_WREP = new RegExp(`(?:\\s|^)(${W}+)\\s+((?:\\1\\s+)+)\\1(\\s|${NOT_W}|$)`, "gu");
+
+/** Word repetitions of 3 or more: `ah ah ah ah` → ` xxwrep 4 ah `. */
+export function replaceWrep(t: string): string {
+  return t.replace(RE_WREP, (_m, c: string, cc: string, e: string) => ` ${TK_WREP} ${cc.trim().split(/\s+/).length + 2} ${c} ${e}`);
+}
+
+/** Named HTML entities that Python's `html.unescape` would decode and that occur in web text. */
+const NAMED_ENTITIES: Record<string, string> = {
+  amp: "&", lt: "<", gt: ">", quot: '"', apos: "'", nbsp: "\u00a0", copy: "©", reg: "®", trade: "™",
+  hellip: "…", mdash: "—", ndash: "–", lsquo: "‘", rsquo: "’", ldquo: "“", rdquo: "”", laquo: "«",
+  raquo: "»", euro: "€", pound: "£", yen: "¥", cent: "¢", deg: "°", middot: "·", bull: "•", times: "×",
+  divide: "÷", eacute: "é", egrave: "è", agrave: "à", aacute: "á", ccedil: "ç", uuml: "ü", ouml: "ö", auml: "ä",
+  szlig: "ß", ntilde: "ñ", iexcl: "¡", iquest: "¿", sect: "§", para: "¶", frac12: "½", frac14: "¼", frac34: "¾",
+};
+
+/** Decode HTML character references: `&#39;`, `&#x27;` and the named ones above (others are left as they are). */
+export function unescapeHtml(t: string): string {
+  return t.replace(/&(#[0-9]+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]*);/g, (m, body: string) => {
+    if (body[0] === "#") {
+      const code = body[1] === "x" || body[1] === "X" ? parseInt(body.slice(2), 16) : parseInt(body.slice(1), 10);
+      return code > 0 && code <= 0x10ffff && !(code >= 0xd800 && code <= 0xdfff) ? String.fromCodePoint(code) : "\ufffd";
+    }
+    return NAMED_ENTITIES[body] ?? m;
+  });
+}
+
+/** fastai's `fix_html`: the messy things seen in web documents (IMDB's `<br />`, `#39;`, WikiText's ` @-@ `), then HTML unescaping. */
+export function fixHtml(x: string): string {
+  const pairs: [string, string][] = [
+    ["#39;", "'"], ["amp;", "&"], ["#146;", "'"], ["nbsp;", " "], ["#36;", "$"], ["\\n", "\n"], ["quot;", "'"],
+    ["<br />", "\n"], ['\\"', '"'], ["<unk>", UNK], [" @.@ ", "."], [" @-@ ", "-"], ["...", " …"],
+  ];
+  for (const [from, to] of pairs) x = x.split(from).join(to);
+  return unescapeHtml(x);
+}
+
+/** Words in ALL CAPS (two letters or more) → `xxup` + the word in lower case. */
+export function replaceAllCaps(t: string): string {
+  return t.replace(/(\s|^)([A-Z]+[^a-z\s]*)(?=(\s|$))/g, (_m, pre: string, w: string) => `${pre}${w.length > 1 ? `${TK_UP} ` : ""}${w.toLowerCase()}`);
+}
+
+/** Words in Sentence case (two letters or more) → `xxmaj` + the word in lower case. */
+export function replaceMaj(t: string): string {
+  return t.replace(/(\s|^)([A-Z][^A-Z\s]*)(?=(\s|$))/g, (_m, pre: string, w: string) => `${pre}${w.length > 1 ? `${TK_MAJ} ` : ""}${w.toLowerCase()}`);
+}
+
+/** Lower-case the text, trim it and start it with `xxbos` (fastai's `lowercase`). */
+export function lowercase(t: string, opts: { addBos?: boolean; addEos?: boolean } = {}): string {
+  return `${(opts.addBos ?? true) ? `${BOS} ` : ""}${t.toLowerCase().trim()}${opts.addEos ? ` ${EOS}` : ""}`;
+}
+
+/** Spaces inside a token become `▁` (fastai's post-rule `replace_space`), so tokens can be joined by spaces and split again. */
+export function replaceSpace(t: string): string {
+  return t.replace(/ /g, "▁");
+}
+
+/** fastai's `defaults.text_proc_rules`, in its order. */
+export const defaultRules: readonly TextRule[] = [
+  fixHtml,
+  replaceRep,
+  replaceWrep,
+  specAddSpaces,
+  rmUselessSpaces,
+  replaceAllCaps,
+  replaceMaj,
+  (t) => lowercase(t),
+];
+
+/** fastai's `defaults.text_postproc_rules` (applied to each token). */
+export const defaultPostRules: readonly TextRule[] = [replaceSpace];

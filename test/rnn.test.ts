@@ -1,0 +1,165 @@
+process.env.TSFAST_BACKEND = process.env.TSFAST_BACKEND ?? "cpu";
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import * as tf from "../lib/engine/tf";
+import { ready } from "../lib/engine/backend";
+import { CarriedState, Embedding, LSTM, Linear, ModelResetter, Module, RNN, RNNRegularizer, zeroStates } from "../lib/models/rnn";
+import { CrossEntropyLossFlat } from "../lib/learner/losses";
+import type { Learner } from "../lib/learner/learner";
+import { torchJson } from "./helpers/torch";
+
+/** A module that owns one recurrent block, to test it alone. */
+class Holder extends Module {
+  constructor(seed: number) {
+    super({ outputShape: (s) => s, seed });
+  }
+  forward(x: tf.Tensor): tf.Tensor {
+    return x;
+  }
+}
+
+/** PyTorch's layout of a recurrent layer's weights: [gates·h, in] matrices (ours are transposed). */
+function torchWeights(layers: { wIh: { read(): tf.Tensor }; wHh: { read(): tf.Tensor }; bIh: { read(): tf.Tensor }; bHh: { read(): tf.Tensor } }[]) {
+  return layers.map((w) => ({
+    w_ih: (tf.transpose(w.wIh.read()) as tf.Tensor2D).arraySync(),
+    w_hh: (tf.transpose(w.wHh.read()) as tf.Tensor2D).arraySync(),
+    b_ih: Array.from(w.bIh.read().dataSync()),
+    b_hh: Array.from(w.bHh.read().dataSync()),
+  }));
+}
+
+function maxDiff(a: number[], b: number[]): number {
+  assert.equal(a.length, b.length);
+  return Math.max(...a.map((v, i) => Math.abs(v - b[i]!)));
+}
+
+test("LSTM and RNN give PyTorch's nn.LSTM / nn.RNN outputs and final states with the same weights (2 layers)", async () => {
+  await ready();
+  const [bs, sl, nIn, nH, nL] = [3, 5, 4, 6, 2];
+  const owner = new Holder(3);
+  const lstm = new LSTM(owner, "lstm", nIn, nH, nL);
+  const rnn = new RNN(owner, "rnn", nIn, nH, nL);
+  const x = tf.randomNormal([bs, sl, nIn], 0, 1, "float32", 1);
+  const h0 = [0, 1].map((l) => tf.randomNormal([bs, nH], 0, 0.5, "float32", 10 + l));
+  const c0 = [0, 1].map((l) => tf.randomNormal([bs, nH], 0, 0.5, "float32", 20 + l));
+  const ours = lstm.forward(x, h0, c0);
+  const oursRnn = rnn.forward(x, h0);
+  const input = JSON.stringify({
+    x: x.arraySync(), h0: h0.map((t) => t.arraySync()), c0: c0.map((t) => t.arraySync()),
+    lstm: torchWeights(lstm.layers), rnn: torchWeights(rnn.layers),
+  });
+  const ref = torchJson<{ out: number[]; h: number[]; c: number[]; rout: number[]; rh: number[] }>(`
+d = json.loads(${JSON.stringify(input)})
+T = lambda v: torch.tensor(v, dtype=torch.float32)
+def load(m, ws):
+    for l, w in enumerate(ws):
+        for k in ("w_ih", "w_hh", "b_ih", "b_hh"):
+            name = ("weight_" if k[0] == "w" else "bias_") + k[2:] + f"_l{l}"
+            getattr(m, name).data.copy_(T(w[k]))
+lstm = torch.nn.LSTM(${nIn}, ${nH}, ${nL}, batch_first=True); load(lstm, d["lstm"])
+rnn = torch.nn.RNN(${nIn}, ${nH}, ${nL}, batch_first=True); load(rnn, d["rnn"])
+with torch.no_grad():
+    out, (h, c) = lstm(T(d["x"]), (T(d["h0"]), T(d["c0"])))
+    rout, rh = rnn(T(d["x"]), T(d["h0"]))
+print(json.dumps({"out": out.flatten().tolist(), "h": h.flatten().tolist(), "c": c.flatten().tolist(),
+                  "rout": rout.flatten().tolist(), "rh": rh.flatten().tolist()}))
+`);
+  const flat = (ts: tf.Tensor[]) => ts.flatMap((t) => Array.from(t.dataSync()));
+  assert.ok(maxDiff(Array.from(ours.out.dataSync()), ref.out) < 1e-5, "LSTM outputs");
+  assert.ok(maxDiff(flat(ours.h), ref.h) < 1e-5, "LSTM final h");
+  assert.ok(maxDiff(flat(ours.c), ref.c) < 1e-5, "LSTM final c");
+  assert.ok(maxDiff(Array.from(oursRnn.out.dataSync()), ref.rout) < 1e-5, "RNN outputs");
+  assert.ok(maxDiff(flat(oursRnn.h), ref.rh) < 1e-5, "RNN final h");
+});
+
+test("Linear and Embedding draw PyTorch's initial distributions: uniform ±1/√nIn and normal(0, 1)", async () => {
+  await ready();
+  const owner = new Holder(0);
+  const lin = new Linear(owner, "l", 100, 50);
+  const emb = new Embedding(owner, "e", 200, 50);
+  const w = Array.from(lin.weight.read().dataSync());
+  assert.ok(Math.max(...w.map(Math.abs)) <= 0.1 + 1e-7 && Math.max(...w.map(Math.abs)) > 0.099, "|w| up to 1/√100");
+  const e = Array.from(emb.weight.read().dataSync());
+  const mean = e.reduce((a, b) => a + b, 0) / e.length;
+  const std = Math.sqrt(e.reduce((a, b) => a + (b - mean) ** 2, 0) / e.length);
+  assert.ok(Math.abs(mean) < 0.05 && Math.abs(std - 1) < 0.05, `embedding mean ${mean}, std ${std}`);
+  assert.deepEqual(lin.forward(tf.ones([2, 3, 100])).shape, [2, 3, 50], "Linear keeps leading axes");
+});
+
+test("CarriedState cuts the gradient at the batch boundary (the book's detach), and ModelResetter clears it", async () => {
+  await ready();
+  class Stateful extends Module {
+    state = new CarriedState();
+    w = this.param("w", [1], { uniform: 0 });
+    constructor() {
+      super({ outputShape: (s) => s });
+    }
+    forward(x: tf.Tensor): tf.Tensor {
+      const [h] = this.state.get(x.shape[0]!, () => zeroStates(1, x.shape[0]!, 1));
+      const next = tf.add(tf.mul(h!, 2), tf.mul(x, this.w.read()));
+      this.state.set([next]);
+      return next;
+    }
+    override reset(): void {
+      this.state.reset();
+    }
+  }
+  const m = new Stateful();
+  m.w.write(tf.tensor1d([1]));
+  const x = tf.ones([1, 1]);
+  const grad = () => {
+    const { grads } = tf.variableGrads(() => tf.sum(m.forward(x)) as tf.Scalar, [m.w.read() as tf.Variable]);
+    const g = Object.values(grads)[0]!.dataSync()[0]!;
+    tf.dispose(Object.values(grads));
+    return g;
+  };
+  // Batch 1: h = 2·0 + x·w → d/dw = 1. Batch 2: h = 2·h1 + x·w; with h1 detached d/dw = 1 (without detach it would be 3).
+  assert.equal(grad(), 1);
+  assert.equal(grad(), 1);
+  assert.deepEqual(Array.from(m.forward(x).dataSync()), [7], "the value still carries over: 2·3 + 1");
+  new ModelResetter().beforeValidate({ model: m.asModel() } as unknown as Learner);
+  assert.deepEqual(Array.from(m.forward(x).dataSync()), [1], "after reset the state starts from zero");
+});
+
+test("RNNRegularizer adds alpha·mean(out²) and beta·mean((raw[t+1] − raw[t])²) while training only (worked by hand)", async () => {
+  await ready();
+  const base = CrossEntropyLossFlat();
+  const source: { activations?: { raw: tf.Tensor; out: tf.Tensor } } = {};
+  const loss = RNNRegularizer(base, source, { alpha: 2, beta: 1 });
+  const pred = tf.tensor3d([[[0, 0], [0, 0]]]); // ln 2 per position
+  const targ = tf.tensor2d([[0, 1]], [1, 2], "int32");
+  // raw [1, 2, 2] = [[1, 2], [3, 5]]: TAR = mean((3−1)², (5−2)²) = (4 + 9) / 2 = 6.5
+  // out = raw · 2 (dropout's scaling, nothing dropped): AR = mean(4, 16, 36, 100) = 39
+  const raw = tf.tensor3d([[[1, 2], [3, 5]]]);
+  source.activations = { raw: raw, out: tf.mul(raw, 2) };
+  const expected = Math.log(2) + 2 * 39 + 1 * 6.5;
+  assert.ok(Math.abs(loss.forward(pred, targ).dataSync()[0]! - expected) < 1e-4);
+  source.activations = undefined; // validation
+  assert.ok(Math.abs(loss.forward(pred, targ).dataSync()[0]! - Math.log(2)) < 1e-6);
+});
+
+test("the Learner trains a model with a parameter the loss never reaches (left out of the step, as PyTorch skips a None grad)", async () => {
+  await ready();
+  class PartlyUsed extends Module {
+    used = new Linear(this, "used", 3, 4);
+    unused = new Linear(this, "unused", 3, 4);
+    constructor() {
+      super({ outputShape: (s) => [s[0]!, 4] });
+    }
+    forward(x: tf.Tensor): tf.Tensor {
+      return this.used.forward(tf.cast(x, "float32"));
+    }
+  }
+  const { Learner } = await import("../lib/learner/learner");
+  const { tensorDataLoaders } = await import("../lib/data/tensors");
+  const x = tf.randomUniform([64, 3], 0, 4, "int32", 1);
+  const y = tf.randomUniform([64], 0, 4, "int32", 2);
+  const m = new PartlyUsed();
+  const before = Array.from(m.unused.weight.read().dataSync());
+  const usedBefore = Array.from(m.used.weight.read().dataSync());
+  const learn = new Learner(tensorDataLoaders([x, y], [x, y], { bs: 16 }), m.asModel(), { lossFunc: CrossEntropyLossFlat(), progress: false });
+  await learn.fit(1, 1e-2);
+  assert.deepEqual(Array.from(m.unused.weight.read().dataSync()), before, "the unused weight is not touched (no decay either)");
+  assert.notDeepEqual(Array.from(m.used.weight.read().dataSync()), usedBefore, "the used one trains");
+  learn.dispose();
+});
