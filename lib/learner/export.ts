@@ -126,8 +126,8 @@ export interface InferenceLearner {
   dls: { vocab: string[]; isMultiLabel: boolean };
   isMultiLabel: boolean;
   meta: ExportMeta;
-  /** Predict one input: a file path, an encoded image, a prepared tensor, or (collaborative filtering) `{ user, item }`. */
-  predict(input: string | Buffer | tf.Tensor | { user: unknown; item: unknown }): Promise<Prediction>;
+  /** Predict one input: a file path, an encoded image, a prepared tensor, (collaborative filtering) `{ user, item }`, or (tables) a row by column name. */
+  predict(input: string | Buffer | tf.Tensor | { user: unknown; item: unknown } | Record<string, string | number | boolean | null>): Promise<Prediction>;
   /** Predict many inputs in one batch: paths / encoded images, or a prepared NHWC tensor (not disposed). */
   predictBatch(inputs: (string | Buffer)[] | tf.Tensor): Promise<Prediction[]>;
 }
