@@ -95,13 +95,14 @@ test("a truncated download keeps only the .part, and the next call resumes it wi
     return true;
   });
   assert.equal(fs.existsSync(file), false, "no half-written file under the final name");
+  // what arrived before the cut at 100,000 bytes (a reset can drop some in flight)
   const partSize = fs.statSync(file + ".part").size;
-  assert.equal(partSize, 100_000);
+  assert.ok(partSize > 0 && partSize <= 100_000, `.part holds ${partSize} bytes`);
   const before = srv.requests.length;
   await downloadFile(url, file, { sha256: sha, retries: 0 });
   assert.ok(fs.readFileSync(file).equals(body));
   assert.equal(fs.existsSync(file + ".part"), false);
-  assert.deepEqual(srv.requests.slice(before), [{ path: "/truncated.bin", range: "bytes=100000-" }]);
+  assert.deepEqual(srv.requests.slice(before), [{ path: "/truncated.bin", range: `bytes=${partSize}-` }]);
 });
 
 test("with retries a truncated download resumes automatically within one call", async () => {
@@ -109,10 +110,14 @@ test("with retries a truncated download resumes automatically within one call", 
   const before = srv.requests.length;
   await downloadFile(`${srv.url}/truncated.bin`, file, { sha256: sha });
   assert.ok(fs.readFileSync(file).equals(body));
-  assert.deepEqual(
-    srv.requests.slice(before).map((r) => r.range ?? "none"),
-    ["none", "bytes=100000-"],
-  );
+  // The second request resumes where the first one's bytes ended. The server cuts the connection
+  // after 100,000 bytes; a reset can drop some still in flight (CI once saw 65,409), so the offset
+  // is any prefix of that, never 0 (a restart) or past the cut.
+  const ranges = srv.requests.slice(before).map((r) => r.range ?? "none");
+  assert.equal(ranges.length, 2, `requests: ${ranges.join(", ")}`);
+  assert.equal(ranges[0], "none");
+  const resumedAt = Number(/^bytes=(\d+)-$/.exec(ranges[1]!)?.[1]);
+  assert.ok(resumedAt > 0 && resumedAt <= 100_000, `the retry asked for ${ranges[1]}`);
 });
 
 test("a stale .part is replaced, not appended to, when the server ignores Range", async () => {
