@@ -234,6 +234,8 @@ export { TabularPandas, processRows } from "./tabular/core";
 export type { TabularPandasOptions, TabularYBlock, TabularSplits, TabularRow, TabularState } from "./tabular/core";
 export { TabularDataLoaders, tabularDefaults, prepareTabularRows, isTabularSpec } from "./tabular/data";
 export type { TabularDataLoadersOptions, TabularInferenceSpec, ShowBatchOptions as TabularShowBatchOptions } from "./tabular/data";
+export { DecisionTreeClassifier, DecisionTreeRegression, RandomForestClassifier, RandomForestRegression, PCA } from "./tabular/ml";
+export type { DecisionTreeOptions, RandomForestOptions, TabularEstimator, RandomForest } from "./tabular/ml";
 export { tabularLearner, tabularModel, tabularModelDefaults, embSzRule, TabularLearner, TabularColumns } from "./models/tabular";
 export type { TabularModelOptions, TabularPrediction } from "./models/tabular";
 // ---------------------------------------------------------------- models: recurrent networks by hand (the book's chapter 12)
