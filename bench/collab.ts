@@ -15,7 +15,7 @@ import { CollabDataLoaders } from "../lib/collab/data";
 import { embeddingDotBias } from "../lib/models/collab";
 import { tsfastPath } from "../lib/data/external";
 import type { BatchLike, DataLoaderLike } from "../lib/learner/contracts";
-import type { Callback } from "../lib/learner/callback";
+import { batchTimer } from "./batch-timer";
 
 const WARMUP = 20;
 
@@ -63,23 +63,15 @@ export async function collabBench(threads: number, batches: number): Promise<Col
     out.note = `PyTorch reference failed: ${(e instanceof Error ? e.message : String(e)).split("\n")[0]}`;
   }
   const model = embeddingDotBias(50, dls.users.size, dls.items.size, { yRange: [0, 5.5] });
-  const timed = { t0: 0n, t1: 0n, k: 0 };
+  const timer = batchTimer(WARMUP, batches);
   const learn = new Learner({ train: firstBatches(dls.train, batches), valid: firstBatches(dls.valid, 1), targetKind: "regression" }, model, {
     lossFunc: MSELossFlat(),
     wd: 0.1,
     progress: false,
-    cbs: {
-      name: "BatchTimer",
-      afterBatch: (l) => {
-        if (!l.training) return;
-        timed.k += 1;
-        if (timed.k === WARMUP) timed.t0 = process.hrtime.bigint();
-        if (timed.k === batches) timed.t1 = process.hrtime.bigint();
-      },
-    } as Callback,
+    cbs: timer.cb,
   });
   await learn.fit(1, 5e-3);
-  out.tsfastEpochS = (Number(timed.t1 - timed.t0) / 1e9 / (batches - WARMUP)) * epochBatches;
+  out.tsfastEpochS = (timer.seconds() / (batches - WARMUP)) * epochBatches;
   model.dispose();
   return out;
 }

@@ -8,8 +8,9 @@
  * bench/tabular_torch.py.
  * The collab row (bench/collab.ts): EmbeddingDotBias, 50 factors, batch 64 on MovieLens, epoch time
  * against bench/collab_torch.py in the same run, on the engine that is active (native by default).
+ * The LSTM row (bench/lstm.ts): a language model's training tokens/s against PyTorch's nn.LSTM.
  *
- * usage: node dist/bench/engine.js [--quick] [--backends native,wasm,cpu] [--only unet_resnet18|tabular|collab]
+ * usage: node dist/bench/engine.js [--quick] [--backends native,wasm,cpu] [--only unet_resnet18|tabular|collab|lstm]
  * A training step is forward + backward + Adam; warm-up steps are excluded, and img/s comes from
  * the median step time on both sides (the machines are shared: means swing with other load).
  */
@@ -22,6 +23,7 @@ import { createUnetModel } from "../lib/models/unet";
 import { NativeAdamOptimizer } from "../lib/engine/native/optimizer";
 import { TABULAR_BS, TABULAR_ROWS, tabularEpochSeconds, torchTabularEpochSeconds } from "./tabular";
 import { collabBench } from "./collab";
+import { lstmBench, LSTM_BENCH } from "./lstm";
 
 interface Config { arch: "resnet18" | "resnet34" | "unet_resnet18"; size: number; bs: number; steps: number }
 interface Result { train?: number; infer?: number; note?: string }
@@ -171,6 +173,17 @@ async function main(): Promise<void> {
     console.log(`\n| collab model | batch | backend | epoch s (from ${c.batches} batches) | PyTorch epoch s | speed vs PyTorch | note |`);
     console.log("|---|---|---|---|---|---|---|");
     console.log(`| EmbeddingDotBias, 50 factors | 64 | ${tf.getBackend()} | ${s(c.tsfastEpochS)} | ${s(c.torchEpochS)} | ${speed} | ${c.note ?? ""} |`);
+  }
+  // ---- LSTM language model (bench/lstm.ts), on the first engine asked for
+  if (!onlyArg || onlyArg === "lstm") {
+    await useBackend(backends[0]!);
+    const r = await lstmBench(threads, quick ? 6 : 12);
+    const c = LSTM_BENCH;
+    const s = (v?: number) => (v === undefined ? "-" : v.toFixed(0));
+    const speed = r.tsfastTokensPerS && r.torchTokensPerS ? `${(r.tsfastTokensPerS / r.torchTokensPerS).toFixed(2)}x` : "-";
+    console.log(`\n| LSTM language model | batch × seq | backend | train tokens/s | PyTorch tokens/s | ratio | note |`);
+    console.log("|---|---|---|---|---|---|---|");
+    console.log(`| vocab ${c.vocab}, emb ${c.emb}, ${c.layers} × LSTM(${c.hidden}) | ${c.bs} × ${c.seqLen} | ${tf.getBackend()} | ${s(r.tsfastTokensPerS)} | ${s(r.torchTokensPerS)} | ${speed} | ${r.note ?? ""} |`);
   }
   console.log(`\nbench took ${((Date.now() - t0) / 1000).toFixed(0)} s`);
 }
