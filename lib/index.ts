@@ -53,6 +53,8 @@ export type { DatasetFolderOptions } from "./data/datasets/folder";
 export { searchImages, downloadImages, verifyImages, verifyImage } from "./data/datasets/web";
 export type { SearchImagesOptions, DownloadImagesOptions, DownloadImagesResult } from "./data/datasets/web";
 export { humanNumbers, humanNumbersPath, numberWords } from "./data/datasets/human-numbers";
+export { spamAssassin, emailText, SPAM_PACKAGE, SPAM_GROUPS } from "./data/datasets/spam";
+export type { SpamAssassinOptions } from "./data/datasets/spam";
 // ---------------------------------------------------------------- data: items, blocks, transforms, loaders
 export { Rng } from "./data/random";
 export {
