@@ -170,9 +170,13 @@ export class Normalize implements TabularProc {
     }
   }
 
-  /** The raw value of a normalised one (for `showBatch`). */
+  /**
+   * The raw value of a normalised one (for `showBatch` and `predict`'s row). The normalised value was
+   * stored as float32, so the result is rounded to float32's 7 significant digits: 36 comes back as
+   * 36, not 35.99999943.
+   */
   decode(c: string, v: number): number {
-    return v * this.stds[c]! + this.means[c]!;
+    return Number((v * this.stds[c]! + this.means[c]!).toPrecision(7));
   }
 
   toJSON(): ProcState {
