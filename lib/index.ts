@@ -55,6 +55,8 @@ export type { SearchImagesOptions, DownloadImagesOptions, DownloadImagesResult }
 export { humanNumbers, humanNumbersPath, numberWords } from "./data/datasets/human-numbers";
 export { spamAssassin, emailText, SPAM_PACKAGE, SPAM_GROUPS } from "./data/datasets/spam";
 export type { SpamAssassinOptions } from "./data/datasets/spam";
+export { englishCorpus, ENGLISH_SOURCES } from "./data/datasets/english";
+export type { EnglishCorpusOptions } from "./data/datasets/english";
 // ---------------------------------------------------------------- data: items, blocks, transforms, loaders
 export { Rng } from "./data/random";
 export {
