@@ -137,7 +137,13 @@ test("TextDataLoaders.fromDf with isLm: language-model streams over the token vo
   const csv = path.join(dir, "reviews.csv");
   fs.writeFileSync(csv, "review,label\ngood film,pos\nbad film,neg\n");
   assert.throws(() => TextDataLoaders.fromCsv(csv, { cacheDir: false }), /no text column "text"; its columns are: review, label \(name it with textCol\)/);
-  const ok = TextDataLoaders.fromCsv(csv, { textCol: "review", validPct: 0, cacheDir: false, minFreq: 1 });
+  // a Latin-1 "é" (0xe9) in the file: decoded with U+FFFD, counted in one warning
+  fs.writeFileSync(csv, Buffer.concat([Buffer.from("review,label\ngood caf"), Buffer.from([0xe9]), Buffer.from(" film,pos\nbad film,neg\n\"\",neg\n")]));
+  const { value: ok, warnings } = captureWarnings(() => TextDataLoaders.fromCsv(csv, { textCol: "review", validPct: 0, cacheDir: false, minFreq: 1 }));
   assert.deepEqual(ok.vocab, ["neg", "pos"]);
+  assert.equal(warnings.length, 2, warnings.join("\n"));
+  assert.match(warnings[0]!, /1 text had bytes that are not UTF-8 \(1 replaced with U\+FFFD\), e\.g\. .*reviews\.csv/);
+  assert.match(warnings[1]!, /skipped 1 empty text \(row 2\)/);
+  assert.ok(ok.textVocab.some((t) => t.includes("\uFFFD")), "the replacement character reaches the tokens");
   fs.rmSync(dir, { recursive: true, force: true });
 });

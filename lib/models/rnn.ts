@@ -148,7 +148,9 @@ function projectInputs(x: tf.Tensor, w: RecurrentWeights): tf.Tensor[] {
   const proj = tf.add(tf.matMul(tf.reshape(x, [bs * sl, nIn]), wIh), tf.add(w.bIh.read(), w.bHh.read()));
   // Time first, then split along axis 0: each step is a contiguous block. (tfjs's unstack copies
   // element by element: 200 ms a call for [64, 16, 256] along axis 1, 58 ms along axis 0.)
-  const steps = tf.split(tf.transpose(tf.reshape(proj, [bs, sl, wIh.shape[1]]), [1, 0, 2]), sl, 0);
+  // (A one-way split has a one-tensor gradient that tfjs's SplitV gradient cannot concatenate: no split for one step.)
+  const timeFirst = tf.transpose(tf.reshape(proj, [bs, sl, wIh.shape[1]]), [1, 0, 2]);
+  const steps = sl === 1 ? [timeFirst] : tf.split(timeFirst, sl, 0);
   return steps.map((s) => tf.reshape(s, [bs, wIh.shape[1]]));
 }
 

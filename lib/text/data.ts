@@ -202,6 +202,8 @@ export interface TextInferenceSpec {
   vocab: string[];
   isMultiLabel: false;
   padIdx: number;
+  /** A language model: `predict` gives the next token (its distribution over `vocab`). */
+  target?: { kind: "next-token" };
 }
 
 /** True when an inference spec is text's. */
@@ -367,7 +369,10 @@ export class TextDataLoaders {
 
   /** What export and `predict` need to process raw texts. */
   inferenceSpec(): TextInferenceSpec {
-    return { version: 1, kind: "text", isLm: this.isLm, textVocab: [...this.textVocab], vocab: [...this.vocab], isMultiLabel: false, padIdx: this.padIdx };
+    return {
+      version: 1, kind: "text", isLm: this.isLm, textVocab: [...this.textVocab], vocab: [...this.vocab], isMultiLabel: false, padIdx: this.padIdx,
+      ...(this.isLm ? { target: { kind: "next-token" as const } } : {}),
+    };
   }
 
   /** One batch decoded: the text of each row and its label (classifier) or the text it predicts (language model). */
