@@ -13,6 +13,7 @@ import { accuracy, perplexity } from "../lib/learner/metrics";
 import { loadLearner } from "../lib/learner/export";
 import { decodeSpecTokens } from "../lib/text/rules";
 import { serve } from "../lib/serve/server";
+import { main } from "../lib/cli";
 import { isTrained } from "../lib/learner/params";
 import type { SafeTensor } from "../lib/models/safetensors";
 
@@ -114,7 +115,10 @@ test("languageModelLearner trains (accuracy, perplexity), writes text with predi
   assert.notDeepEqual(Array.from(learn.encoder.encoder.rnns[2]!.layers[0]!.wHh.read().dataSync()), Array.from(rnn2), "an unfrozen LSTM trains");
   assert.deepEqual(Array.from(learn.encoder.encoder.encoder.read().dataSync()), Array.from(emb), "the frozen embedding does not");
   learn.unfreeze();
-  await learn.fitOneCycle(2, { lrMax: 1e-2 });
+  await learn.fitOneCycle(1, { lrMax: 1e-2 });
+  const clasBefore = tf.memory().numTensors;
+  await learn.fitOneCycle(1, { lrMax: 1e-2 });
+  assert.ok(tf.memory().numTensors - clasBefore <= 2, `tensors grow over a classifier fit: ${clasBefore} → ${tf.memory().numTensors}`);
 
   const p = await learn.predict("good and great . I loved it .");
   assert.ok(dlsClas.vocab.includes(p.label) && p.index === dlsClas.vocab.indexOf(p.label));
@@ -148,6 +152,14 @@ test("languageModelLearner trains (accuracy, perplexity), writes text with predi
   } finally {
     await h.close();
   }
+
+  // tsfast predict <export> review.txt: each file's text classified
+  fs.writeFileSync(path.join(dir, "review.txt"), "good and great . I loved it .");
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  const code = await main(["predict", path.join(dir, "clas-export"), path.join(dir, "review.txt")], { out: (t) => stdout.push(t), err: (t) => stderr.push(t) });
+  assert.equal(code, 0, stderr.join("\n"));
+  assert.deepEqual(stdout, [`${path.join(dir, "review.txt")}\t${p.label}\t${p.probs[p.index]!.toFixed(4)}`]);
 
   // an encoder of another vocabulary is refused, naming the fix
   const other = TextDataLoaders.fromFolder(dir, { bs: 4, seqLen: 8, cacheDir, minFreq: 1, maxVocab: 16 });
