@@ -81,6 +81,19 @@ test("languageModelLearner trains (accuracy, perplexity), writes text with predi
   const encFile = await lmLearn.saveEncoder("finetuned");
   assert.ok(fs.existsSync(encFile) && encFile.endsWith(path.join("models", "finetuned.safetensors")));
 
+  // a saved language model starts another one (pretrained): same weights for the shared tokens, frozen to the last group
+  const lmFile = await lmLearn.saveLanguageModel("lm-full");
+  const dlsSmaller = TextDataLoaders.fromFolder(dir, { isLm: true, bs: 2, seqLen: 4, cacheDir, minFreq: 1, folders: ["valid"], validPct: 0.3 });
+  const again = await languageModelLearner(dlsSmaller, AWD_LSTM, { config: small, pretrained: lmFile, progress: false });
+  const rowOf = (l: typeof lmLearn, tok: string) => {
+    const i = l.dls.textVocab.indexOf(tok);
+    return Array.from(l.lm.encoder.encoder.read().dataSync().slice(i * small.embSz, (i + 1) * small.embSz));
+  };
+  const shared = dlsSmaller.textVocab.find((t) => t !== "xxfake" && dlsLm.textVocab.indexOf(t) !== dlsSmaller.textVocab.indexOf(t))!;
+  assert.ok(shared, "a token at another id in the smaller vocabulary");
+  assert.deepEqual(rowOf(again, shared), rowOf(lmLearn, shared), `"${shared}" keeps its embedding at its new id`);
+  assert.deepEqual(again.paramGroups().map((g) => g.some(isTrained)), [false, false, false, true], "frozen to the last group, as fastai");
+
   // the LM export predicts the next token; loadLearner gives the same distribution
   await lmLearn.export("lm-export");
   const lmLoaded = await loadLearner(path.join(dir, "lm-export"));

@@ -18,7 +18,7 @@ import { Rng } from "../data/random";
 import { readSafetensors, writeSafetensors, type SafeTensor } from "./safetensors";
 import { ModelResetter, RNNRegularizer } from "./rnn";
 import {
-  AwdLstmClassifierEncoder, AwdLstmLM, awdLstmClasSplit, awdLstmLmSplit, awdLstmStateDict, languageModel, loadAwdLstmLMStateDict,
+  AwdLstmClassifierEncoder, AwdLstmLM, awdLstmClasSplit, awdLstmLmSplit, awdLstmLMStateDict, awdLstmStateDict, languageModel, loadAwdLstmLMStateDict,
   loadAwdLstmStateDict, textClassifierModel, type AwdLstmOptions, type TextClassifierModelOptions,
 } from "./awd-lstm";
 import { BOS, PAD, UNK, decodeSpecTokens } from "../text/rules";
@@ -130,6 +130,18 @@ export class LMLearner extends Learner {
     const file = encoderFile(this, name);
     fs.mkdirSync(nodePath.dirname(file), { recursive: true });
     await writeSafetensors(file, awdLstmStateDict(this.lm.encoder), { vocab: JSON.stringify(this.dls.textVocab), arch: AWD_LSTM.name });
+    return file;
+  }
+
+  /**
+   * The whole language model (encoder and decoder, fastai's names) and its vocabulary to `<path>/models/<name>.safetensors`:
+   * what `languageModelLearner(dls, AWD_LSTM, { pretrained: file })` starts from (e.g. a model pretrained on a large corpus).
+   */
+  async saveLanguageModel(name: string): Promise<string> {
+    await ready();
+    const file = encoderFile(this, name);
+    fs.mkdirSync(nodePath.dirname(file), { recursive: true });
+    await writeSafetensors(file, awdLstmLMStateDict(this.lm), { vocab: JSON.stringify(this.dls.textVocab), arch: AWD_LSTM.name });
     return file;
   }
 }
