@@ -120,6 +120,7 @@ test("languageModelLearner trains (accuracy, perplexity), writes text with predi
   assert.deepEqual(trained(), [false, false, false, false, true]);
   learn.freezeTo(-2);
   assert.deepEqual(trained(), [false, false, false, true, true]);
+  assert.match(learn.summary(), /Group 2: [\d,]+ params, frozen\nGroup 3: [\d,]+ params, trainable\nGroup 4: [\d,]+ params, trainable\n/);
   learn.freezeTo(-3);
   assert.deepEqual(trained(), [false, false, true, true, true]);
   const rnn2 = learn.encoder.encoder.rnns[2]!.layers[0]!.wHh.read().dataSync().slice();
