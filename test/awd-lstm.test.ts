@@ -178,6 +178,8 @@ test("dropMult scales every dropout of fastai's configs; parameter groups follow
     ["rnns_2_weight_ih_l0", "rnns_2_weight_hh_l0", "rnns_2_bias_ih_l0", "rnns_2_bias_hh_l0"],
     ["encoder_weight", "decoder_bias"],
   ]);
+  const { paramGroups } = await import("../lib/learner/params");
+  assert.equal(paramGroups([[lm]], false)[0]!.length, lm.weights.length, "a plain Learner's one group (no splitter) finds every parameter through the holders");
   const clas = textClassifierModel(16, 3, { embSz: 4, nHid: 6, nLayers: 3 });
   const cg = awdLstmClasSplit(clas);
   assert.equal(cg.length, 5, "embedding, three LSTMs, head");
