@@ -9,6 +9,7 @@ import { engineBanner, ready } from "./engine/backend";
 import { checkImage } from "./serve/image";
 import { loadPredictor, topK, type Predictor } from "./serve/predictor";
 import { serve, serveDefaults } from "./serve/server";
+import { decodeUtf8, isTextSpec } from "./text/data";
 import "./wiring"; // a fresh process can restore any export: preprocessing and custom layers registered
 import { initFolder, jupyterPath, openJupyter, runNotebooks, workspaceDefaults } from "./workspace";
 
@@ -26,6 +27,7 @@ const USAGE = `Usage:
       GET /health, GET /info. Ctrl-C, or SIGTERM to the pid it prints, stops it.
   tsfast predict <exportDir> <image...> [--json] [--topk N]
       Print one line per image: file, predicted label, probability (tab-separated).
+      For a text classifier's export, give .txt files: each file's text is classified.
       --json prints a JSON array instead, with the top-k classes of each image.
   tsfast --help | --version`;
 
@@ -157,9 +159,15 @@ async function predictCommand(args: string[], io: CliIo): Promise<number> {
   try {
     for (const file of images) {
       try {
-        const data = await readImageFile(file);
-        await checkImage(data, serveDefaults.maxPixels, file);
-        const p = await predictor.predict(data);
+        let p;
+        if (isTextSpec((predictor as { meta?: { inferenceSpec?: unknown } }).meta?.inferenceSpec)) {
+          // a text export classifies each file's text (read as UTF-8)
+          p = await predictor.predict(decodeUtf8(await fs.promises.readFile(file)).text as unknown as Buffer);
+        } else {
+          const data = await readImageFile(file);
+          await checkImage(data, serveDefaults.maxPixels, file);
+          p = await predictor.predict(data);
+        }
         const probability = p.probs[p.index] ?? NaN;
         if (values.json) {
           const r: Record<string, unknown> = { file, label: p.label, index: p.index, probability, top: topK(p.probs, predictor.vocab, k) };

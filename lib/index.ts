@@ -107,12 +107,15 @@ export type { InferenceSpec } from "./data/inference";
 export {
   UNK, PAD, BOS, EOS, FLD, TK_REP, TK_WREP, TK_UP, TK_MAJ, specialTokens, defaultRules, defaultPostRules,
   fixHtml, replaceRep, replaceWrep, specAddSpaces, rmUselessSpaces, replaceAllCaps, replaceMaj, lowercase, replaceSpace, unescapeHtml,
+  decodeSpecTokens,
 } from "./text/rules";
 export type { TextRule } from "./text/rules";
 export { Tokenizer, Numericalize, makeVocab, countTokens, splitWords, numericalizeDefaults } from "./text/tokenize";
 export type { TokenizerOptions, VocabOptions } from "./text/tokenize";
 export { LMDataLoader, lmDataLoaders, lmLoaderDefaults } from "./text/lm-loader";
 export type { LMLoaderOptions } from "./text/lm-loader";
+export { TextDataLoaders, SortedDL, padInputChunk, decodeUtf8, textDataDefaults, prepareTextInputs, isTextSpec } from "./text/data";
+export type { TextDataLoadersOptions, TextFrameOptions, SortedDLOptions, TextInferenceSpec } from "./text/data";
 // ---------------------------------------------------------------- learner: the contracts between floors
 export type {
   BatchLike,
@@ -187,7 +190,7 @@ export { LRFinder, lrFindDefaults } from "./learner/lrfind";
 export type { LrFindOptions, LrFindResult } from "./learner/lrfind";
 export { CrossEntropyLossFlat, LabelSmoothingCrossEntropy, BCEWithLogitsLossFlat, MSELossFlat, L1LossFlat } from "./learner/losses";
 export type { Loss, Reduction, CrossEntropyOptions, LabelSmoothingOptions, BCEOptions, BCEWithLogitsLoss } from "./learner/losses";
-export { accuracy, errorRate, accuracyMulti, rmse, F1Score, Precision, Recall, F1ScoreMulti, PrecisionMulti, RecallMulti, foregroundAcc, Dice, DiceMulti, JaccardCoeff } from "./learner/metrics";
+export { accuracy, errorRate, perplexity, accuracyMulti, rmse, F1Score, Precision, Recall, F1ScoreMulti, PrecisionMulti, RecallMulti, foregroundAcc, Dice, DiceMulti, JaccardCoeff } from "./learner/metrics";
 export type { Metric, ClassMetricOptions, AccuracyMultiOptions, Average, AverageMulti, MultiMetricOptions, ForegroundAccOptions } from "./learner/metrics";
 export { modelSummary } from "./learner/summary";
 // ---------------------------------------------------------------- learner: export, prediction
@@ -245,6 +248,15 @@ export type { TabularModelOptions, TabularPrediction } from "./models/tabular";
 // ---------------------------------------------------------------- models: recurrent networks by hand (the book's chapter 12)
 export { Module, Linear, Embedding, RNN, LSTM, dropout, zeroStates, CarriedState, ModelResetter, RNNRegularizer } from "./models/rnn";
 export type { ModuleOptions, RegularizedActivations } from "./models/rnn";
+// ---------------------------------------------------------------- models: ULMFiT (fastai's text/models and text/learner.py)
+export {
+  AwdLstm, AwdLstmLM, AwdLstmClassifierEncoder, awdLstmLmConfig, awdLstmClasConfig, scaleDropouts, rnnDropout, stopGradient, maskedConcatPool,
+  awdLstmLmSplit, awdLstmClasSplit, languageModel, textClassifierModel, textClassifierDefaults,
+  awdLstmStateDict, loadAwdLstmStateDict, awdLstmLMStateDict, loadAwdLstmLMStateDict, ParamHolder,
+} from "./models/awd-lstm";
+export type { AwdLstmOptions, AwdLstmLMConfig, AwdLstmClassifierConfig, TextClassifierModelOptions } from "./models/awd-lstm";
+export { AWD_LSTM, languageModelLearner, textClassifierLearner, LMLearner, TextClassifierLearner, matchEmbeds } from "./models/text";
+export type { TextArch, GenerateOptions, GeneratedText, LanguageModelLearnerOptions, TextClassifierLearnerOptions } from "./models/text";
 // ---------------------------------------------------------------- interpret
 export { ClassificationInterpretation } from "./interpret/interpretation";
 export type { InterpretationData, FromLearnerOptions, PlotTopLossesOptions, TopLossCell } from "./interpret/interpretation";

@@ -6,7 +6,9 @@
  *   - a table's spec (kind "tabular") routes `predict` inputs, row objects, to `prepareTabularRows`;
  *   - importing `models/layers` registers the custom layer classes (`AdaptiveConcatPool2d`,
  *     `SigmoidRange`) with tfjs, so `loadLearner` can restore any export;
- *   - importing `models/collab` registers the collaborative-filtering layers (`ColumnEmbedding`, `DotBias`).
+ *   - importing `models/collab` registers the collaborative-filtering layers (`ColumnEmbedding`, `DotBias`);
+ *   - a text spec (kind "text") routes `predict` inputs, strings, to `prepareTextInputs`; importing
+ *     `models/awd-lstm` registers `AwdLstmLM` and `AwdLstmClassifierEncoder`.
  */
 import { prepareInputs } from "./data/inference";
 import { setInferencePreparer, type PrepareInferenceBatch } from "./learner/predict";
@@ -21,4 +23,10 @@ const prepareTables = (spec: unknown, inputs: unknown[]) =>
   isTabularSpec(spec) ? prepareTabularRows(spec, inputs as TabularRow[]) : (prepareInputs as unknown as PrepareInferenceBatch)(spec, inputs as (string | Buffer)[]);
 // ---- end tables
 
-setInferencePreparer(prepareTables as unknown as PrepareInferenceBatch);
+// ---- text: a text export's spec says kind "text"; its inputs are strings
+import { isTextSpec, prepareTextInputs } from "./text/data";
+import "./models/awd-lstm";
+const prepareAll = (spec: unknown, inputs: unknown[]) => (isTextSpec(spec) ? prepareTextInputs(spec, inputs) : prepareTables(spec, inputs));
+// ---- end text
+
+setInferencePreparer(prepareAll as unknown as PrepareInferenceBatch);

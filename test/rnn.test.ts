@@ -163,3 +163,15 @@ test("the Learner trains a model with a parameter the loss never reaches (left o
   assert.notDeepEqual(Array.from(m.used.weight.read().dataSync()), usedBefore, "the used one trains");
   learn.dispose();
 });
+
+test("an LSTM over a one-step sequence has gradients (a one-way split would break tfjs's SplitV gradient)", async () => {
+  await ready();
+  const owner = new Holder(1);
+  const lstm = new LSTM(owner, "one", 3, 4, 1);
+  const vars = lstm.layers.flatMap((w) => [w.wIh, w.wHh, w.bIh, w.bHh].map((v) => v.read() as tf.Variable));
+  const x = tf.randomNormal([2, 1, 3], 0, 1, "float32", 7);
+  const { grads } = tf.variableGrads(() => tf.sum(lstm.forward(x, zeroStates(1, 2, 4), zeroStates(1, 2, 4)).out) as tf.Scalar, vars);
+  const wIhGrad = grads[vars[0]!.name]!;
+  assert.deepEqual(wIhGrad.shape, [3, 16]);
+  assert.ok(Array.from(wIhGrad.dataSync()).some((v) => v !== 0));
+});

@@ -41,6 +41,24 @@ export const errorRate: Metric = {
   compute: (pred, targ) => 1 - accuracy.compute(pred, targ),
 };
 
+/**
+ * fastai's `Perplexity`: exp of the mean cross-entropy over every position (a language model's [bs, seq, vocab]
+ * predictions, or [n, c]). fastai takes exp of the loss averaged per batch row; this averages per token, which
+ * differs only when batches have different lengths (an epoch's last, shorter LM batch).
+ */
+export const perplexity: Metric = {
+  name: "perplexity",
+  compute(pred, targ) {
+    checkRows("perplexity", pred, targ);
+    return scalar(() => {
+      const c = pred.shape[pred.rank - 1]!;
+      const logp = tf.logSoftmax(tf.reshape(pred, [-1, c]));
+      const picked = tf.sum(tf.mul(logp, tf.oneHot(tf.cast(tf.reshape(targ, [-1]), "int32"), c)), 1);
+      return tf.exp(tf.neg(tf.mean(picked)));
+    });
+  },
+};
+
 /** Options of `accuracyMulti`. */
 export interface AccuracyMultiOptions {
   /** Probability above which a label counts as predicted (default 0.5). */

@@ -24,7 +24,7 @@ export type PrepareInferenceBatch = (
 ) => Promise<tf.Tensor4D | { x: tf.Tensor4D; unproject?: ((pts: Float32Array) => Float32Array)[] }>;
 
 /** What a model outputs when not classes (the data floor's `InferenceTarget`, carried in the spec). */
-export type PredictTarget = { kind: "points"; n: number } | { kind: "mask"; codes: string[] } | { kind: "regression"; n: number };
+export type PredictTarget = { kind: "points"; n: number } | { kind: "mask"; codes: string[] } | { kind: "regression"; n: number } | { kind: "next-token" };
 
 function targetOf(spec: unknown): PredictTarget | undefined {
   const t = (spec as { target?: PredictTarget } | null)?.target;
@@ -101,6 +101,8 @@ export async function predictManyWith(model: tf.LayersModel, meta: InferenceInfo
   if (target?.kind === "mask") return Promise.all(rows.map((row) => maskPrediction(row, outShape, target.codes)));
   if (target?.kind === "regression") return rows.map((values) => ({ label: values.map((v) => Number(v.toPrecision(6))).join(", "), index: -1, probs: values, values }));
   const name = (i: number) => meta.vocab[i] ?? String(i);
+  // a language model scores every position: the prediction is the token after the last one
+  if (target?.kind === "next-token") rows = rows.map((r) => r.slice(r.length - meta.vocab.length));
   return rows.map((probs) => {
     const index = argMax(probs);
     const r: Prediction = { label: name(index), index, probs };

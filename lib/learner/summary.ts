@@ -46,7 +46,12 @@ export function modelSummary(model: tf.LayersModel, groups?: tf.layers.Layer[][]
   let total = 0;
   let trainable = 0;
   const perGroup = new Map<number, { n: number; t: number }>();
-  for (const layer of model.layers) {
+  // a module whose parameters live in holder layers, one per parameter group (models/awd-lstm.ts), is listed by its holders
+  const listed = model.layers.flatMap((l) => {
+    const h = (l as unknown as { holders?: tf.layers.Layer[] }).holders;
+    return Array.isArray(h) && h.length ? h : [l];
+  });
+  for (const layer of listed) {
     const n = paramCount(layer);
     // a layer trains when it is trainable and has trainable weights (frozen BN stats never train)
     const tn = layer.trainable ? layer.trainableWeights.reduce((a, w) => a + size(w), 0) : 0;

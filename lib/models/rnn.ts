@@ -40,8 +40,12 @@ export abstract class Module extends tf.layers.Layer {
     this.outShape = opts.outputShape;
   }
 
-  /** A trainable parameter, drawn uniform in [-bound, bound], normal with std `normal`, or zeros. */
-  param(name: string, shape: number[], init: { uniform: number } | { normal: number } | "zeros"): LayerVariable {
+  /**
+   * A trainable parameter, drawn uniform in [-bound, bound], normal with std `normal`, or zeros. `holder`
+   * (default this module) is the layer that owns it: a module split into parameter groups gives each
+   * group its own holder layer (see `awd-lstm.ts`).
+   */
+  param(name: string, shape: number[], init: { uniform: number } | { normal: number } | "zeros", holder: tf.layers.Layer = this): LayerVariable {
     const seed = this.rng.int(2 ** 31);
     const initializer =
       init === "zeros"
@@ -49,7 +53,8 @@ export abstract class Module extends tf.layers.Layer {
         : "uniform" in init
           ? tf.initializers.randomUniform({ minval: -init.uniform, maxval: init.uniform, seed })
           : tf.initializers.randomNormal({ mean: 0, stddev: init.normal, seed });
-    return this.addWeight(name, shape, "float32", initializer, undefined, true);
+    // addWeight is protected in tfjs's typings; a module adds weights to its own holder layers
+    return (holder as unknown as Module).addWeight(name, shape, "float32", initializer, undefined, true);
   }
 
   /** The computation: int32 ids in, logits out; `training` turns dropout on. */
@@ -120,13 +125,13 @@ interface RecurrentWeights {
   bHh: LayerVariable;
 }
 
-function recurrentLayers(owner: Module, name: string, nIn: number, nHidden: number, nLayers: number, gates: number): RecurrentWeights[] {
+function recurrentLayers(owner: Module, name: string, nIn: number, nHidden: number, nLayers: number, gates: number, holder?: tf.layers.Layer): RecurrentWeights[] {
   const u = { uniform: 1 / Math.sqrt(nHidden) };
   return Array.from({ length: nLayers }, (_, l) => ({
-    wIh: owner.param(`${name}_weight_ih_l${l}`, [l === 0 ? nIn : nHidden, gates * nHidden], u),
-    wHh: owner.param(`${name}_weight_hh_l${l}`, [nHidden, gates * nHidden], u),
-    bIh: owner.param(`${name}_bias_ih_l${l}`, [gates * nHidden], u),
-    bHh: owner.param(`${name}_bias_hh_l${l}`, [gates * nHidden], u),
+    wIh: owner.param(`${name}_weight_ih_l${l}`, [l === 0 ? nIn : nHidden, gates * nHidden], u, holder),
+    wHh: owner.param(`${name}_weight_hh_l${l}`, [nHidden, gates * nHidden], u, holder),
+    bIh: owner.param(`${name}_bias_ih_l${l}`, [gates * nHidden], u, holder),
+    bHh: owner.param(`${name}_bias_hh_l${l}`, [gates * nHidden], u, holder),
   }));
 }
 
@@ -143,7 +148,9 @@ function projectInputs(x: tf.Tensor, w: RecurrentWeights): tf.Tensor[] {
   const proj = tf.add(tf.matMul(tf.reshape(x, [bs * sl, nIn]), wIh), tf.add(w.bIh.read(), w.bHh.read()));
   // Time first, then split along axis 0: each step is a contiguous block. (tfjs's unstack copies
   // element by element: 200 ms a call for [64, 16, 256] along axis 1, 58 ms along axis 0.)
-  const steps = tf.split(tf.transpose(tf.reshape(proj, [bs, sl, wIh.shape[1]]), [1, 0, 2]), sl, 0);
+  // (A one-way split has a one-tensor gradient that tfjs's SplitV gradient cannot concatenate: no split for one step.)
+  const timeFirst = tf.transpose(tf.reshape(proj, [bs, sl, wIh.shape[1]]), [1, 0, 2]);
+  const steps = sl === 1 ? [timeFirst] : tf.split(timeFirst, sl, 0);
   return steps.map((s) => tf.reshape(s, [bs, wIh.shape[1]]));
 }
 
@@ -177,20 +184,24 @@ export class RNN {
  */
 export class LSTM {
   readonly layers: RecurrentWeights[];
-  constructor(owner: Module, name: string, nIn: number, readonly nHidden: number, readonly nLayers = 1) {
-    this.layers = recurrentLayers(owner, name, nIn, nHidden, nLayers, 4);
+  /** `holder`: the layer that owns the weights (default `owner`). */
+  constructor(owner: Module, name: string, nIn: number, readonly nHidden: number, readonly nLayers = 1, holder?: tf.layers.Layer) {
+    this.layers = recurrentLayers(owner, name, nIn, nHidden, nLayers, 4, holder);
   }
-  /** `x` [bs, sl, nIn], states `h` and `c` (one [bs, nHidden] per layer) → last layer's outputs [bs, sl, nHidden] and final states. */
-  forward(x: tf.Tensor, h: tf.Tensor[], c: tf.Tensor[]): { out: tf.Tensor; h: tf.Tensor[]; c: tf.Tensor[] } {
+  /**
+   * `x` [bs, sl, nIn], states `h` and `c` (one [bs, nHidden] per layer) → last layer's outputs [bs, sl, nHidden] and final states.
+   * `wHh` replaces the hidden-to-hidden matrices for this call (one per layer; AWD-LSTM's weight dropout).
+   */
+  forward(x: tf.Tensor, h: tf.Tensor[], c: tf.Tensor[], wHh?: tf.Tensor[]): { out: tf.Tensor; h: tf.Tensor[]; c: tf.Tensor[] } {
     let seq = x;
     const hs: tf.Tensor[] = [];
     const cs: tf.Tensor[] = [];
     this.layers.forEach((w, l) => {
-      const wHh = w.wHh.read() as tf.Tensor2D;
+      const whh = (wHh?.[l] ?? w.wHh.read()) as tf.Tensor2D;
       let ht = h[l]!;
       let ct = c[l]!;
       const outs = projectInputs(seq, w).map((xt) => {
-        const [i, f, g, o] = tf.split(tf.add(xt, tf.matMul(ht as tf.Tensor2D, wHh)), 4, 1) as tf.Tensor[];
+        const [i, f, g, o] = tf.split(tf.add(xt, tf.matMul(ht as tf.Tensor2D, whh)), 4, 1) as tf.Tensor[];
         ct = tf.add(tf.mul(tf.sigmoid(f!), ct), tf.mul(tf.sigmoid(i!), tf.tanh(g!)));
         ht = tf.mul(tf.sigmoid(o!), tf.tanh(ct));
         return ht;

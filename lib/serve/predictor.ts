@@ -155,6 +155,8 @@ async function predictJsonRow(predictor: Predictor, body: Buffer): Promise<Predi
   }
   // an export says what it takes; a learner passed to `serve` as it is gets to try
   const spec = (predictor as { meta?: { inferenceSpec?: { kind?: string } | null } }).meta?.inferenceSpec;
+  // text: { "text": "..." } goes to predict as the string
+  if (spec?.kind === "text") return predictJsonText(predictor, row as Record<string, unknown>);
   if (spec !== undefined && spec?.kind !== "tabular") throw new HttpError(415, "unsupported_media_type", "this model takes images, not JSON rows; send the image as multipart field \"file\" or the raw body");
   try {
     return await predictor.predict(row as unknown as Buffer);
@@ -163,6 +165,20 @@ async function predictJsonRow(predictor: Predictor, body: Buffer): Promise<Predi
   }
 }
 // ---- end tables
+
+/** A text export's JSON body `{ "text": "..." }`: a missing or non-string field is a 400, an empty text a 422 saying so. */
+async function predictJsonText(predictor: Predictor, body: Record<string, unknown>): Promise<Prediction> {
+  const text = body["text"];
+  if (typeof text !== "string") {
+    const keys = Object.keys(body);
+    throw new HttpError(400, "bad_text", `this model classifies text: send {"text": "..."} (the body has ${keys.length ? `fields ${keys.map((k) => `"${k}"`).join(", ")}` : "no fields"}${"text" in body ? `, and "text" is ${typeof text}` : ""})`);
+  }
+  try {
+    return await predictor.predict(text as unknown as Buffer);
+  } catch (e) {
+    throw new HttpError(422, "bad_text", asError(e).message);
+  }
+}
 
 function asError(e: unknown): Error {
   return e instanceof Error ? e : new Error(String(e));

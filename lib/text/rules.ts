@@ -121,3 +121,27 @@ export const defaultRules: readonly TextRule[] = [
 
 /** fastai's `defaults.text_postproc_rules` (applied to each token). */
 export const defaultPostRules: readonly TextRule[] = [replaceSpace];
+
+/**
+ * fastai's `decode_spec_tokens`: undo the rules' markers in a token list — `xxmaj w` → `W`, `xxup w` → `W` in
+ * capitals, `xxrep n c` → c repeated n times, `xxwrep n w` → w n times. (fastai forgets to clear a repetition
+ * after using it; here each marker applies once.)
+ */
+export function decodeSpecTokens(tokens: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < tokens.length; i++) {
+    const t = tokens[i]!;
+    const next = tokens[i + 1];
+    if ((t === TK_MAJ || t === TK_UP) && next !== undefined) {
+      out.push(t === TK_UP ? next.toUpperCase() : next.slice(0, 1).toUpperCase() + next.slice(1).toLowerCase());
+      i++;
+    } else if ((t === TK_REP || t === TK_WREP) && next !== undefined && /^\d+$/.test(next) && tokens[i + 2] !== undefined) {
+      const n = Number(next);
+      const w = tokens[i + 2]!;
+      if (t === TK_REP) out.push(w.repeat(n));
+      else for (let k = 0; k < n; k++) out.push(w);
+      i += 2;
+    } else out.push(t);
+  }
+  return out;
+}

@@ -1,0 +1,149 @@
+process.env.TSFAST_BACKEND = process.env.TSFAST_BACKEND ?? "cpu";
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { ready } from "../lib/engine/backend";
+import { decodeUtf8, padInputChunk, SortedDL, TextDataLoaders } from "../lib/text/data";
+import { LMDataLoader } from "../lib/text/lm-loader";
+import { frameFromRows } from "../lib/tabular/frame";
+
+const P = 1; // xxpad
+
+test("padInputChunk pads as fastai's pad_input_chunk: whole seqLen chunks of xxpad first, the remainder after (pad_first), or all after", () => {
+  const d = (...v: number[]) => Int32Array.from(v);
+  const docs = [d(2, 3, 4, 5, 6, 7, 8, 9, 10, 11), d(2, 3, 4, 5, 6), d(2, 3)];
+  const { data, len } = padInputChunk(docs, { seqLen: 4 });
+  assert.equal(len, 10);
+  const rows = [0, 1, 2].map((r) => Array.from(data.subarray(r * 10, r * 10 + 10)));
+  assert.deepEqual(rows[0], [2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+  assert.deepEqual(rows[1], [P, P, P, P, 2, 3, 4, 5, 6, P], "5 pads: one chunk of 4 first, 1 after");
+  assert.deepEqual(rows[2], [P, P, P, P, P, P, P, P, 2, 3], "8 pads: two chunks first, none after");
+  const last = padInputChunk(docs, { seqLen: 4, padFirst: false });
+  assert.deepEqual(Array.from(last.data.subarray(20, 30)), [2, 3, P, P, P, P, P, P, P, P]);
+});
+
+test("SortedDL: validation batches longest first; shuffled batches keep the longest text in the first batch, sort each batch by length, and cover every text once", async () => {
+  await ready();
+  const lens = [3, 9, 1, 7, 5, 2, 8, 4, 6, 10, 11];
+  const docs = lens.map((n, i) => Int32Array.from({ length: n }, () => 2 + i));
+  const labels = Int32Array.from(lens.map((_, i) => i % 2));
+  const valid = new SortedDL(docs, labels, { bs: 4, seqLen: 4 });
+  assert.deepEqual(valid.order().map((i) => lens[i]), [11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1]);
+  const shapes: number[][] = [];
+  for await (const { xb, yb } of valid) {
+    shapes.push(xb.shape);
+    if (shapes.length === 1) {
+      // first batch: lengths 11, 10, 9, 8 → padded to 11 with whole chunks of 4 first: 10 → 0 chunks (1 pad after)
+      const x = xb.arraySync();
+      assert.deepEqual(x[1], [...Array(10).fill(11), P], "text 9 (length 10): its one pad after");
+      assert.deepEqual(x[3], [...Array(8).fill(8), P, P, P], "text 6 (length 8): 3 pads after");
+      assert.deepEqual(Array.from(yb.dataSync()), [0, 1, 1, 0], "labels follow their texts");
+    }
+    xb.dispose();
+    yb.dispose();
+  }
+  assert.deepEqual(shapes, [[4, 11], [4, 7], [3, 3]]);
+
+  // 250 texts, bs 2: five chunks of 50 batches, so the longest leads only because shuffle_fn moves it first
+  const many = Array.from({ length: 250 }, (_, i) => Int32Array.from({ length: 1 + ((i * 7) % 223) }, () => 5));
+  const train = new SortedDL(many, new Int32Array(250), { bs: 2, shuffle: true, dropLast: false, seed: 3 });
+  const orders = [train.order(), train.order()];
+  for (const order of orders) {
+    assert.deepEqual([...order].sort((a, b) => a - b), many.map((_, i) => i), "every text once");
+    const maxLen = Math.max(...many.map((d) => d.length));
+    assert.equal(many[order[0]!]!.length, maxLen, "the longest text leads the first batch");
+    for (let b = 0; b < order.length; b += 2) {
+      const l = order.slice(b, b + 2).map((i) => many[i]!.length);
+      assert.deepEqual(l, [...l].sort((x, y) => y - x), "each batch sorted longest first");
+    }
+  }
+  assert.notDeepEqual(orders[0], orders[1], "epochs differ");
+  assert.deepEqual(new SortedDL(many, new Int32Array(250), { bs: 2, shuffle: true, seed: 3 }).order(), orders[0], "seeded");
+});
+
+test("decodeUtf8 replaces bytes that are not UTF-8 and counts them (a real U+FFFD in the file is not counted)", () => {
+  const bytes = Buffer.concat([Buffer.from("caf"), Buffer.from([0xe9]), Buffer.from(" ok \uFFFD "), Buffer.from([0xff, 0xfe])]);
+  const r = decodeUtf8(bytes);
+  assert.equal(r.replaced, 3);
+  assert.equal(r.text, "caf\uFFFD ok \uFFFD \uFFFD\uFFFD");
+});
+
+/** A tiny corpus of class folders: train/{pos,neg}, valid/{pos,neg}. */
+function corpus(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "text-data-"));
+  const write = (rel: string, text: string | Buffer) => {
+    fs.mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
+    fs.writeFileSync(path.join(dir, rel), text);
+  };
+  for (let i = 0; i < 6; i++) {
+    write(`train/pos/${i}.txt`, `a good film , truly good and great ${"fun ".repeat(i)}`);
+    write(`train/neg/${i}.txt`, `a bad film , truly bad and awful ${"dull ".repeat(i)}`);
+  }
+  write("train/neg/empty.txt", "  \n");
+  write("train/pos/latin1.txt", Buffer.from([0x61, 0x20, 0x67, 0x6f, 0x6f, 0x64, 0x20, 0x63, 0x61, 0x66, 0xe9])); // "a good caf\xe9"
+  write("valid/pos/0.txt", "good and great");
+  write("valid/neg/0.txt", "bad and awful");
+  return dir;
+}
+
+function captureWarnings<T>(f: () => T): { value: T; warnings: string[] } {
+  const warnings: string[] = [];
+  const orig = console.warn;
+  console.warn = (m: unknown) => void warnings.push(String(m));
+  try {
+    return { value: f(), warnings };
+  } finally {
+    console.warn = orig;
+  }
+}
+
+test("TextDataLoaders.fromFolder: classes from folders, split by train/valid, empty texts skipped and non-UTF-8 bytes counted in one warning each, tokens cached on disk", async () => {
+  await ready();
+  const dir = corpus();
+  const cacheDir = path.join(dir, "cache");
+  const { value: dls, warnings } = captureWarnings(() => TextDataLoaders.fromFolder(dir, { bs: 4, cacheDir }));
+  assert.deepEqual(dls.vocab, ["neg", "pos"]);
+  assert.equal(dls.c, 2);
+  assert.equal((dls.train as SortedDL).n, 13, "6 + 6 + the latin-1 file; the empty one skipped");
+  assert.equal((dls.valid as SortedDL).n, 2);
+  assert.deepEqual(dls.textVocab.slice(0, 4), ["xxunk", "xxpad", "xxbos", "xxeos"]);
+  assert.ok(dls.textVocab.includes("good") && dls.textVocab.includes("dull"), "words seen 3 times or more are in the vocabulary");
+  assert.equal(warnings.length, 2, warnings.join("\n"));
+  assert.match(warnings.find((w) => /UTF-8/.test(w))!, /1 text had bytes that are not UTF-8 \(1 replaced with U\+FFFD\), e\.g\. .*latin1\.txt/);
+  assert.match(warnings.find((w) => /empty/.test(w))!, /skipped 1 empty text \(.*empty\.txt\)/);
+  assert.equal(dls.tokensFromCache, false);
+  const again = captureWarnings(() => TextDataLoaders.fromFolder(dir, { bs: 4, cacheDir })).value;
+  assert.equal(again.tokensFromCache, true, "a re-run reads the tokens from the cache");
+  const html = await dls.showBatch({ valid: true });
+  assert.match(html, /<td>xxbos good and great<\/td><td>pos<\/td>/);
+  assert.throws(() => TextDataLoaders.fromFolder(dir, { train: "training", cacheDir }), /no \.txt files under .*training.*holds: cache, train, valid/);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test("TextDataLoaders.fromDf with isLm: language-model streams over the token vocabulary; fromCsv names a missing text column", async () => {
+  await ready();
+  const rows = Array.from({ length: 30 }, (_, i) => ({ text: `one two three four ${i % 3 === 0 ? "five" : "six"} .`, label: i % 2 ? "odd" : "even", is_valid: i >= 24 }));
+  const dls = TextDataLoaders.fromDf(frameFromRows(rows), { isLm: true, bs: 2, seqLen: 5, validCol: "is_valid", cacheDir: false });
+  assert.ok(dls.train instanceof LMDataLoader && dls.valid instanceof LMDataLoader);
+  assert.equal(dls.vocab, dls.textVocab, "a language model's vocab is its tokens");
+  // 24 training texts of 7 tokens (xxbos + 6) = 168 tokens → rows of (168 − 1) // 2 = 83
+  assert.equal((dls.train as LMDataLoader).rowLen, 83);
+  const html = await dls.showBatch({ valid: true });
+  assert.match(html, /<td>xxbos one two three four<\/td><td>one two three four five<\/td>/);
+
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "text-csv-"));
+  const csv = path.join(dir, "reviews.csv");
+  fs.writeFileSync(csv, "review,label\ngood film,pos\nbad film,neg\n");
+  assert.throws(() => TextDataLoaders.fromCsv(csv, { cacheDir: false }), /no text column "text"; its columns are: review, label \(name it with textCol\)/);
+  // a Latin-1 "é" (0xe9) in the file: decoded with U+FFFD, counted in one warning
+  fs.writeFileSync(csv, Buffer.concat([Buffer.from("review,label\ngood caf"), Buffer.from([0xe9]), Buffer.from(" film,pos\nbad film,neg\n\"\",neg\n")]));
+  const { value: ok, warnings } = captureWarnings(() => TextDataLoaders.fromCsv(csv, { textCol: "review", validPct: 0, cacheDir: false, minFreq: 1 }));
+  assert.deepEqual(ok.vocab, ["neg", "pos"]);
+  assert.equal(warnings.length, 2, warnings.join("\n"));
+  assert.match(warnings[0]!, /1 text had bytes that are not UTF-8 \(1 replaced with U\+FFFD\), e\.g\. .*reviews\.csv/);
+  assert.match(warnings[1]!, /skipped 1 empty text \(row 2\)/);
+  assert.ok(ok.textVocab.some((t) => t.includes("\uFFFD")), "the replacement character reaches the tokens");
+  fs.rmSync(dir, { recursive: true, force: true });
+});

@@ -1,0 +1,183 @@
+process.env.TSFAST_BACKEND = process.env.TSFAST_BACKEND ?? "cpu";
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import "../lib/wiring";
+import * as tf from "../lib/engine/tf";
+import { ready } from "../lib/engine/backend";
+import { TextDataLoaders } from "../lib/text/data";
+import { AWD_LSTM, languageModelLearner, matchEmbeds, textClassifierLearner } from "../lib/models/text";
+import { accuracy, perplexity } from "../lib/learner/metrics";
+import { loadLearner } from "../lib/learner/export";
+import { decodeSpecTokens } from "../lib/text/rules";
+import { serve } from "../lib/serve/server";
+import { main } from "../lib/cli";
+import { isTrained } from "../lib/learner/params";
+import type { SafeTensor } from "../lib/models/safetensors";
+
+const small = { embSz: 8, nHid: 12, nLayers: 3 };
+
+function corpus(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "text-learn-"));
+  const write = (rel: string, text: string) => {
+    fs.mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
+    fs.writeFileSync(path.join(dir, rel), text);
+  };
+  for (let i = 0; i < 12; i++) {
+    write(`train/pos/${i}.txt`, `a good film , truly good and great . ${"I loved it . ".repeat(1 + (i % 3))}`);
+    write(`train/neg/${i}.txt`, `a bad film , truly bad and awful . ${"I hated it . ".repeat(1 + (i % 4))}`);
+  }
+  for (let i = 0; i < 3; i++) {
+    write(`valid/pos/${i}.txt`, `good and great . I loved it .`);
+    write(`valid/neg/${i}.txt`, `bad and awful . I hated it .`);
+  }
+  return dir;
+}
+
+test("perplexity is exp of the mean cross-entropy over every position (worked by hand)", async () => {
+  await ready();
+  // two positions, two classes: logits (0, 0) → p = 1/2; logits (ln 3, 0) with target 0 → p = 3/4
+  const pred = tf.tensor3d([[[0, 0], [Math.log(3), 0]]]);
+  const targ = tf.tensor2d([[1, 0]], undefined, "int32");
+  const expected = Math.exp(-(Math.log(1 / 2) + Math.log(3 / 4)) / 2);
+  assert.ok(Math.abs(perplexity.compute(pred, targ) - expected) < 1e-5);
+});
+
+test("decodeSpecTokens undoes xxmaj, xxup, xxrep and xxwrep as fastai's decode_spec_tokens", () => {
+  assert.deepEqual(decodeSpecTokens(["xxmaj", "hello", "xxup", "big", "xxrep", "3", "!", "xxwrep", "2", "so", "end"]), ["Hello", "BIG", "!!!", "so", "so", "end"]);
+});
+
+test("matchEmbeds re-orders the embedding to a new vocabulary; words it lacks get the mean row and mean bias (fastai's match_embeds)", () => {
+  const w: SafeTensor = { dtype: "F32", shape: [3, 2], data: Float32Array.from([1, 2, 3, 4, 5, 6]) };
+  const b: SafeTensor = { dtype: "F32", shape: [3], data: Float32Array.from([1, 2, 6]) };
+  const out = matchEmbeds(new Map([["0.encoder.weight", w], ["1.decoder.bias", b]]), ["a", "b", "c"], ["c", "new", "a"]);
+  assert.deepEqual(Array.from(out.get("0.encoder.weight")!.data), [5, 6, 3, 4, 1, 2]);
+  assert.deepEqual(Array.from(out.get("1.decoder.bias")!.data), [6, 3, 1]);
+  assert.equal(out.get("1.decoder.weight"), out.get("0.encoder.weight"), "the decoder is tied");
+});
+
+test("languageModelLearner trains (accuracy, perplexity), writes text with predict, saves its encoder; textClassifierLearner loads it, unfreezes gradually, predicts, exports and loads", async () => {
+  await ready();
+  const dir = corpus();
+  const cacheDir = path.join(dir, "tokcache");
+  const dlsLm = TextDataLoaders.fromFolder(dir, { isLm: true, bs: 4, seqLen: 8, cacheDir, minFreq: 1 });
+  const lmLearn = await languageModelLearner(dlsLm, AWD_LSTM, { config: small, dropMult: 0.3, metrics: [accuracy, perplexity], progress: false });
+  assert.equal(lmLearn.layerGroups().length, 4, "three LSTMs, then embedding + decoder");
+  await lmLearn.fitOneCycle(1, { lrMax: 1e-2 });
+  const before = tf.memory().numTensors;
+  await lmLearn.fitOneCycle(1, { lrMax: 1e-2 });
+  assert.ok(tf.memory().numTensors - before <= 2, `tensors grow over a fit: ${before} → ${tf.memory().numTensors}`);
+  const [acc, ppl] = lmLearn.metricValues!;
+  assert.ok(acc! > 0 && acc! <= 1 && Number.isFinite(ppl) && ppl! > 1, `accuracy ${acc}, perplexity ${ppl}`);
+  assert.ok(Math.abs(Math.log(ppl!) - lmLearn.validLoss!) < 0.05, "perplexity ≈ exp(validation loss)");
+
+  const gen = await lmLearn.predict("I loved", { nWords: 6, seed: 1 });
+  assert.equal(gen.added.length, 6);
+  assert.ok(gen.text.startsWith("i loved "), gen.text); // fastai lowercases a lone capital without a marker
+  assert.ok(!gen.added.includes("xxunk"), "noUnk");
+  assert.deepEqual((await lmLearn.predict("I loved", { nWords: 6, seed: 1 })).added, gen.added, "seeded sampling");
+  const encFile = await lmLearn.saveEncoder("finetuned");
+  assert.ok(fs.existsSync(encFile) && encFile.endsWith(path.join("models", "finetuned.safetensors")));
+
+  // a saved language model starts another one (pretrained): same weights for the shared tokens, frozen to the last group
+  const lmFile = await lmLearn.saveLanguageModel("lm-full");
+  const dlsSmaller = TextDataLoaders.fromFolder(dir, { isLm: true, bs: 2, seqLen: 4, cacheDir, minFreq: 1, folders: ["valid"], validPct: 0.3 });
+  const again = await languageModelLearner(dlsSmaller, AWD_LSTM, { config: small, pretrained: lmFile, progress: false });
+  const rowOf = (l: typeof lmLearn, tok: string) => {
+    const i = l.dls.textVocab.indexOf(tok);
+    return Array.from(l.lm.encoder.encoder.read().dataSync().slice(i * small.embSz, (i + 1) * small.embSz));
+  };
+  const shared = dlsSmaller.textVocab.find((t) => t !== "xxfake" && dlsLm.textVocab.indexOf(t) !== dlsSmaller.textVocab.indexOf(t))!;
+  assert.ok(shared, "a token at another id in the smaller vocabulary");
+  assert.deepEqual(rowOf(again, shared), rowOf(lmLearn, shared), `"${shared}" keeps its embedding at its new id`);
+  assert.deepEqual(again.paramGroups().map((g) => g.some(isTrained)), [false, false, false, true], "frozen to the last group, as fastai");
+
+  // the LM export predicts the next token; loadLearner gives the same distribution
+  await lmLearn.export("lm-export");
+  const lmLoaded = await loadLearner(path.join(dir, "lm-export"));
+  const nextA = await lmLoaded.predict("I loved");
+  assert.equal(nextA.probs.length, dlsLm.textVocab.length);
+  assert.ok(Math.abs(nextA.probs.reduce((a, b) => a + b, 0) - 1) < 1e-4);
+  assert.equal(nextA.label, dlsLm.textVocab[nextA.index], "the most likely next token");
+  // near temperature 0 sampling is the argmax, whatever the seed: the exported model's most likely next token
+  const lm0 = lmLearn.lm.encoder.encoder.read().dataSync()[0];
+  for (const seed of [1, 2, 3]) assert.deepEqual((await lmLearn.predict("I loved", { nWords: 1, seed, temperature: 1e-3 })).added, [nextA.label], `seed ${seed}`);
+  assert.equal(lmLearn.lm.encoder.encoder.read().dataSync()[0], lm0);
+
+  // the classifier over the LM's vocabulary
+  const dlsClas = TextDataLoaders.fromFolder(dir, { bs: 4, seqLen: 8, cacheDir, textVocab: dlsLm.vocab });
+  const learn = await textClassifierLearner(dlsClas, AWD_LSTM, { config: small, metrics: accuracy, progress: false });
+  await learn.loadEncoder("finetuned");
+  const e1 = learn.encoder.encoder.encoder.read().dataSync();
+  const e0 = lmLearn.lm.encoder.encoder.read().dataSync();
+  assert.deepEqual(Array.from(e1), Array.from(e0), "the encoder's embedding is the LM's");
+  const groups = learn.paramGroups();
+  assert.equal(groups.length, 5, "embedding, three LSTMs, head");
+  const trained = () => groups.map((g) => g.some(isTrained));
+  learn.freeze();
+  assert.deepEqual(trained(), [false, false, false, false, true]);
+  learn.freezeTo(-2);
+  assert.deepEqual(trained(), [false, false, false, true, true]);
+  assert.match(learn.summary(), /Group 2: [\d,]+ params, frozen\nGroup 3: [\d,]+ params, trainable\nGroup 4: [\d,]+ params, trainable\n/);
+  learn.freezeTo(-3);
+  assert.deepEqual(trained(), [false, false, true, true, true]);
+  const rnn2 = learn.encoder.encoder.rnns[2]!.layers[0]!.wHh.read().dataSync().slice();
+  const emb = learn.encoder.encoder.encoder.read().dataSync().slice();
+  await learn.fitOneCycle(1, { lrMax: 1e-2 });
+  assert.notDeepEqual(Array.from(learn.encoder.encoder.rnns[2]!.layers[0]!.wHh.read().dataSync()), Array.from(rnn2), "an unfrozen LSTM trains");
+  assert.deepEqual(Array.from(learn.encoder.encoder.encoder.read().dataSync()), Array.from(emb), "the frozen embedding does not");
+  learn.unfreeze();
+  await learn.fitOneCycle(1, { lrMax: 1e-2 });
+  const clasBefore = tf.memory().numTensors;
+  await learn.fitOneCycle(1, { lrMax: 1e-2 });
+  assert.ok(tf.memory().numTensors - clasBefore <= 2, `tensors grow over a classifier fit: ${clasBefore} → ${tf.memory().numTensors}`);
+
+  const p = await learn.predict("good and great . I loved it .");
+  assert.ok(dlsClas.vocab.includes(p.label) && p.index === dlsClas.vocab.indexOf(p.label));
+  assert.ok(Math.abs(p.probs.reduce((a, b) => a + b, 0) - 1) < 1e-5);
+  await assert.rejects(learn.predict(""), /the text is empty/);
+  await assert.rejects(learn.predict("   \n"), /the text is empty/);
+  await learn.export("clas-export");
+  const loaded = await loadLearner(path.join(dir, "clas-export"));
+  const q = await loaded.predict("good and great . I loved it .");
+  assert.equal(q.label, p.label);
+  assert.ok(Math.max(...q.probs.map((v, i) => Math.abs(v - p.probs[i]!))) < 1e-6, "same probabilities after loadLearner");
+  await assert.rejects(loaded.predict(""), /the text is empty/);
+
+  // tsfast serve: a JSON { "text": ... } body in, the same prediction out; no text field is a 400, an empty text a 422
+  const h = await serve(path.join(dir, "clas-export"), { port: 0 });
+  try {
+    const post = async (body: string) => {
+      const res = await fetch(`${h.url}predict`, { method: "POST", headers: { "Content-Type": "application/json" }, body });
+      return { status: res.status, json: (await res.json()) as { label?: string; probs?: number[]; error?: string; code?: string } };
+    };
+    const got = await post(JSON.stringify({ text: "good and great . I loved it ." }));
+    assert.equal(got.status, 200, JSON.stringify(got.json));
+    assert.equal(got.json.label, p.label);
+    got.json.probs!.forEach((v, i) => assert.ok(Math.abs(v - p.probs[i]!) < 1e-6));
+    const noText = await post(JSON.stringify({ review: "good" }));
+    assert.equal(noText.status, 400);
+    assert.match(noText.json.error!, /send \{"text": "..."\} \(the body has fields "review"\)/);
+    const empty = await post(JSON.stringify({ text: " " }));
+    assert.equal(empty.status, 422);
+    assert.match(empty.json.error!, /the text is empty/);
+  } finally {
+    await h.close();
+  }
+
+  // tsfast predict <export> review.txt: each file's text classified
+  fs.writeFileSync(path.join(dir, "review.txt"), "good and great . I loved it .");
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  const code = await main(["predict", path.join(dir, "clas-export"), path.join(dir, "review.txt")], { out: (t) => stdout.push(t), err: (t) => stderr.push(t) });
+  assert.equal(code, 0, stderr.join("\n"));
+  assert.deepEqual(stdout, [`${path.join(dir, "review.txt")}\t${p.label}\t${p.probs[p.index]!.toFixed(4)}`]);
+
+  // an encoder of another vocabulary is refused, naming the fix
+  const other = TextDataLoaders.fromFolder(dir, { bs: 4, seqLen: 8, cacheDir, minFreq: 1, maxVocab: 16 });
+  const wrong = await textClassifierLearner(other, AWD_LSTM, { config: small, progress: false });
+  await assert.rejects(wrong.loadEncoder(encFile), /another vocabulary .* textVocab: dlsLm\.vocab/);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
