@@ -2,7 +2,9 @@
  * Time of a training step (xresnet18, 32 px, batch 32, 10 classes, Adam) through `Learner.fit`:
  * the check that a change to the loop does not slow a step. Run on the native engine:
  *   TSFAST_BACKEND=native node dist/bench/step-time.js [batches=12] [reps=3]
- * It prints the median per-step time over `reps` fits, the first batch of each fit excluded.
+ * It prints the median per-step time over `reps` fits, the first batch of each fit excluded: wall
+ * time, and this process's CPU time (user + system, every engine thread), which a machine shared
+ * with other work disturbs less than the wall clock.
  */
 import * as tf from "../lib/engine/tf";
 import { ready } from "../lib/engine/backend";
@@ -21,13 +23,26 @@ async function main(): Promise<void> {
   const model = await xresnet18({ nOut: 10, inputShape: [32, 32, 3] });
   const dl = new TensorDataLoader(x, y, { bs });
   const learn = new Learner({ train: dl, valid: new TensorDataLoader(x.slice(0, bs), y.slice(0, bs), { bs }) }, model, { progress: false });
-  const times: number[] = [];
+  const wall: number[] = [];
+  const cpu: number[] = [];
   let t0 = 0;
-  learn.addCbs([{ beforeBatch: (l) => { if (l.training && l.iter === 1) t0 = performance.now(); }, afterTrain: () => void times.push((performance.now() - t0) / (batches - 1)) }]);
+  let c0 = process.cpuUsage();
+  const cpuMs = (u: NodeJS.CpuUsage) => (u.user + u.system) / 1000;
+  learn.addCbs([
+    {
+      beforeBatch: (l) => {
+        if (l.training && l.iter === 1) [t0, c0] = [performance.now(), process.cpuUsage()];
+      },
+      afterTrain: () => {
+        wall.push((performance.now() - t0) / (batches - 1));
+        cpu.push(cpuMs(process.cpuUsage(c0)) / (batches - 1));
+      },
+    },
+  ]);
   await learn.fit(1); // warm-up
-  times.length = 0;
+  wall.length = cpu.length = 0;
   for (let r = 0; r < reps; r++) await learn.fit(1);
-  times.sort((a, b) => a - b);
-  console.log(JSON.stringify({ backend: tf.getBackend(), msPerStep: times.map((t) => Math.round(t)), median: Math.round(times[Math.floor(times.length / 2)]!) }));
+  const median = (xs: number[]) => Math.round([...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!);
+  console.log(JSON.stringify({ backend: tf.getBackend(), wallMs: wall.map(Math.round), cpuMs: cpu.map(Math.round), medianWall: median(wall), medianCpu: median(cpu) }));
 }
 main().catch((e) => { console.error(e); process.exit(1); });

@@ -13,7 +13,12 @@ import * as tf from "../lib/engine/tf";
 import { ready } from "../lib/engine/backend";
 import { archMeta, xresnet18 } from "../lib/models/archs";
 import { shippedCheckpoint, SHIPPED_COLOUR } from "../lib/models/pretrained";
-import { camFor, camPng } from "../lib/interpret/cam";
+import { camFor, camPng, showCam } from "../lib/interpret/cam";
+import { ImageDataLoaders } from "../lib/data/factories";
+import { Resize } from "../lib/data/transforms";
+import { visionLearner } from "../lib/models/vision";
+import "../lib/wiring"; // predict's (and camFor's) preprocessing of a file path, as tsfast's entry point wires it
+import { gradient, rawPng, tmpDir } from "./fixtures/data/make";
 
 const ROOT = path.resolve(__dirname, "..", "..");
 
@@ -90,4 +95,28 @@ test("camFor names what to fix: an unknown layer lists the layers it can map; a 
   await assert.rejects(camFor(learn, x, { target: 5000 }), /target 5000 is not a class index/);
   await assert.rejects(camFor(learn, x, { method: "cam", layer: "layer3.1.relu" }), /CAM weighs the 128 channels of layer "layer3\.1\.relu" by the last linear layer "fc", which takes 256 inputs/);
   x.dispose();
+});
+
+test("camFor and showCam take a file path through the learner's validation pipeline (a visionLearner on a folder)", async () => {
+  await ready();
+  const root = tmpDir("tsfast-cam-");
+  for (const [cls, blue] of [["a", 20], ["b", 200]] as const) {
+    for (const split of ["train", "valid"]) {
+      for (let i = 0; i < 2; i++) await rawPng(path.join(root, split, cls, `${i}.png`), gradient(40, 40, 5 + i, blue), 40, 40);
+    }
+  }
+  const dls = await ImageDataLoaders.fromFolder(root, { itemTfms: Resize(64), bs: 2 });
+  const file = path.join(root, "valid", "b", "0.png");
+  const learn = await visionLearner(dls, xresnet18, { pretrained: false, progress: false, archOptions: { widen: 0.25 } });
+  assert.equal((await camFor(learn, file)).layer, "layer4.1.relu", "the default layer is the body's end, not the head's pooled 1×1 output");
+  const cam = await camFor(learn, file, { target: "b" });
+  assert.equal(cam.target, 1);
+  assert.equal(cam.label, "b");
+  assert.deepEqual([cam.map.length, cam.map[0]!.length], [2, 2], "64 px through a body of stride 32");
+  const { png } = await camPng(learn, file, { alpha: 0.6 });
+  const meta = await sharp(png).metadata();
+  assert.deepEqual([meta.width, meta.height, meta.channels], [64, 64, 3], "the overlay is the model's input");
+  const shown = await showCam(learn, file);
+  assert.equal(shown.method, "gradcam");
+  await assert.rejects(camPng(learn, file, { alpha: 2 }), /alpha is the heat map's weight, between 0 and 1; got 2/);
 });

@@ -6,6 +6,11 @@ import { ready } from "../lib/engine/backend";
 import { Learner } from "../lib/learner/learner";
 import type { BatchLike, DataLoaderLike } from "../lib/learner/contracts";
 import { TensorDataLoader } from "../lib/data/tensors";
+import { ImageDataLoaders } from "../lib/data/factories";
+import { augTransforms } from "../lib/data/augment";
+import { Resize } from "../lib/data/transforms";
+import * as path from "node:path";
+import { gradient, rawPng, tmpDir } from "./fixtures/data/make";
 
 /**
  * A loader whose "training transform" adds the pass number: a training-mode copy yields x + 1 on its
@@ -86,4 +91,31 @@ test("tta with the training transforms on a loader that has none says to pass au
   tf.dispose([r.preds, r.targs]);
   await assert.rejects(learn.tta({ augment: "flip", n: 0 }), /n is the number of augmented passes, a whole number ≥ 1; got 0/);
   await assert.rejects(learn.tta({ augment: "flip", beta: 1.5 }), /beta is the weight of the plain predictions, between 0 and 1; got 1\.5/);
+});
+
+test("tta on ImageDataLoaders runs the training transforms (augTransforms) on the validation images: pass i is the i-th epoch of dls.valid.new({ train: true })", async () => {
+  await ready();
+  const root = tmpDir("tsfast-tta-");
+  for (const [cls, blue] of [["a", 20], ["b", 200]] as const) {
+    for (const split of ["train", "valid"]) {
+      for (let i = 0; i < 3; i++) await rawPng(path.join(root, split, cls, `${i}.png`), gradient(16, 16, 9 + i, blue), 16, 16);
+    }
+  }
+  const dls = await ImageDataLoaders.fromFolder(root, { itemTfms: Resize(16), batchTfms: augTransforms({ size: 12 }), bs: 4, seed: 1 });
+  const model = tf.sequential({ layers: [tf.layers.flatten({ inputShape: [12, 12, 3] }), tf.layers.dense({ units: 2, kernelInitializer: tf.initializers.glorotUniform({ seed: 2 }) })] });
+  const learn = new Learner(dls, model, { progress: false });
+  const r = await learn.tta({ n: 2 });
+  assert.deepEqual(r.preds.shape, [6, 2]);
+  // by hand: two epochs of a training-mode copy of the validation loader, then the plain predictions
+  const aug = dls.valid.new({ train: true, shuffle: false, dropLast: false });
+  const p0 = await learn.getPreds({ dl: aug });
+  const p1 = await learn.getPreds({ dl: aug });
+  const plain = await learn.getPreds();
+  const want = tf.tidy(() => tf.add(tf.mul(tf.div(tf.add(p0.preds, p1.preds), 2), 0.75), tf.mul(plain.preds, 0.25)));
+  const got = r.preds.dataSync();
+  want.dataSync().forEach((v, i) => assert.ok(Math.abs(got[i]! - v) < 1e-6, `${got[i]} vs ${v}`));
+  const moved = tf.tidy(() => tf.max(tf.abs(tf.sub(p0.preds, plain.preds))).dataSync()[0]!);
+  assert.ok(moved > 1e-4, `the training transforms changed the predictions (max change ${moved})`);
+  assert.deepEqual(Array.from(r.targs.dataSync()), Array.from(plain.targs.dataSync()));
+  tf.dispose([r.preds, r.targs, p0.preds, p0.targs, p1.preds, p1.targs, plain.preds, plain.targs, want]);
 });

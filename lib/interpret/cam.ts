@@ -46,9 +46,10 @@ export interface CamResult {
 
 type Layer = tf.layers.Layer;
 
+/** An image-shaped output [batch, height, width, channels], not a pooled 1×1 one (a head's `AdaptiveConcatPool2d`). */
 const rank4 = (l: Layer): boolean => {
   const s = l.outputShape as unknown;
-  return Array.isArray(s) && s.length === 4 && !Array.isArray(s[0]);
+  return Array.isArray(s) && s.length === 4 && !Array.isArray(s[0]) && !(s[1] === 1 && s[2] === 1);
 };
 const isContainer = (l: Layer): boolean => Array.isArray((l as unknown as { layers?: unknown }).layers);
 

@@ -717,7 +717,7 @@ export function defaultLoss(dls: DataLoadersLike): Loss {
 
 /** The DataLoaders a `Learner` can train on: one input and one target per batch. */
 function checkDls(dls: DataLoadersLike): void {
-  if (!dls || !dls.train || !dls.valid) throw new Error("a Learner needs DataLoaders with a `train` and a `valid` loader");
+  if (!dls || !dls.train) throw new Error("a Learner needs DataLoaders with a `train` loader (and usually a `valid` one)");
   if ((dls.nInp ?? 1) !== 1 || (dls.nTargets ?? 1) !== 1) {
     throw new Error(
       `Learner trains a model with one input and one target; these DataLoaders have ${dls.nInp ?? 1} inputs and ${dls.nTargets ?? 1} targets ` +
