@@ -18,7 +18,7 @@ import { ImageDataLoaders } from "../lib/data/factories";
 import { Resize } from "../lib/data/transforms";
 import { visionLearner } from "../lib/models/vision";
 import "../lib/wiring"; // predict's (and camFor's) preprocessing of a file path, as tsfast's entry point wires it
-import { gradient, rawPng, tmpDir } from "./fixtures/data/make";
+import { gradientFolder } from "./fixtures/data/make";
 
 const ROOT = path.resolve(__dirname, "..", "..");
 
@@ -99,12 +99,7 @@ test("camFor names what to fix: an unknown layer lists the layers it can map; a 
 
 test("camFor and showCam take a file path through the learner's validation pipeline (a visionLearner on a folder)", async () => {
   await ready();
-  const root = tmpDir("tsfast-cam-");
-  for (const [cls, blue] of [["a", 20], ["b", 200]] as const) {
-    for (const split of ["train", "valid"]) {
-      for (let i = 0; i < 2; i++) await rawPng(path.join(root, split, cls, `${i}.png`), gradient(40, 40, 5 + i, blue), 40, 40);
-    }
-  }
+  const root = await gradientFolder("tsfast-cam-", 40, 2, 5);
   const dls = await ImageDataLoaders.fromFolder(root, { itemTfms: Resize(64), bs: 2 });
   const file = path.join(root, "valid", "b", "0.png");
   const learn = await visionLearner(dls, xresnet18, { pretrained: false, progress: false, archOptions: { widen: 0.25 } });

@@ -10,7 +10,7 @@ import { ImageDataLoaders } from "../lib/data/factories";
 import { augTransforms } from "../lib/data/augment";
 import { Resize } from "../lib/data/transforms";
 import * as path from "node:path";
-import { gradient, rawPng, tmpDir } from "./fixtures/data/make";
+import { gradientFolder } from "./fixtures/data/make";
 
 /**
  * A loader whose "training transform" adds the pass number: a training-mode copy yields x + 1 on its
@@ -95,12 +95,7 @@ test("tta with the training transforms on a loader that has none says to pass au
 
 test("tta on ImageDataLoaders runs the training transforms (augTransforms) on the validation images: pass i is the i-th epoch of dls.valid.new({ train: true })", async () => {
   await ready();
-  const root = tmpDir("tsfast-tta-");
-  for (const [cls, blue] of [["a", 20], ["b", 200]] as const) {
-    for (const split of ["train", "valid"]) {
-      for (let i = 0; i < 3; i++) await rawPng(path.join(root, split, cls, `${i}.png`), gradient(16, 16, 9 + i, blue), 16, 16);
-    }
-  }
+  const root = await gradientFolder("tsfast-tta-", 16, 3, 9);
   const dls = await ImageDataLoaders.fromFolder(root, { itemTfms: Resize(16), batchTfms: augTransforms({ size: 12 }), bs: 4, seed: 1 });
   const model = tf.sequential({ layers: [tf.layers.flatten({ inputShape: [12, 12, 3] }), tf.layers.dense({ units: 2, kernelInitializer: tf.initializers.glorotUniform({ seed: 2 }) })] });
   const learn = new Learner(dls, model, { progress: false });
