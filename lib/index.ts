@@ -124,6 +124,7 @@ export type {
   VisionDataLoaders,
   LoaderLike,
   InterpretableLearner,
+  CamLearner,
   LearnerLike,
   Preds,
   Prediction,
@@ -148,7 +149,10 @@ export { Recorder, SmoothLoss } from "./learner/recorder";
 export { ProgressCallback } from "./learner/progress";
 export type { ProgressOptions } from "./learner/progress";
 export { EarlyStoppingCallback, SaveModelCallback, CSVLogger } from "./learner/callbacks";
-export { Hook, Hooks, hookOutput, hookOutputs, findLayer } from "./learner/hooks";
+export { MixUp, CutMix, MixHandler, cutMixBox, sampleBeta } from "./learner/mixup";
+export type { MixUpOptions, CutMixOptions, MixOptions, MixUpDraw, CutMixDraw } from "./learner/mixup";
+export { GradientAccumulation } from "./learner/grad-accum";
+export { Hook, Hooks, HookBwd, hookOutput, hookOutputs, hookGrad, findLayer } from "./learner/hooks";
 export type { HookFunc, HookOptions } from "./learner/hooks";
 export { ActivationStats, activationStatsDefaults } from "./learner/activation-stats";
 export type { ActivationStatsOptions, LayerStats } from "./learner/activation-stats";
@@ -267,6 +271,8 @@ export { showResults, resultCells } from "./interpret/results";
 export { showBlockResults, blockResultCells, blockTopLosses, plotBlockTopLosses, Interpretation } from "./interpret/block-results";
 export type { BlockTopLoss } from "./interpret/block-results";
 export type { ShowResultsOptions, ResultCell } from "./interpret/results";
+export { camFor, camPng, showCam } from "./interpret/cam";
+export type { CamOptions, CamResult, ShowCamOptions } from "./interpret/cam";
 export { ImageClassifierCleaner, applyDecisions, readDecisionsFile } from "./interpret/cleaner";
 export type {
   CleanerDecision,

@@ -5,7 +5,7 @@ import * as tf from "../lib/engine/tf";
 import { ready } from "../lib/engine/backend";
 import { ConvLayer, LinBnDrop, PoolFlatten, sequential } from "../lib/models/blocks";
 import { Learner } from "../lib/learner/learner";
-import { hookOutput, hookOutputs } from "../lib/learner/hooks";
+import { hookGrad, hookOutput, hookOutputs } from "../lib/learner/hooks";
 import { ActivationStats } from "../lib/learner/activation-stats";
 import { toyDls } from "./helpers/learner-data";
 
@@ -88,4 +88,29 @@ test("hooking a missing layer names the layers there are; a layer takes one hook
   h.remove();
   hookOutput(m, "0.conv").remove();
   assert.throws(() => new ActivationStats({ every: 0 }), /every must be a positive integer, got 0/);
+});
+
+test("hookGrad (the book's HookBwd) keeps the gradient with respect to a layer's output, and its output; remove() restores the layer", async () => {
+  await ready();
+  // logits = relu(x·W1)·W2: d sum(logits[:, 1]) / d relu-output = W2[:, 1] for every item
+  const input = tf.input({ shape: [3] });
+  const d1 = tf.layers.dense({ units: 2, useBias: false, name: "d1" });
+  const act = tf.layers.activation({ activation: "relu", name: "act" });
+  const d2 = tf.layers.dense({ units: 2, useBias: false, name: "d2" });
+  const m = tf.model({ inputs: input, outputs: d2.apply(act.apply(d1.apply(input))) as tf.SymbolicTensor });
+  d1.setWeights([tf.tensor2d([[1, -1], [0.5, 2], [-1, 0.25]])]);
+  d2.setWeights([tf.tensor2d([[0.3, -0.7], [1.5, 0.2]])]);
+  const x = tf.tensor2d([[1, 2, 3], [-1, 0.5, 2]]);
+  const h = hookGrad(m, "act");
+  const before = tf.memory().numTensors;
+  const g = tf.grad((xx: tf.Tensor) => tf.sum(tf.slice(m.apply(xx) as tf.Tensor, [0, 1], [-1, 1])))(x);
+  g.dispose();
+  assert.deepEqual(h.stored!.arraySync(), [[-0.7, 0.2], [-0.7, 0.2]].map((r) => r.map(Math.fround)));
+  // relu(x·W1): [1+1-3, -1+4+0.75] = [-1, 3.75] → [0, 3.75]; [-1+0.25-2, 1+1+0.5] → [0, 2.5]
+  assert.deepEqual(h.output!.arraySync(), [[0, 3.75], [0, 2.5]]);
+  assert.equal(tf.memory().numTensors, before + 2, "the hook holds the gradient and the output");
+  h.remove();
+  assert.equal(tf.memory().numTensors, before);
+  hookOutput(m, "act").remove(); // the layer takes a hook again
+  tf.dispose([x]);
 });

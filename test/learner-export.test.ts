@@ -164,12 +164,12 @@ test("tta blends (1 − beta)·mean of augmented passes with beta·plain predict
   const plain = await learn.getPreds();
   const flipped = await learn.getPreds({ transform: (x) => tf.reverse(x, 2) });
   const before = tf.memory().numTensors;
-  const r = await learn.tta(); // n 4: flip, plain, flip, plain; beta 0.25 → 0.375·flip + 0.625·plain
+  const r = await learn.tta({ augment: "flip" }); // n 4: flip, plain, flip, plain; beta 0.25 → 0.375·flip + 0.625·plain
   assert.equal(tf.memory().numTensors, before + 2);
   const want = tf.tidy(() => tf.add(tf.mul(flipped.preds, 0.375), tf.mul(plain.preds, 0.625)));
   const got = r.preds.dataSync();
   want.dataSync().forEach((v, i) => assert.ok(Math.abs(got[i]! - v) < 1e-6));
-  const mx = await learn.tta({ useMax: true });
+  const mx = await learn.tta({ augment: "flip", useMax: true });
   const wantMax = tf.maximum(flipped.preds, plain.preds);
   assert.deepEqual(Array.from(mx.preds.dataSync()), Array.from(wantMax.dataSync()));
   tf.dispose([plain.preds, plain.targs, flipped.preds, flipped.targs, r.preds, r.targs, want, mx.preds, mx.targs, wantMax]);

@@ -65,6 +65,8 @@ test("callbacks see events in fastai's order and sorted by order", async () => {
     afterPred: () => void seen.push(`${tag}:afterPred`),
     afterLoss: () => void seen.push(`${tag}:afterLoss`),
     beforeBackward: () => void seen.push(`${tag}:beforeBackward`),
+    afterBackward: () => void seen.push(`${tag}:afterBackward`),
+    beforeStep: () => void seen.push(`${tag}:beforeStep`),
     afterStep: () => void seen.push(`${tag}:afterStep`),
     afterBatch: async () => void seen.push(`${tag}:afterBatch`),
     afterTrain: () => void seen.push(`${tag}:afterTrain`),
@@ -78,7 +80,7 @@ test("callbacks see events in fastai's order and sorted by order", async () => {
   const a = seen.filter((s) => s.startsWith("A:"));
   assert.deepEqual(a, [
     "A:beforeFit", "A:beforeEpoch", "A:beforeTrain",
-    ...Array(2).fill(["A:beforeBatch:t", "A:afterPred", "A:afterLoss", "A:beforeBackward", "A:afterStep", "A:afterBatch"]).flat(),
+    ...Array(2).fill(["A:beforeBatch:t", "A:afterPred", "A:afterLoss", "A:beforeBackward", "A:afterBackward", "A:beforeStep", "A:afterStep", "A:afterBatch"]).flat(),
     "A:afterTrain", "A:beforeValidate",
     "A:beforeBatch:v", "A:afterPred", "A:afterLoss", "A:afterBatch",
     "A:afterValidate", "A:afterEpoch", "A:afterFit",

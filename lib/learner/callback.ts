@@ -3,11 +3,14 @@
  *
  * The training loop fires, in this order:
  *   beforeFit → (beforeEpoch → beforeTrain → (beforeBatch → afterPred → afterLoss → beforeBackward
- *   → afterStep → afterBatch)* → afterTrain → beforeValidate → (beforeBatch → afterPred → afterLoss
- *   → afterBatch)* → afterValidate → afterEpoch)* → afterFit.
- * TensorFlow.js computes the forward pass and the gradients in one synchronous call, so `afterPred`,
- * `afterLoss` and `beforeBackward` see the prediction, loss and gradients already computed; throwing
- * `CancelBatchException` from any of them skips the optimizer step.
+ *   → afterBackward → beforeStep → afterStep → afterBatch)* → afterTrain → beforeValidate →
+ *   (beforeBatch → afterPred → afterLoss → afterBatch)* → afterValidate → afterEpoch)* → afterFit.
+ * As in fastai, `beforeBatch` may replace `learn.xb`/`learn.yb` (dispose what it replaces), and in
+ * training `afterPred`/`afterLoss` run INSIDE the gradient computation (TensorFlow.js records the
+ * forward pass in one synchronous call): `afterPred` may replace `learn.pred`, `afterLoss` may replace
+ * `learn.lossGrad` (what the gradients are taken of) and `learn.loss` (what is recorded). There they
+ * must be synchronous. `beforeBackward` and `afterBackward` then see the gradients (`learn.grads`),
+ * `beforeStep` may replace them; throwing `CancelBatchException` before the step skips it.
  */
 import type { Learner } from "./learner";
 
@@ -20,6 +23,8 @@ export const EVENTS = [
   "afterPred",
   "afterLoss",
   "beforeBackward",
+  "afterBackward",
+  "beforeStep",
   "afterStep",
   "afterCancelBatch",
   "afterBatch",

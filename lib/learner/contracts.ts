@@ -21,6 +21,11 @@ export interface DataLoaderLike extends AsyncIterable<BatchLike> {
   length: number;
   /** Items. */
   n?: number;
+  /**
+   * fastai's `dl.new(...)`: a copy over the same items with other options; `train: true` applies the
+   * training transforms (random crops, `augTransforms`), which `tta` uses on the validation items.
+   */
+  new?(opts: { shuffle?: boolean; dropLast?: boolean; train?: boolean }): DataLoaderLike;
 }
 
 /**
@@ -92,6 +97,12 @@ export interface InterpretableLearner {
   dls: DataLoadersLike<unknown>;
   /** `dl` (a loader to predict on instead of split `dsIdx`) is used only for the training split, see `fromLearner`. */
   getPreds(opts?: { dsIdx?: number; withLoss?: boolean; dl?: unknown }): Promise<Preds>;
+}
+
+/** What `camFor` / `showCam` need of a `Learner`: its model, and its data's vocabulary and inference preprocessing. */
+export interface CamLearner {
+  model: tf.LayersModel;
+  dls: { vocab?: string[]; inferenceSpec?(): unknown };
 }
 
 // ---------------------------------------------------------------- serve ← learner

@@ -149,3 +149,60 @@ export function hookOutputs<T extends tf.TensorContainer = tf.Tensor>(
   if (layers.length === 0) throw new Error("hookOutputs: no layers to hook (give their names)");
   return new Hooks(layers, opts.func ?? (copyOutput as unknown as HookFunc<T>));
 }
+
+/**
+ * The book's `HookBwd` (a PyTorch backward hook): keeps the gradient of the loss (or whatever is
+ * differentiated) with respect to `layer`'s output, from the last gradient computation the layer took
+ * part in. tfjs has no backward hooks either: the layer's output passes through an identity whose
+ * custom gradient records what flows back (`dy`) and passes it on unchanged. `output` keeps the same
+ * call's output, so one hook gives Grad-CAM both the activations and their gradient. Install it on a
+ * layer without another hook; `remove()` restores the layer.
+ */
+export class HookBwd {
+  /** The gradient with respect to the layer's output from the last backward pass (the hook owns it). */
+  stored: tf.Tensor | undefined;
+  private readonly inner: Hook<tf.Tensor>;
+
+  constructor(readonly layer: Layer) {
+    this.inner = new Hook(layer, copyOutput);
+    const target = layer as unknown as CallableLayer;
+    const forward = target.call;
+    const hook = this;
+    const passThrough = tf.customGrad(((x: tf.Tensor) => ({
+      value: x.clone(),
+      gradFunc: (dy: tf.Tensor) => {
+        if (hook.stored) hook.stored.dispose();
+        hook.stored = tf.keep(dy.clone());
+        return [dy.clone()];
+      },
+    })) as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (x: tf.Tensor) => tf.Tensor;
+    target.call = function (this: CallableLayer, inputs, kwargs) {
+      const out = forward.call(this, inputs, kwargs);
+      return Array.isArray(out) ? [passThrough(out[0]!), ...out.slice(1)] : passThrough(out);
+    };
+  }
+
+  /** The layer's output of the last forward call (the hook owns it). */
+  get output(): tf.Tensor | undefined {
+    return this.inner.stored;
+  }
+
+  /** Dispose `stored` and `output` (the hook stays). */
+  clear(): void {
+    this.stored?.dispose();
+    this.stored = undefined;
+    this.inner.clear();
+  }
+
+  /** Unhook the layer and dispose what was stored. */
+  remove(): void {
+    this.stored?.dispose();
+    this.stored = undefined;
+    this.inner.remove(); // restores the layer's own call (the pass-through wraps the inner hook's)
+  }
+}
+
+/** A `HookBwd` on layer `layerName` of `model` (nested models searched; an unknown name lists the names). */
+export function hookGrad(model: tf.LayersModel, layerName: string): HookBwd {
+  return new HookBwd(findLayer(model, layerName));
+}

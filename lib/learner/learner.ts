@@ -132,8 +132,8 @@ export interface FitOptions {
 }
 
 /** A `Learner` trains `model` on `dls` with `lossFunc` and `optFunc`, driven by callbacks. */
-export class Learner {
-  readonly dls: DataLoadersLike;
+export class Learner<D extends DataLoadersLike = DataLoadersLike> {
+  private _dls: D;
   readonly model: tf.LayersModel;
   lossFunc: Loss;
   readonly optFunc: OptFunc;
@@ -170,8 +170,13 @@ export class Learner {
   yb?: tf.Tensor;
   /** The model's output (logits) for the current batch. */
   pred?: tf.Tensor;
-  /** The mean loss of the current batch (a scalar tensor). */
+  /** The mean loss of the current batch (a scalar tensor): what is recorded. */
   loss?: tf.Tensor;
+  /**
+   * The scalar the gradients are taken of (fastai's `loss_grad`): `loss` until an `afterLoss`
+   * handler replaces it (`GradientAccumulation` scales it, `MixUp` mixes it).
+   */
+  lossGrad?: tf.Tensor;
   /** `loss` as a number. */
   lossValue?: number;
   /** Gradients of the current training batch, by variable. */
@@ -190,14 +195,9 @@ export class Learner {
   /** The BatchNorm-momentum warning is given once per learner. */
   private bnWarned = false;
 
-  constructor(dls: DataLoadersLike, model: tf.LayersModel, opts: LearnerOptions = {}) {
-    if ((dls.nInp ?? 1) !== 1 || (dls.nTargets ?? 1) !== 1) {
-      throw new Error(
-        `Learner trains a model with one input and one target; these DataLoaders have ${dls.nInp ?? 1} inputs and ${dls.nTargets ?? 1} targets ` +
-          "(iterate them yourself for now: each batch's xs and ys hold every input and target)",
-      );
-    }
-    this.dls = dls;
+  constructor(dls: D, model: tf.LayersModel, opts: LearnerOptions = {}) {
+    checkDls(dls);
+    this._dls = dls;
     this.model = model;
     this.lossFunc = opts.lossFunc ? toLoss(opts.lossFunc) : defaultLoss(dls);
     this.optFunc = opts.optFunc ?? Adam;
@@ -213,6 +213,26 @@ export class Learner {
     this.addCbs([this.recorder]);
     if (opts.progress ?? true) this.addCbs([new ProgressCallback()]);
     if (opts.cbs) this.addCbs(Array.isArray(opts.cbs) ? opts.cbs : [opts.cbs]);
+  }
+
+  /** The data the learner trains on and predicts with. */
+  get dls(): D {
+    return this._dls;
+  }
+
+  /**
+   * Replace the data between fits (fastai's `learn.dls = ...`), e.g. progressive resizing: the model,
+   * the optimizer and its state are kept; the next `fit` reads the new loaders. The loss, path and
+   * vocabulary already chosen stay; new data must have the model's number of classes.
+   */
+  set dls(dls: D) {
+    this.assertIdle("learn.dls = ...");
+    checkDls(dls);
+    const old = this._dls;
+    if (old.c !== undefined && dls.c !== undefined && old.c !== dls.c) {
+      throw new Error(`learn.dls = ...: the new DataLoaders have ${dls.c} classes but the model was built for ${old.c}; build a new learner for other classes`);
+    }
+    this._dls = dls;
   }
 
   /** Add callbacks (sets their `learn`). */
@@ -274,18 +294,43 @@ export class Learner {
   /** Run the callbacks' handlers for `event`, in order. */
   async event(name: EventName): Promise<void> {
     for (const cb of this.cbs) {
-      const f = cb[name];
+      const f = this.handler(cb, name);
       if (!f) continue;
-      // as fastai: runTrain/runValid only filter the per-batch events
-      if (INNER_LOOP.has(name) && (this.training ? cb.runTrain === false : cb.runValid === false)) continue;
       try {
         await f.call(cb, this);
       } catch (e) {
-        if (isCancel(e)) throw e;
-        if (e instanceof Error && !e.message.includes(" in callback ")) e.message = `${e.message} (in callback ${callbackName(cb)}.${name})`;
-        throw e;
+        throw withCallbackName(e, cb, name);
       }
     }
+  }
+
+  /**
+   * `event` for the handlers that run inside the gradient computation (a training step's `afterPred`
+   * and `afterLoss`): TensorFlow.js records a forward pass in one synchronous call, so they cannot wait.
+   */
+  private eventSync(name: EventName): void {
+    for (const cb of this.cbs) {
+      const f = this.handler(cb, name);
+      if (!f) continue;
+      try {
+        const r = f.call(cb, this) as unknown;
+        if (r && typeof (r as Promise<void>).then === "function") {
+          (r as Promise<void>).catch(() => undefined);
+          throw new Error(
+            `${name} returned a promise: in a training step ${name} runs inside the gradient computation, which cannot wait; make the handler synchronous`,
+          );
+        }
+      } catch (e) {
+        throw withCallbackName(e, cb, name);
+      }
+    }
+  }
+
+  private handler(cb: Callback, name: EventName): Callback[EventName] | undefined {
+    const f = cb[name];
+    // as fastai: runTrain/runValid only filter the per-batch events
+    if (!f || (INNER_LOOP.has(name) && (this.training ? cb.runTrain === false : cb.runValid === false))) return undefined;
+    return f;
   }
 
   private async withEvents(
@@ -426,6 +471,8 @@ export class Learner {
           }
         } finally {
           this.disposeBatch();
+          // a callback that replaced xb/yb (MixUp) disposes what it replaced; this catches one that did not
+          for (const t of [b.xb, b.yb]) if (!t.isDisposed) t.dispose();
         }
       }
       if (!training) {
@@ -447,45 +494,53 @@ export class Learner {
   }
 
   private disposeBatch(): void {
-    const ts = [this.xb, this.yb, this.pred, this.loss, ...(this.grads ? this.grads.values() : [])];
+    const ts = [this.xb, this.yb, this.pred, this.loss, this.lossGrad, ...(this.grads ? this.grads.values() : [])];
     for (const t of ts) if (t && !t.isDisposed) t.dispose();
-    this.xb = this.yb = this.pred = this.loss = undefined;
+    this.xb = this.yb = this.pred = this.loss = this.lossGrad = undefined;
     this.grads = undefined;
   }
 
   /**
-   * One training step: forward + gradients, checks, optimizer step. A batch the guard finds
-   * broken (see `guard.ts`) restores the last good state and stops; otherwise the state it
+   * One training step, in fastai's order: forward, `afterPred`, loss, `afterLoss` (both inside the
+   * gradient computation, so a callback's change to the loss changes the gradients), then the checks,
+   * `beforeBackward`, `afterBackward`, `beforeStep`, the optimizer step, `afterStep`. A batch the guard
+   * finds broken (see `guard.ts`) restores the last good state and stops; otherwise the state it
    * started from becomes the last good state.
    */
   private async trainBatch(): Promise<void> {
-    const xb = this.xb!;
-    const yb = this.yb!;
     const trained = this.paramGroups().flat().filter(isTrained);
     const guard = this.guard!;
     // Moving statistics change in the forward pass: copy every weight first.
     const before = guard.snapshot();
     let kept = false;
     try {
+      // Tensors a handler replaces are disposed here (once nothing refers to them); what it creates is kept.
       const forward = () => {
-        const out = this.model.apply(xb, { training: true }) as tf.Tensor;
-        this.pred = tf.keep(out);
-        return this.lossFunc.forward(out, yb, "mean") as tf.Scalar;
+        const out = tf.keep(this.model.apply(this.xb!, { training: true }) as tf.Tensor);
+        this.pred = out;
+        this.eventSync("afterPred");
+        this.pred = tf.keep(this.pred!);
+        if (this.pred !== out) out.dispose();
+        const loss = tf.keep(this.lossFunc.forward(this.pred, this.yb!, "mean"));
+        this.loss = this.lossGrad = loss;
+        this.eventSync("afterLoss");
+        this.loss = tf.keep(this.loss!);
+        this.lossGrad = tf.keep(this.lossGrad!);
+        if (loss !== this.loss && loss !== this.lossGrad) loss.dispose();
+        return this.lossGrad as tf.Scalar;
       };
       if (trained.length) {
         const { value, grads } = tf.variableGrads(forward, trained.map((p) => p.variable));
-        this.loss = value;
+        this.lossGrad = value;
         // A parameter the loss does not reach (e.g. a layer a model built but does not use) has no
         // gradient: as PyTorch's optimizers skip a grad of None, it is left out of this step.
         this.grads = new Map(trained.filter((p) => grads[p.variable.name] != null).map((p) => [p.variable, grads[p.variable.name]!]));
       } else {
-        this.loss = tf.tidy(forward);
+        tf.tidy(forward);
         this.grads = new Map();
       }
-      const [lossValue, gradSum] = await lossAndGradSum(this.loss, [...this.grads.values()]);
+      const [lossValue, gradSum] = await lossAndGradSum(this.loss!, [...this.grads.values()]);
       this.lossValue = lossValue;
-      await this.event("afterPred");
-      await this.event("afterLoss");
       const problem = guard.problem(lossValue, gradSum);
       if (problem) {
         guard.restore();
@@ -496,6 +551,8 @@ export class Learner {
       kept = true;
       guard.accept(lossValue);
       await this.event("beforeBackward");
+      await this.event("afterBackward");
+      await this.event("beforeStep");
       this.opt!.step(this.grads);
       await this.event("afterStep");
     } finally {
@@ -510,9 +567,9 @@ export class Learner {
 
   private async validBatch(): Promise<void> {
     this.pred = tf.tidy(() => this.model.apply(this.xb!, { training: false }) as tf.Tensor);
-    this.loss = this.lossFunc.forward(this.pred, this.yb!, "mean");
-    this.lossValue = (await this.loss.data())[0]!;
     await this.event("afterPred");
+    this.loss = this.lossFunc.forward(this.pred!, this.yb!, "mean");
+    this.lossValue = (await this.loss.data())[0]!;
     await this.event("afterLoss");
   }
 
@@ -580,7 +637,7 @@ export class Learner {
     return validate(this, opts);
   }
 
-  /** fastai's `tta`: blend predictions on augmented copies of each batch with the plain ones; caller disposes. */
+  /** fastai's `tta`: `n` passes with the training transforms, averaged, then lerp(mean, plain, `beta`); caller disposes. */
   async tta(opts: TtaOptions = {}): Promise<Preds> {
     return tta(this, opts);
   }
@@ -656,4 +713,22 @@ export function defaultLoss(dls: DataLoadersLike): Loss {
     default:
       return dls.isMultiLabel ? BCEWithLogitsLossFlat() : CrossEntropyLossFlat();
   }
+}
+
+/** The DataLoaders a `Learner` can train on: one input and one target per batch. */
+function checkDls(dls: DataLoadersLike): void {
+  if (!dls || !dls.train) throw new Error("a Learner needs DataLoaders with a `train` loader (and usually a `valid` one)");
+  if ((dls.nInp ?? 1) !== 1 || (dls.nTargets ?? 1) !== 1) {
+    throw new Error(
+      `Learner trains a model with one input and one target; these DataLoaders have ${dls.nInp ?? 1} inputs and ${dls.nTargets ?? 1} targets ` +
+        "(iterate them yourself for now: each batch's xs and ys hold every input and target)",
+    );
+  }
+}
+
+/** A callback's error, its message naming the callback and the event (cancellations pass unchanged). */
+function withCallbackName(e: unknown, cb: Callback, name: EventName): unknown {
+  if (isCancel(e)) return e;
+  if (e instanceof Error && !e.message.includes(" in callback ")) e.message = `${e.message} (in callback ${callbackName(cb)}.${name})`;
+  return e;
 }

@@ -17,6 +17,8 @@ export interface Loss {
   activation(pred: tf.Tensor): tf.Tensor;
   /** Activated predictions → decoded labels (argmax, thresholding, identity). */
   decodes(probs: tf.Tensor): tf.Tensor;
+  /** The targets are class indices (fastai's `y_int`): `MixUp`/`CutMix` mix the losses, not the targets (default false). */
+  readonly yInt?: boolean;
 }
 
 function reduce(t: tf.Tensor, reduction: Reduction): tf.Tensor {
@@ -58,6 +60,7 @@ function classAxisLast(t: tf.Tensor, axis: number): tf.Tensor {
 
 class CrossEntropy implements Loss {
   readonly name: string;
+  readonly yInt = true;
   constructor(
     private readonly eps: number,
     name: string,

@@ -147,3 +147,14 @@ async function maskPrediction(row: number[], outShape: number[], codes: string[]
     mask: { width: w, height: h, indices: Array.from(indices), png: (await greyPng(indices, w, h)).toString("base64") },
   };
 }
+
+/**
+ * One input as a model batch of one (caller disposes): a prepared tensor (HWC or NHWC) as it is,
+ * a file path or encoded image through the validation pipeline that `spec` recorded.
+ */
+export async function prepareOne(spec: unknown, input: string | Buffer | tf.Tensor): Promise<tf.Tensor> {
+  await ready();
+  if (input instanceof tf.Tensor) return input.rank === 3 ? tf.expandDims(input, 0) : input.clone();
+  const prepared = await inferencePreparer()(spec, [input]);
+  return prepared instanceof tf.Tensor ? prepared : prepared.x;
+}

@@ -95,32 +95,61 @@ export interface TtaOptions {
   dl?: DataLoaderLike;
   /** Augmented passes (default 4, as fastai). */
   n?: number;
-  /** Weight of the plain predictions: result = (1 − beta)·mean(augmented) + beta·plain (default 0.25). */
+  /** Weight of the plain predictions: result = lerp(mean(augmented), plain, beta) = (1 − beta)·mean(augmented) + beta·plain (default 0.25). */
   beta?: number;
   /** Return the element-wise max over the augmented passes and the plain predictions instead (default false). */
   useMax?: boolean;
-  /** The augmentation of pass i (default: a horizontal flip on even passes, the identity on odd ones). */
-  augment?: (xb: tf.Tensor, pass: number) => tf.Tensor;
+  /**
+   * How the passes are augmented (default "train"):
+   * - "train": as fastai, the loader's TRAINING transforms (random crops, `augTransforms`) on its
+   *   items, through `dl.new({ train: true })`; each pass draws afresh;
+   * - "flip": a horizontal flip on even passes, the identity on odd ones (no random draws);
+   * - a function `(xb, pass) => augmented xb`.
+   */
+  augment?: "train" | "flip" | ((xb: tf.Tensor, pass: number) => tf.Tensor);
 }
 
-/** Default TTA augmentation: mirror NHWC images left-right on even passes. */
+/** TTA's "flip" augmentation: mirror NHWC images left-right on even passes. */
 function flipEven(xb: tf.Tensor, pass: number): tf.Tensor {
   return pass % 2 === 0 ? tf.reverse(xb, 2) : xb.clone();
 }
 
-/** fastai's `tta`: predictions on `n` augmented passes blended with the plain predictions (see `TtaOptions`). */
+/**
+ * fastai's `tta`: `n` passes with augmentation, then one plain pass; returns
+ * torch.lerp(mean of the augmented passes, plain, beta) (see `TtaOptions`).
+ */
 export async function tta(learn: Learner, opts: TtaOptions = {}): Promise<Preds> {
   const n = opts.n ?? 4;
   const beta = opts.beta ?? 0.25;
-  const augment = opts.augment ?? flipEven;
+  if (!Number.isInteger(n) || n < 1) throw new Error(`tta: n is the number of augmented passes, a whole number ≥ 1; got ${n}`);
+  if (!(beta >= 0 && beta <= 1)) throw new Error(`tta: beta is the weight of the plain predictions, between 0 and 1; got ${beta}`);
+  const augment = opts.augment ?? "train";
+  const base = loaderOf(learn, opts);
+  let augPass: (i: number) => Promise<Preds>;
+  let plainDl: DataLoaderLike = base;
+  if (augment === "train") {
+    if (typeof base.new !== "function") {
+      throw new Error(
+        'tta: this loader has no training transforms to apply (it has no new({ train: true }), e.g. a TensorDataLoader); pass augment: "flip" or a function (xb, pass) => augmented xb',
+      );
+    }
+    // as fastai's dl.new(shuffled=False, drop_last=False): every pass in the same item order
+    const augDl = base.new({ train: true, shuffle: false, dropLast: false });
+    plainDl = base.new({ train: false, shuffle: false, dropLast: false });
+    augPass = () => getPreds(learn, { dl: augDl });
+  } else {
+    const f = augment === "flip" ? flipEven : augment;
+    if (typeof f !== "function") throw new Error(`tta: augment must be "train", "flip" or a function; got ${String(augment)}`);
+    augPass = (i) => getPreds(learn, { dl: base, transform: (x) => f(x, i) });
+  }
   const aug: tf.Tensor[] = [];
   try {
     for (let i = 0; i < n; i++) {
-      const r = await getPreds(learn, { dsIdx: opts.dsIdx, dl: opts.dl, transform: (x) => augment(x, i) });
+      const r = await augPass(i);
       r.targs.dispose();
       aug.push(r.preds);
     }
-    const plain = await getPreds(learn, { dsIdx: opts.dsIdx, dl: opts.dl });
+    const plain = await getPreds(learn, { dl: plainDl });
     const preds = tf.tidy(() => {
       const stacked = tf.stack(aug);
       if (opts.useMax) return tf.maximum(tf.max(stacked, 0), plain.preds) as tf.Tensor2D;

@@ -193,9 +193,8 @@ export interface CollabLearnerOptions extends Omit<LearnerOptions, "splitter"> {
 export const collabLearnerDefaults = { nFactors: 50, useNn: false } as const;
 
 /** A `Learner` over a `CollabModel` that predicts from `{ user, item }`. */
-export class CollabLearner extends Learner {
+export class CollabLearner extends Learner<CollabDataLoaders> {
   declare readonly model: CollabModel;
-  declare readonly dls: CollabDataLoaders;
 
   /** The predicted rating of `user` for `item` (`values[0]`); an unknown user or item throws, naming it. */
   override async predict(input: CollabRow | string | Buffer | tf.Tensor): Promise<Prediction> {

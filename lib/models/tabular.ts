@@ -135,8 +135,7 @@ export interface TabularPrediction extends Prediction {
 }
 
 /** A `Learner` on a table: `predict` takes a row object (fastai's `learn.predict(df.iloc[0])`). */
-export class TabularLearner extends Learner {
-  declare readonly dls: TabularDataLoaders;
+export class TabularLearner extends Learner<TabularDataLoaders> {
 
   /** Predict one row `{ column: value, ... }`: a missing column is an error naming it; an unseen category becomes `#na#`. */
   override async predict(row: TabularRow | string | Buffer | tf.Tensor): Promise<TabularPrediction> {
