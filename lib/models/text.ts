@@ -79,9 +79,7 @@ export interface GeneratedText extends Prediction {
 }
 
 /** fastai's `LMLearner`: a language model that writes (`predict`) and hands its encoder on (`saveEncoder`). */
-export class LMLearner extends Learner {
-  declare readonly dls: TextDataLoaders;
-
+export class LMLearner extends Learner<TextDataLoaders> {
   /** The `AwdLstmLM` layer of the model. */
   get lm(): AwdLstmLM {
     return this.model.layers.find((l): l is AwdLstmLM => l instanceof AwdLstmLM)!;
@@ -226,9 +224,7 @@ function checkArch(arch: TextArch): void {
 }
 
 /** fastai's `TextLearner` for classification: `predict(text)` gives `{ label, index, probs }`; `loadEncoder` takes a fine-tuned LM's encoder. */
-export class TextClassifierLearner extends Learner {
-  declare readonly dls: TextDataLoaders;
-
+export class TextClassifierLearner extends Learner<TextDataLoaders> {
   /** The `AwdLstmClassifierEncoder` layer of the model. */
   get encoder(): AwdLstmClassifierEncoder {
     return this.model.layers.find((l): l is AwdLstmClassifierEncoder => l instanceof AwdLstmClassifierEncoder)!;
