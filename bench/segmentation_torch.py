@@ -10,8 +10,12 @@ The same data, network and recipe as the lesson, in PyTorch (Debian's python3-to
   the mask goes through the same matrix, nearest-neighbour, never lit;
 - network: fastai's DynamicUnet (bench/unet_torch.py) over the encoder of the shipped colour network
   (checkpoints/colour-xresnet18-small.safetensors), normalised with its statistics; parameter groups
-  as fastai's U-Net split (stem..layer2 | layer3..layer4 | decoder);
-- training: fastai's `fine_tune(epochs, base_lr)` with the pixel cross-entropy (`CrossEntropyLossFlat(axis=1)`);
+  as fastai's U-Net split for an xresnet (`_xresnet_split`: stem | layer1..layer4 | decoder), as tsfast's `unetSplit`;
+- training: fastai's `fine_tune(epochs, base_lr)` with the pixel cross-entropy (`CrossEntropyLossFlat(axis=1)`), to
+  the letter (`fine_tune(..., fastai_exact=True)`): the frozen epoch's `slice(base_lr)` gives the frozen groups'
+  BatchNorm base_lr/10, no weight decay on BatchNorm and bias parameters, the last incomplete batch dropped.
+  `--legacy` gives the first version's recipe, which differed in those three points and in the split
+  (stem..layer2 | layer3..layer4 | decoder, torchvision ResNet's);
 - metrics on the validation scenes: fastai's `foreground_acc` (pixels whose true class is not the
   background, share predicted right) and `DiceMulti` (each class's 2|P∩T| / (|P| + |T|) over all
   validation pixels, averaged over the classes present).
@@ -73,7 +77,13 @@ augment_masks.moves_targets = True
 
 
 def unet_groups(model):
-    """fastai's U-Net split over a ResNet body: stem..layer2 | layer3, layer4 | the decoder."""
+    """fastai's U-Net split for an xresnet body (`_xresnet_split`, as tsfast's `unetSplit`): stem | stages | the decoder."""
+    enc = model.layers[0]
+    return [list(enc[:2].parameters()), list(enc[2:].parameters()), [p for layer in model.layers[1:] for p in layer.parameters()]]
+
+
+def unet_groups_resnet(model):
+    """The split of the first version (`--legacy`): torchvision ResNet's, stem..layer2 | layer3, layer4 | the decoder."""
     enc = model.layers[0]
     return [list(enc[:6].parameters()), list(enc[6:].parameters()), [p for layer in model.layers[1:] for p in layer.parameters()]]
 
@@ -100,6 +110,9 @@ def seg_metrics(p, t, n_classes, bkg=0):
 def main():
     ap = scene_parser("emoji-scenes", 3, 16)
     ap.add_argument("--n", type=int, default=800, help="the first n scenes (by file name)")
+    ap.add_argument("--legacy", action="store_true",
+                    help="the first version's recipe (0.902-0.931): ResNet split, base_lr for every group while frozen, "
+                         "weight decay on BatchNorm and biases, the last batch of 2 kept")
     ap.set_defaults(lr=5e-3)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -114,12 +127,13 @@ def main():
         encoder = nn.Sequential(*[getattr(pre, k) for k in ENCODER_NAMES])
         model = DynamicUnet(encoder, len(codes), (args.size, args.size)).to(memory_format=torch.channels_last)
         t0 = time.time()
-        fine_tune(model, xtr, mtr, args.epochs, args.lr, args.bs, norm, seed=seed, aug=augment_masks, groups_fn=unet_groups)
+        fine_tune(model, xtr, mtr, args.epochs, args.lr, args.bs, norm, seed=seed, aug=augment_masks,
+                  groups_fn=unet_groups_resnet if args.legacy else unet_groups, fastai_exact=not args.legacy)
         acc, dice = seg_metrics(predict_classes(model, xva, norm), mva, len(codes))
         run = {"seed": seed, "foreground_acc": round(acc, 4), "dice_multi": round(dice, 4), "seconds": round(time.time() - t0)}
         print(json.dumps(run), flush=True)
         runs.append(run)
-    summary = {"recipe": f"size {args.size}, bs {args.bs}, fine_tune({args.epochs}, base_lr={args.lr}), pixel cross-entropy, "
+    summary = {"recipe": f"size {args.size}, bs {args.bs}, fine_tune({args.epochs}, base_lr={args.lr}){' (legacy)' if args.legacy else ''}, pixel cross-entropy, "
                          f"lesson 5's augmentation; {len(xtr)} train / {len(xva)} valid scenes"}
     for k in ("foreground_acc", "dice_multi"):
         v = [r[k] for r in runs]

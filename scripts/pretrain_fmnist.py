@@ -143,14 +143,23 @@ def set_frozen(model, frozen, groups_fn=None):
 
 
 def fit_one_cycle(model, xs, ys, epochs, lrs, bs, norm, pct_start=0.25, div=25.0, wd=0.01, aug=None, seed=0, verbose=False,
-                  loss_fn=F.cross_entropy, groups_fn=None):
-    """fastai's fit_one_cycle: AdamW(0.9, 0.99), lr warm-up then cosine down; per-group max lr."""
+                  loss_fn=F.cross_entropy, groups_fn=None, wd_bn_bias=True, drop_last=False):
+    """fastai's fit_one_cycle: AdamW(0.9, 0.99), lr warm-up then cosine down; per-group max lr.
+
+    `wd_bn_bias=False` (fastai's default) keeps weight decay off BatchNorm and bias parameters;
+    `drop_last=True` (fastai's training loader) skips the last incomplete batch."""
     g = torch.Generator().manual_seed(seed)
     gs = (groups_fn or groups)(model)
-    opt = torch.optim.AdamW([{"params": [p for p in grp if p.requires_grad], "lr": lr} for grp, lr in zip(gs, lrs)],
-                            betas=(0.9, 0.99), eps=1e-5, weight_decay=wd)
-    steps = epochs * math.ceil(len(xs) / bs)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lrs, total_steps=steps, pct_start=pct_start,
+    no_wd = set() if wd_bn_bias else {id(p) for m in model.modules() for n, p in m.named_parameters(recurse=False) if is_bn(m) or n == "bias"}
+    pgs = []
+    for grp, lr in zip(gs, lrs):
+        for decay in (True, False):
+            ps = [p for p in grp if p.requires_grad and (id(p) not in no_wd) == decay]
+            if ps or decay:  # keep one group per lr (OneCycleLR takes one max_lr per param group)
+                pgs.append({"params": ps, "lr": lr, "weight_decay": wd if decay else 0.0, "max_lr": lr})
+    opt = torch.optim.AdamW(pgs, betas=(0.9, 0.99), eps=1e-5, weight_decay=wd)
+    steps = epochs * (len(xs) // bs if drop_last else math.ceil(len(xs) / bs))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[pg["max_lr"] for pg in pgs], total_steps=steps, pct_start=pct_start,
                                                 div_factor=div, final_div_factor=1e5, cycle_momentum=True,
                                                 base_momentum=0.85, max_momentum=0.95)
     for ep in range(epochs):
@@ -160,7 +169,7 @@ def fit_one_cycle(model, xs, ys, epochs, lrs, bs, norm, pct_start=0.25, div=25.0
         perm = torch.randperm(len(xs), generator=g)
         for i in range(0, len(xs), bs):
             idx = perm[i:i + bs]
-            if len(idx) < 2:
+            if len(idx) < (bs if drop_last else 2):
                 continue
             xb, yb = xs[idx], ys[idx]
             if aug:
@@ -185,16 +194,22 @@ def accuracy(model, xs, ys, norm, bs=500):
 
 
 def fine_tune(model, xs, ys, epochs, base_lr, bs, norm, freeze_epochs=1, lr_mult=100, seed=0, aug=None, loss_fn=F.cross_entropy,
-              groups_fn=None):
-    """fastai's fine_tune: frozen one-cycle (pct_start 0.99), then unfrozen with discriminative lrs (3 parameter groups)."""
+              groups_fn=None, fastai_exact=False):
+    """fastai's fine_tune: frozen one-cycle (pct_start 0.99), then unfrozen with discriminative lrs (3 parameter groups).
+
+    `fastai_exact` follows fastai in three details the older references (lessons 1, 5, 6) do not: the
+    frozen phase's `slice(base_lr)` gives the frozen groups base_lr/10 (their BatchNorm layers train),
+    no weight decay on BatchNorm and bias parameters (`wd_bn_bias=False`), the last incomplete
+    training batch dropped (`drop_last=True`)."""
     set_frozen(model, True, groups_fn)
-    fit_one_cycle(model, xs, ys, freeze_epochs, [base_lr] * 3, bs, norm, pct_start=0.99, aug=aug, seed=seed, loss_fn=loss_fn,
-                  groups_fn=groups_fn)
+    frozen_lrs = [base_lr / 10, base_lr / 10, base_lr] if fastai_exact else [base_lr] * 3
+    fit_one_cycle(model, xs, ys, freeze_epochs, frozen_lrs, bs, norm, pct_start=0.99, aug=aug, seed=seed, loss_fn=loss_fn,
+                  groups_fn=groups_fn, wd_bn_bias=not fastai_exact, drop_last=fastai_exact)
     base_lr /= 2
     set_frozen(model, False, groups_fn)
     lrs = [base_lr / lr_mult, base_lr / math.sqrt(lr_mult), base_lr]  # fastai's slice → geometric spread
     fit_one_cycle(model, xs, ys, epochs, lrs, bs, norm, pct_start=0.3, div=5.0, aug=aug, seed=seed + 1, loss_fn=loss_fn,
-                  groups_fn=groups_fn)
+                  groups_fn=groups_fn, wd_bn_bias=not fastai_exact, drop_last=fastai_exact)
 
 
 SOURCES = {
