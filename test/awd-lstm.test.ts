@@ -170,6 +170,10 @@ test("dropMult scales every dropout of fastai's configs; parameter groups follow
   const s = scaleDropouts({ ...awdLstmLmConfig }, 0.5);
   assert.deepEqual([s.outputP, s.hiddenP, s.inputP, s.embedP, s.weightP], [0.05, 0.075, 0.125, 0.01, 0.1]);
   assert.equal(s.nHid, 1152, "sizes are not scaled");
+  // as fastai's get_language_model / get_text_classifier: a dropout given in the config is scaled too
+  const given = languageModel(16, { embSz: 4, nHid: 6, nLayers: 2, hiddenP: 0.3, outputP: undefined, dropMult: 0.5 }).layers[0] as AwdLstmLM;
+  assert.deepEqual([given.encoder.opts.hiddenP, given.encoder.opts.inputP], [0.15, 0.125]);
+  assert.equal(given.config.outputP, 0.05, "an undefined option keeps the (scaled) default");
   const lm = languageModel(16, { embSz: 4, nHid: 6, nLayers: 3 });
   const groups = awdLstmLmSplit(lm).map((g) => g.flatMap((l) => l.weights.map((w) => w.originalName)));
   assert.deepEqual(groups, [

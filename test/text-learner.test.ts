@@ -7,7 +7,7 @@ import * as path from "node:path";
 import "../lib/wiring";
 import * as tf from "../lib/engine/tf";
 import { ready } from "../lib/engine/backend";
-import { TextDataLoaders } from "../lib/text/data";
+import { TextDataLoaders, prepareTextInputs } from "../lib/text/data";
 import { AWD_LSTM, languageModelLearner, matchEmbeds, textClassifierLearner } from "../lib/models/text";
 import { accuracy, perplexity } from "../lib/learner/metrics";
 import { loadLearner } from "../lib/learner/export";
@@ -101,6 +101,24 @@ test("languageModelLearner trains (accuracy, perplexity), writes text with predi
   assert.equal(nextA.probs.length, dlsLm.textVocab.length);
   assert.ok(Math.abs(nextA.probs.reduce((a, b) => a + b, 0) - 1) < 1e-4);
   assert.equal(nextA.label, dlsLm.textVocab[nextA.index], "the most likely next token");
+  // no state carried from one prediction (or validation) to the next, as fastai resets before each
+  assert.deepEqual((await lmLoaded.predict("I loved")).probs, nextA.probs, "the same text, the same answer, whatever ran before");
+  const [v1, v2] = [await lmLearn.validate(), await lmLearn.validate()];
+  assert.deepEqual(v1, v2, "validate twice, the same loss");
+  // a batch of texts of different lengths: each row's next token as if predicted alone (the padding goes in front)
+  const longer = await lmLoaded.predict("I loved this film so much");
+  const both = await lmLoaded.predictBatch(["I loved", "I loved this film so much"]);
+  assert.equal(both[1]!.index, longer.index);
+  assert.ok(both[1]!.probs.every((p, i) => Math.abs(p - longer.probs[i]!) < 1e-5), "the longest text is not padded");
+  // the shorter row is padded in front, so the model reads its last word last (pad_input_chunk's remainder would trail it)
+  const ids = await prepareTextInputs(dlsLm.inferenceSpec(), ["I loved", "I loved this film so much"]);
+  const rows = (await ids.array()) as number[][];
+  ids.dispose();
+  const alone = await prepareTextInputs(dlsLm.inferenceSpec(), ["I loved"]);
+  const short = Array.from(await alone.data());
+  alone.dispose();
+  assert.deepEqual(rows[0]!.slice(rows[0]!.length - short.length), short, "the short text ends the row");
+  assert.ok(rows[0]!.slice(0, rows[0]!.length - short.length).every((t) => t === 1), "xxpad (id 1) before it");
   // near temperature 0 sampling is the argmax, whatever the seed: the exported model's most likely next token
   const lm0 = lmLearn.lm.encoder.encoder.read().dataSync()[0];
   for (const seed of [1, 2, 3]) assert.deepEqual((await lmLearn.predict("I loved", { nWords: 1, seed, temperature: 1e-3 })).added, [nextA.label], `seed ${seed}`);

@@ -69,6 +69,17 @@ export async function predictWith(model: tf.LayersModel, meta: InferenceInfo, in
   return r!;
 }
 
+/**
+ * Forget every layer's carried state (a layer with a `reset()`: the recurrent models' hidden state), as
+ * fastai's `ModelResetter` does before validation: a prediction must not depend on what ran before it.
+ */
+export function resetModelState(model: tf.LayersModel): void {
+  for (const layer of model.layers) {
+    const r = (layer as unknown as { reset?: () => void }).reset;
+    if (typeof r === "function") r.call(layer);
+  }
+}
+
 /** Run a model on many inputs at once (paths / encoded images, or a prepared NHWC batch) and decode each. */
 export async function predictManyWith(model: tf.LayersModel, meta: InferenceInfo, inputs: (string | Buffer)[] | tf.Tensor): Promise<Prediction[]> {
   await ready();
@@ -79,6 +90,7 @@ export async function predictManyWith(model: tf.LayersModel, meta: InferenceInfo
   let rows: number[][];
   let outShape: number[];
   try {
+    resetModelState(model);
     const out = tf.tidy(() => {
       const logits = model.apply(x, { training: false }) as tf.Tensor;
       return meta.activation === "softmax" ? tf.softmax(logits) : meta.activation === "sigmoid" ? tf.sigmoid(logits) : logits;

@@ -5,6 +5,7 @@ import * as tf from "../engine/tf";
 import { ready } from "../engine/backend";
 import type { DataLoaderLike, Preds } from "./contracts";
 import type { Learner } from "./learner";
+import { resetModelState } from "./predict";
 
 /** Options of `getPreds`. */
 export interface GetPredsOptions {
@@ -43,6 +44,7 @@ async function collect(learn: Learner, opts: GetPredsOptions, meanLoss: boolean)
   const ps: tf.Tensor[] = [];
   const ts: tf.Tensor[] = [];
   const ls: tf.Tensor[] = [];
+  resetModelState(learn.model); // a recurrent model starts each pass from a clean state (fastai's before_validate)
   try {
     for await (const b of dl) {
       try {

@@ -70,6 +70,11 @@ export function scaleDropouts<T extends object>(cfg: T, dropMult: number): T {
   return out as T;
 }
 
+/** `o` without its undefined fields (so they do not hide a default when spread over it). */
+function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
 type Resolved = Required<AwdLstmOptions>;
 
 function resolve(o: AwdLstmOptions): Resolved {
@@ -414,7 +419,7 @@ export interface TextClassifierModelOptions extends AwdLstmOptions {
  */
 export function textClassifierModel(vocabSz: number, nClass: number, opts: TextClassifierModelOptions = {}): tf.LayersModel {
   const { dropMult = 1, linFtrs = textClassifierDefaults.linFtrs, ps, bptt, maxLen, seed = 0, ...given } = opts;
-  const cfg = { ...scaleDropouts({ ...awdLstmClasConfig }, dropMult), ...given };
+  const cfg = scaleDropouts({ ...awdLstmClasConfig, ...definedOnly(given) }, dropMult); // fastai scales a given config's dropouts too
   const headPs = [cfg.outputP, ...(ps ?? linFtrs.map(() => textClassifierDefaults.ps))];
   const dims = [3 * cfg.embSz, ...linFtrs, nClass];
   if (headPs.length !== dims.length - 1) throw new Error(`textClassifierModel: ps gives ${headPs.length - 1} dropouts for ${linFtrs.length} hidden layers (linFtrs); give one per layer`);
@@ -432,7 +437,7 @@ export function textClassifierModel(vocabSz: number, nClass: number, opts: TextC
 /** fastai's `get_language_model(AWD_LSTM, vocab_sz, drop_mult=...)` as a one-layer `tf.LayersModel`. */
 export function languageModel(vocabSz: number, opts: AwdLstmOptions & { outputP?: number; tieWeights?: boolean; outBias?: boolean; dropMult?: number; seed?: number } = {}): tf.LayersModel {
   const { dropMult = 1, ...given } = opts;
-  const lm = new AwdLstmLM({ ...scaleDropouts({ ...awdLstmLmConfig }, dropMult), ...given, vocabSz, name: "awd_lstm_lm" });
+  const lm = new AwdLstmLM({ ...scaleDropouts({ ...awdLstmLmConfig, ...definedOnly(given) }, dropMult), vocabSz, name: "awd_lstm_lm" });
   return lm.asModel();
 }
 

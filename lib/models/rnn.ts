@@ -8,6 +8,7 @@
  */
 import * as tf from "../engine/tf";
 import type { Learner } from "../learner/learner";
+import { resetModelState } from "../learner/predict";
 import type { Loss, Reduction } from "../learner/losses";
 import { Rng } from "../data/random";
 
@@ -257,10 +258,7 @@ export class ModelResetter {
   readonly name = "ModelResetter";
   learn?: Learner;
   private resetAll(learn: Learner): void {
-    for (const layer of learn.model.layers) {
-      const r = (layer as unknown as { reset?: () => void }).reset;
-      if (typeof r === "function") r.call(layer);
-    }
+    resetModelState(learn.model);
   }
   beforeTrain(learn: Learner): void {
     this.resetAll(learn);

@@ -221,7 +221,9 @@ export async function prepareTextInputs(spec: TextInferenceSpec, texts: readonly
     if (t.trim() === "") throw new Error("predict: the text is empty; a text model needs at least one word");
     return num.encode(tok.tokenize(t));
   });
-  const { data, len } = padInputChunk(docs, { padIdx: spec.padIdx });
+  // A language model's prediction is read at the last position, so its padding all goes in front
+  // (seqLen 1: every pad token before the text); a classifier's is fastai's pad_input_chunk.
+  const { data, len } = padInputChunk(docs, spec.isLm ? { padIdx: spec.padIdx, seqLen: 1 } : { padIdx: spec.padIdx });
   return tf.tensor2d(data, [docs.length, len], "int32");
 }
 
