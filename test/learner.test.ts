@@ -95,7 +95,16 @@ test("CancelBatchException from afterLoss skips the step; CancelFitException sto
   const { model } = toyModel();
   const w0 = model.weights.map((w) => Array.from(w.read().dataSync()));
   const learn = new Learner(dls, model, { progress: false, cbs: [{ afterLoss: (l) => { if (l.training) throw new CancelBatchException(); } }] });
-  await learn.fit(2);
+  await learn.fit(1);
+  // the handler throws inside the gradient computation: the forward pass's saved tensors are still freed
+  const live = tf.memory().numTensors;
+  await learn.fit(1);
+  assert.equal(tf.memory().numTensors, live, "a cancelled batch leaks nothing");
+  const cancelAfterPred = new Learner(dls, toyModel().model, { progress: false, cbs: [{ afterPred: (l) => { if (l.training) throw new CancelBatchException(); } }] });
+  await cancelAfterPred.fit(1);
+  const live2 = tf.memory().numTensors;
+  await cancelAfterPred.fit(1);
+  assert.equal(tf.memory().numTensors, live2, "nor one cancelled after the prediction");
   // only BN moving statistics may change (forward pass in training mode); gradient-trained weights stay
   const trainedNames = model.trainableWeights.map((w) => w.originalName);
   model.weights.forEach((w, i) => {

@@ -515,28 +515,58 @@ export class Learner<D extends DataLoadersLike = DataLoadersLike> {
     let kept = false;
     try {
       // Tensors a handler replaces are disposed here (once nothing refers to them); what it creates is kept.
+      // A handler that throws (e.g. CancelBatchException from afterLoss) must not escape the gradient
+      // computation: tfjs frees the forward pass's saved tensors only when it finishes. So the error is
+      // held, a constant is returned (no gradient flows), and the error is thrown once it has finished.
+      let failure: { error: unknown } | undefined;
+      let zero: tf.Tensor | undefined;
       const forward = () => {
-        const out = tf.keep(this.model.apply(this.xb!, { training: true }) as tf.Tensor);
-        this.pred = out;
-        this.eventSync("afterPred");
-        this.pred = tf.keep(this.pred!);
-        if (this.pred !== out) out.dispose();
-        const loss = tf.keep(this.lossFunc.forward(this.pred, this.yb!, "mean"));
-        this.loss = this.lossGrad = loss;
-        this.eventSync("afterLoss");
-        this.loss = tf.keep(this.loss!);
-        this.lossGrad = tf.keep(this.lossGrad!);
-        if (loss !== this.loss && loss !== this.lossGrad) loss.dispose();
-        return this.lossGrad as tf.Scalar;
+        let out: tf.Tensor | undefined;
+        let loss: tf.Tensor | undefined;
+        try {
+          out = tf.keep(this.model.apply(this.xb!, { training: true }) as tf.Tensor);
+          this.pred = out;
+          this.eventSync("afterPred");
+          this.pred = tf.keep(this.pred!);
+          if (this.pred !== out) out.dispose();
+          loss = tf.keep(this.lossFunc.forward(this.pred, this.yb!, "mean"));
+          this.loss = this.lossGrad = loss;
+          this.eventSync("afterLoss");
+          this.loss = tf.keep(this.loss!);
+          this.lossGrad = tf.keep(this.lossGrad!);
+          if (loss !== this.loss && loss !== this.lossGrad) loss.dispose();
+          return this.lossGrad as tf.Scalar;
+        } catch (error) {
+          failure = { error };
+          for (const t of [out, loss]) if (t && t !== this.pred && t !== this.loss && t !== this.lossGrad && !t.isDisposed) t.dispose();
+          zero = tf.keep(tf.scalar(0));
+          return zero as tf.Scalar;
+        }
       };
       if (trained.length) {
-        const { value, grads } = tf.variableGrads(forward, trained.map((p) => p.variable));
+        let result: ReturnType<typeof tf.variableGrads> | undefined;
+        try {
+          result = tf.variableGrads(forward, trained.map((p) => p.variable));
+        } catch (e) {
+          // with the constant, tfjs finds no variable reached ("Cannot find a connection"): the held error is the real one
+          if (!failure) throw e;
+        }
+        if (failure) {
+          if (result) tf.dispose(Object.values(result.grads));
+          zero?.dispose();
+          throw failure.error;
+        }
+        const { value, grads } = result!;
         this.lossGrad = value;
         // A parameter the loss does not reach (e.g. a layer a model built but does not use) has no
         // gradient: as PyTorch's optimizers skip a grad of None, it is left out of this step.
         this.grads = new Map(trained.filter((p) => grads[p.variable.name] != null).map((p) => [p.variable, grads[p.variable.name]!]));
       } else {
         tf.tidy(forward);
+        if (failure) {
+          zero?.dispose();
+          throw failure.error;
+        }
         this.grads = new Map();
       }
       const [lossValue, gradSum] = await lossAndGradSum(this.loss!, [...this.grads.values()]);
