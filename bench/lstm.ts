@@ -57,8 +57,8 @@ export async function lstmBench(threads: number, batches: number, c = LSTM_BENCH
   } catch (e) {
     out.note = `PyTorch reference failed: ${(e instanceof Error ? e.message : String(e)).split("\n")[0]}`;
   }
-  const ids = () => tf.randomUniform([batches * c.bs, c.seqLen], 0, c.vocab, "int32", 1);
-  const dls = tensorDataLoaders([ids(), ids()], [ids().slice(0, c.bs), ids().slice(0, c.bs)], { bs: c.bs, shuffle: false });
+  const ids = (n: number, seed: number) => tf.randomUniform([n, c.seqLen], 0, c.vocab, "int32", seed);
+  const dls = tensorDataLoaders([ids(batches * c.bs, 1), ids(batches * c.bs, 2)], [ids(c.bs, 3), ids(c.bs, 4)], { bs: c.bs, shuffle: false });
   const model = new LstmLm(c).asModel();
   const timer = batchTimer(WARMUP, batches);
   const learn = new Learner(dls, model, {

@@ -92,7 +92,7 @@ def lsce(logits, y, eps=0.1):
 
 def fit_one_cycle(model, x, y, epochs, lr, bs, norm, g, loss="ce", mixup=None, pct_start=0.25, div=25.0, wd=0.01):
     opt = torch.optim.AdamW(param_groups(model, wd), lr=lr, betas=(0.9, 0.99), eps=1e-5)
-    steps = epochs * math.ceil(len(x) / bs)
+    steps = epochs * (len(x) // bs)  # fastai's training loader drops the last, partial batch
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=pct_start, div_factor=div,
                                                 final_div_factor=1e5, cycle_momentum=True, base_momentum=0.85, max_momentum=0.95)
     per_pic = (lambda p, t: F.cross_entropy(p, t, reduction="none")) if loss == "ce" else lsce
@@ -101,7 +101,7 @@ def fit_one_cycle(model, x, y, epochs, lr, bs, norm, g, loss="ce", mixup=None, p
         perm = torch.randperm(len(x), generator=g)
         for i in range(0, len(x), bs):
             idx = perm[i:i + bs]
-            if len(idx) < 2:
+            if len(idx) < bs:
                 continue
             xb, yb = augment_theta(x[idx], g)[0], y[idx]
             if norm is not None:
