@@ -6,6 +6,7 @@ import { ready } from "../lib/engine/backend";
 import { CarriedState, Embedding, LSTM, Linear, ModelResetter, Module, RNN, RNNRegularizer, zeroStates } from "../lib/models/rnn";
 import { CrossEntropyLossFlat } from "../lib/learner/losses";
 import type { Learner } from "../lib/learner/learner";
+import type { Callback } from "../lib/learner/callback";
 import { torchJson } from "./helpers/torch";
 
 /** A module that owns one recurrent block, to test it alone. */
@@ -121,21 +122,66 @@ test("CarriedState cuts the gradient at the batch boundary (the book's detach), 
   assert.deepEqual(Array.from(m.forward(x).dataSync()), [1], "after reset the state starts from zero");
 });
 
-test("RNNRegularizer adds alpha·mean(out²) and beta·mean((raw[t+1] − raw[t])²) while training only (worked by hand)", async () => {
+test("RNNRegularizer adds alpha·mean(out²) and beta·mean((raw[t+1] − raw[t])²) to lossGrad while training only, not to the recorded loss (worked by hand)", async () => {
   await ready();
-  const base = CrossEntropyLossFlat();
-  const source: { activations?: { raw: tf.Tensor; out: tf.Tensor } } = {};
-  const loss = RNNRegularizer(base, source, { alpha: 2, beta: 1 });
-  const pred = tf.tensor3d([[[0, 0], [0, 0]]]); // ln 2 per position
-  const targ = tf.tensor2d([[0, 1]], [1, 2], "int32");
   // raw [1, 2, 2] = [[1, 2], [3, 5]]: TAR = mean((3−1)², (5−2)²) = (4 + 9) / 2 = 6.5
   // out = raw · 2 (dropout's scaling, nothing dropped): AR = mean(4, 16, 36, 100) = 39
   const raw = tf.tensor3d([[[1, 2], [3, 5]]]);
-  source.activations = { raw: raw, out: tf.mul(raw, 2) };
-  const expected = Math.log(2) + 2 * 39 + 1 * 6.5;
-  assert.ok(Math.abs(loss.forward(pred, targ).dataSync()[0]! - expected) < 1e-4);
-  source.activations = undefined; // validation
-  assert.ok(Math.abs(loss.forward(pred, targ).dataSync()[0]! - Math.log(2)) < 1e-6);
+  const layer = { activations: { raw: raw, out: tf.mul(raw, 2) } as { raw: tf.Tensor; out: tf.Tensor } | undefined };
+  const loss = tf.scalar(Math.log(2));
+  const learn = { training: true, loss: loss, lossGrad: loss, model: { layers: [{}, layer] } } as unknown as Learner;
+  new RNNRegularizer({ alpha: 2, beta: 1 }).afterLoss(learn);
+  assert.ok(Math.abs(learn.lossGrad!.dataSync()[0]! - (Math.log(2) + 2 * 39 + 1 * 6.5)) < 1e-4, "found on the model's layer");
+  assert.equal(learn.loss, loss, "the recorded loss stays the plain loss, as fastai");
+  learn.lossGrad = loss;
+  new RNNRegularizer({ alpha: 0, beta: 1, source: layer }).afterLoss(learn);
+  assert.ok(Math.abs(learn.lossGrad!.dataSync()[0]! - (Math.log(2) + 6.5)) < 1e-4, "TAR only, from an explicit source");
+  learn.lossGrad = loss;
+  (learn as { training: boolean }).training = false;
+  new RNNRegularizer().afterLoss(learn);
+  assert.equal(learn.lossGrad, loss, "validation: untouched");
+  (learn as { training: boolean }).training = true;
+  layer.activations = undefined;
+  new RNNRegularizer().afterLoss(learn);
+  assert.equal(learn.lossGrad, loss, "no activations kept this batch: untouched");
+  const bare = { training: true, loss: loss, lossGrad: loss, model: { layers: [{}] } } as unknown as Learner;
+  assert.throws(() => new RNNRegularizer().afterLoss(bare), /no layer of the model keeps `activations`/);
+  assert.throws(() => new RNNRegularizer({ alpha: -1 }), /alpha is a weight ≥ 0/);
+});
+
+test("RNNRegularizer in a fit: the gradients include AR (a different step than without it), the recorded training loss does not", async () => {
+  await ready();
+  const { Learner } = await import("../lib/learner/learner");
+  const { tensorDataLoaders } = await import("../lib/data/tensors");
+  class Tiny extends Module {
+    emb = new Embedding(this, "emb", 4, 3);
+    activations?: { raw: tf.Tensor; out: tf.Tensor };
+    constructor() {
+      super({ outputShape: (s) => [s[0]!, s[1]!, 4] });
+    }
+    forward(x: tf.Tensor, training: boolean): tf.Tensor {
+      const h = this.emb.forward(x);
+      this.activations = training ? { raw: h, out: h } : undefined;
+      return tf.matMul(tf.reshape(h, [-1, 3]), this.emb.weight.read() as tf.Tensor2D, false, true).reshape([x.shape[0]!, x.shape[1]!, 4]);
+    }
+  }
+  const x = tf.randomUniform([8, 5], 0, 4, "int32", 3);
+  const y = tf.randomUniform([8, 5], 0, 4, "int32", 4);
+  const run = async (cbs: Callback[]) => {
+    const m = new Tiny();
+    const losses: number[] = [];
+    const learn = new Learner(tensorDataLoaders([x, y], [x, y], { bs: 8, shuffle: false }), m.asModel(), {
+      lossFunc: CrossEntropyLossFlat(), progress: false, cbs: [...cbs, { afterLoss: (l: Learner) => void losses.push(l.loss!.dataSync()[0]!) }],
+    });
+    await learn.fit(1, 1e-1);
+    const w = Array.from(m.emb.weight.read().dataSync());
+    learn.dispose();
+    return { w, first: losses[0]! };
+  };
+  const plain = await run([]);
+  const reg = await run([new RNNRegularizer({ alpha: 2, beta: 0 })]);
+  assert.ok(Math.abs(plain.first - reg.first) < 1e-6, `the recorded loss of the first batch is the plain loss (${plain.first} vs ${reg.first})`);
+  assert.ok(plain.w.some((v, i) => Math.abs(v - reg.w[i]!) > 1e-4), "AR changed the step");
 });
 
 test("the Learner trains a model with a parameter the loss never reaches (left out of the step, as PyTorch skips a None grad)", async () => {

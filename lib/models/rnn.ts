@@ -3,13 +3,13 @@
  * tfjs layer whose `forward(x, training)` is plain tensor code over parameters it registers, with
  * PyTorch's initialisations (so a PyTorch port of the same recipe trains alike). Building blocks:
  * `Linear`, `Embedding`, `RNN` (tanh), `LSTM`, `Dropout`; `ModelResetter` clears hidden state at
- * the start of training and validation; `RNNRegularizer` adds activation regularisation (AR) and
- * temporal activation regularisation (TAR) to a loss.
+ * the start of training and validation; `RNNRegularizer` (a callback) adds activation regularisation (AR) and
+ * temporal activation regularisation (TAR) to the loss the gradients come from.
  */
 import * as tf from "../engine/tf";
 import type { Learner } from "../learner/learner";
 import { resetModelState } from "../learner/predict";
-import type { Loss, Reduction } from "../learner/losses";
+import type { Callback } from "../learner/callback";
 import { Rng } from "../data/random";
 
 type Kwargs = Record<string, unknown>;
@@ -277,33 +277,65 @@ export interface RegularizedActivations {
   activations?: { raw: tf.Tensor; out: tf.Tensor };
 }
 
+/** Options of `RNNRegularizer`. */
+export interface RNNRegularizerOptions {
+  /** AR weight: alpha · mean(out²) on the last layer's outputs after dropout (default 2, what fastai's text learners use). */
+  alpha?: number;
+  /** TAR weight: beta · mean((raw[:, t+1] − raw[:, t])²) on the same outputs before dropout (default 1). */
+  beta?: number;
+  /**
+   * Where the activations are kept (default: the first layer of `learn.model` that has an `activations`
+   * field, as a `Module` like the AWD-LSTM or the lesson's LMModel7 sets it while training).
+   */
+  source?: RegularizedActivations;
+}
+
 /**
- * fastai's `RNNRegularizer` as a loss: while training, the loss of `base` plus
+ * fastai's `RNNRegularizer` callback: while training, `afterLoss` adds
  *   AR:  alpha · mean(out²)                         (out: the last layer's outputs after dropout)
  *   TAR: beta · mean((raw[:, t+1] − raw[:, t])²)     (raw: the same before dropout)
- * (fastai adds them in a callback after the loss; tsfast's gradients come from the loss, so they live here.)
+ * to `learn.lossGrad`, what the gradients are taken of. As in fastai, the recorded loss
+ * (`learn.loss`, the training loss printed and plotted) stays the plain loss, and validation is untouched.
+ * (fastai's bare callback defaults to alpha = beta = 0; its text learners pass 2 and 1, our defaults.)
  */
-export function RNNRegularizer(base: Loss, source: RegularizedActivations, opts: { alpha?: number; beta?: number } = {}): Loss {
-  const alpha = opts.alpha ?? 2;
-  const beta = opts.beta ?? 1;
-  return {
-    name: `${base.name}+AR/TAR`,
-    forward(pred: tf.Tensor, targ: tf.Tensor, reduction: Reduction = "mean"): tf.Tensor {
-      const loss = base.forward(pred, targ, reduction);
-      const acts = source.activations;
-      if (!acts || reduction !== "mean") return loss;
-      return tf.tidy(() => {
-        let l = loss;
-        if (alpha) l = tf.add(l, tf.mul(alpha, tf.mean(tf.square(acts.out))));
-        const sl = acts.raw.shape[1]!;
-        if (beta && sl > 1) {
-          const d = tf.sub(tf.slice(acts.raw, [0, 1, 0], [-1, sl - 1, -1]), tf.slice(acts.raw, [0, 0, 0], [-1, sl - 1, -1]));
-          l = tf.add(l, tf.mul(beta, tf.mean(tf.square(d))));
-        }
-        return l;
-      });
-    },
-    activation: (pred) => base.activation(pred),
-    decodes: (probs) => base.decodes(probs),
-  };
+export class RNNRegularizer implements Callback {
+  readonly alpha: number;
+  readonly beta: number;
+  /** Validation losses are not regularised. */
+  runValid = false;
+  private readonly source?: RegularizedActivations;
+
+  constructor(opts: RNNRegularizerOptions = {}) {
+    this.alpha = opts.alpha ?? 2;
+    this.beta = opts.beta ?? 1;
+    for (const [k, v] of [["alpha", this.alpha], ["beta", this.beta]] as const) {
+      if (!(Number.isFinite(v) && v >= 0)) throw new Error(`RNNRegularizer: ${k} is a weight ≥ 0 (0 turns it off); got ${v}`);
+    }
+    this.source = opts.source;
+  }
+
+  private activationsOf(learn: Learner): { raw: tf.Tensor; out: tf.Tensor } | undefined {
+    if (this.source) return this.source.activations;
+    for (const layer of learn.model.layers) {
+      if ("activations" in layer) return (layer as RegularizedActivations).activations;
+    }
+    throw new Error(
+      "RNNRegularizer: no layer of the model keeps `activations` ({ raw, out } of its last recurrent layer, set in forward while " +
+        "training); set them in your Module's forward, or pass { source } to RNNRegularizer",
+    );
+  }
+
+  afterLoss(learn: Learner): void {
+    if (!learn.training) return;
+    const acts = this.activationsOf(learn);
+    if (!acts) return;
+    let l = learn.lossGrad!;
+    if (this.alpha) l = tf.add(l, tf.mul(this.alpha, tf.mean(tf.square(acts.out))));
+    const sl = acts.raw.shape[1]!;
+    if (this.beta && sl > 1) {
+      const d = tf.sub(tf.slice(acts.raw, [0, 1, 0], [-1, sl - 1, -1]), tf.slice(acts.raw, [0, 0, 0], [-1, sl - 1, -1]));
+      l = tf.add(l, tf.mul(this.beta, tf.mean(tf.square(d))));
+    }
+    learn.lossGrad = l;
+  }
 }

@@ -2,7 +2,7 @@
  * fastai's text learners (`text/learner.py`): `languageModelLearner` (an `AwdLstmLM` that generates text with
  * `predict` and hands its encoder on with `saveEncoder`) and `textClassifierLearner` (`textClassifierModel`,
  * which takes that encoder with `loadEncoder`), both with fastai's callbacks: `ModelResetter` and the
- * AR/TAR regularisation (`RNNRegularizer`, alpha 2, beta 1) on `CrossEntropyLossFlat`, and fastai's
+ * AR/TAR regularisation (the `RNNRegularizer` callback, alpha 2, beta 1) on `CrossEntropyLossFlat`, and fastai's
  * parameter groups, so `freezeTo(-2)` / `freezeTo(-3)` unfreeze gradually as ULMFiT does.
  * Encoders are saved as `.safetensors` with fastai's names (`encoder.weight`, `rnns.0.weight_hh_l0_raw`, ...)
  * and the token vocabulary in the metadata, so a classifier is refused an encoder of another vocabulary.
@@ -48,9 +48,9 @@ function textLearnerOptions(source: { activations?: { raw: tf.Tensor; out: tf.Te
   const cbs = rest.cbs === undefined ? [] : Array.isArray(rest.cbs) ? rest.cbs : [rest.cbs];
   return {
     ...rest,
-    lossFunc: rest.lossFunc ?? RNNRegularizer(CrossEntropyLossFlat(), source, { alpha: alpha ?? 2, beta: beta ?? 1 }),
+    lossFunc: rest.lossFunc ?? CrossEntropyLossFlat(),
     splitter: rest.splitter ?? splitter,
-    cbs: [new ModelResetter(), ...cbs],
+    cbs: [new ModelResetter(), new RNNRegularizer({ alpha: alpha ?? 2, beta: beta ?? 1, source }), ...cbs],
   };
 }
 
