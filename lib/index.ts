@@ -105,7 +105,7 @@ export { prepareInferenceBatch } from "./data/inference";
 export type { InferenceSpec } from "./data/inference";
 // ---------------------------------------------------------------- text: tokenization, numericalization
 export {
-  UNK, PAD, BOS, EOS, FLD, TK_REP, TK_WREP, TK_UP, TK_MAJ, specialTokens, defaultRules, defaultPostRules,
+  UNK, PAD, BOS, EOS, FLD, TK_REP, TK_WREP, TK_UP, TK_MAJ, specialTokens, defaultRules, defaultPostRules, registerTextRule,
   fixHtml, replaceRep, replaceWrep, specAddSpaces, rmUselessSpaces, replaceAllCaps, replaceMaj, lowercase, replaceSpace, unescapeHtml,
   decodeSpecTokens,
 } from "./text/rules";

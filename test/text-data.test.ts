@@ -147,3 +147,27 @@ test("TextDataLoaders.fromDf with isLm: language-model streams over the token vo
   assert.ok(ok.textVocab.some((t) => t.includes("\uFFFD")), "the replacement character reaches the tokens");
   fs.rmSync(dir, { recursive: true, force: true });
 });
+
+test("custom tokenizer rules reach predict and the export by name: the same ids as training; an unknown name or an unnamed rule gets an error naming the fix", async () => {
+  await ready();
+  const { prepareTextInputs } = await import("../lib/text/data");
+  const { defaultRules } = await import("../lib/text/rules");
+  function digitsAsWord(t: string): string {
+    return t.replace(/\d+/g, " number ");
+  }
+  const rows = Array.from({ length: 12 }, (_, i) => ({ text: `call me at ${100 + i} or number please`, label: i % 2 ? "a" : "b" }));
+  const dls = TextDataLoaders.fromDf(frameFromRows(rows), { rules: [digitsAsWord, ...defaultRules], validPct: 0, cacheDir: false, minFreq: 1 });
+  assert.deepEqual(dls.tokenizer.tokenize("ring 42"), ["xxbos", "ring", "number"]);
+  const spec = JSON.parse(JSON.stringify(dls.inferenceSpec())) as ReturnType<typeof dls.inferenceSpec>; // as an export stores it
+  assert.equal(spec.rules![0], "digitsAsWord");
+  const ids = await prepareTextInputs(spec, ["call 555"]);
+  const num = dls.numericalize;
+  assert.deepEqual(Array.from(ids.dataSync()), Array.from(num.encode(["xxbos", "call", "number"])), "predict tokenizes with the training rules");
+  assert.notEqual(num.encode(["number"])[0], num.encode(["xxunk"])[0]);
+  ids.dispose();
+  await assert.rejects(prepareTextInputs({ ...spec, rules: ["stripSignatures", ...spec.rules!.slice(1)] }, ["hi"]), /tokenizer rule\(s\) "stripSignatures" that this process does not know; .*registerTextRule/);
+  assert.throws(
+    () => TextDataLoaders.fromDf(frameFromRows(rows), { rules: [(t: string) => t.trim()], validPct: 0, cacheDir: false }),
+    /this rule has no name; write it as a named function/,
+  );
+});

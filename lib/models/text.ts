@@ -22,7 +22,6 @@ import {
   loadAwdLstmStateDict, textClassifierModel, type AwdLstmOptions, type TextClassifierModelOptions,
 } from "./awd-lstm";
 import { BOS, PAD, UNK, decodeSpecTokens } from "../text/rules";
-import { Tokenizer } from "../text/tokenize";
 import type { TextDataLoaders } from "../text/data";
 
 /** The architecture argument of the text learners (fastai's `AWD_LSTM`); the only one for now. */
@@ -95,7 +94,7 @@ export class LMLearner extends Learner<TextDataLoaders> {
     await ready();
     const vocab = this.dls.textVocab;
     const num = this.dls.numericalize;
-    const ids = Array.from(num.encode(new Tokenizer({ cacheDir: false }).tokenize(input)));
+    const ids = Array.from(num.encode(this.dls.tokenizer.tokenize(input)));
     const unk = vocab.indexOf(UNK);
     const rng = new Rng(opts.seed ?? 0);
     const temperature = opts.temperature ?? 1;

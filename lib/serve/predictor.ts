@@ -10,6 +10,7 @@ import * as path from "node:path";
 import { performance } from "node:perf_hooks";
 import type { LearnerLike, Prediction } from "../learner/contracts";
 import { loadLearner } from "../learner/export";
+import { isTextSpec, specTokenizer } from "../text/data";
 import { checkImage } from "./image";
 import { HttpError } from "./errors";
 import type { Upload } from "./upload";
@@ -63,6 +64,9 @@ export async function loadPredictor(dir: string): Promise<Predictor> {
 /** `loadLearner(dir)` as a `Predictor` that frees the model's weights on `dispose()`. */
 async function loadLearnerPredictor(dir: string): Promise<Predictor> {
   const learn = await loadLearner(dir);
+  // a text model trained with custom tokenizer rules: refuse at start, not at every request, when they are unknown here
+  const spec = (learn as { meta?: { inferenceSpec?: unknown } }).meta?.inferenceSpec;
+  if (isTextSpec(spec)) specTokenizer(spec);
   // An exported learner owns its model's weights; the server frees them on close().
   return Object.assign(learn, { dispose: () => learn.model.dispose() });
 }

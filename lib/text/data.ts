@@ -20,6 +20,7 @@ import { Rng } from "../data/random";
 import { column, readCsv, type DataFrame } from "../tabular/frame";
 import { LMDataLoader, lmLoaderDefaults } from "./lm-loader";
 import { Numericalize, Tokenizer, type TokenizerOptions, type VocabOptions } from "./tokenize";
+import { textRuleNames, textRulesByName } from "./rules";
 
 /** `TextDataLoaders`' defaults (fastai's). */
 export const textDataDefaults = { bs: 64, seqLen: lmLoaderDefaults.seqLen, seed: 42, padIdx: 1 } as const;
@@ -202,6 +203,12 @@ export interface TextInferenceSpec {
   vocab: string[];
   isMultiLabel: false;
   padIdx: number;
+  /**
+   * The names of the tokenizer's rules and post-rules (`registerTextRule`); absent in older exports, which
+   * used the defaults. `predict` tokenizes with the same rules, found by name.
+   */
+  rules?: string[];
+  postRules?: string[];
   /** A language model: `predict` gives the next token (its distribution over `vocab`). */
   target?: { kind: "next-token" };
 }
@@ -211,11 +218,20 @@ export function isTextSpec(spec: unknown): spec is TextInferenceSpec {
   return !!spec && typeof spec === "object" && (spec as { kind?: unknown }).kind === "text";
 }
 
+/** The tokenizer of an inference spec: its rules found by name (an error names the rules this process does not know). */
+export function specTokenizer(spec: TextInferenceSpec): Tokenizer {
+  return new Tokenizer({
+    cacheDir: false,
+    ...(spec.rules ? { rules: textRulesByName(spec.rules) } : {}),
+    ...(spec.postRules ? { postRules: textRulesByName(spec.postRules) } : {}),
+  });
+}
+
 /** Raw texts → int32 ids [n, longest] (padded as the classifier's batches; caller disposes); an empty text is an error. */
 export async function prepareTextInputs(spec: TextInferenceSpec, texts: readonly unknown[]): Promise<tf.Tensor2D> {
   await ready();
   const num = new Numericalize(spec.textVocab);
-  const tok = new Tokenizer({ cacheDir: false });
+  const tok = specTokenizer(spec);
   const docs = texts.map((t, i) => {
     if (typeof t !== "string") throw new Error(`predict: a text model takes a string; input ${i} is ${t === null ? "null" : typeof t}`);
     if (t.trim() === "") throw new Error("predict: the text is empty; a text model needs at least one word");
@@ -285,6 +301,9 @@ export class TextDataLoaders {
   /** Whether tokenization came from the on-disk cache. */
   readonly tokensFromCache: boolean;
   readonly padIdx = textDataDefaults.padIdx;
+  /** The tokenizer of these texts (its rules, no cache), what `predict` uses on new texts. */
+  readonly tokenizer: Tokenizer;
+  private readonly ruleNames: { rules: string[]; postRules: string[] };
 
   private constructor(raw: RawTexts, opts: TextDataLoadersOptions) {
     warnReplaced(raw.replaced);
@@ -294,6 +313,9 @@ export class TextDataLoaders {
     if (!train.length) throw new Error(`TextDataLoaders: no training texts (of ${raw.texts.length} read, ${kept.size} not empty)`);
     this.isLm = !!opts.isLm;
     const tokenizer = new Tokenizer(opts);
+    // named now, so a rule without a name is refused before any work, and predict/export can find each rule
+    this.ruleNames = { rules: textRuleNames(tokenizer.rules), postRules: textRuleNames(tokenizer.postRules) };
+    this.tokenizer = new Tokenizer({ rules: tokenizer.rules, postRules: tokenizer.postRules, cacheDir: false });
     const toks = tokenizer.tokenizeTexts(raw.texts.map((t, i) => (kept.has(i) ? t : "")));
     this.tokensFromCache = tokenizer.lastFromCache;
     this.numericalize = opts.textVocab ? new Numericalize(opts.textVocab) : Numericalize.fromTokens(train.map((i) => toks[i]!), opts);
@@ -373,6 +395,7 @@ export class TextDataLoaders {
   inferenceSpec(): TextInferenceSpec {
     return {
       version: 1, kind: "text", isLm: this.isLm, textVocab: [...this.textVocab], vocab: [...this.vocab], isMultiLabel: false, padIdx: this.padIdx,
+      rules: [...this.ruleNames.rules], postRules: [...this.ruleNames.postRules],
       ...(this.isLm ? { target: { kind: "next-token" as const } } : {}),
     };
   }

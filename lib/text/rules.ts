@@ -116,11 +116,56 @@ export const defaultRules: readonly TextRule[] = [
   rmUselessSpaces,
   replaceAllCaps,
   replaceMaj,
-  (t) => lowercase(t),
+  function lowercaseRule(t: string): string {
+    return lowercase(t);
+  },
 ];
 
 /** fastai's `defaults.text_postproc_rules` (applied to each token). */
 export const defaultPostRules: readonly TextRule[] = [replaceSpace];
+
+/**
+ * Rules by name. An export records its rules' names (a function cannot be saved as data, where fastai
+ * pickles it), and `predict` finds them here: the defaults are registered; a named rule given to
+ * `TextDataLoaders` registers itself; in another process (`loadLearner`, `tsfast serve`) call
+ * `registerTextRule` before predicting. The last rule registered under a name wins (a notebook cell run
+ * again defines its function again).
+ */
+const ruleRegistry = new Map<string, TextRule>();
+const nameOfRule = new Map<TextRule, string>();
+
+/** Make `rule` findable under `name` (default its function name) by models exported with it. */
+export function registerTextRule(rule: TextRule, name: string = rule.name): string {
+  if (typeof rule !== "function") throw new Error(`registerTextRule: a rule is a function from text to text; got ${typeof rule}`);
+  if (!name) {
+    throw new Error(
+      "registerTextRule: this rule has no name; write it as a named function (function myRule(t: string) { ... }) or pass a name: " +
+        'registerTextRule(rule, "myRule"); an exported model records its rules by name',
+    );
+  }
+  ruleRegistry.set(name, rule);
+  nameOfRule.set(rule, name);
+  return name;
+}
+for (const r of [...defaultRules, ...defaultPostRules]) registerTextRule(r);
+
+/** The names of `rules`, registering the named ones not seen before (what an inference spec records). */
+export function textRuleNames(rules: readonly TextRule[]): string[] {
+  return rules.map((r) => nameOfRule.get(r) ?? registerTextRule(r));
+}
+
+/** The rules registered under `names`; an error lists the ones this process does not know and how to fix it. */
+export function textRulesByName(names: readonly string[]): TextRule[] {
+  const missing = names.filter((n) => !ruleRegistry.has(n));
+  if (missing.length) {
+    throw new Error(
+      `this text model was trained with tokenizer rule(s) ${missing.map((n) => `"${n}"`).join(", ")} that this process does not know; ` +
+        `run the code that defines them and call registerTextRule(fn) for each (import { registerTextRule } from "tsfast") ` +
+        `before loadLearner/predict, so texts are tokenized as in training`,
+    );
+  }
+  return names.map((n) => ruleRegistry.get(n)!);
+}
 
 /**
  * fastai's `decode_spec_tokens`: undo the rules' markers in a token list — `xxmaj w` → `W`, `xxup w` → `W` in
