@@ -5,7 +5,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import sharp from "sharp";
-import { buildFolderOnce, classFolderName, mapLimit, type DatasetFolderOptions } from "./folder";
+import { buildFolderOnce, npmPackageDir, classFolderName, mapLimit, type DatasetFolderOptions } from "./folder";
 import { Rng } from "../random";
 
 /**
@@ -48,11 +48,7 @@ export interface EmojiEntry {
 }
 
 function emojiPackageDir(): string {
-  try {
-    return path.dirname(require.resolve("emoji-datasource-twitter/package.json"));
-  } catch {
-    throw new Error('the emoji datasets need the npm package "emoji-datasource-twitter": npm install emoji-datasource-twitter');
-  }
+  return npmPackageDir("emoji-datasource-twitter", "the emoji datasets");
 }
 
 /**

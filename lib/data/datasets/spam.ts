@@ -20,7 +20,7 @@ import * as path from "node:path";
 import * as aq from "arquero";
 import PostalMime from "postal-mime";
 import { Rng } from "../random";
-import { buildFolderOnce, type DatasetFolderOptions } from "./folder";
+import { buildFolderOnce, npmPackageDir, type DatasetFolderOptions } from "./folder";
 
 // html-to-text ships no types: its one function, typed for the options used here.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -61,13 +61,7 @@ interface Message {
 }
 
 function packageData(): string {
-  let pkg: string;
-  try {
-    pkg = path.dirname(require.resolve(`${SPAM_PACKAGE}/package.json`));
-  } catch {
-    throw new Error(`spamAssassin: the npm package ${SPAM_PACKAGE} is not installed (npm ci installs it with tsfast)`);
-  }
-  return path.join(pkg, "data");
+  return npmPackageDir(SPAM_PACKAGE, "spamAssassin", "data");
 }
 
 /** Subject, a blank line, then the body of one raw e-mail (`""` when it has neither). Exported for tests. */
