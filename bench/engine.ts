@@ -10,7 +10,7 @@
  * against bench/collab_torch.py in the same run, on the engine that is active (native by default).
  * The LSTM row (bench/lstm.ts): a language model's training tokens/s against PyTorch's nn.LSTM.
  *
- * usage: node dist/bench/engine.js [--quick] [--backends native,wasm,cpu] [--only unet_resnet18|tabular|collab|lstm]
+ * usage: node dist/bench/engine.js [--quick] [--backends native,wasm,cpu] [--only unet_resnet18|tabular|collab|lstm|awd_lstm]
  * A training step is forward + backward + Adam; warm-up steps are excluded, and img/s comes from
  * the median step time on both sides (the machines are shared: means swing with other load).
  */
@@ -23,7 +23,7 @@ import { createUnetModel } from "../lib/models/unet";
 import { NativeAdamOptimizer } from "../lib/engine/native/optimizer";
 import { TABULAR_BS, TABULAR_ROWS, tabularEpochSeconds, torchTabularEpochSeconds } from "./tabular";
 import { collabBench } from "./collab";
-import { lstmBench, LSTM_BENCH } from "./lstm";
+import { awdLstmBench, AWD_LSTM_BENCH, lstmBench, LSTM_BENCH } from "./lstm";
 
 interface Config { arch: "resnet18" | "resnet34" | "unet_resnet18"; size: number; bs: number; steps: number }
 interface Result { train?: number; infer?: number; note?: string }
@@ -184,6 +184,17 @@ async function main(): Promise<void> {
     console.log(`\n| LSTM language model | batch × seq | backend | train tokens/s | PyTorch tokens/s | ratio | note |`);
     console.log("|---|---|---|---|---|---|---|");
     console.log(`| vocab ${c.vocab}, emb ${c.emb}, ${c.layers} × LSTM(${c.hidden}) | ${c.bs} × ${c.seqLen} | ${tf.getBackend()} | ${s(r.tsfastTokensPerS)} | ${s(r.torchTokensPerS)} | ${speed} | ${r.note ?? ""} |`);
+  }
+  // ---- fastai's AWD-LSTM language model at its real size (bench/lstm.ts), on the first engine asked for
+  if (!onlyArg || onlyArg === "awd_lstm") {
+    await useBackend(backends[0]!);
+    const r = await awdLstmBench(threads, quick ? 5 : 10);
+    const c = AWD_LSTM_BENCH;
+    const s = (v?: number) => (v === undefined ? "-" : v.toFixed(0));
+    const speed = r.tsfastTokensPerS && r.torchTokensPerS ? `${(r.tsfastTokensPerS / r.torchTokensPerS).toFixed(2)}x` : "-";
+    console.log(`\n| AWD-LSTM language model (dropouts, weight drop, tied, AR/TAR) | batch × seq | backend | train tokens/s | PyTorch tokens/s | ratio | note |`);
+    console.log("|---|---|---|---|---|---|---|");
+    console.log(`| vocab ${c.vocab}, emb ${c.emb}, ${c.layers} LSTMs (${c.hidden}) | ${c.bs} × ${c.seqLen} | ${tf.getBackend()} | ${s(r.tsfastTokensPerS)} | ${s(r.torchTokensPerS)} | ${speed} | ${r.note ?? ""} |`);
   }
   console.log(`\nbench took ${((Date.now() - t0) / 1000).toFixed(0)} s`);
 }

@@ -3,7 +3,8 @@
  * `Embedding → LSTM → Linear` language model (PyTorch's `nn.LSTM` layout, lib/models/rnn.ts) trained
  * by tsfast's `Learner` (flattened cross-entropy, fastai's Adam, wd 0.01), against the same model in
  * PyTorch (bench/lstm_torch.py: `nn.LSTM`, AdamW with fastai's betas/eps) on the same number of
- * batches, run one after the other in the same invocation. Random token ids (the speed does not
+ * batches, run one after the other in the same invocation; and the same for fastai's AWD-LSTM at its
+ * real size (`awdLstmBench`). Random token ids (the speed does not
  * depend on them). The first `WARMUP` batches are not timed on either side.
  */
 import { execFileSync } from "node:child_process";
@@ -11,8 +12,10 @@ import * as path from "node:path";
 import * as tf from "../lib/engine/tf";
 import { Learner } from "../lib/learner/learner";
 import { CrossEntropyLossFlat } from "../lib/learner/losses";
-import { Module, Embedding, LSTM, Linear, zeroStates } from "../lib/models/rnn";
+import { Module, Embedding, LSTM, Linear, zeroStates, ModelResetter, RNNRegularizer } from "../lib/models/rnn";
+import type { Callback } from "../lib/learner/callback";
 import { tensorDataLoaders } from "../lib/data/tensors";
+import { languageModel } from "../lib/models/awd-lstm";
 import { batchTimer } from "./batch-timer";
 
 /** The row's shape: vocabulary, embedding, hidden size, layers, batch, sequence length. */
@@ -42,33 +45,52 @@ export interface LstmBench {
   note?: string;
 }
 
-/** Train `batches` batches on both sides and report tokens per second of the timed ones. */
-export async function lstmBench(threads: number, batches: number, c = LSTM_BENCH): Promise<LstmBench> {
-  const out: LstmBench = { batches };
-  const timedTokens = (batches - WARMUP) * c.bs * c.seqLen;
+/** The AWD-LSTM row's shape: fastai's AWD-LSTM (emb 400, 3 LSTMs of 1152, its dropouts) over a 10k vocabulary. */
+export const AWD_LSTM_BENCH = { vocab: 10000, emb: 400, hidden: 1152, layers: 3, bs: 32, seqLen: 72 };
+
+/** PyTorch's seconds for the timed batches of `script` (one JSON line), or the reason it failed. */
+function torchSeconds(script: string, threads: number, batches: number, c: object): { seconds?: number; note?: string } {
   try {
     const stdout = execFileSync(
       "/usr/bin/python3",
-      [path.join(__dirname, "..", "..", "bench", "lstm_torch.py"), "--threads", String(threads), "--batches", String(batches), "--warmup", String(WARMUP), "--config", JSON.stringify(c)],
+      [path.join(__dirname, "..", "..", "bench", script), "--threads", String(threads), "--batches", String(batches), "--warmup", String(WARMUP), "--config", JSON.stringify(c)],
       { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] },
     );
-    const r = JSON.parse(stdout.trim().split("\n").pop()!) as { seconds: number };
-    out.torchTokensPerS = timedTokens / r.seconds;
+    return { seconds: (JSON.parse(stdout.trim().split("\n").pop()!) as { seconds: number }).seconds };
   } catch (e) {
-    out.note = `PyTorch reference failed: ${(e instanceof Error ? e.message : String(e)).split("\n")[0]}`;
+    return { note: `PyTorch reference failed: ${(e instanceof Error ? e.message : String(e)).split("\n")[0]}` };
   }
+}
+
+/** tsfast's seconds for the timed batches of `model` trained by a `Learner` on random ids (wd 0.01, lr 1e-3). */
+async function tsfastSeconds(model: tf.LayersModel, batches: number, c: typeof LSTM_BENCH, cbs: Callback[] = []): Promise<number> {
   const ids = (n: number, seed: number) => tf.randomUniform([n, c.seqLen], 0, c.vocab, "int32", seed);
   const dls = tensorDataLoaders([ids(batches * c.bs, 1), ids(batches * c.bs, 2)], [ids(c.bs, 3), ids(c.bs, 4)], { bs: c.bs, shuffle: false });
-  const model = new LstmLm(c).asModel();
   const timer = batchTimer(WARMUP, batches);
-  const learn = new Learner(dls, model, {
-    lossFunc: CrossEntropyLossFlat(),
-    wd: 0.01,
-    progress: false,
-    cbs: timer.cb,
-  });
+  const learn = new Learner(dls, model, { lossFunc: CrossEntropyLossFlat(), wd: 0.01, progress: false, cbs: [...cbs, timer.cb] });
   await learn.fit(1, 1e-3);
-  out.tsfastTokensPerS = timedTokens / timer.seconds();
   learn.dispose();
+  return timer.seconds();
+}
+
+/** Train `batches` batches on both sides and report tokens per second of the timed ones. */
+export async function lstmBench(threads: number, batches: number, c = LSTM_BENCH): Promise<LstmBench> {
+  const timedTokens = (batches - WARMUP) * c.bs * c.seqLen;
+  const t = torchSeconds("lstm_torch.py", threads, batches, c);
+  const out: LstmBench = { batches, ...(t.note ? { note: t.note } : {}), ...(t.seconds ? { torchTokensPerS: timedTokens / t.seconds } : {}) };
+  out.tsfastTokensPerS = timedTokens / (await tsfastSeconds(new LstmLm(c).asModel(), batches, c));
+  return out;
+}
+
+/**
+ * The same for fastai's AWD-LSTM language model as `languageModelLearner` trains it (dropouts, weight drop,
+ * tied decoder, the state carried between batches, AR/TAR), against the PyTorch port (bench/awd_lstm_speed_torch.py).
+ */
+export async function awdLstmBench(threads: number, batches: number, c = AWD_LSTM_BENCH): Promise<LstmBench> {
+  const timedTokens = (batches - WARMUP) * c.bs * c.seqLen;
+  const t = torchSeconds("awd_lstm_speed_torch.py", threads, batches, c);
+  const out: LstmBench = { batches, ...(t.note ? { note: t.note } : {}), ...(t.seconds ? { torchTokensPerS: timedTokens / t.seconds } : {}) };
+  const model = languageModel(c.vocab, { embSz: c.emb, nHid: c.hidden, nLayers: c.layers });
+  out.tsfastTokensPerS = timedTokens / (await tsfastSeconds(model, batches, c, [new ModelResetter(), new RNNRegularizer({ alpha: 2, beta: 1 })]));
   return out;
 }
