@@ -23,7 +23,7 @@ import { createUnetModel } from "../lib/models/unet";
 import { NativeAdamOptimizer } from "../lib/engine/native/optimizer";
 import { TABULAR_BS, TABULAR_ROWS, tabularEpochSeconds, torchTabularEpochSeconds } from "./tabular";
 import { collabBench } from "./collab";
-import { awdLstmBench, AWD_LSTM_BENCH, lstmBench, LSTM_BENCH } from "./lstm";
+import { awdLstmBench, AWD_LSTM_BENCH, lstmBench, LSTM_BENCH, type LstmBench } from "./lstm";
 
 interface Config { arch: "resnet18" | "resnet34" | "unet_resnet18"; size: number; bs: number; steps: number }
 interface Result { train?: number; infer?: number; note?: string }
@@ -174,27 +174,24 @@ async function main(): Promise<void> {
     console.log("|---|---|---|---|---|---|---|");
     console.log(`| EmbeddingDotBias, 50 factors | 64 | ${tf.getBackend()} | ${s(c.tsfastEpochS)} | ${s(c.torchEpochS)} | ${speed} | ${c.note ?? ""} |`);
   }
-  // ---- LSTM language model (bench/lstm.ts), on the first engine asked for
+  // ---- LSTM language models (bench/lstm.ts), on the first engine asked for
+  const lstmRow = async (title: string, c: typeof LSTM_BENCH, shape: string, run: () => Promise<LstmBench>) => {
+    await useBackend(backends[0]!);
+    const r = await run();
+    const s = (v?: number) => (v === undefined ? "-" : v.toFixed(0));
+    const speed = r.tsfastTokensPerS && r.torchTokensPerS ? `${(r.tsfastTokensPerS / r.torchTokensPerS).toFixed(2)}x` : "-";
+    console.log(`\n| ${title} | batch × seq | backend | train tokens/s | PyTorch tokens/s | ratio | note |`);
+    console.log("|---|---|---|---|---|---|---|");
+    console.log(`| ${shape} | ${c.bs} × ${c.seqLen} | ${tf.getBackend()} | ${s(r.tsfastTokensPerS)} | ${s(r.torchTokensPerS)} | ${speed} | ${r.note ?? ""} |`);
+  };
   if (!onlyArg || onlyArg === "lstm") {
-    await useBackend(backends[0]!);
-    const r = await lstmBench(threads, quick ? 6 : 12);
     const c = LSTM_BENCH;
-    const s = (v?: number) => (v === undefined ? "-" : v.toFixed(0));
-    const speed = r.tsfastTokensPerS && r.torchTokensPerS ? `${(r.tsfastTokensPerS / r.torchTokensPerS).toFixed(2)}x` : "-";
-    console.log(`\n| LSTM language model | batch × seq | backend | train tokens/s | PyTorch tokens/s | ratio | note |`);
-    console.log("|---|---|---|---|---|---|---|");
-    console.log(`| vocab ${c.vocab}, emb ${c.emb}, ${c.layers} × LSTM(${c.hidden}) | ${c.bs} × ${c.seqLen} | ${tf.getBackend()} | ${s(r.tsfastTokensPerS)} | ${s(r.torchTokensPerS)} | ${speed} | ${r.note ?? ""} |`);
+    await lstmRow("LSTM language model", c, `vocab ${c.vocab}, emb ${c.emb}, ${c.layers} × LSTM(${c.hidden})`, () => lstmBench(threads, quick ? 6 : 12));
   }
-  // ---- fastai's AWD-LSTM language model at its real size (bench/lstm.ts), on the first engine asked for
   if (!onlyArg || onlyArg === "awd_lstm") {
-    await useBackend(backends[0]!);
-    const r = await awdLstmBench(threads, quick ? 5 : 10);
     const c = AWD_LSTM_BENCH;
-    const s = (v?: number) => (v === undefined ? "-" : v.toFixed(0));
-    const speed = r.tsfastTokensPerS && r.torchTokensPerS ? `${(r.tsfastTokensPerS / r.torchTokensPerS).toFixed(2)}x` : "-";
-    console.log(`\n| AWD-LSTM language model (dropouts, weight drop, tied, AR/TAR) | batch × seq | backend | train tokens/s | PyTorch tokens/s | ratio | note |`);
-    console.log("|---|---|---|---|---|---|---|");
-    console.log(`| vocab ${c.vocab}, emb ${c.emb}, ${c.layers} LSTMs (${c.hidden}) | ${c.bs} × ${c.seqLen} | ${tf.getBackend()} | ${s(r.tsfastTokensPerS)} | ${s(r.torchTokensPerS)} | ${speed} | ${r.note ?? ""} |`);
+    const title = "AWD-LSTM language model (dropouts, weight drop, tied, AR/TAR)";
+    await lstmRow(title, c, `vocab ${c.vocab}, emb ${c.emb}, ${c.layers} LSTMs (${c.hidden})`, () => awdLstmBench(threads, quick ? 5 : 10));
   }
   console.log(`\nbench took ${((Date.now() - t0) / 1000).toFixed(0)} s`);
 }

@@ -48,12 +48,12 @@ export interface LstmBench {
 /** The AWD-LSTM row's shape: fastai's AWD-LSTM (emb 400, 3 LSTMs of 1152, its dropouts) over a 10k vocabulary. */
 export const AWD_LSTM_BENCH = { vocab: 10000, emb: 400, hidden: 1152, layers: 3, bs: 32, seqLen: 72 };
 
-/** PyTorch's seconds for the timed batches of `script` (one JSON line), or the reason it failed. */
-function torchSeconds(script: string, threads: number, batches: number, c: object): { seconds?: number; note?: string } {
+/** PyTorch's seconds for the timed batches of bench/lstm_torch.py's `model` (one JSON line), or the reason it failed. */
+function torchSeconds(model: "lstm" | "awd", threads: number, batches: number, c: object): { seconds?: number; note?: string } {
   try {
     const stdout = execFileSync(
       "/usr/bin/python3",
-      [path.join(__dirname, "..", "..", "bench", script), "--threads", String(threads), "--batches", String(batches), "--warmup", String(WARMUP), "--config", JSON.stringify(c)],
+      [path.join(__dirname, "..", "..", "bench", "lstm_torch.py"), "--model", model, "--threads", String(threads), "--batches", String(batches), "--warmup", String(WARMUP), "--config", JSON.stringify(c)],
       { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] },
     );
     return { seconds: (JSON.parse(stdout.trim().split("\n").pop()!) as { seconds: number }).seconds };
@@ -76,7 +76,7 @@ async function tsfastSeconds(model: tf.LayersModel, batches: number, c: typeof L
 /** Train `batches` batches on both sides and report tokens per second of the timed ones. */
 export async function lstmBench(threads: number, batches: number, c = LSTM_BENCH): Promise<LstmBench> {
   const timedTokens = (batches - WARMUP) * c.bs * c.seqLen;
-  const t = torchSeconds("lstm_torch.py", threads, batches, c);
+  const t = torchSeconds("lstm", threads, batches, c);
   const out: LstmBench = { batches, ...(t.note ? { note: t.note } : {}), ...(t.seconds ? { torchTokensPerS: timedTokens / t.seconds } : {}) };
   out.tsfastTokensPerS = timedTokens / (await tsfastSeconds(new LstmLm(c).asModel(), batches, c));
   return out;
@@ -84,11 +84,11 @@ export async function lstmBench(threads: number, batches: number, c = LSTM_BENCH
 
 /**
  * The same for fastai's AWD-LSTM language model as `languageModelLearner` trains it (dropouts, weight drop,
- * tied decoder, the state carried between batches, AR/TAR), against the PyTorch port (bench/awd_lstm_speed_torch.py).
+ * tied decoder, the state carried between batches, AR/TAR), against the PyTorch port (bench/lstm_torch.py --model awd).
  */
 export async function awdLstmBench(threads: number, batches: number, c = AWD_LSTM_BENCH): Promise<LstmBench> {
   const timedTokens = (batches - WARMUP) * c.bs * c.seqLen;
-  const t = torchSeconds("awd_lstm_speed_torch.py", threads, batches, c);
+  const t = torchSeconds("awd", threads, batches, c);
   const out: LstmBench = { batches, ...(t.note ? { note: t.note } : {}), ...(t.seconds ? { torchTokensPerS: timedTokens / t.seconds } : {}) };
   const model = languageModel(c.vocab, { embSz: c.emb, nHid: c.hidden, nLayers: c.layers });
   out.tsfastTokensPerS = timedTokens / (await tsfastSeconds(model, batches, c, [new ModelResetter(), new RNNRegularizer({ alpha: 2, beta: 1 })]));
