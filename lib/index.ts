@@ -144,7 +144,7 @@ export {
   FitInterruptedError,
 } from "./learner/callback";
 export type { Callback, EventName } from "./learner/callback";
-export type { GetPredsOptions, TtaOptions, TtaSplit } from "./learner/preds";
+export type { GetPredsOptions, TtaOptions, TtaSplit, TtaSplitOptions } from "./learner/preds";
 export { Recorder, SmoothLoss } from "./learner/recorder";
 export { ProgressCallback } from "./learner/progress";
 export type { ProgressOptions } from "./learner/progress";

@@ -123,6 +123,12 @@ export interface TtaSplit extends Preds {
   preds: tf.Tensor2D;
 }
 
+/**
+ * The options that ask `tta` for `TtaSplit`. Built with `Omit`, not `TtaOptions & { beta: null }`: without
+ * strictNullChecks (tslab's notebooks) `number | null` is `number`, and the intersection would be `never`.
+ */
+export type TtaSplitOptions = Omit<TtaOptions, "beta" | "useMax"> & { beta: null; useMax?: false };
+
 /** TTA's "flip" augmentation: mirror NHWC images left-right on even passes. */
 function flipEven(xb: tf.Tensor, pass: number): tf.Tensor {
   return pass % 2 === 0 ? tf.reverse(xb, 2) : xb.clone();
@@ -132,7 +138,7 @@ function flipEven(xb: tf.Tensor, pass: number): tf.Tensor {
  * fastai's `tta`: `n` passes with augmentation, then one plain pass; returns
  * torch.lerp(mean of the augmented passes, plain, beta), or with `beta: null` both unblended (see `TtaOptions`).
  */
-export async function tta(learn: Learner, opts: TtaOptions & { beta: null; useMax?: false }): Promise<TtaSplit>;
+export async function tta(learn: Learner, opts: TtaSplitOptions): Promise<TtaSplit>;
 export async function tta(learn: Learner, opts?: TtaOptions): Promise<Preds>;
 export async function tta(learn: Learner, opts: TtaOptions = {}): Promise<Preds | TtaSplit> {
   const n = opts.n ?? 4;
