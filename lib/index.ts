@@ -144,7 +144,7 @@ export {
   FitInterruptedError,
 } from "./learner/callback";
 export type { Callback, EventName } from "./learner/callback";
-export type { GetPredsOptions, TtaOptions } from "./learner/preds";
+export type { GetPredsOptions, TtaOptions, TtaSplit, TtaSplitOptions } from "./learner/preds";
 export { Recorder, SmoothLoss } from "./learner/recorder";
 export { ProgressCallback } from "./learner/progress";
 export type { ProgressOptions } from "./learner/progress";
@@ -220,7 +220,7 @@ export type {
 } from "./models/blocks";
 export { visionLearner, createVisionModel, createHead, visionSplit, shippedDefault, isGreyBatch } from "./models/vision";
 export type { VisionLearnerOptions, VisionModelOptions, HeadOptions } from "./models/vision";
-export { AdaptiveConcatPool2d, SigmoidRange } from "./models/layers";
+export { AdaptiveAvgPool2d, AdaptiveConcatPool2d, SigmoidRange } from "./models/layers";
 // ---------------------------------------------------------------- collaborative filtering (fastai's collab.py)
 export { CollabDataLoaders, collabDefaults, encodeCollabRows } from "./collab/data";
 export type { CollabOptions, CollabRow, CollabInferenceSpec } from "./collab/data";

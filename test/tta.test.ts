@@ -80,6 +80,42 @@ test("tta averages n passes with the TRAINING transforms and blends them with th
   assert.equal(tf.memory().numTensors, before);
 });
 
+test("tta with beta null returns the mean of the augmented passes and the plain predictions unblended (fastai's (aug_preds, preds)); their lerp at 0.25 is the default call", async () => {
+  await ready();
+  const xs = [[0.5, -1], [2, 0.25], [-0.75, 1.5], [0, 0], [1, 1]];
+  const ys = [0, 1, 1, 0, 1];
+  const model = tf.sequential({ layers: [tf.layers.dense({ units: 3, inputShape: [2] })] });
+  const [W, b] = [[[0.3, -0.2, 0.1], [-0.4, 0.5, 0.2]], [0.05, -0.1, 0]];
+  model.layers[0]!.setWeights([tf.tensor2d(W), tf.tensor1d(b)]);
+  const probs = (x: number[], k: number) => softmax(b.map((bb, j) => bb + (x[0]! + k) * W[0]![j]! + (x[1]! + k) * W[1]![j]!));
+  // a fresh loader per call, so that each call's augmented passes are epochs 1..n of its own training copy
+  const learnOn = () => new Learner({ train: new ShiftLoader(xs, ys, 2), valid: new ShiftLoader(xs, ys, 2) }, model, { progress: false });
+  const before = tf.memory().numTensors;
+  const split = await learnOn().tta({ n: 3, beta: null });
+  assert.deepEqual(split.augPreds.shape, [5, 3]);
+  assert.deepEqual(split.preds.shape, [5, 3]);
+  assert.deepEqual(Array.from(split.targs.dataSync()), ys);
+  const aug = split.augPreds.arraySync();
+  const plain = split.preds.arraySync();
+  xs.forEach((x, i) => {
+    const ps = [1, 2, 3].map((k) => probs(x, k));
+    [0, 1, 2].forEach((j) => {
+      assert.ok(Math.abs(aug[i]![j]! - (ps[0]![j]! + ps[1]![j]! + ps[2]![j]!) / 3) < 1e-6, `augPreds item ${i} class ${j}`);
+      assert.ok(Math.abs(plain[i]![j]! - probs(x, 0)[j]!) < 1e-6, `preds item ${i} class ${j}`);
+    });
+  });
+  const blended = await learnOn().tta({ n: 3 });
+  const lerp = tf.tidy(() => tf.add(split.augPreds, tf.mul(tf.sub(split.preds, split.augPreds), 0.25)));
+  const diff = tf.tidy(() => tf.max(tf.abs(tf.sub(lerp, blended.preds))).dataSync()[0]!);
+  assert.ok(diff < 1e-6, `lerp(augPreds, preds, 0.25) vs tta(): max difference ${diff}`);
+  // useMax ignores beta, as fastai: one blended tensor, no augPreds
+  const mx = await learnOn().tta({ n: 3, beta: null, useMax: true });
+  assert.equal("augPreds" in mx, false);
+  assert.deepEqual(mx.preds.shape, [5, 3]);
+  tf.dispose([split.augPreds, split.preds, split.targs, blended.preds, blended.targs, lerp, mx.preds, mx.targs]);
+  assert.equal(tf.memory().numTensors, before);
+});
+
 test("tta with the training transforms on a loader that has none says to pass augment: \"flip\"; bad n and beta are refused", async () => {
   await ready();
   const dl = new TensorDataLoader(tf.ones([4, 2, 2, 1]), tf.tensor1d([0, 1, 0, 1], "int32"), { bs: 2 });
@@ -90,7 +126,7 @@ test("tta with the training transforms on a loader that has none says to pass au
   assert.deepEqual(r.preds.shape, [4, 2]);
   tf.dispose([r.preds, r.targs]);
   await assert.rejects(learn.tta({ augment: "flip", n: 0 }), /n is the number of augmented passes, a whole number ≥ 1; got 0/);
-  await assert.rejects(learn.tta({ augment: "flip", beta: 1.5 }), /beta is the weight of the plain predictions, between 0 and 1; got 1\.5/);
+  await assert.rejects(learn.tta({ augment: "flip", beta: 1.5 }), /beta is the weight of the plain predictions, between 0 and 1, or null for both predictions unblended; got 1\.5/);
 });
 
 test("tta on ImageDataLoaders runs the training transforms (augTransforms) on the validation images: pass i is the i-th epoch of dls.valid.new({ train: true })", async () => {

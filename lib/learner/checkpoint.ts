@@ -85,10 +85,10 @@ export async function loadCheckpoint(file: string, model: tf.LayersModel, opt?: 
     const data = e.dtype === "int32" ? new Int32Array(ab) : new Float32Array(ab);
     return tf.tensor(data, e.shape, e.dtype as tf.DataType);
   };
-  const ws = model.weights;
-  if (ws.length !== header.weights.length) {
-    throw new Error(`load: ${file} holds ${header.weights.length} weights but the model has ${ws.length}; it was saved from a different architecture`);
+  if (model.weights.length !== header.weights.length) {
+    throw new Error(`load: ${file} holds ${header.weights.length} weights but the model has ${model.weights.length}; it was saved from a different architecture`);
   }
+  const ws = inFileOrder(model.weights, header.weights);
   const tensors = header.weights.map((e, i) => {
     if (!tf.util.arraysEqual(e.shape, ws[i]!.shape as number[])) {
       throw new Error(`load: weight ${e.name} has shape [${e.shape}] in ${file} but [${ws[i]!.shape}] in the model`);
@@ -109,4 +109,17 @@ export async function loadCheckpoint(file: string, model: tf.LayersModel, opt?: 
       disposeState(st);
     }
   }
+}
+
+/**
+ * The model's weights in the file's order, matched by name. `model.weights` lists the trainable
+ * weights first, so its order changes with `freeze`/`unfreeze`: a file saved after `fineTune`
+ * (unfrozen) and loaded into a new `visionLearner` (frozen) must not be matched by position. Names
+ * that repeat or are missing (a file from another model) fall back to the position.
+ */
+function inFileOrder(ws: tf.LayerVariable[], entries: { name: string }[]): tf.LayerVariable[] {
+  const byName = new Map(ws.map((w) => [w.originalName, w]));
+  const names = new Set(entries.map((e) => e.name));
+  if (byName.size !== ws.length || names.size !== entries.length || !entries.every((e) => byName.has(e.name))) return ws;
+  return entries.map((e) => byName.get(e.name)!);
 }

@@ -37,7 +37,7 @@ import { activationOf, predictManyWith, predictWith, type InferenceInfo } from "
 import type { DataLoaderLike, DataLoadersLike, Prediction, Preds } from "./contracts";
 import * as nodePath from "node:path";
 import { inKernel } from "../display/display";
-import { concatBatches, getPreds, tta, validate, type GetPredsOptions, type TtaOptions } from "./preds";
+import { concatBatches, getPreds, tta, validate, type GetPredsOptions, type TtaOptions, type TtaSplit, type TtaSplitOptions } from "./preds";
 
 /** Options of `new Learner`, with fastai's defaults. */
 export interface LearnerOptions {
@@ -667,8 +667,13 @@ export class Learner<D extends DataLoadersLike = DataLoadersLike> {
     return validate(this, opts);
   }
 
-  /** fastai's `tta`: `n` passes with the training transforms, averaged, then lerp(mean, plain, `beta`); caller disposes. */
-  async tta(opts: TtaOptions = {}): Promise<Preds> {
+  /**
+   * fastai's `tta`: `n` passes with the training transforms, averaged, then lerp(mean, plain, `beta`); with
+   * `beta: null` both unblended (`{ augPreds, preds, targs }`, fastai's `(aug_preds, preds)`); caller disposes.
+   */
+  async tta(opts: TtaSplitOptions): Promise<TtaSplit>;
+  async tta(opts?: TtaOptions): Promise<Preds>;
+  async tta(opts: TtaOptions = {}): Promise<Preds | TtaSplit> {
     return tta(this, opts);
   }
 

@@ -97,9 +97,13 @@ export interface TtaOptions {
   dl?: DataLoaderLike;
   /** Augmented passes (default 4, as fastai). */
   n?: number;
-  /** Weight of the plain predictions: result = lerp(mean(augmented), plain, beta) = (1 − beta)·mean(augmented) + beta·plain (default 0.25). */
-  beta?: number;
-  /** Return the element-wise max over the augmented passes and the plain predictions instead (default false). */
+  /**
+   * Weight of the plain predictions: result = lerp(mean(augmented), plain, beta) = (1 − beta)·mean(augmented) + beta·plain
+   * (default 0.25). `null`, as fastai's `beta=None`: no blend; the result holds both, `augPreds` (the mean of the
+   * augmented passes) and `preds` (the plain predictions), see `TtaSplit`.
+   */
+  beta?: number | null;
+  /** Return the element-wise max over the augmented passes and the plain predictions instead; `beta` is then ignored (default false, as fastai). */
   useMax?: boolean;
   /**
    * How the passes are augmented (default "train"):
@@ -111,6 +115,20 @@ export interface TtaOptions {
   augment?: "train" | "flip" | ((xb: tf.Tensor, pass: number) => tf.Tensor);
 }
 
+/** What `tta({ beta: null })` returns: the two predictions fastai's `tta(beta=None)` returns as `(aug_preds, preds)`, unblended. */
+export interface TtaSplit extends Preds {
+  /** The mean of the `n` augmented passes' predictions. */
+  augPreds: tf.Tensor2D;
+  /** The plain (un-augmented) predictions, as `getPreds` gives them. */
+  preds: tf.Tensor2D;
+}
+
+/**
+ * The options that ask `tta` for `TtaSplit`. Built with `Omit`, not `TtaOptions & { beta: null }`: without
+ * strictNullChecks (tslab's notebooks) `number | null` is `number`, and the intersection would be `never`.
+ */
+export type TtaSplitOptions = Omit<TtaOptions, "beta" | "useMax"> & { beta: null; useMax?: false };
+
 /** TTA's "flip" augmentation: mirror NHWC images left-right on even passes. */
 function flipEven(xb: tf.Tensor, pass: number): tf.Tensor {
   return pass % 2 === 0 ? tf.reverse(xb, 2) : xb.clone();
@@ -118,13 +136,17 @@ function flipEven(xb: tf.Tensor, pass: number): tf.Tensor {
 
 /**
  * fastai's `tta`: `n` passes with augmentation, then one plain pass; returns
- * torch.lerp(mean of the augmented passes, plain, beta) (see `TtaOptions`).
+ * torch.lerp(mean of the augmented passes, plain, beta), or with `beta: null` both unblended (see `TtaOptions`).
  */
-export async function tta(learn: Learner, opts: TtaOptions = {}): Promise<Preds> {
+export async function tta(learn: Learner, opts: TtaSplitOptions): Promise<TtaSplit>;
+export async function tta(learn: Learner, opts?: TtaOptions): Promise<Preds>;
+export async function tta(learn: Learner, opts: TtaOptions = {}): Promise<Preds | TtaSplit> {
   const n = opts.n ?? 4;
-  const beta = opts.beta ?? 0.25;
+  const beta = opts.beta === undefined ? 0.25 : opts.beta;
   if (!Number.isInteger(n) || n < 1) throw new Error(`tta: n is the number of augmented passes, a whole number ≥ 1; got ${n}`);
-  if (!(beta >= 0 && beta <= 1)) throw new Error(`tta: beta is the weight of the plain predictions, between 0 and 1; got ${beta}`);
+  if (beta !== null && !(beta >= 0 && beta <= 1)) {
+    throw new Error(`tta: beta is the weight of the plain predictions, between 0 and 1, or null for both predictions unblended; got ${beta}`);
+  }
   const augment = opts.augment ?? "train";
   const base = loaderOf(learn, opts);
   let augPass: (i: number) => Promise<Preds>;
@@ -152,10 +174,15 @@ export async function tta(learn: Learner, opts: TtaOptions = {}): Promise<Preds>
       aug.push(r.preds);
     }
     const plain = await getPreds(learn, { dl: plainDl });
+    if (beta === null && !opts.useMax) {
+      const augPreds = tf.tidy(() => tf.mean(tf.stack(aug), 0) as tf.Tensor2D);
+      return { augPreds, preds: plain.preds, targs: plain.targs };
+    }
     const preds = tf.tidy(() => {
       const stacked = tf.stack(aug);
       if (opts.useMax) return tf.maximum(tf.max(stacked, 0), plain.preds) as tf.Tensor2D;
-      return tf.add(tf.mul(tf.mean(stacked, 0), 1 - beta), tf.mul(plain.preds, beta)) as tf.Tensor2D;
+      const b = beta as number;
+      return tf.add(tf.mul(tf.mean(stacked, 0), 1 - b), tf.mul(plain.preds, b)) as tf.Tensor2D;
     });
     plain.preds.dispose();
     return { preds, targs: plain.targs };

@@ -30,6 +30,28 @@ export class AdaptiveConcatPool2d extends tf.layers.Layer {
   }
 }
 
+/**
+ * fastai's `nn.AdaptiveAvgPool2d(1)` (the head's pool with `concatPool: false`): the global average,
+ * keeping 1×1 spatial dims, `[b, h, w, c]` → `[b, 1, 1, c]`. tfjs's `globalAveragePooling2d` drops them
+ * (its `keepDims` is not in tfjs-layers 4.22), and the head's `Flatten` needs a rank-4 input.
+ */
+export class AdaptiveAvgPool2d extends tf.layers.Layer {
+  static className = "AdaptiveAvgPool2d";
+
+  override computeOutputShape(inputShape: tf.Shape | tf.Shape[]): tf.Shape {
+    const s = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as tf.Shape;
+    return [s[0] ?? null, 1, 1, s[3] ?? null];
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
+    return tf.tidy(() => tf.mean((Array.isArray(inputs) ? inputs[0] : inputs) as tf.Tensor4D, [1, 2], true));
+  }
+
+  override getClassName(): string {
+    return AdaptiveAvgPool2d.className;
+  }
+}
+
 /** fastai's `SigmoidRange`: `sigmoid(x) * (high - low) + low`, for regression targets in a known range. */
 export class SigmoidRange extends tf.layers.Layer {
   static className = "SigmoidRange";
@@ -70,4 +92,5 @@ export class SigmoidRange extends tf.layers.Layer {
 }
 
 tf.serialization.registerClass(AdaptiveConcatPool2d);
+tf.serialization.registerClass(AdaptiveAvgPool2d);
 tf.serialization.registerClass(SigmoidRange);

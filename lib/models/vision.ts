@@ -9,7 +9,7 @@ import type { DataLoadersLike, VisionDataLoaders } from "../learner/contracts";
 import type { LearnerOptions } from "../learner/learner";
 import type { Arch, Stats } from "./archs";
 import { archMeta, setArchMeta } from "./archs";
-import { AdaptiveConcatPool2d, SigmoidRange } from "./layers";
+import { AdaptiveAvgPool2d, AdaptiveConcatPool2d, SigmoidRange } from "./layers";
 import { IMAGENET_STATS, SHIPPED_COLOUR, SHIPPED_GREY } from "./pretrained";
 import { BN_EPS, BN_MOMENTUM } from "./resnet";
 import type { ArchOptions } from "./resnet";
@@ -53,7 +53,7 @@ export function createHead(x: SymbolicTensor, nOut: number, opts: HeadOptions = 
   const name = () => `head.${i++}`;
   let h: SymbolicTensor = concat
     ? (new AdaptiveConcatPool2d({ name: name() }).apply(x) as SymbolicTensor)
-    : (tf.layers.globalAveragePooling2d({ name: name(), keepDims: true } as never).apply(x) as SymbolicTensor);
+    : (new AdaptiveAvgPool2d({ name: name() }).apply(x) as SymbolicTensor);
   h = tf.layers.flatten({ name: name() }).apply(h) as SymbolicTensor;
   for (let k = 0; k < nLin; k++) {
     // fastai's LinBnDrop: BN → dropout → linear (bias only without BN) → activation
