@@ -4,7 +4,7 @@ text/models/core.py), ported line for line without fastai (which is not installa
 usage: /usr/bin/python3 bench/awd_lstm_torch.py SPEC.json
 SPEC: {"weights": "x.safetensors", "kind": "lm" | "clas", "vocab_sz", "emb_sz", "n_hid", "n_layers", "pad_token",
        "batches": [[[ids]]], "targets": [[[ids]]] (lm), "probe": [[...]] (clas: weights of a linear probe of the pooled output),
-       "bptt", "max_len" (clas)}
+       "bptt", "max_len" (clas), "grads": false to skip the gradients (lm)}
 The weights are a state dict with fastai's names, written by tsfast (`awdLstmLMStateDict` / `awdLstmStateDict`).
 Dropout is off (eval mode) so the numbers are deterministic. Prints one JSON line:
   lm:   {"logits": [flat logits of every batch], "loss": last batch's CE, "grads": {name: flat grad of the last batch's CE}}
@@ -219,7 +219,7 @@ def main():
             if last:
                 loss = F.cross_entropy(out.reshape(-1, out.shape[-1]), torch.tensor(spec["targets"][i]).flatten())
                 loss.backward()
-        grads = {k: p.grad.flatten().tolist() for k, p in model.named_parameters() if p.grad is not None}
+        grads = {k: p.grad.flatten().tolist() for k, p in model.named_parameters() if p.grad is not None} if spec.get("grads", True) else {}
         print(json.dumps({"logits": logits, "loss": loss.item(), "grads": grads}))
     else:
         missing = awd.load_state_dict(sd, strict=False)
