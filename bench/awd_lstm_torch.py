@@ -206,6 +206,8 @@ def main():
     awd = AWD_LSTM(spec["vocab_sz"], spec["emb_sz"], spec["n_hid"], spec["n_layers"], pad_token=spec["pad_token"])
     if spec["kind"] == "lm":
         model = nn.Sequential(awd, LinearDecoder(spec["vocab_sz"], spec["emb_sz"], tie_encoder=awd.encoder))
+        for copy in ("0.encoder_dp.emb.weight", "1.decoder.weight"):  # a file may store the tied table once
+            sd.setdefault(copy, sd["0.encoder.weight"])
         missing = model.load_state_dict(sd, strict=False)
         assert not missing.missing_keys, missing
         model.eval()
