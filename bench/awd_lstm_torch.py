@@ -4,7 +4,7 @@ text/models/core.py), ported line for line without fastai (which is not installa
 usage: /usr/bin/python3 bench/awd_lstm_torch.py SPEC.json
 SPEC: {"weights": "x.safetensors", "kind": "lm" | "clas", "vocab_sz", "emb_sz", "n_hid", "n_layers", "pad_token",
        "batches": [[[ids]]], "targets": [[[ids]]] (lm), "probe": [[...]] (clas: weights of a linear probe of the pooled output),
-       "bptt", "max_len" (clas)}
+       "bptt", "max_len" (clas), "grads": false to skip the gradients (lm)}
 The weights are a state dict with fastai's names, written by tsfast (`awdLstmLMStateDict` / `awdLstmStateDict`).
 Dropout is off (eval mode) so the numbers are deterministic. Prints one JSON line:
   lm:   {"logits": [flat logits of every batch], "loss": last batch's CE, "grads": {name: flat grad of the last batch's CE}}
@@ -206,6 +206,8 @@ def main():
     awd = AWD_LSTM(spec["vocab_sz"], spec["emb_sz"], spec["n_hid"], spec["n_layers"], pad_token=spec["pad_token"])
     if spec["kind"] == "lm":
         model = nn.Sequential(awd, LinearDecoder(spec["vocab_sz"], spec["emb_sz"], tie_encoder=awd.encoder))
+        for copy in ("0.encoder_dp.emb.weight", "1.decoder.weight"):  # a file may store the tied table once
+            sd.setdefault(copy, sd["0.encoder.weight"])
         missing = model.load_state_dict(sd, strict=False)
         assert not missing.missing_keys, missing
         model.eval()
@@ -219,7 +221,7 @@ def main():
             if last:
                 loss = F.cross_entropy(out.reshape(-1, out.shape[-1]), torch.tensor(spec["targets"][i]).flatten())
                 loss.backward()
-        grads = {k: p.grad.flatten().tolist() for k, p in model.named_parameters() if p.grad is not None}
+        grads = {k: p.grad.flatten().tolist() for k, p in model.named_parameters() if p.grad is not None} if spec.get("grads", True) else {}
         print(json.dumps({"logits": logits, "loss": loss.item(), "grads": grads}))
     else:
         missing = awd.load_state_dict(sd, strict=False)

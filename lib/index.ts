@@ -233,7 +233,7 @@ export { PixelShuffle, ReplicationPad2d, ResizeToOrig, SelfAttention } from "./m
 export { saveWeights, loadWeights, loadStateDict, modelStateDict } from "./models/weights";
 export { readSafetensors, writeSafetensors, parseSafetensors, serializeSafetensors } from "./models/safetensors";
 export type { SafetensorsFile, SafeTensor } from "./models/safetensors";
-export { KNOWN_WEIGHTS, modelsCacheDir, shippedCheckpoint, SHIPPED_GREY, SHIPPED_COLOUR } from "./models/pretrained";
+export { KNOWN_WEIGHTS, modelsCacheDir, shippedCheckpoint, SHIPPED_GREY, SHIPPED_COLOUR, SHIPPED_LM } from "./models/pretrained";
 // ---------------------------------------------------------------- tables: frames, procs, TabularPandas, loaders, TabularModel
 export { readCsv, frameFromRows, column, isMissing, DEFAULT_NA_VALUES } from "./tabular/frame";
 export type { DataFrame, Cell, ReadCsvOptions } from "./tabular/frame";

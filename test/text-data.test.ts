@@ -171,3 +171,23 @@ test("custom tokenizer rules reach predict and the export by name: the same ids 
     /this rule has no name; write it as a named function/,
   );
 });
+
+test("TextDataLoaders.fromFolder with isLm splits documents that sit directly in train/ and valid/ (no class folders), and nested ones too", async () => {
+  await ready();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "text-lm-folder-"));
+  const write = (rel: string, text: string) => {
+    fs.mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
+    fs.writeFileSync(path.join(dir, rel), text);
+  };
+  write("train/a.txt", "one two three");
+  write("train/more/b.txt", "four five");
+  write("valid/c.txt", "six");
+  const dls = TextDataLoaders.fromFolder(dir, { isLm: true, bs: 1, seqLen: 4, cacheDir: false, minFreq: 1 });
+  // xxbos + 3 and xxbos + 2 tokens train, xxbos + 1 validates
+  assert.equal((dls.train as LMDataLoader).totalTokens, 7);
+  assert.equal((dls.valid as LMDataLoader).totalTokens, 2);
+  assert.ok(dls.textVocab.includes("five") && !dls.textVocab.includes("six"), "the vocabulary comes from train/ only");
+  // a classifier still needs class folders
+  assert.throws(() => TextDataLoaders.fromFolder(dir, { cacheDir: false }), /no validation texts/);
+  fs.rmSync(dir, { recursive: true, force: true });
+});

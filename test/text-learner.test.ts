@@ -93,6 +93,14 @@ test("languageModelLearner trains (accuracy, perplexity), writes text with predi
   assert.ok(shared, "a token at another id in the smaller vocabulary");
   assert.deepEqual(rowOf(again, shared), rowOf(lmLearn, shared), `"${shared}" keeps its embedding at its new id`);
   assert.deepEqual(again.paramGroups().map((g) => g.some(isTrained)), [false, false, false, true], "frozen to the last group, as fastai");
+  // the file records its sizes: without a config the model takes them; a config that contradicts them is refused
+  const sized = await languageModelLearner(dlsSmaller, AWD_LSTM, { pretrained: lmFile, progress: false });
+  assert.deepEqual([sized.lm.encoder.opts.embSz, sized.lm.encoder.opts.nHid, sized.lm.encoder.opts.nLayers], [small.embSz, small.nHid, small.nLayers]);
+  await assert.rejects(
+    languageModelLearner(dlsSmaller, AWD_LSTM, { pretrained: lmFile, config: { ...small, nHid: 13 } }),
+    /lm-full\.safetensors is an AWD-LSTM with \{ nHid: 12 \}, but config asks for \{ nHid: 13 \}; drop those sizes from config/,
+  );
+  await assert.rejects(languageModelLearner(dlsSmaller, AWD_LSTM, { pretrained: path.join(dir, "nowhere.safetensors") }), /pretrained file .*nowhere\.safetensors does not exist/);
 
   // the LM export predicts the next token; loadLearner gives the same distribution
   await lmLearn.export("lm-export");

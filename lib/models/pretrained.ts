@@ -45,6 +45,8 @@ export const KNOWN_WEIGHTS: Record<string, KnownWeights> = {
 export const SHIPPED_GREY = "digits04-xresnet18-tiny";
 /** The shipped backbone for colour images (pretrained offline on emoji and icons); see `shippedDefault`. */
 export const SHIPPED_COLOUR = "colour-xresnet18-small";
+/** The shipped English language model (AWD-LSTM pretrained offline on Moby-Dick and the State of the Union addresses); `languageModelLearner`'s `pretrained: "shipped"`. */
+export const SHIPPED_LM = "english-awd-lstm-small";
 
 /** The cache folder for downloaded weights: `$TSFAST_HOME/models` (default `~/.tsfast/models`). */
 export function modelsCacheDir(): string {

@@ -23,6 +23,7 @@ import {
 } from "./awd-lstm";
 import { BOS, PAD, UNK, decodeSpecTokens } from "../text/rules";
 import type { TextDataLoaders } from "../text/data";
+import { SHIPPED_LM, shippedCheckpoint } from "./pretrained";
 
 /** The architecture argument of the text learners (fastai's `AWD_LSTM`); the only one for now. */
 export const AWD_LSTM = { name: "AWD_LSTM" } as const;
@@ -126,7 +127,7 @@ export class LMLearner extends Learner<TextDataLoaders> {
     await ready();
     const file = encoderFile(this, name);
     fs.mkdirSync(nodePath.dirname(file), { recursive: true });
-    await writeSafetensors(file, awdLstmStateDict(this.lm.encoder), { vocab: JSON.stringify(this.dls.textVocab), arch: AWD_LSTM.name });
+    await writeSafetensors(file, awdLstmStateDict(this.lm.encoder), lmMetadata(this));
     return file;
   }
 
@@ -138,9 +139,15 @@ export class LMLearner extends Learner<TextDataLoaders> {
     await ready();
     const file = encoderFile(this, name);
     fs.mkdirSync(nodePath.dirname(file), { recursive: true });
-    await writeSafetensors(file, awdLstmLMStateDict(this.lm), { vocab: JSON.stringify(this.dls.textVocab), arch: AWD_LSTM.name });
+    await writeSafetensors(file, awdLstmLMStateDict(this.lm), lmMetadata(this));
     return file;
   }
+}
+
+/** The metadata of a saved encoder or language model: its vocabulary, the architecture and its sizes (`config`). */
+function lmMetadata(learn: LMLearner): Record<string, string> {
+  const { embSz, nHid, nLayers, padToken } = learn.lm.encoder.opts;
+  return { vocab: JSON.stringify(learn.dls.textVocab), arch: AWD_LSTM.name, config: JSON.stringify({ embSz, nHid, nLayers, padToken }) };
 }
 
 /** Draw an index with probability proportional to `weights`. */
@@ -157,9 +164,13 @@ function sample(weights: readonly number[], rng: Rng): number {
 /** Options of `languageModelLearner`. */
 export interface LanguageModelLearnerOptions extends TextLearnerCommon {
   /**
-   * A pretrained language model to start from: a `.safetensors` file of fastai's LM state dict (`0.encoder.weight`, ...,
-   * `1.decoder.bias`) whose metadata `vocab` lists its tokens. Rows of words it lacks get the mean embedding (fastai's
-   * `match_embeds`), and the learner is frozen to its last group, as fastai. Default none (random weights).
+   * A pretrained language model to start from (fastai's `pretrained=True` starts from Wikitext-103's):
+   *   - `"shipped"`: the English AWD-LSTM shipped with tsfast (`english-awd-lstm-small`, see checkpoints/MODEL_CARD.md);
+   *   - a shipped checkpoint's name, or the path of a `.safetensors` file of fastai's LM state dict (`0.encoder.weight`, ...,
+   *     `1.decoder.bias`) whose metadata `vocab` lists its tokens (what `saveLanguageModel` writes).
+   * The model takes the file's sizes (metadata `config`; a `config` option that contradicts them is an error); rows of
+   * words it lacks get the mean embedding (fastai's `match_embeds`), and the learner is frozen to its last group, as
+   * fastai. Default none (random weights).
    */
   pretrained?: string;
 }
@@ -196,16 +207,40 @@ export async function languageModelLearner(dls: TextDataLoaders, arch: TextArch 
   checkArch(arch);
   if (!dls.isLm) throw new Error("languageModelLearner needs language-model data: TextDataLoaders.fromFolder(path, { isLm: true })");
   await ready();
-  const model = languageModel(dls.textVocab.length, { ...opts.config, dropMult: opts.dropMult ?? 1, seed: opts.seed ?? 0 });
+  const file = opts.pretrained ? pretrainedLmFile(opts.pretrained) : undefined;
+  const f = file ? await readSafetensors(file) : undefined;
+  const sizes = f && file ? checkpointSizes(f.metadata, file, opts.config ?? {}) : {};
+  const model = languageModel(dls.textVocab.length, { ...opts.config, ...sizes, dropMult: opts.dropMult ?? 1, seed: opts.seed ?? 0 });
   const lm = model.layers[0] as AwdLstmLM;
   const learn = new LMLearner(dls, model, textLearnerOptions(lm, opts, awdLstmLmSplit));
-  if (opts.pretrained) {
-    const f = await readSafetensors(opts.pretrained);
-    const vocab = parseVocab(f.metadata, opts.pretrained);
-    loadAwdLstmLMStateDict(lm, matchEmbeds(f.tensors, vocab, dls.textVocab), opts.pretrained);
+  if (f && file) {
+    const vocab = parseVocab(f.metadata, file);
+    loadAwdLstmLMStateDict(lm, matchEmbeds(f.tensors, vocab, dls.textVocab), file);
     learn.freeze();
   }
   return learn;
+}
+
+/** The file of `languageModelLearner`'s `pretrained`: `"shipped"` → the shipped English LM, a bare name → that shipped checkpoint, else a path. */
+export function pretrainedLmFile(pretrained: string): string {
+  if (pretrained === "shipped") return shippedCheckpoint(SHIPPED_LM);
+  if (!/[/\\]/.test(pretrained) && !pretrained.endsWith(".safetensors")) return shippedCheckpoint(pretrained);
+  if (!fs.existsSync(pretrained)) throw new Error(`languageModelLearner: pretrained file ${pretrained} does not exist (pretrained: "shipped" is the English LM shipped with tsfast)`);
+  return pretrained;
+}
+
+const SIZE_KEYS = ["embSz", "nHid", "nLayers", "padToken"] as const;
+
+/** The sizes a checkpoint's metadata `config` records; a `given` size that differs is an error naming both. */
+function checkpointSizes(meta: Record<string, string>, file: string, given: AwdLstmOptions): Partial<Pick<AwdLstmOptions, (typeof SIZE_KEYS)[number]>> {
+  if (meta["config"] === undefined) return {}; // written before sizes were recorded: the shapes are checked on loading
+  const saved = JSON.parse(meta["config"]) as Record<string, number>;
+  const clash = SIZE_KEYS.filter((k) => given[k] !== undefined && saved[k] !== undefined && given[k] !== saved[k]);
+  if (clash.length) {
+    const show = (o: object) => clash.map((k) => `${k}: ${(o as Record<string, unknown>)[k]}`).join(", ");
+    throw new Error(`languageModelLearner: ${file} is an AWD-LSTM with { ${show(saved)} }, but config asks for { ${show(given)} }; drop those sizes from config (the checkpoint's are used) or train from scratch without pretrained`);
+  }
+  return Object.fromEntries(SIZE_KEYS.filter((k) => typeof saved[k] === "number").map((k) => [k, saved[k]]));
 }
 
 function parseVocab(meta: Record<string, string>, file: string): string[] {

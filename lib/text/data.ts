@@ -38,6 +38,13 @@ export function decodeUtf8(bytes: Uint8Array): { text: string; replaced: number 
   return { text, replaced: inText - genuine };
 }
 
+/** Indices of the files under `dir/train/` and under `dir/valid/`, at any depth (`train/x.txt` as well as `train/pos/x.txt`). */
+function topFolderSplit(dir: string, files: readonly string[], train: string, valid: string): [number[], number[]] {
+  const top = files.map((f) => path.relative(dir, f).split(path.sep)[0]);
+  const pick = (name: string) => top.flatMap((t, i) => (t === name ? [i] : []));
+  return [pick(train), pick(valid)];
+}
+
 /** One warning for the texts that had bytes that are not UTF-8. */
 function warnReplaced(bad: { name: string; replaced: number }[]): void {
   if (!bad.length) return;
@@ -365,7 +372,10 @@ export class TextDataLoaders {
       if (r.replaced) replaced.push({ name: f, replaced: r.replaced });
       return r.text;
     });
-    const [trn, val] = opts.validPct !== undefined ? RandomSplitter(opts.validPct, opts.seed ?? textDataDefaults.seed)(files) : GrandparentSplitter(train, valid)(files);
+    const [trn, val] =
+      opts.validPct !== undefined ? RandomSplitter(opts.validPct, opts.seed ?? textDataDefaults.seed)(files)
+      : opts.isLm ? topFolderSplit(dir, files, train, valid) // a language model's documents need no class folders
+      : GrandparentSplitter(train, valid)(files);
     if (opts.validPct === undefined && !trn.length) throw none([train]);
     if (!opts.isLm && opts.validPct === undefined && !val.length) {
       throw new Error(`TextDataLoaders.fromFolder: no validation texts: ${path.join(dir, valid)} has no class folders of .txt files; give validPct (e.g. 0.2) to split ${train} at random`);
