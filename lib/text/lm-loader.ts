@@ -42,7 +42,8 @@ export class LMDataLoader implements AsyncIterable<{ xb: tf.Tensor2D; yb: tf.Ten
   readonly length: number;
   /** Length of the last batch's rows. */
   readonly lastLen: number;
-  private readonly docs: Int32Array[];
+  /** The documents, as given (token ids). */
+  readonly docs: Int32Array[];
   private readonly rng: Rng;
   /** The stream of the epoch being iterated (or last iterated). */
   private current?: Int32Array;
