@@ -3,6 +3,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as tf from "../lib/engine/tf";
 import { ready } from "../lib/engine/backend";
+import type { Metric } from "../lib/learner/metrics";
+import type { Callback } from "../lib/learner/callback";
 import { accuracy, accuracyMulti, Dice, DiceMulti, errorRate, F1Score, foregroundAcc, JaccardCoeff, Precision, Recall, rmse } from "../lib/learner/metrics";
 
 const close = (a: number, b: number, tol = 1e-6) => assert.ok(Math.abs(a - b) <= tol, `${a} vs ${b}`);
@@ -85,4 +87,59 @@ test("Dice, DiceMulti and JaccardCoeff match hand-counted overlaps", async () =>
   const p4 = tf.concat([p, tf.fill([2, 2, 3, 1], -9)], -1);
   close(DiceMulti().compute(p4, t), ((2 * 4) / 10 + (2 * 2) / 7 + (2 * 2) / 7) / 3);
   tf.dispose([p, t, p4]);
+});
+
+test("additive metrics: per-batch sums and counts over uneven batches give compute's value over all items; the Learner's validation and validate() agree with getPreds", async () => {
+  await ready();
+  const { perplexity, MetricTotals } = await import("../lib/learner/metrics");
+  // a language model's shape: [n, seq, vocab] logits, [n, seq] targets, batches of 3, 3 and 1 rows
+  const pred = tf.randomNormal([7, 5, 6], 0, 2, "float32", 11);
+  const targ = tf.randomUniform([7, 5], 0, 6, "int32", 12);
+  const rows = [[0, 3], [3, 3], [6, 1]] as const;
+  const multi = accuracyMulti({ thresh: 0.3 });
+  for (const m of [accuracy, errorRate, perplexity, rmse, multi]) {
+    assert.ok(m.additive, `${m.name} is additive`);
+    const [p, t] = m === rmse ? [tf.reshape(pred, [7, 30]), tf.randomNormal([7, 30], 0, 1, "float32", 13)] : m === multi ? [tf.reshape(pred, [7, 30]), tf.randomUniform([7, 30], 0, 2, "int32", 14)] : [pred, targ];
+    const totals = new MetricTotals([m]);
+    for (const [b, n] of rows) totals.add(tf.slice(p, b, n), tf.slice(t, b, n));
+    const [got] = totals.values();
+    const want = m.compute(p, t);
+    assert.ok(Math.abs(got! - want) < 1e-5 * Math.max(1, Math.abs(want)), `${m.name}: batches ${got} vs all ${want}`);
+  }
+  assert.equal(new MetricTotals([accuracy, perplexity]).keepsPreds, false, "no predictions kept for these");
+  assert.equal(new MetricTotals([accuracy, F1Score()]).keepsPreds, true, "F1 needs them all");
+  assert.throws(() => new MetricTotals([F1Score()]).values(), /no predictions were kept/);
+
+  // through a Learner: validation (in fit and validate()) equals the metrics over getPreds
+  const { Learner } = await import("../lib/learner/learner");
+  const { tensorDataLoaders } = await import("../lib/data/tensors");
+  const x = tf.randomNormal([20, 4], 0, 1, "float32", 15);
+  const y = tf.randomUniform([20], 0, 3, "int32", 16);
+  const model = tf.sequential({ layers: [tf.layers.dense({ inputShape: [4], units: 3, kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }) })] });
+  const learn = new Learner(tensorDataLoaders([x, y], [x, y], { bs: 6, shuffle: false }), model, { metrics: [accuracy, perplexity, F1Score({ average: "macro" })], progress: false });
+  await learn.fit(1, 1e-2);
+  const { preds, targs } = await learn.getPreds({ act: false });
+  const want = [accuracy.compute(preds, targs), perplexity.compute(preds, targs), F1Score({ average: "macro" }).compute(preds, targs)];
+  const inFit = learn.metricValues!;
+  const fromValidate = (await learn.validate()).slice(1);
+  for (let i = 0; i < 3; i++) {
+    assert.ok(Math.abs(inFit[i]! - want[i]!) < 1e-5, `fit's metric ${i}: ${inFit[i]} vs ${want[i]}`);
+    assert.ok(Math.abs(fromValidate[i]! - want[i]!) < 1e-5, `validate's metric ${i}: ${fromValidate[i]} vs ${want[i]}`);
+  }
+  tf.dispose([preds, targs]);
+  learn.dispose();
+
+  // memory: with additive metrics only, validation holds no tensor per batch; with F1, two per batch (preds, targets)
+  const grows = async (metrics: Metric[]) => {
+    const seen: number[] = [];
+    const m2 = tf.sequential({ layers: [tf.layers.dense({ inputShape: [4], units: 3 })] });
+    const l2 = new Learner(tensorDataLoaders([x, y], [x, y], { bs: 6, shuffle: false }), m2, {
+      metrics, progress: false, cbs: { afterBatch: (l: { training: boolean }) => void (!l.training && seen.push(tf.memory().numTensors)) } as unknown as Callback,
+    });
+    await l2.fit(1, 1e-2);
+    l2.dispose();
+    return seen.slice(1).map((n, i) => n - seen[i]!);
+  };
+  assert.deepEqual(await grows([accuracy, perplexity]), [0, 0, 0]);
+  assert.deepEqual(await grows([accuracy, F1Score()]), [2, 2, 2]);
 });

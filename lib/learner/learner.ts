@@ -22,7 +22,7 @@ import {
   type EventName,
 } from "./callback";
 import { toLoss, CrossEntropyLossFlat, BCEWithLogitsLossFlat, MSELossFlat, type Loss } from "./losses";
-import type { Metric } from "./metrics";
+import { MetricTotals, type Metric } from "./metrics";
 import { Adam, expandPerGroup, slice, type LrSpec, type OptFunc, type Optimizer } from "./optimizer";
 import { bnMomentumWarning, freezeGroups, isTrained, paramGroups, type GroupParam } from "./params";
 import { Recorder } from "./recorder";
@@ -445,6 +445,7 @@ export class Learner<D extends DataLoadersLike = DataLoadersLike> {
     let count = 0;
     const preds: tf.Tensor[] = [];
     const targs: tf.Tensor[] = [];
+    const totals = new MetricTotals(this.metrics);
     try {
       let i = 0;
       for await (const b of dl) {
@@ -464,7 +465,9 @@ export class Learner<D extends DataLoadersLike = DataLoadersLike> {
             const bs = this.yb.shape[0] ?? 1;
             lossSum += this.lossValue * bs;
             count += bs;
-            if (this.metrics.length) {
+            // additive metrics (accuracy, perplexity, ...) are summed per batch; only the others keep predictions
+            totals.add(this.pred, this.yb);
+            if (totals.keepsPreds) {
               preds.push(tf.keep(this.pred.clone()));
               targs.push(tf.keep(this.yb.clone()));
             }
@@ -477,13 +480,16 @@ export class Learner<D extends DataLoadersLike = DataLoadersLike> {
       }
       if (!training) {
         this.validLoss = count ? lossSum / count : NaN;
-        if (this.metrics.length && preds.length) {
-          const [p, t] = concatBatches(preds, targs);
-          try {
-            this.metricValues = this.metrics.map((m) => m.compute(p, t));
-          } finally {
-            p.dispose();
-            t.dispose();
+        if (this.metrics.length && count) {
+          if (!totals.keepsPreds) this.metricValues = totals.values();
+          else {
+            const [p, t] = concatBatches(preds, targs);
+            try {
+              this.metricValues = totals.values({ preds: p, targs: t });
+            } finally {
+              p.dispose();
+              t.dispose();
+            }
           }
         }
       }

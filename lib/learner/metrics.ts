@@ -10,6 +10,72 @@ export interface Metric {
   readonly name: string;
   /** The value over every prediction and target. */
   compute(pred: tf.Tensor, targ: tf.Tensor): number;
+  /**
+   * A metric that is a function of a sum over items (a mean, a rate, a root mean square): one batch's sum
+   * and count, and the value from the totals, equal to `compute` over all the items. The Learner then
+   * validates batch by batch without keeping every batch's predictions (a language model's logits over its
+   * vocabulary would take gigabytes), as fastai's `AvgMetric` does. Without it, predictions are kept
+   * (fastai's `AccumMetric`: F1, precision, Dice, ...).
+   */
+  readonly additive?: {
+    batch(pred: tf.Tensor, targ: tf.Tensor): [sum: number, count: number];
+    value(sum: number, count: number): number;
+  };
+}
+
+/** Running totals of a list of metrics over batches: additive ones are summed, the others get the kept predictions. */
+export class MetricTotals {
+  private readonly sums: number[];
+  private readonly counts: number[];
+  /** Whether some metric needs every prediction (not additive). */
+  readonly keepsPreds: boolean;
+  constructor(readonly metrics: readonly Metric[]) {
+    this.sums = metrics.map(() => 0);
+    this.counts = metrics.map(() => 0);
+    this.keepsPreds = metrics.some((m) => !m.additive);
+  }
+  /** Add one batch to the additive metrics. */
+  add(pred: tf.Tensor, targ: tf.Tensor): void {
+    this.metrics.forEach((m, i) => {
+      if (!m.additive) return;
+      const [s, c] = m.additive.batch(pred, targ);
+      this.sums[i]! += s;
+      this.counts[i]! += c;
+    });
+  }
+  /** Every metric's value: additive ones from their totals, the others from all the predictions (`all`, kept when `keepsPreds`). */
+  values(all?: { preds: tf.Tensor; targs: tf.Tensor }): number[] {
+    return this.metrics.map((m, i) => {
+      if (m.additive) return m.additive.value(this.sums[i]!, this.counts[i]!);
+      if (!all) throw new Error(`metric ${m.name}: no predictions were kept to compute it`);
+      return m.compute(all.preds, all.targs);
+    });
+  }
+}
+
+/**
+ * A metric that is `finish(mean of perItem(pred, targ))`, with its additive form (sum and count of the
+ * per-item values per batch), so the Learner need not keep predictions for it.
+ */
+function meanMetric(name: string, check: string, perItem: (pred: tf.Tensor, targ: tf.Tensor) => tf.Tensor, finish: (mean: number) => number = (m) => m): Metric {
+  const sumAndCount = (pred: tf.Tensor, targ: tf.Tensor): [number, number] => {
+    checkRows(check, pred, targ);
+    let n = 0;
+    const t = tf.tidy(() => {
+      const v = perItem(pred, targ);
+      n = v.size;
+      return tf.sum(v);
+    });
+    const sum = t.dataSync()[0]!;
+    t.dispose();
+    return [sum, n];
+  };
+  const value = (sum: number, count: number) => finish(count ? sum / count : NaN);
+  return {
+    name,
+    compute: (pred, targ) => value(...sumAndCount(pred, targ)),
+    additive: { batch: sumAndCount, value },
+  };
 }
 
 function scalar(f: () => tf.Tensor): number {
@@ -25,39 +91,33 @@ function checkRows(name: string, pred: tf.Tensor, targ: tf.Tensor): void {
   }
 }
 
+/** Per item (every position, for [bs, seq, c] predictions): 1 where the argmax over the last axis equals the integer target. */
+function hits(pred: tf.Tensor, targ: tf.Tensor): tf.Tensor {
+  // as fastai's flatten_check: both sides flattened, so a language model's [bs, seq] targets compare position by position
+  return tf.cast(tf.equal(tf.reshape(tf.argMax(pred, -1), [-1]), tf.cast(tf.reshape(targ, [-1]), "int32")), "float32");
+}
+
 /** fastai's `accuracy`: fraction of items (every position, for [bs, seq, c] predictions) whose argmax over the last axis equals the integer target. */
-export const accuracy: Metric = {
-  name: "accuracy",
-  compute(pred, targ) {
-    checkRows("accuracy", pred, targ);
-    // as fastai's flatten_check: both sides flattened, so a language model's [bs, seq] targets compare position by position
-    return scalar(() => tf.mean(tf.cast(tf.equal(tf.reshape(tf.argMax(pred, -1), [-1]), tf.cast(tf.reshape(targ, [-1]), "int32")), "float32")));
-  },
-};
+export const accuracy: Metric = meanMetric("accuracy", "accuracy", hits);
 
 /** fastai's `error_rate`: 1 − accuracy. */
-export const errorRate: Metric = {
-  name: "error_rate",
-  compute: (pred, targ) => 1 - accuracy.compute(pred, targ),
-};
+export const errorRate: Metric = meanMetric("error_rate", "error_rate", hits, (m) => 1 - m);
 
 /**
  * fastai's `Perplexity`: exp of the mean cross-entropy over every position (a language model's [bs, seq, vocab]
  * predictions, or [n, c]). fastai takes exp of the loss averaged per batch row; this averages per token, which
  * differs only when batches have different lengths (an epoch's last, shorter LM batch).
  */
-export const perplexity: Metric = {
-  name: "perplexity",
-  compute(pred, targ) {
-    checkRows("perplexity", pred, targ);
-    return scalar(() => {
-      const c = pred.shape[pred.rank - 1]!;
-      const logp = tf.logSoftmax(tf.reshape(pred, [-1, c]));
-      const picked = tf.sum(tf.mul(logp, tf.oneHot(tf.cast(tf.reshape(targ, [-1]), "int32"), c)), 1);
-      return tf.exp(tf.neg(tf.mean(picked)));
-    });
+export const perplexity: Metric = meanMetric(
+  "perplexity",
+  "perplexity",
+  (pred, targ) => {
+    const c = pred.shape[pred.rank - 1]!;
+    const logp = tf.logSoftmax(tf.reshape(pred, [-1, c]));
+    return tf.neg(tf.sum(tf.mul(logp, tf.oneHot(tf.cast(tf.reshape(targ, [-1]), "int32"), c)), 1));
   },
-};
+  Math.exp,
+);
 
 /** Options of `accuracyMulti`. */
 export interface AccuracyMultiOptions {
@@ -71,24 +131,18 @@ export interface AccuracyMultiOptions {
 export function accuracyMulti(opts: AccuracyMultiOptions = {}): Metric {
   const thresh = opts.thresh ?? 0.5;
   const sig = opts.sigmoid ?? true;
-  return {
-    name: "accuracy_multi",
-    compute(pred, targ) {
-      checkRows("accuracyMulti", pred, targ);
-      return scalar(() => {
-        const p = sig ? tf.sigmoid(pred) : pred;
-        return tf.mean(tf.cast(tf.equal(tf.greater(p, thresh), tf.cast(targ, "bool")), "float32"));
-      });
-    },
-  };
+  return meanMetric("accuracy_multi", "accuracyMulti", (pred, targ) =>
+    tf.cast(tf.equal(tf.greater(sig ? tf.sigmoid(pred) : pred, thresh), tf.cast(targ, "bool")), "float32"),
+  );
 }
 
 /** fastai's `rmse`: root of the mean squared difference over all values. */
-export const rmse: Metric = {
-  name: "_rmse",
-  compute: (pred, targ) =>
-    Math.sqrt(scalar(() => tf.mean(tf.square(tf.sub(tf.reshape(pred, [-1]), tf.reshape(tf.cast(targ, "float32"), [-1])))))),
-};
+export const rmse: Metric = meanMetric(
+  "_rmse",
+  "rmse",
+  (pred, targ) => tf.square(tf.sub(tf.reshape(pred, [-1]), tf.reshape(tf.cast(targ, "float32"), [-1]))),
+  Math.sqrt,
+);
 
 /** How `Precision`, `Recall` and `F1Score` combine classes (sklearn's `average`). */
 export type Average = "binary" | "macro" | "micro" | "weighted";

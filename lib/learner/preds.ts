@@ -6,6 +6,7 @@ import { ready } from "../engine/backend";
 import type { DataLoaderLike, Preds } from "./contracts";
 import type { Learner } from "./learner";
 import { resetModelState } from "./predict";
+import { MetricTotals } from "./metrics";
 
 /** Options of `getPreds`. */
 export interface GetPredsOptions {
@@ -27,7 +28,7 @@ function loaderOf(learn: Learner, opts: { dsIdx?: number; dl?: DataLoaderLike })
 
 /** Predictions, targets and optionally per-item losses over a loader, in loader order (see `Learner.getPreds`). */
 export async function getPreds(learn: Learner, opts: GetPredsOptions = {}): Promise<Preds> {
-  return (await collect(learn, opts, false)).out;
+  return (await collect(learn, opts, false)).out!;
 }
 
 /**
@@ -35,7 +36,12 @@ export async function getPreds(learn: Learner, opts: GetPredsOptions = {}): Prom
  * batch size (as the training loop computes the validation loss), which works for a loss given as
  * a plain function too (it has no per-item form).
  */
-async function collect(learn: Learner, opts: GetPredsOptions, meanLoss: boolean): Promise<{ out: Preds; loss: number }> {
+async function collect(
+  learn: Learner,
+  opts: GetPredsOptions,
+  meanLoss: boolean,
+  totals?: MetricTotals,
+): Promise<{ out?: Preds; loss: number }> {
   await ready();
   let lossSum = 0;
   let count = 0;
@@ -56,20 +62,25 @@ async function collect(learn: Learner, opts: GetPredsOptions, meanLoss: boolean)
             lossSum += learn.lossFunc.forward(logits, b.yb, "mean").dataSync()[0]! * bs;
             count += bs;
           }
+          totals?.add(logits, b.yb);
+          if (totals && !totals.keepsPreds) return { p: undefined, l: undefined };
           return {
             p: act ? learn.lossFunc.activation(logits) : logits,
             l: opts.withLoss ? learn.lossFunc.forward(logits, b.yb, "none") : undefined,
           };
         });
-        ps.push(p);
-        ts.push(b.yb.clone());
+        if (p) {
+          ps.push(p);
+          ts.push(b.yb.clone());
+        }
         if (l) ls.push(l);
       } finally {
         b.xb.dispose();
         b.yb.dispose();
       }
     }
-    if (!ps.length) throw new Error("getPreds: the loader yielded no batches");
+    if (!ps.length && !count) throw new Error("getPreds: the loader yielded no batches");
+    if (!ps.length) return { loss: lossSum / count };
     const [cp, ct] = concatBatches(ps, ts);
     const out: Preds = { preds: cp as tf.Tensor2D, targs: ct };
     if (opts.withLoss) out.losses = tf.concat(ls) as tf.Tensor1D;
@@ -81,11 +92,13 @@ async function collect(learn: Learner, opts: GetPredsOptions, meanLoss: boolean)
 
 /** `[loss, ...metrics]` over a loader (default the validation set). */
 export async function validate(learn: Learner, opts: { dsIdx?: number; dl?: DataLoaderLike } = {}): Promise<number[]> {
-  const { out, loss } = await collect(learn, { ...opts, act: false }, true);
+  // additive metrics are summed batch by batch (no predictions kept unless a metric needs them all)
+  const totals = new MetricTotals(learn.metrics);
+  const { out, loss } = await collect(learn, { ...opts, act: false }, true, totals);
   try {
-    return [loss, ...learn.metrics.map((m) => m.compute(out.preds, out.targs))];
+    return [loss, ...totals.values(out)];
   } finally {
-    tf.dispose([out.preds, out.targs]);
+    if (out) tf.dispose([out.preds, out.targs]);
   }
 }
 
