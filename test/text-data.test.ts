@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import * as tf from "../lib/engine/tf";
 import { ready } from "../lib/engine/backend";
 import { decodeUtf8, padInputChunk, SortedDL, TextDataLoaders } from "../lib/text/data";
 import { LMDataLoader } from "../lib/text/lm-loader";
@@ -159,13 +160,29 @@ test("custom tokenizer rules reach predict and the export by name: the same ids 
   const dls = TextDataLoaders.fromDf(frameFromRows(rows), { rules: [digitsAsWord, ...defaultRules], validPct: 0, cacheDir: false, minFreq: 1 });
   assert.deepEqual(dls.tokenizer.tokenize("ring 42"), ["xxbos", "ring", "number"]);
   const spec = JSON.parse(JSON.stringify(dls.inferenceSpec())) as ReturnType<typeof dls.inferenceSpec>; // as an export stores it
-  assert.equal(spec.rules![0], "digitsAsWord");
+  assert.equal(spec.rules![0]!.name, "digitsAsWord");
   const ids = await prepareTextInputs(spec, ["call 555"]);
   const num = dls.numericalize;
   assert.deepEqual(Array.from(ids.dataSync()), Array.from(num.encode(["xxbos", "call", "number"])), "predict tokenizes with the training rules");
   assert.notEqual(num.encode(["number"])[0], num.encode(["xxunk"])[0]);
   ids.dispose();
-  await assert.rejects(prepareTextInputs({ ...spec, rules: ["stripSignatures", ...spec.rules!.slice(1)] }, ["hi"]), /tokenizer rule\(s\) "stripSignatures" that this process does not know; .*registerTextRule/);
+  await assert.rejects(prepareTextInputs({ ...spec, rules: [{ name: "stripSignatures", source: "0" }, ...spec.rules!.slice(1)] }, ["hi"]), /tokenizer rule\(s\) "stripSignatures" that this process does not know; .*registerTextRule/);
+  // another function registered under the model's rule name (another process, a same-named rule): refused, not used
+  const { registerTextRule } = await import("../lib/text/rules");
+  registerTextRule((t: string) => t, "digitsAsWord");
+  await assert.rejects(prepareTextInputs(spec, ["call 555"]), /rule\(s\) "digitsAsWord" registered in this process are not the code this text model was trained with/);
+  registerTextRule(digitsAsWord);
+  assert.throws(() => registerTextRule((t: string) => t, "fixHtml"), /"fixHtml" is the name of one of tsfast's default rules/);
+  // in the session, each data's predict uses its own functions, even two same-named rules from one factory
+  const replacer = (word: string) => function swap(t: string): string {
+    return t.replace(/\d+/g, ` ${word} `);
+  };
+  const dlsA = TextDataLoaders.fromDf(frameFromRows(rows), { rules: [replacer("please"), ...defaultRules], validPct: 0, cacheDir: false, minFreq: 1 });
+  const dlsB = TextDataLoaders.fromDf(frameFromRows(rows), { rules: [replacer("call"), ...defaultRules], validPct: 0, cacheDir: false, minFreq: 1 });
+  const [a, b] = [await prepareTextInputs(dlsA.inferenceSpec(), ["7"]), await prepareTextInputs(dlsB.inferenceSpec(), ["7"])];
+  assert.deepEqual(Array.from(a.dataSync()), Array.from(dlsA.numericalize.encode(["xxbos", "please"])));
+  assert.deepEqual(Array.from(b.dataSync()), Array.from(dlsB.numericalize.encode(["xxbos", "call"])));
+  tf.dispose([a, b]);
   assert.throws(
     () => TextDataLoaders.fromDf(frameFromRows(rows), { rules: [(t: string) => t.trim()], validPct: 0, cacheDir: false }),
     /this rule has no name; write it as a named function/,

@@ -1,5 +1,8 @@
 process.env.TSFAST_BACKEND = process.env.TSFAST_BACKEND ?? "cpu";
 import { test } from "node:test";
+import { RNNRegularizer } from "../lib/models/rnn";
+import { MixUp } from "../lib/learner/mixup";
+import { GradientAccumulation } from "../lib/learner/grad-accum";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -95,6 +98,13 @@ test("languageModelLearner trains (accuracy, perplexity), writes text with predi
   assert.deepEqual(again.paramGroups().map((g) => g.some(isTrained)), [false, false, false, true], "frozen to the last group, as fastai");
   // the file records its sizes: without a config the model takes them; a config that contradicts them is refused
   const sized = await languageModelLearner(dlsSmaller, AWD_LSTM, { pretrained: lmFile, progress: false });
+  // AR/TAR: the built-in RNNRegularizer, or the user's in its place, never both; after MixUp (0), before GradientAccumulation (6)
+  const regs = (l: { cbs: object[] }) => l.cbs.filter((c) => c instanceof RNNRegularizer) as RNNRegularizer[];
+  assert.deepEqual(regs(sized).map((r) => [r.alpha, r.beta]), [[2, 1]]);
+  const own = await languageModelLearner(dlsSmaller, AWD_LSTM, { pretrained: lmFile, progress: false, cbs: [new RNNRegularizer({ alpha: 0.5, beta: 0 })] });
+  assert.deepEqual(regs(own).map((r) => [r.alpha, r.beta]), [[0.5, 0]]);
+  assert.ok(((new MixUp() as { order?: number }).order ?? 0) < regs(own)[0]!.order && regs(own)[0]!.order < new GradientAccumulation().order);
+  own.dispose();
   assert.deepEqual([sized.lm.encoder.opts.embSz, sized.lm.encoder.opts.nHid, sized.lm.encoder.opts.nLayers], [small.embSz, small.nHid, small.nLayers]);
   await assert.rejects(
     languageModelLearner(dlsSmaller, AWD_LSTM, { pretrained: lmFile, config: { ...small, nHid: 13 } }),

@@ -299,6 +299,8 @@ export interface RNNRegularizerOptions {
  * (fastai's bare callback defaults to alpha = beta = 0; its text learners pass 2 and 1, our defaults.)
  */
 export class RNNRegularizer implements Callback {
+  /** fastai's: after the callbacks that replace the loss (MixUp's order 0), before GradientAccumulation (6), which scales what it adds. */
+  order = 1;
   readonly alpha: number;
   readonly beta: number;
   /** Validation losses are not regularised. */

@@ -50,7 +50,8 @@ function textLearnerOptions(source: { activations?: { raw: tf.Tensor; out: tf.Te
     ...rest,
     lossFunc: rest.lossFunc ?? CrossEntropyLossFlat(),
     splitter: rest.splitter ?? splitter,
-    cbs: [new ModelResetter(), new RNNRegularizer({ alpha: alpha ?? 2, beta: beta ?? 1, source }), ...cbs],
+    // fastai's TextLearner adds both; a RNNRegularizer the user passes replaces the built-in one (never both)
+    cbs: [new ModelResetter(), ...(cbs.some((c) => c instanceof RNNRegularizer) ? [] : [new RNNRegularizer({ alpha: alpha ?? 2, beta: beta ?? 1, source })]), ...cbs],
   };
 }
 

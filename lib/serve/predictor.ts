@@ -66,7 +66,14 @@ async function loadLearnerPredictor(dir: string): Promise<Predictor> {
   const learn = await loadLearner(dir);
   // a text model trained with custom tokenizer rules: refuse at start, not at every request, when they are unknown here
   const spec = (learn as { meta?: { inferenceSpec?: unknown } }).meta?.inferenceSpec;
-  if (isTextSpec(spec)) specTokenizer(spec);
+  if (isTextSpec(spec)) {
+    try {
+      specTokenizer(spec);
+    } catch (e) {
+      learn.model.dispose();
+      throw e;
+    }
+  }
   // An exported learner owns its model's weights; the server frees them on close().
   return Object.assign(learn, { dispose: () => learn.model.dispose() });
 }

@@ -20,7 +20,7 @@ import { Rng } from "../data/random";
 import { column, readCsv, type DataFrame } from "../tabular/frame";
 import { LMDataLoader, lmLoaderDefaults } from "./lm-loader";
 import { Numericalize, Tokenizer, type TokenizerOptions, type VocabOptions } from "./tokenize";
-import { textRuleNames, textRulesByName } from "./rules";
+import { textRuleRefs, textRulesByRef, type TextRuleRef } from "./rules";
 
 /** `TextDataLoaders`' defaults (fastai's). */
 export const textDataDefaults = { bs: 64, seqLen: lmLoaderDefaults.seqLen, seed: 42, padIdx: 1 } as const;
@@ -211,11 +211,11 @@ export interface TextInferenceSpec {
   isMultiLabel: false;
   padIdx: number;
   /**
-   * The names of the tokenizer's rules and post-rules (`registerTextRule`); absent in older exports, which
-   * used the defaults. `predict` tokenizes with the same rules, found by name.
+   * The tokenizer's rules and post-rules: name (`registerTextRule`) and a hash of the source; absent in older
+   * exports, which used the defaults. `predict` tokenizes with the same rules, found by name and checked.
    */
-  rules?: string[];
-  postRules?: string[];
+  rules?: TextRuleRef[];
+  postRules?: TextRuleRef[];
   /** A language model: `predict` gives the next token (its distribution over `vocab`). */
   target?: { kind: "next-token" };
 }
@@ -225,13 +225,23 @@ export function isTextSpec(spec: unknown): spec is TextInferenceSpec {
   return !!spec && typeof spec === "object" && (spec as { kind?: unknown }).kind === "text";
 }
 
-/** The tokenizer of an inference spec: its rules found by name (an error names the rules this process does not know). */
+/** The tokenizers of the specs a live `TextDataLoaders` handed out (in-session predict uses its own functions, not the registry). */
+const liveTokenizers = new WeakMap<object, Tokenizer>();
+
+/**
+ * The tokenizer of an inference spec: the data's own for a spec from a live `TextDataLoaders`; for an
+ * export, its rules found by name and checked against their recorded source (an error names the rules this
+ * process does not know or has other code for).
+ */
 export function specTokenizer(spec: TextInferenceSpec): Tokenizer {
-  return new Tokenizer({
-    cacheDir: false,
-    ...(spec.rules ? { rules: textRulesByName(spec.rules) } : {}),
-    ...(spec.postRules ? { postRules: textRulesByName(spec.postRules) } : {}),
-  });
+  return (
+    liveTokenizers.get(spec) ??
+    new Tokenizer({
+      cacheDir: false,
+      ...(spec.rules ? { rules: textRulesByRef(spec.rules) } : {}),
+      ...(spec.postRules ? { postRules: textRulesByRef(spec.postRules) } : {}),
+    })
+  );
 }
 
 /** Raw texts → int32 ids [n, longest] (padded as the classifier's batches; caller disposes); an empty text is an error. */
@@ -310,7 +320,7 @@ export class TextDataLoaders {
   readonly padIdx = textDataDefaults.padIdx;
   /** The tokenizer of these texts (its rules, no cache), what `predict` uses on new texts. */
   readonly tokenizer: Tokenizer;
-  private readonly ruleNames: { rules: string[]; postRules: string[] };
+  private readonly ruleRefs: { rules: TextRuleRef[]; postRules: TextRuleRef[] };
 
   private constructor(raw: RawTexts, opts: TextDataLoadersOptions) {
     warnReplaced(raw.replaced);
@@ -321,7 +331,7 @@ export class TextDataLoaders {
     this.isLm = !!opts.isLm;
     const tokenizer = new Tokenizer(opts);
     // named now, so a rule without a name is refused before any work, and predict/export can find each rule
-    this.ruleNames = { rules: textRuleNames(tokenizer.rules), postRules: textRuleNames(tokenizer.postRules) };
+    this.ruleRefs = { rules: textRuleRefs(tokenizer.rules), postRules: textRuleRefs(tokenizer.postRules) };
     this.tokenizer = new Tokenizer({ rules: tokenizer.rules, postRules: tokenizer.postRules, cacheDir: false });
     const toks = tokenizer.tokenizeTexts(raw.texts.map((t, i) => (kept.has(i) ? t : "")));
     this.tokensFromCache = tokenizer.lastFromCache;
@@ -403,11 +413,13 @@ export class TextDataLoaders {
 
   /** What export and `predict` need to process raw texts. */
   inferenceSpec(): TextInferenceSpec {
-    return {
+    const spec: TextInferenceSpec = {
       version: 1, kind: "text", isLm: this.isLm, textVocab: [...this.textVocab], vocab: [...this.vocab], isMultiLabel: false, padIdx: this.padIdx,
-      rules: [...this.ruleNames.rules], postRules: [...this.ruleNames.postRules],
+      rules: this.ruleRefs.rules.map((r) => ({ ...r })), postRules: this.ruleRefs.postRules.map((r) => ({ ...r })),
       ...(this.isLm ? { target: { kind: "next-token" as const } } : {}),
     };
+    liveTokenizers.set(spec, this.tokenizer); // this learner's predict tokenizes with these very functions
+    return spec;
   }
 
   /** One batch decoded: the text of each row and its label (classifier) or the text it predicts (language model). */

@@ -4,6 +4,7 @@
  * the same order as fastai's `defaults.text_proc_rules`, so a corpus tokenizes as fastai's would
  * (the word splitter underneath differs: see `tokenize.ts`).
  */
+import { createHash } from "node:crypto";
 
 /** Unknown token (id 0 after `Numericalize`). */
 export const UNK = "xxunk";
@@ -125,14 +126,27 @@ export const defaultRules: readonly TextRule[] = [
 export const defaultPostRules: readonly TextRule[] = [replaceSpace];
 
 /**
- * Rules by name. An export records its rules' names (a function cannot be saved as data, where fastai
- * pickles it), and `predict` finds them here: the defaults are registered; a named rule given to
- * `TextDataLoaders` registers itself; in another process (`loadLearner`, `tsfast serve`) call
- * `registerTextRule` before predicting. The last rule registered under a name wins (a notebook cell run
- * again defines its function again).
+ * Rules by name. An export records each rule's name and a hash of its source code (a function cannot be
+ * saved as data, where fastai pickles it), and `predict` finds them here: the defaults are registered; a
+ * named rule given to `TextDataLoaders` registers itself; in another process (`loadLearner`, `serve`) call
+ * `registerTextRule` before predicting. A rule registered again under its name replaces the old one (a
+ * notebook cell run again defines its function again); a model whose recorded source differs from the
+ * registered rule's is refused, so a text is never tokenized with other code than in training.
  */
 const ruleRegistry = new Map<string, TextRule>();
 const nameOfRule = new Map<TextRule, string>();
+const defaultNames = new Set<string>();
+
+/** What an export records of one rule: its registered name and the sha256 of its source (16 hex digits). */
+export interface TextRuleRef {
+  name: string;
+  source: string;
+}
+
+/** The hash of a rule's source code, recorded by exports and checked when a model is loaded elsewhere. */
+export function ruleSourceHash(rule: TextRule): string {
+  return createHash("sha256").update(rule.toString()).digest("hex").slice(0, 16);
+}
 
 /** Make `rule` findable under `name` (default its function name) by models exported with it. */
 export function registerTextRule(rule: TextRule, name: string = rule.name): string {
@@ -143,28 +157,42 @@ export function registerTextRule(rule: TextRule, name: string = rule.name): stri
         'registerTextRule(rule, "myRule"); an exported model records its rules by name',
     );
   }
+  if (defaultNames.has(name) && ruleRegistry.get(name) !== rule) {
+    throw new Error(`registerTextRule: "${name}" is the name of one of tsfast's default rules; give your rule another name`);
+  }
   ruleRegistry.set(name, rule);
   nameOfRule.set(rule, name);
   return name;
 }
-for (const r of [...defaultRules, ...defaultPostRules]) registerTextRule(r);
+for (const r of [...defaultRules, ...defaultPostRules]) defaultNames.add(registerTextRule(r));
 
-/** The names of `rules`, registering the named ones not seen before (what an inference spec records). */
-export function textRuleNames(rules: readonly TextRule[]): string[] {
-  return rules.map((r) => nameOfRule.get(r) ?? registerTextRule(r));
+/** The references (name and source hash) of `rules`, registering the named ones not seen before (what an inference spec records). */
+export function textRuleRefs(rules: readonly TextRule[]): TextRuleRef[] {
+  return rules.map((r) => ({ name: nameOfRule.get(r) ?? registerTextRule(r), source: ruleSourceHash(r) }));
 }
 
-/** The rules registered under `names`; an error lists the ones this process does not know and how to fix it. */
-export function textRulesByName(names: readonly string[]): TextRule[] {
-  const missing = names.filter((n) => !ruleRegistry.has(n));
+/**
+ * The rules registered under the names of `refs`; an error lists the ones this process does not know, or
+ * whose registered code is not the code the model was trained with, and how to fix it.
+ */
+export function textRulesByRef(refs: readonly (TextRuleRef | string)[]): TextRule[] {
+  const named = refs.map((r) => (typeof r === "string" ? { name: r, source: undefined } : r));
+  const missing = named.filter((r) => !ruleRegistry.has(r.name)).map((r) => `"${r.name}"`);
   if (missing.length) {
     throw new Error(
-      `this text model was trained with tokenizer rule(s) ${missing.map((n) => `"${n}"`).join(", ")} that this process does not know; ` +
+      `this text model was trained with tokenizer rule(s) ${missing.join(", ")} that this process does not know; ` +
         `run the code that defines them and call registerTextRule(fn) for each (import { registerTextRule } from "tsfast") ` +
-        `before loadLearner/predict, so texts are tokenized as in training`,
+        `before predicting, so texts are tokenized as in training`,
     );
   }
-  return names.map((n) => ruleRegistry.get(n)!);
+  const changed = named.filter((r) => r.source !== undefined && ruleSourceHash(ruleRegistry.get(r.name)!) !== r.source).map((r) => `"${r.name}"`);
+  if (changed.length) {
+    throw new Error(
+      `the tokenizer rule(s) ${changed.join(", ")} registered in this process are not the code this text model was trained with ` +
+        `(their source differs); register the same functions the model was trained with`,
+    );
+  }
+  return named.map((r) => ruleRegistry.get(r.name)!);
 }
 
 /**
