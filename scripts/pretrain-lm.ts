@@ -150,16 +150,16 @@ async function storeTiedOnce(src: string, dest: string): Promise<void> {
   await writeSafetensors(dest, tensors, f.metadata);
 }
 
-async function writeAtomicAsync(file: string, write: (tmp: string) => Promise<void>): Promise<void> {
+/** Write `file` through a temporary name, renamed when complete; a failed write leaves neither. */
+async function writeAtomic(file: string, write: (tmp: string) => void | Promise<void>): Promise<void> {
   const tmp = `${file}.tmp-${process.pid}`;
-  await write(tmp);
-  fs.renameSync(tmp, file);
-}
-
-function writeAtomic(file: string, write: (tmp: string) => void): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  write(tmp);
-  fs.renameSync(tmp, file);
+  try {
+    await write(tmp);
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  }
 }
 
 async function main(): Promise<void> {
@@ -167,10 +167,10 @@ async function main(): Promise<void> {
   if (process.argv.includes("--compact")) {
     // rewrite an already written checkpoint without the tied copies, and its results file's size
     const file = path.join(o.out, `${o.name}.safetensors`);
-    await writeAtomicAsync(file, (tmp) => storeTiedOnce(file, tmp));
+    await writeAtomic(file, (tmp) => storeTiedOnce(file, tmp));
     const res = path.join(o.out, `${o.name}.results.json`);
     const r = JSON.parse(fs.readFileSync(res, "utf8"));
-    writeAtomic(res, (tmp) => fs.writeFileSync(tmp, JSON.stringify({ ...r, bytes: fs.statSync(file).size }, null, 2) + "\n"));
+    await writeAtomic(res, (tmp) => fs.writeFileSync(tmp, JSON.stringify({ ...r, bytes: fs.statSync(file).size }, null, 2) + "\n"));
     console.log(`${file}: ${fs.statSync(file).size} bytes`);
     return;
   }
@@ -213,7 +213,7 @@ async function main(): Promise<void> {
     learn.path = fs.mkdtempSync(path.join(os.tmpdir(), "pretrain-lm-"));
     const saved = await learn.saveLanguageModel(o.name);
     const file = path.join(o.out, `${o.name}.safetensors`);
-    await writeAtomicAsync(file, (tmp) => storeTiedOnce(saved, tmp));
+    await writeAtomic(file, (tmp) => storeTiedOnce(saved, tmp));
     const valid = validFiles;
     // a quick re-check for the tests: the first CHECK.tokens tokens of two held-out documents, one of each source
     const checkDocs = [valid.find((f) => f.startsWith("moby-dick-"))!, valid.find((f) => f.startsWith("sotu-"))!];
@@ -238,7 +238,7 @@ async function main(): Promise<void> {
       machine: `${os.cpus().length} × ${os.cpus()[0]?.model ?? "?"}, node ${process.version}`,
       date: new Date().toISOString(),
     };
-    writeAtomic(path.join(o.out, `${o.name}.results.json`), (tmp) => fs.writeFileSync(tmp, JSON.stringify(results, null, 2) + "\n"));
+    await writeAtomic(path.join(o.out, `${o.name}.results.json`), (tmp) => fs.writeFileSync(tmp, JSON.stringify(results, null, 2) + "\n"));
     console.log(`wrote ${file} (${results.bytes} bytes) in ${(results.totalSeconds / 60).toFixed(1)} min`);
   }
 }

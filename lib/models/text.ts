@@ -225,7 +225,15 @@ export async function languageModelLearner(dls: TextDataLoaders, arch: TextArch 
 /** The file of `languageModelLearner`'s `pretrained`: `"shipped"` → the shipped English LM, a bare name → that shipped checkpoint, else a path. */
 export function pretrainedLmFile(pretrained: string): string {
   if (pretrained === "shipped") return shippedCheckpoint(SHIPPED_LM);
-  if (!/[/\\]/.test(pretrained) && !pretrained.endsWith(".safetensors")) return shippedCheckpoint(pretrained);
+  if (!/[/\\]/.test(pretrained) && !pretrained.endsWith(".safetensors")) {
+    // a bare name: a shipped checkpoint, or a file in the current folder
+    if (fs.existsSync(pretrained)) return pretrained;
+    try {
+      return shippedCheckpoint(pretrained);
+    } catch (e) {
+      throw new Error(`languageModelLearner: pretrained "${pretrained}" is neither a file nor a shipped checkpoint (${(e as Error).message}); pass a path to a .safetensors file, or "shipped"`);
+    }
+  }
   if (!fs.existsSync(pretrained)) throw new Error(`languageModelLearner: pretrained file ${pretrained} does not exist (pretrained: "shipped" is the English LM shipped with tsfast)`);
   return pretrained;
 }
