@@ -217,3 +217,20 @@ test("languageModelLearner trains (accuracy, perplexity), writes text with predi
   await assert.rejects(wrong.loadEncoder(encFile), /another vocabulary .* textVocab: dlsLm\.vocab/);
   fs.rmSync(dir, { recursive: true, force: true });
 });
+
+test("a language model whose vocabulary is padded with several xxfake exports and loads (fastai's make_vocab pads to a multiple of 8)", async () => {
+  await ready();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "text-lm-fake-"));
+  for (const [rel, text] of Object.entries({ "train/a.txt": "one two three", "train/b.txt": "three two one", "valid/c.txt": "one two" })) {
+    fs.mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
+    fs.writeFileSync(path.join(dir, rel), text);
+  }
+  const dls = TextDataLoaders.fromFolder(dir, { isLm: true, bs: 1, seqLen: 2, cacheDir: false, minFreq: 1 });
+  assert.ok(dls.vocab.filter((t) => t === "xxfake").length > 1, "the 12 tokens are padded with 4 xxfake");
+  const learn = await languageModelLearner(dls, AWD_LSTM, { config: small, progress: false });
+  await learn.export("lm-export");
+  const loaded = await loadLearner(path.join(dir, "lm-export"));
+  const next = await loaded.predict("one two");
+  assert.equal(next.probs.length, dls.vocab.length);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
