@@ -208,3 +208,24 @@ test("TextDataLoaders.fromFolder with isLm splits documents that sit directly in
   assert.throws(() => TextDataLoaders.fromFolder(dir, { cacheDir: false }), /no validation texts/);
   fs.rmSync(dir, { recursive: true, force: true });
 });
+
+test("TextDataLoaders.fromFolder with validPct and no train/valid folders splits every .txt file under the folder at random, as fastai's from_folder", async () => {
+  await ready();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "text-plain-"));
+  for (let i = 0; i < 10; i++) {
+    fs.mkdirSync(path.join(dir, "pos"), { recursive: true });
+    fs.mkdirSync(path.join(dir, "neg"), { recursive: true });
+    fs.writeFileSync(path.join(dir, "pos", `${i}.txt`), `good film ${i}`);
+    fs.writeFileSync(path.join(dir, "neg", `${i}.txt`), `bad film ${i}`);
+  }
+  const lm = TextDataLoaders.fromFolder(dir, { isLm: true, validPct: 0.2, bs: 1, seqLen: 2, cacheDir: false, minFreq: 1 });
+  // 20 texts of xxbos + 3 tokens: 16 train, 4 validate
+  assert.equal((lm.train as LMDataLoader).totalTokens + (lm.valid as LMDataLoader).totalTokens, 80);
+  assert.equal((lm.valid as LMDataLoader).totalTokens, 16);
+  const clas = TextDataLoaders.fromFolder(dir, { validPct: 0.2, bs: 4, cacheDir: false, minFreq: 1 });
+  assert.deepEqual(clas.vocab, ["neg", "pos"], "labels are the parent folders");
+  assert.equal((clas.train as SortedDL).n + (clas.valid as SortedDL).n, 20);
+  // without validPct the error says how to split such a folder
+  assert.throws(() => TextDataLoaders.fromFolder(dir, { isLm: true, cacheDir: false }), /no \.txt files under .*train.*give validPct/);
+  fs.rmSync(dir, { recursive: true, force: true });
+});

@@ -370,10 +370,15 @@ export class TextDataLoaders {
     const train = opts.train ?? "train";
     const valid = opts.valid ?? "valid";
     const folders = opts.folders ?? [train, valid];
-    const files = getFiles(dir, { extensions: [".txt"], folders });
+    let files = getFiles(dir, { extensions: [".txt"], folders });
+    // a random split needs no train/valid folders: fastai's from_folder with valid_pct reads every .txt file under path
+    if (!files.length && opts.validPct !== undefined && !opts.folders) files = getFiles(dir, { extensions: [".txt"] });
     const none = (where: string[]) => {
       const found = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => !f.startsWith(".")) : [];
-      return new Error(`TextDataLoaders.fromFolder: no .txt files under ${where.map((f) => path.join(dir, f)).join(" or ")} (${dir} holds: ${found.join(", ") || "nothing"}); name the folders with train/valid or folders`);
+      return new Error(
+        `TextDataLoaders.fromFolder: no .txt files under ${where.map((f) => path.join(dir, f)).join(" or ")} (${dir} holds: ${found.join(", ") || "nothing"}); ` +
+          `name the folders with train/valid or folders${opts.validPct === undefined ? ", or give validPct (e.g. 0.2) to split every .txt file under it at random" : ""}`,
+      );
     };
     if (!files.length) throw none(folders);
     const replaced: RawTexts["replaced"] = [];
