@@ -146,6 +146,11 @@ test("TextDataLoaders.fromDf with isLm: language-model streams over the token vo
   assert.match(warnings[0]!, /1 text had bytes that are not UTF-8 \(1 replaced with U\+FFFD\), e\.g\. .*reviews\.csv/);
   assert.match(warnings[1]!, /skipped 1 empty text \(row 2\)/);
   assert.ok(ok.textVocab.some((t) => t.includes("\uFFFD")), "the replacement character reaches the tokens");
+  // a missing label cell is refused by row, not made a class "null" (numbers as labels are fine)
+  fs.writeFileSync(csv, 'text,label\n"good, quoted\nfilm",1\nbad film,0\nno label here,\n,\n');
+  assert.throws(() => TextDataLoaders.fromCsv(csv, { validPct: 0, cacheDir: false }), /row 2 has an empty label \(column "label"\); fill or remove it/);
+  fs.writeFileSync(csv, 'text,label\n"good, quoted\nfilm",1\nbad film,0\n');
+  assert.deepEqual(TextDataLoaders.fromCsv(csv, { validPct: 0, cacheDir: false }).vocab, ["0", "1"]);
   fs.rmSync(dir, { recursive: true, force: true });
 });
 

@@ -298,7 +298,14 @@ function frameTexts(df: DataFrame, opts: TextFrameOptions): Omit<RawTexts, "repl
       trn = texts.flatMap((_, i) => (isValid[i] ? [] : [i]));
       val = texts.flatMap((_, i) => (isValid[i] ? [i] : []));
     } else [trn, val] = RandomSplitter(opts.validPct ?? 0.2, opts.seed ?? textDataDefaults.seed)(texts);
-    const labels = opts.isLm ? undefined : column(df, labelCol).map((v) => String(v));
+    const cells = opts.isLm ? undefined : column(df, labelCol);
+    // an empty label cell would become a class named "null" or ""; refuse the rows (an empty text is skipped anyway)
+    const blank = (cells ?? []).flatMap((v, i) => (texts[i]!.trim() !== "" && (v === null || v === undefined || Number.isNaN(v) || String(v).trim() === "") ? [i] : []));
+    if (blank.length) {
+      const shown = blank.slice(0, 10).join(", ") + (blank.length > 10 ? ` and ${blank.length - 10} more` : "");
+      throw new Error(`TextDataLoaders: row${blank.length === 1 ? "" : "s"} ${shown} ha${blank.length === 1 ? "s" : "ve"} an empty label (column "${labelCol}"); fill or remove ${blank.length === 1 ? "it" : "them"}`);
+    }
+    const labels = cells?.map((v) => String(v));
     return { texts, labels, names: rowNames, train: trn, valid: val };
 }
 
