@@ -141,6 +141,10 @@ test("languageModelLearner trains (accuracy, perplexity), writes text with predi
   const lm0 = lmLearn.lm.encoder.encoder.read().dataSync()[0];
   for (const seed of [1, 2, 3]) assert.deepEqual((await lmLearn.predict("I loved", { nWords: 1, seed, temperature: 1e-3 })).added, [nextA.label], `seed ${seed}`);
   assert.equal(lmLearn.lm.encoder.encoder.read().dataSync()[0], lm0);
+  // temperature 0 is that limit (it divided by zero and sampled a NaN weight); a negative one or nWords -1 is an error
+  assert.deepEqual((await lmLearn.predict("I loved", { nWords: 1, seed: 1, temperature: 0 })).added, [nextA.label]);
+  await assert.rejects(lmLearn.predict("I loved", { temperature: -1 }), /temperature must be 0 .* or more, got -1/);
+  await assert.rejects(lmLearn.predict("I loved", { nWords: -1 }), /nWords must be a whole number, 0 or more, got -1/);
 
   // the classifier over the LM's vocabulary
   const dlsClas = TextDataLoaders.fromFolder(dir, { bs: 4, seqLen: 8, cacheDir, textVocab: dlsLm.vocab });

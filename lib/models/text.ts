@@ -64,7 +64,7 @@ function encoderFile(learn: Learner, name: string): string {
 export interface GenerateOptions {
   /** Words (tokens) to add (default 1). */
   nWords?: number;
-  /** Sampling temperature: probabilities are raised to 1/temperature (default 1). */
+  /** Sampling temperature: probabilities are raised to 1/temperature (default 1); 0 takes the most likely token. */
   temperature?: number;
   /** Never sample `xxunk` (default true). */
   noUnk?: boolean;
@@ -100,9 +100,12 @@ export class LMLearner extends Learner<TextDataLoaders> {
     const unk = vocab.indexOf(UNK);
     const rng = new Rng(opts.seed ?? 0);
     const temperature = opts.temperature ?? 1;
+    const nWords = opts.nWords ?? 1;
+    if (!(temperature >= 0) || !Number.isFinite(temperature)) throw new Error(`predict: temperature must be 0 (the most likely word) or more, got ${temperature}`);
+    if (!Number.isInteger(nWords) || nWords < 0) throw new Error(`predict: nWords must be a whole number, 0 or more, got ${nWords}`);
     const added: string[] = [];
     const lm = this.lm;
-    for (let w = 0; w < (opts.nWords ?? 1); w++) {
+    for (let w = 0; w < nWords; w++) {
       lm.reset();
       const probs = tf.tidy(() => {
         const logits = this.model.apply(tf.tensor2d([ids], [1, ids.length], "int32"), { training: false }) as tf.Tensor;
@@ -113,7 +116,8 @@ export class LMLearner extends Learner<TextDataLoaders> {
       if ((opts.noUnk ?? true) && unk >= 0) p[unk] = 0;
       // p^(1/T), computed as exp((log p − max log p) / T) so a low temperature does not underflow to all zeros
       const top = Math.max(...p);
-      const weights = temperature === 1 ? p : p.map((v) => (v > 0 ? Math.exp((Math.log(v) - Math.log(top)) / temperature) : 0));
+      // temperature 0 is the limit: the most likely token
+      const weights = temperature === 1 ? p : p.map((v) => (v > 0 ? (temperature === 0 ? +(v === top) : Math.exp((Math.log(v) - Math.log(top)) / temperature)) : 0));
       const next = sample(weights, rng);
       ids.push(next);
       added.push(vocab[next]!);
