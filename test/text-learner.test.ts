@@ -189,8 +189,8 @@ test("languageModelLearner trains (accuracy, perplexity), writes text with predi
   // tsfast serve: a JSON { "text": ... } body in, the same prediction out; no text field is a 400, an empty text a 422
   const h = await serve(path.join(dir, "clas-export"), { port: 0 });
   try {
-    const post = async (body: string) => {
-      const res = await fetch(`${h.url}predict`, { method: "POST", headers: { "Content-Type": "application/json" }, body });
+    const post = async (body: string, type = "application/json") => {
+      const res = await fetch(`${h.url}predict`, { method: "POST", headers: { "Content-Type": type }, body });
       return { status: res.status, json: (await res.json()) as { label?: string; probs?: number[]; error?: string; code?: string } };
     };
     const got = await post(JSON.stringify({ text: "good and great . I loved it ." }));
@@ -203,6 +203,16 @@ test("languageModelLearner trains (accuracy, perplexity), writes text with predi
     const empty = await post(JSON.stringify({ text: " " }));
     assert.equal(empty.status, 422);
     assert.match(empty.json.error!, /the text is empty/);
+    // a body the text model cannot take says how to send text (these said to send a tabular row or an image)
+    const sendText = /send the text as JSON \{"text": "..."\} with Content-Type application\/json/;
+    for (const [body, type, status] of [["{not json", "application/json", 400], ["", "application/json", 400], ["good film", "text/plain", 415], ["good film", "application/octet-stream", 415]] as const) {
+      const bad = await post(body, type);
+      assert.equal(bad.status, status, `${type} ${body}`);
+      assert.match(bad.json.error!, sendText, `${type} ${body}`);
+    }
+    const aString = await post(JSON.stringify("good film"));
+    assert.equal(aString.status, 400);
+    assert.match(aString.json.error!, /send \{"text": "..."\} \(the body is a string\)/);
   } finally {
     await h.close();
   }
