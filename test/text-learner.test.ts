@@ -216,6 +216,16 @@ test("languageModelLearner trains (accuracy, perplexity), writes text with predi
   } finally {
     await h.close();
   }
+  // serve(learn), the learner in memory, takes the same JSON body (it handed the object to predict: a 422)
+  const inMemory = await serve(learn, { port: 0 });
+  try {
+    const res = await fetch(`${inMemory.url}predict`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ text: "good and great . I loved it ." }) });
+    const json = (await res.json()) as { label?: string; error?: string };
+    assert.equal(res.status, 200, json.error);
+    assert.equal(json.label, (await learn.predict("good and great . I loved it .")).label);
+  } finally {
+    await inMemory.close();
+  }
 
   // tsfast predict <export> review.txt: each file's text classified
   fs.writeFileSync(path.join(dir, "review.txt"), "good and great . I loved it .");

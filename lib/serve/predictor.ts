@@ -10,7 +10,7 @@ import * as path from "node:path";
 import { performance } from "node:perf_hooks";
 import type { LearnerLike, Prediction } from "../learner/contracts";
 import { loadLearner } from "../learner/export";
-import { isTextSpec, specTokenizer } from "../text/data";
+import { isTextSpec, specTokenizer, TextDataLoaders } from "../text/data";
 import { checkImage } from "./image";
 import { HttpError } from "./errors";
 import type { Upload } from "./upload";
@@ -93,12 +93,14 @@ export function asPredictor(source: Predictor | LearnerLike): Predictor {
     if (Array.isArray(s.vocab)) return source as Predictor;
     if (s.dls && Array.isArray(s.dls.vocab)) {
       const learn = source as LearnerLike;
-      const p: Predictor & { model?: unknown } = {
+      const p: Predictor & { model?: unknown; inputKind?: string } = {
         vocab: learn.dls.vocab!,
         isMultiLabel: !!learn.dls.isMultiLabel,
         predict: (input) => learn.predict(input),
         model: learn.model,
       };
+      // a text learner takes { "text": "..." } as its export does
+      if (learn.dls instanceof TextDataLoaders) p.inputKind = "text";
       if (typeof learn.predictBatch === "function") p.predictBatch = (inputs) => learn.predictBatch!(inputs);
       return p;
     }
@@ -199,10 +201,11 @@ async function predictJsonText(predictor: Predictor, json: unknown): Promise<Pre
 /** How to send a text model its input (in the errors of a body it cannot take). */
 export const TEXT_HOW = `send the text as JSON {"text": "..."} with Content-Type application/json (curl -H 'Content-Type: application/json' -d '{"text": "a great film"}')`;
 
-/** The kind of input an export takes ("image", "tabular", "text", ...), from its inference spec; undefined for a learner or a hand-made predictor without one. */
+/** The kind of input an export takes ("image", "tabular", "text", ...), from its inference spec (a text learner in memory: "text"); undefined for other learners and hand-made predictors. */
 export function specKind(predictor: Predictor): string | undefined {
-  const spec = (predictor as { meta?: { inferenceSpec?: { kind?: string } | null } }).meta?.inferenceSpec;
-  return spec === undefined ? undefined : (spec?.kind ?? "image");
+  const p = predictor as { meta?: { inferenceSpec?: { kind?: string } | null }; inputKind?: string };
+  const spec = p.meta?.inferenceSpec;
+  return spec === undefined ? p.inputKind : (spec?.kind ?? "image");
 }
 
 function asError(e: unknown): Error {
