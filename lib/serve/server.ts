@@ -142,7 +142,7 @@ export async function serve(source: string | Predictor | LearnerLike, opts: Serv
   if (owned) await ready();
   const predictor = owned ? await loadPredictor(source) : asPredictor(source);
   const title = o.title ?? (owned ? `tsfast: ${path.basename(path.resolve(source))}` : "tsfast model");
-  const page = uploadPage({ title, vocab: predictor.vocab, maxBytes: o.maxBytes, topK: o.topK });
+  const page = uploadPage({ title, vocab: predictor.vocab, maxBytes: o.maxBytes, topK: o.topK, text: specKind(predictor) === "text" });
   const how = specKind(predictor) === "text" ? TEXT_HOW : undefined;
   const queue = new BatchQueue(checkedBatchPredict(predictor, o.maxPixels), o.concurrency, o.maxBatch, o.maxQueue);
   const started = Date.now();
