@@ -258,3 +258,21 @@ test("a language model whose vocabulary is padded with several xxfake exports an
   assert.equal(next.probs.length, dls.vocab.length);
   fs.rmSync(dir, { recursive: true, force: true });
 });
+
+test("loadEncoder takes the encoder of a language model in another folder by its absolute path, with or without .safetensors (fastai's join_path_file)", async () => {
+  await ready();
+  const dir = corpus();
+  const lmDir = fs.mkdtempSync(path.join(os.tmpdir(), "text-lm-elsewhere-"));
+  const dlsLm = TextDataLoaders.fromFolder(dir, { isLm: true, bs: 4, seqLen: 8, cacheDir: false, minFreq: 1, path: lmDir });
+  const lm = await languageModelLearner(dlsLm, AWD_LSTM, { config: small, progress: false });
+  const file = await lm.saveEncoder("ft");
+  assert.equal(file, path.join(lmDir, "models", "ft.safetensors"));
+  const dlsClas = TextDataLoaders.fromFolder(dir, { bs: 4, seqLen: 8, cacheDir: false, textVocab: dlsLm.vocab });
+  const clas = await textClassifierLearner(dlsClas, AWD_LSTM, { config: small, progress: false });
+  await assert.rejects(clas.loadEncoder("ft"), /no encoder at .*ft\.safetensors; .* or pass the file it wrote/);
+  await clas.loadEncoder(file);
+  await clas.loadEncoder(path.join(lmDir, "models", "ft"));
+  assert.deepEqual(clas.encoder.encoder.encoder.read().dataSync(), lm.lm.encoder.encoder.read().dataSync());
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.rmSync(lmDir, { recursive: true, force: true });
+});

@@ -55,9 +55,9 @@ function textLearnerOptions(source: { activations?: { raw: tf.Tensor; out: tf.Te
   };
 }
 
-/** The encoder file of `name`: `<path>/<modelDir>/<name>.safetensors`. */
+/** The encoder file of `name`: `<path>/<modelDir>/<name>.safetensors` (an absolute `name` is used as it is, as fastai's `join_path_file`). */
 function encoderFile(learn: Learner, name: string): string {
-  return nodePath.join(learn.path, learn.modelDir, `${name}.safetensors`);
+  return nodePath.isAbsolute(name) ? `${name}.safetensors` : nodePath.join(learn.path, learn.modelDir, `${name}.safetensors`);
 }
 
 /** Options of `LMLearner.predict` (fastai's `LMLearner.predict`). */
@@ -291,7 +291,9 @@ export class TextClassifierLearner extends Learner<TextDataLoaders> {
   async loadEncoder(name: string): Promise<this> {
     await ready();
     const file = fs.existsSync(name) ? name : encoderFile(this, name);
-    if (!fs.existsSync(file)) throw new Error(`loadEncoder: no encoder at ${file}; write one with the language model's learn.saveEncoder("${name}")`);
+    if (!fs.existsSync(file)) {
+      throw new Error(`loadEncoder: no encoder at ${file}; write one with the language model's learn.saveEncoder("${name}"), or pass the file it wrote (saveEncoder returns its path) when the language model had another folder`);
+    }
     const f = await readSafetensors(file);
     const vocab = parseVocab(f.metadata, file);
     const mine = this.dls.textVocab;
