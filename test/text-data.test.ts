@@ -151,6 +151,12 @@ test("TextDataLoaders.fromDf with isLm: language-model streams over the token vo
   assert.throws(() => TextDataLoaders.fromCsv(csv, { validPct: 0, cacheDir: false }), /row 2 has an empty label \(column "label"\); fill or remove it/);
   fs.writeFileSync(csv, 'text,label\n"good, quoted\nfilm",1\nbad film,0\n');
   assert.deepEqual(TextDataLoaders.fromCsv(csv, { validPct: 0, cacheDir: false }).vocab, ["0", "1"]);
+  // a validation column as Excel and R write it (TRUE/FALSE), or yes/no, splits the rows (it sent every row to training)
+  for (const [yes, no] of [["TRUE", "FALSE"], ["yes", "no"], ["True", "False"], ["1", "0"]]) {
+    fs.writeFileSync(csv, `text,label,is_valid\ngood film,pos,${no}\nbad film,neg,${no}\ngood one,pos,${yes}\n`);
+    const split = TextDataLoaders.fromCsv(csv, { validCol: "is_valid", cacheDir: false, minFreq: 1 });
+    assert.deepEqual([(split.train as SortedDL).n, (split.valid as SortedDL).n], [2, 1], `${yes}/${no}`);
+  }
   fs.rmSync(dir, { recursive: true, force: true });
 });
 

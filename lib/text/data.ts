@@ -15,7 +15,7 @@ import * as path from "node:path";
 import * as tf from "../engine/tf";
 import { ready } from "../engine/backend";
 import { escapeHtml, inKernel, showHtml } from "../display/display";
-import { getFiles, GrandparentSplitter, parentLabel, RandomSplitter } from "../data/items";
+import { getFiles, GrandparentSplitter, parentLabel, RandomSplitter, truthy } from "../data/items";
 import { Rng } from "../data/random";
 import { column, readCsv, type DataFrame } from "../tabular/frame";
 import { LMDataLoader, lmLoaderDefaults } from "./lm-loader";
@@ -294,7 +294,7 @@ function frameTexts(df: DataFrame, opts: TextFrameOptions): Omit<RawTexts, "repl
     let trn: number[];
     let val: number[];
     if (opts.validCol) {
-      const isValid = column(df, opts.validCol).map((v) => v === true || v === 1 || v === "True" || v === "true" || v === "1");
+      const isValid = column(df, opts.validCol).map(truthy); // TRUE (Excel, R), yes, t, 1 as well as true
       trn = texts.flatMap((_, i) => (isValid[i] ? [] : [i]));
       val = texts.flatMap((_, i) => (isValid[i] ? [i] : []));
     } else [trn, val] = RandomSplitter(opts.validPct ?? 0.2, opts.seed ?? textDataDefaults.seed)(texts);
