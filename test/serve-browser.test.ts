@@ -95,3 +95,31 @@ test("choosing a text file shows the server's 415 error on the page", async () =
   assert.match(r.error, /^Error 415: "notes.txt" .* is not an image/);
   assert.equal(r.label, "");
 });
+
+test("a text model's page has a text box (not an image drop zone): the typed text is sent as {\"text\": ...} and its label shown", async () => {
+  const textModel = {
+    vocab: ["neg", "pos"],
+    meta: { inferenceSpec: { kind: "text" } },
+    predict: async (input: Buffer) => {
+      if (typeof input !== "string") throw new Error("a text model takes a string");
+      const p = (input as string).includes("great") ? 0.9 : 0.2;
+      return { label: p > 0.5 ? "pos" : "neg", index: p > 0.5 ? 1 : 0, probs: [1 - p, p] };
+    },
+  };
+  const ht = await serve(textModel, { port: 0 });
+  try {
+    const p = await browser.newPage();
+    await p.route("**/*", (route) => (route.request().url().startsWith(ht.url) ? route.continue() : route.abort()));
+    await p.goto(ht.url);
+    assert.equal(await p.$("#file"), null, "no file input");
+    await p.fill("#text", "a great film");
+    await p.click("#textform button");
+    const r = await resultOf(p);
+    assert.equal(r.state, "done", r.error);
+    assert.equal(r.label, "pos");
+    assert.equal(r.bars.length, 2);
+    await p.close();
+  } finally {
+    await ht.close();
+  }
+});

@@ -146,6 +146,17 @@ test("TextDataLoaders.fromDf with isLm: language-model streams over the token vo
   assert.match(warnings[0]!, /1 text had bytes that are not UTF-8 \(1 replaced with U\+FFFD\), e\.g\. .*reviews\.csv/);
   assert.match(warnings[1]!, /skipped 1 empty text \(row 2\)/);
   assert.ok(ok.textVocab.some((t) => t.includes("\uFFFD")), "the replacement character reaches the tokens");
+  // a missing label cell is refused by row, not made a class "null" (numbers as labels are fine)
+  fs.writeFileSync(csv, 'text,label\n"good, quoted\nfilm",1\nbad film,0\nno label here,\n,\n');
+  assert.throws(() => TextDataLoaders.fromCsv(csv, { validPct: 0, cacheDir: false }), /row 2 has an empty label \(column "label"\); fill or remove it/);
+  fs.writeFileSync(csv, 'text,label\n"good, quoted\nfilm",1\nbad film,0\n');
+  assert.deepEqual(TextDataLoaders.fromCsv(csv, { validPct: 0, cacheDir: false }).vocab, ["0", "1"]);
+  // a validation column as Excel and R write it (TRUE/FALSE), or yes/no, splits the rows (it sent every row to training)
+  for (const [yes, no] of [["TRUE", "FALSE"], ["yes", "no"], ["True", "False"], ["1", "0"]]) {
+    fs.writeFileSync(csv, `text,label,is_valid\ngood film,pos,${no}\nbad film,neg,${no}\ngood one,pos,${yes}\n`);
+    const split = TextDataLoaders.fromCsv(csv, { validCol: "is_valid", cacheDir: false, minFreq: 1 });
+    assert.deepEqual([(split.train as SortedDL).n, (split.valid as SortedDL).n], [2, 1], `${yes}/${no}`);
+  }
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
@@ -206,5 +217,26 @@ test("TextDataLoaders.fromFolder with isLm splits documents that sit directly in
   assert.ok(dls.textVocab.includes("five") && !dls.textVocab.includes("six"), "the vocabulary comes from train/ only");
   // a classifier still needs class folders
   assert.throws(() => TextDataLoaders.fromFolder(dir, { cacheDir: false }), /no validation texts/);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test("TextDataLoaders.fromFolder with validPct and no train/valid folders splits every .txt file under the folder at random, as fastai's from_folder", async () => {
+  await ready();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "text-plain-"));
+  for (let i = 0; i < 10; i++) {
+    fs.mkdirSync(path.join(dir, "pos"), { recursive: true });
+    fs.mkdirSync(path.join(dir, "neg"), { recursive: true });
+    fs.writeFileSync(path.join(dir, "pos", `${i}.txt`), `good film ${i}`);
+    fs.writeFileSync(path.join(dir, "neg", `${i}.txt`), `bad film ${i}`);
+  }
+  const lm = TextDataLoaders.fromFolder(dir, { isLm: true, validPct: 0.2, bs: 1, seqLen: 2, cacheDir: false, minFreq: 1 });
+  // 20 texts of xxbos + 3 tokens: 16 train, 4 validate
+  assert.equal((lm.train as LMDataLoader).totalTokens + (lm.valid as LMDataLoader).totalTokens, 80);
+  assert.equal((lm.valid as LMDataLoader).totalTokens, 16);
+  const clas = TextDataLoaders.fromFolder(dir, { validPct: 0.2, bs: 4, cacheDir: false, minFreq: 1 });
+  assert.deepEqual(clas.vocab, ["neg", "pos"], "labels are the parent folders");
+  assert.equal((clas.train as SortedDL).n + (clas.valid as SortedDL).n, 20);
+  // without validPct the error says how to split such a folder
+  assert.throws(() => TextDataLoaders.fromFolder(dir, { isLm: true, cacheDir: false }), /no \.txt files under .*train.*give validPct/);
   fs.rmSync(dir, { recursive: true, force: true });
 });

@@ -141,6 +141,10 @@ test("languageModelLearner trains (accuracy, perplexity), writes text with predi
   const lm0 = lmLearn.lm.encoder.encoder.read().dataSync()[0];
   for (const seed of [1, 2, 3]) assert.deepEqual((await lmLearn.predict("I loved", { nWords: 1, seed, temperature: 1e-3 })).added, [nextA.label], `seed ${seed}`);
   assert.equal(lmLearn.lm.encoder.encoder.read().dataSync()[0], lm0);
+  // temperature 0 is that limit (it divided by zero and sampled a NaN weight); a negative one or nWords -1 is an error
+  assert.deepEqual((await lmLearn.predict("I loved", { nWords: 1, seed: 1, temperature: 0 })).added, [nextA.label]);
+  await assert.rejects(lmLearn.predict("I loved", { temperature: -1 }), /temperature must be 0 .* or more, got -1/);
+  await assert.rejects(lmLearn.predict("I loved", { nWords: -1 }), /nWords must be a whole number, 0 or more, got -1/);
 
   // the classifier over the LM's vocabulary
   const dlsClas = TextDataLoaders.fromFolder(dir, { bs: 4, seqLen: 8, cacheDir, textVocab: dlsLm.vocab });
@@ -185,8 +189,8 @@ test("languageModelLearner trains (accuracy, perplexity), writes text with predi
   // tsfast serve: a JSON { "text": ... } body in, the same prediction out; no text field is a 400, an empty text a 422
   const h = await serve(path.join(dir, "clas-export"), { port: 0 });
   try {
-    const post = async (body: string) => {
-      const res = await fetch(`${h.url}predict`, { method: "POST", headers: { "Content-Type": "application/json" }, body });
+    const post = async (body: string, type = "application/json") => {
+      const res = await fetch(`${h.url}predict`, { method: "POST", headers: { "Content-Type": type }, body });
       return { status: res.status, json: (await res.json()) as { label?: string; probs?: number[]; error?: string; code?: string } };
     };
     const got = await post(JSON.stringify({ text: "good and great . I loved it ." }));
@@ -199,8 +203,28 @@ test("languageModelLearner trains (accuracy, perplexity), writes text with predi
     const empty = await post(JSON.stringify({ text: " " }));
     assert.equal(empty.status, 422);
     assert.match(empty.json.error!, /the text is empty/);
+    // a body the text model cannot take says how to send text (these said to send a tabular row or an image)
+    const sendText = /send the text as JSON \{"text": "..."\} with Content-Type application\/json/;
+    for (const [body, type, status] of [["{not json", "application/json", 400], ["", "application/json", 400], ["good film", "text/plain", 415], ["good film", "application/octet-stream", 415]] as const) {
+      const bad = await post(body, type);
+      assert.equal(bad.status, status, `${type} ${body}`);
+      assert.match(bad.json.error!, sendText, `${type} ${body}`);
+    }
+    const aString = await post(JSON.stringify("good film"));
+    assert.equal(aString.status, 400);
+    assert.match(aString.json.error!, /send \{"text": "..."\} \(the body is a string\)/);
   } finally {
     await h.close();
+  }
+  // serve(learn), the learner in memory, takes the same JSON body (it handed the object to predict: a 422)
+  const inMemory = await serve(learn, { port: 0 });
+  try {
+    const res = await fetch(`${inMemory.url}predict`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ text: "good and great . I loved it ." }) });
+    const json = (await res.json()) as { label?: string; error?: string };
+    assert.equal(res.status, 200, json.error);
+    assert.equal(json.label, (await learn.predict("good and great . I loved it .")).label);
+  } finally {
+    await inMemory.close();
   }
 
   // tsfast predict <export> review.txt: each file's text classified
@@ -216,4 +240,39 @@ test("languageModelLearner trains (accuracy, perplexity), writes text with predi
   const wrong = await textClassifierLearner(other, AWD_LSTM, { config: small, progress: false });
   await assert.rejects(wrong.loadEncoder(encFile), /another vocabulary .* textVocab: dlsLm\.vocab/);
   fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test("a language model whose vocabulary is padded with several xxfake exports and loads (fastai's make_vocab pads to a multiple of 8)", async () => {
+  await ready();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "text-lm-fake-"));
+  for (const [rel, text] of Object.entries({ "train/a.txt": "one two three", "train/b.txt": "three two one", "valid/c.txt": "one two" })) {
+    fs.mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
+    fs.writeFileSync(path.join(dir, rel), text);
+  }
+  const dls = TextDataLoaders.fromFolder(dir, { isLm: true, bs: 1, seqLen: 2, cacheDir: false, minFreq: 1 });
+  assert.ok(dls.vocab.filter((t) => t === "xxfake").length > 1, "the 12 tokens are padded with 4 xxfake");
+  const learn = await languageModelLearner(dls, AWD_LSTM, { config: small, progress: false });
+  await learn.export("lm-export");
+  const loaded = await loadLearner(path.join(dir, "lm-export"));
+  const next = await loaded.predict("one two");
+  assert.equal(next.probs.length, dls.vocab.length);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test("loadEncoder takes the encoder of a language model in another folder by its absolute path, with or without .safetensors (fastai's join_path_file)", async () => {
+  await ready();
+  const dir = corpus();
+  const lmDir = fs.mkdtempSync(path.join(os.tmpdir(), "text-lm-elsewhere-"));
+  const dlsLm = TextDataLoaders.fromFolder(dir, { isLm: true, bs: 4, seqLen: 8, cacheDir: false, minFreq: 1, path: lmDir });
+  const lm = await languageModelLearner(dlsLm, AWD_LSTM, { config: small, progress: false });
+  const file = await lm.saveEncoder("ft");
+  assert.equal(file, path.join(lmDir, "models", "ft.safetensors"));
+  const dlsClas = TextDataLoaders.fromFolder(dir, { bs: 4, seqLen: 8, cacheDir: false, textVocab: dlsLm.vocab });
+  const clas = await textClassifierLearner(dlsClas, AWD_LSTM, { config: small, progress: false });
+  await assert.rejects(clas.loadEncoder("ft"), /no encoder at .*ft\.safetensors; .* or pass the file it wrote/);
+  await clas.loadEncoder(file);
+  await clas.loadEncoder(path.join(lmDir, "models", "ft"));
+  assert.deepEqual(clas.encoder.encoder.encoder.read().dataSync(), lm.lm.encoder.encoder.read().dataSync());
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.rmSync(lmDir, { recursive: true, force: true });
 });

@@ -71,7 +71,10 @@ export async function validateExport(dir: string, format: string, version: numbe
   if ((v as number) > version) fail(`${dir} is ${format} version ${String(v)}, newer than this tsfast reads (${version}); upgrade tsfast`);
   const isStrings = (x: unknown) => Array.isArray(x) && x.every((s) => typeof s === "string");
   const vocab = field("vocab", isStrings, "the list of class names") as string[];
-  if (new Set(vocab).size !== vocab.length) fail(`${file("tsfast.json")}: "vocab" names a class twice`);
+  // a language model's vocab is its tokens, padded with repeated "xxfake" as fastai's make_vocab pads it
+  const lmSpec = meta["inferenceSpec"] as { kind?: unknown; isLm?: unknown } | null | undefined;
+  const named = lmSpec?.kind === "text" && lmSpec.isLm === true ? vocab.filter((t) => t !== "xxfake") : vocab;
+  if (new Set(named).size !== named.length) fail(`${file("tsfast.json")}: "vocab" names a class twice`);
   field("isMultiLabel", (x) => typeof x === "boolean", "true or false");
   field("inferenceSpec", (x) => x === null || (typeof x === "object" && !Array.isArray(x)), "the preprocessing spec object (or null)");
   const loss = field(

@@ -55,16 +55,16 @@ function textLearnerOptions(source: { activations?: { raw: tf.Tensor; out: tf.Te
   };
 }
 
-/** The encoder file of `name`: `<path>/<modelDir>/<name>.safetensors`. */
+/** The encoder file of `name`: `<path>/<modelDir>/<name>.safetensors` (an absolute `name` is used as it is, as fastai's `join_path_file`). */
 function encoderFile(learn: Learner, name: string): string {
-  return nodePath.join(learn.path, learn.modelDir, `${name}.safetensors`);
+  return nodePath.isAbsolute(name) ? `${name}.safetensors` : nodePath.join(learn.path, learn.modelDir, `${name}.safetensors`);
 }
 
 /** Options of `LMLearner.predict` (fastai's `LMLearner.predict`). */
 export interface GenerateOptions {
   /** Words (tokens) to add (default 1). */
   nWords?: number;
-  /** Sampling temperature: probabilities are raised to 1/temperature (default 1). */
+  /** Sampling temperature: probabilities are raised to 1/temperature (default 1); 0 takes the most likely token. */
   temperature?: number;
   /** Never sample `xxunk` (default true). */
   noUnk?: boolean;
@@ -100,9 +100,12 @@ export class LMLearner extends Learner<TextDataLoaders> {
     const unk = vocab.indexOf(UNK);
     const rng = new Rng(opts.seed ?? 0);
     const temperature = opts.temperature ?? 1;
+    const nWords = opts.nWords ?? 1;
+    if (!(temperature >= 0) || !Number.isFinite(temperature)) throw new Error(`predict: temperature must be 0 (the most likely word) or more, got ${temperature}`);
+    if (!Number.isInteger(nWords) || nWords < 0) throw new Error(`predict: nWords must be a whole number, 0 or more, got ${nWords}`);
     const added: string[] = [];
     const lm = this.lm;
-    for (let w = 0; w < (opts.nWords ?? 1); w++) {
+    for (let w = 0; w < nWords; w++) {
       lm.reset();
       const probs = tf.tidy(() => {
         const logits = this.model.apply(tf.tensor2d([ids], [1, ids.length], "int32"), { training: false }) as tf.Tensor;
@@ -113,7 +116,8 @@ export class LMLearner extends Learner<TextDataLoaders> {
       if ((opts.noUnk ?? true) && unk >= 0) p[unk] = 0;
       // p^(1/T), computed as exp((log p − max log p) / T) so a low temperature does not underflow to all zeros
       const top = Math.max(...p);
-      const weights = temperature === 1 ? p : p.map((v) => (v > 0 ? Math.exp((Math.log(v) - Math.log(top)) / temperature) : 0));
+      // temperature 0 is the limit: the most likely token
+      const weights = temperature === 1 ? p : p.map((v) => (v > 0 ? (temperature === 0 ? +(v === top) : Math.exp((Math.log(v) - Math.log(top)) / temperature)) : 0));
       const next = sample(weights, rng);
       ids.push(next);
       added.push(vocab[next]!);
@@ -287,7 +291,9 @@ export class TextClassifierLearner extends Learner<TextDataLoaders> {
   async loadEncoder(name: string): Promise<this> {
     await ready();
     const file = fs.existsSync(name) ? name : encoderFile(this, name);
-    if (!fs.existsSync(file)) throw new Error(`loadEncoder: no encoder at ${file}; write one with the language model's learn.saveEncoder("${name}")`);
+    if (!fs.existsSync(file)) {
+      throw new Error(`loadEncoder: no encoder at ${file}; write one with the language model's learn.saveEncoder("${name}"), or pass the file it wrote (saveEncoder returns its path) when the language model had another folder`);
+    }
     const f = await readSafetensors(file);
     const vocab = parseVocab(f.metadata, file);
     const mine = this.dls.textVocab;

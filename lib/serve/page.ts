@@ -1,12 +1,12 @@
 /**
- * The upload page served at `/`: choose or drop an image, see the predicted class and the top
- * probabilities as bars. Plain HTML + inline script (no CDN), talking to `POST predict`.
+ * The upload page served at `/`: choose or drop an image (a text model: type or paste a text), see the
+ * predicted class and the top probabilities as bars. Plain HTML + inline script (no CDN), talking to `POST predict`.
  */
 import { escapeHtml } from "../display/display";
 import { formatBytes } from "./errors";
 
-/** The HTML of the upload page for a model with `vocab`, titled `title`. */
-export function uploadPage(opts: { title: string; vocab: string[]; maxBytes: number; topK: number }): string {
+/** The HTML of the upload page for a model with `vocab`, titled `title`; `text`: a text box sent as `{"text": ...}` instead of an image. */
+export function uploadPage(opts: { title: string; vocab: string[]; maxBytes: number; topK: number; text?: boolean }): string {
   const classes = opts.vocab.length <= 12 ? opts.vocab.join(", ") : `${opts.vocab.slice(0, 12).join(", ")}, … (${opts.vocab.length} classes)`;
   return `<!doctype html>
 <html lang="en">
@@ -34,11 +34,18 @@ export function uploadPage(opts: { title: string; vocab: string[]; maxBytes: num
 <body>
 <h1>${escapeHtml(opts.title)}</h1>
 <p class="classes">Classes: ${escapeHtml(classes)}</p>
-<label id="drop" for="file">
+${
+  opts.text
+    ? `<form id="textform">
+  <textarea id="text" name="text" rows="6" style="width: 100%" placeholder="Type or paste a text"></textarea>
+  <button type="submit">Predict</button>
+</form>`
+    : `<label id="drop" for="file">
   <div>Drop an image here, or click to choose one (up to ${formatBytes(opts.maxBytes)})</div>
   <input type="file" id="file" name="file" accept="image/*" hidden>
 </label>
-<img id="preview" alt="the uploaded image">
+<img id="preview" alt="the uploaded image">`
+}
 <div id="result" data-state="idle">
   <div id="label"></div>
   <div id="bars"></div>
@@ -47,7 +54,7 @@ export function uploadPage(opts: { title: string; vocab: string[]; maxBytes: num
 </div>
 <script>
 (function () {
-  var TOPK = ${JSON.stringify(opts.topK)};
+  var TOPK = ${JSON.stringify(opts.topK)}, TEXT = ${JSON.stringify(!!opts.text)};
   var drop = document.getElementById("drop"), input = document.getElementById("file");
   var preview = document.getElementById("preview"), result = document.getElementById("result");
   var labelEl = document.getElementById("label"), bars = document.getElementById("bars");
@@ -72,12 +79,16 @@ export function uploadPage(opts: { title: string; vocab: string[]; maxBytes: num
 
   function send(file) {
     if (!file) return;
+    preview.src = URL.createObjectURL(file); preview.style.display = "block";
+    var form = new FormData(); form.append("file", file, file.name);
+    post({ method: "POST", body: form });
+  }
+
+  function post(request) {
     clear();
     result.dataset.state = "busy";
     labelEl.textContent = "…";
-    preview.src = URL.createObjectURL(file); preview.style.display = "block";
-    var form = new FormData(); form.append("file", file, file.name);
-    fetch("predict?topk=" + TOPK, { method: "POST", body: form })
+    fetch("predict?topk=" + TOPK, request)
       .then(function (res) { return res.json().then(function (body) { return { ok: res.ok, status: res.status, body: body }; }); })
       .then(function (r) {
         clear();
@@ -87,6 +98,13 @@ export function uploadPage(opts: { title: string; vocab: string[]; maxBytes: num
       .catch(function (e) { clear(); errorEl.textContent = String(e); result.dataset.state = "error"; });
   }
 
+  if (TEXT) {
+    document.getElementById("textform").addEventListener("submit", function (e) {
+      e.preventDefault();
+      post({ method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ text: document.getElementById("text").value }) });
+    });
+    return;
+  }
   input.addEventListener("change", function () { send(input.files[0]); input.value = ""; });
   ["dragenter", "dragover"].forEach(function (ev) {
     drop.addEventListener(ev, function (e) { e.preventDefault(); drop.classList.add("over"); });

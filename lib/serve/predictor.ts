@@ -10,7 +10,7 @@ import * as path from "node:path";
 import { performance } from "node:perf_hooks";
 import type { LearnerLike, Prediction } from "../learner/contracts";
 import { loadLearner } from "../learner/export";
-import { isTextSpec, specTokenizer } from "../text/data";
+import { isTextSpec, specTokenizer, TextDataLoaders } from "../text/data";
 import { checkImage } from "./image";
 import { HttpError } from "./errors";
 import type { Upload } from "./upload";
@@ -93,12 +93,14 @@ export function asPredictor(source: Predictor | LearnerLike): Predictor {
     if (Array.isArray(s.vocab)) return source as Predictor;
     if (s.dls && Array.isArray(s.dls.vocab)) {
       const learn = source as LearnerLike;
-      const p: Predictor & { model?: unknown } = {
+      const p: Predictor & { model?: unknown; inputKind?: string } = {
         vocab: learn.dls.vocab!,
         isMultiLabel: !!learn.dls.isMultiLabel,
         predict: (input) => learn.predict(input),
         model: learn.model,
       };
+      // a text learner takes { "text": "..." } as its export does
+      if (learn.dls instanceof TextDataLoaders) p.inputKind = "text";
       if (typeof learn.predictBatch === "function") p.predictBatch = (inputs) => learn.predictBatch!(inputs);
       return p;
     }
@@ -121,6 +123,7 @@ export function checkedBatchPredict(predictor: Predictor, maxPixels: number) {
           out[i] = await predictJsonRow(predictor, u.data);
           continue;
         }
+        if (specKind(predictor) === "text") throw new HttpError(415, "unsupported_media_type", `this model classifies text, not files; ${TEXT_HOW}`);
         await checkImage(u.data, maxPixels, u.filename);
         good.push(i);
       } catch (e) {
@@ -155,20 +158,20 @@ export function checkedBatchPredict(predictor: Predictor, maxPixels: number) {
 
 // ---- tables: a JSON row goes to a tabular model's `predict` as an object (a bad row is a 400/422 naming the column)
 async function predictJsonRow(predictor: Predictor, body: Buffer): Promise<Prediction> {
+  // an export says what it takes; a learner passed to `serve` as it is gets to try
+  const kind = specKind(predictor);
   let row: unknown;
   try {
     row = JSON.parse(body.toString("utf8"));
   } catch (e) {
-    throw new HttpError(400, "bad_json", `the body is not valid JSON (${(e as Error).message}); send a row such as {"age": 39, "workclass": "Private"}`);
+    throw new HttpError(400, "bad_json", `the body is not valid JSON (${(e as Error).message}); ${kind === "text" ? TEXT_HOW : 'send a row such as {"age": 39, "workclass": "Private"}'}`);
   }
+  // text: { "text": "..." } goes to predict as the string
+  if (kind === "text") return predictJsonText(predictor, row);
   if (row === null || typeof row !== "object" || Array.isArray(row)) {
     throw new HttpError(400, "bad_row", "the JSON body must be one object of column values, such as {\"age\": 39, \"workclass\": \"Private\"}");
   }
-  // an export says what it takes; a learner passed to `serve` as it is gets to try
-  const spec = (predictor as { meta?: { inferenceSpec?: { kind?: string } | null } }).meta?.inferenceSpec;
-  // text: { "text": "..." } goes to predict as the string
-  if (spec?.kind === "text") return predictJsonText(predictor, row as Record<string, unknown>);
-  if (spec !== undefined && spec?.kind !== "tabular") throw new HttpError(415, "unsupported_media_type", "this model takes images, not JSON rows; send the image as multipart field \"file\" or the raw body");
+  if (kind !== undefined && kind !== "tabular") throw new HttpError(415, "unsupported_media_type", "this model takes images, not JSON rows; send the image as multipart field \"file\" or the raw body");
   try {
     return await predictor.predict(row as unknown as Buffer);
   } catch (e) {
@@ -178,7 +181,11 @@ async function predictJsonRow(predictor: Predictor, body: Buffer): Promise<Predi
 // ---- end tables
 
 /** A text export's JSON body `{ "text": "..." }`: a missing or non-string field is a 400, an empty text a 422 saying so. */
-async function predictJsonText(predictor: Predictor, body: Record<string, unknown>): Promise<Prediction> {
+async function predictJsonText(predictor: Predictor, json: unknown): Promise<Prediction> {
+  if (json === null || typeof json !== "object" || Array.isArray(json)) {
+    throw new HttpError(400, "bad_text", `this model classifies text: send {"text": "..."} (the body is ${json === null ? "null" : Array.isArray(json) ? "a list" : `a ${typeof json}`})`);
+  }
+  const body = json as Record<string, unknown>;
   const text = body["text"];
   if (typeof text !== "string") {
     const keys = Object.keys(body);
@@ -189,6 +196,16 @@ async function predictJsonText(predictor: Predictor, body: Record<string, unknow
   } catch (e) {
     throw new HttpError(422, "bad_text", asError(e).message);
   }
+}
+
+/** How to send a text model its input (in the errors of a body it cannot take). */
+export const TEXT_HOW = `send the text as JSON {"text": "..."} with Content-Type application/json (curl -H 'Content-Type: application/json' -d '{"text": "a great film"}')`;
+
+/** The kind of input an export takes ("image", "tabular", "text", ...), from its inference spec (a text learner in memory: "text"); undefined for other learners and hand-made predictors. */
+export function specKind(predictor: Predictor): string | undefined {
+  const p = predictor as { meta?: { inferenceSpec?: { kind?: string } | null }; inputKind?: string };
+  const spec = p.meta?.inferenceSpec;
+  return spec === undefined ? p.inputKind : (spec?.kind ?? "image");
 }
 
 function asError(e: unknown): Error {

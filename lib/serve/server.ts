@@ -27,7 +27,7 @@ import { engineInfo, ready } from "../engine/backend";
 import * as tf from "../engine/tf";
 import { HttpError } from "./errors";
 import { uploadPage } from "./page";
-import { asPredictor, checkedBatchPredict, loadPredictor, modelInfo, topK, type LearnerLike, type Prediction, type Predictor } from "./predictor";
+import { asPredictor, checkedBatchPredict, loadPredictor, modelInfo, specKind, TEXT_HOW, topK, type LearnerLike, type Prediction, type Predictor } from "./predictor";
 import { BatchQueue } from "./queue";
 import { send, sendError, sendJson } from "./respond";
 import { readUpload } from "./upload";
@@ -142,7 +142,8 @@ export async function serve(source: string | Predictor | LearnerLike, opts: Serv
   if (owned) await ready();
   const predictor = owned ? await loadPredictor(source) : asPredictor(source);
   const title = o.title ?? (owned ? `tsfast: ${path.basename(path.resolve(source))}` : "tsfast model");
-  const page = uploadPage({ title, vocab: predictor.vocab, maxBytes: o.maxBytes, topK: o.topK });
+  const page = uploadPage({ title, vocab: predictor.vocab, maxBytes: o.maxBytes, topK: o.topK, text: specKind(predictor) === "text" });
+  const how = specKind(predictor) === "text" ? TEXT_HOW : undefined;
   const queue = new BatchQueue(checkedBatchPredict(predictor, o.maxPixels), o.concurrency, o.maxBatch, o.maxQueue);
   const started = Date.now();
   let served = 0;
@@ -190,7 +191,7 @@ export async function serve(source: string | Predictor | LearnerLike, opts: Serv
         try {
           // A client that sent `Expect: 100-continue` waits for our go-ahead: given only once the headers pass.
           const beforeRead = awaitingContinue.has(req) ? () => res.writeContinue() : undefined;
-          const upload = await readUpload(req, { maxBytes: o.maxBytes, beforeRead, timeoutMs: o.bodyTimeoutMs, minBytesPerSecond: o.minBytesPerSecond });
+          const upload = await readUpload(req, { maxBytes: o.maxBytes, beforeRead, timeoutMs: o.bodyTimeoutMs, minBytesPerSecond: o.minBytesPerSecond, how });
           ({ pred, ms } = await queue.push(upload));
         } finally {
           predictRequests--;

@@ -28,6 +28,8 @@ export interface UploadOptions {
   field?: string;
   /** Called once the request passed its header checks, just before the body is read (sends `100 Continue`). */
   beforeRead?: () => void;
+  /** What to tell a client whose body is refused (default: how to send an image, or a JSON row). */
+  how?: string;
   /** Milliseconds the whole body may take. Default 30000. */
   timeoutMs?: number;
   /** Slowest accepted rate once `RATE_GRACE_MS` have passed, in bytes per second (0 = none). Default 1024. */
@@ -55,7 +57,7 @@ export async function readUpload(req: IncomingMessage, opts: UploadOptions): Pro
     const parser = new MultipartParser(boundaryOf(contentType));
     opts.beforeRead?.();
     const total = await readBody(req, opts, (chunk) => parser.write(chunk));
-    if (total === 0) throw new HttpError(400, "empty_body", `the request body is empty; ${HOW}`);
+    if (total === 0) throw new HttpError(400, "empty_body", `the request body is empty; ${opts.how ?? HOW}`);
     const parts = parser.end();
     const matching = parts.filter((p) => p.name === field);
     if (matching.length > 1) {
@@ -64,7 +66,7 @@ export async function readUpload(req: IncomingMessage, opts: UploadOptions): Pro
     const part = matching[0];
     if (!part) {
       const names = parts.map((p) => `"${p.name}"`).join(", ") || "none";
-      throw new HttpError(400, "missing_field", `multipart body has no field "${field}" (fields given: ${names}); ${HOW}`);
+      throw new HttpError(400, "missing_field", `multipart body has no field "${field}" (fields given: ${names}); ${opts.how ?? HOW}`);
     }
     if (part.data.length === 0) {
       throw new HttpError(400, "empty_file", `multipart field "${field}" is empty (no file chosen?)`);
@@ -79,19 +81,19 @@ export async function readUpload(req: IncomingMessage, opts: UploadOptions): Pro
     const chunks: Buffer[] = [];
     opts.beforeRead?.();
     const total = await readBody(req, opts, (chunk) => chunks.push(chunk));
-    if (total === 0) throw new HttpError(400, "empty_body", 'the request body is empty; send a JSON row such as {"age": 39, "workclass": "Private"}');
+    if (total === 0) throw new HttpError(400, "empty_body", `the request body is empty; ${opts.how ?? 'send a JSON row such as {"age": 39, "workclass": "Private"}'}`);
     return { data: Buffer.concat(chunks, total), via: "json" };
   }
   // ---- end tables
 
   // An absent Content-Type is accepted: the bytes are sniffed when decoded.
   if (mime !== "" && !mime.startsWith("image/") && mime !== "application/octet-stream") {
-    throw new HttpError(415, "unsupported_media_type", `Content-Type "${mime}" is not accepted; ${HOW}`);
+    throw new HttpError(415, "unsupported_media_type", `Content-Type "${mime}" is not accepted; ${opts.how ?? HOW}`);
   }
   const chunks: Buffer[] = [];
   opts.beforeRead?.();
   const total = await readBody(req, opts, (chunk) => chunks.push(chunk));
-  if (total === 0) throw new HttpError(400, "empty_body", `the request body is empty; ${HOW}`);
+  if (total === 0) throw new HttpError(400, "empty_body", `the request body is empty; ${opts.how ?? HOW}`);
   return { data: Buffer.concat(chunks, total), via: "raw" };
 }
 

@@ -15,7 +15,7 @@ import * as path from "node:path";
 import * as tf from "../engine/tf";
 import { ready } from "../engine/backend";
 import { escapeHtml, inKernel, showHtml } from "../display/display";
-import { getFiles, GrandparentSplitter, parentLabel, RandomSplitter } from "../data/items";
+import { getFiles, GrandparentSplitter, parentLabel, RandomSplitter, truthy } from "../data/items";
 import { Rng } from "../data/random";
 import { column, readCsv, type DataFrame } from "../tabular/frame";
 import { LMDataLoader, lmLoaderDefaults } from "./lm-loader";
@@ -294,11 +294,18 @@ function frameTexts(df: DataFrame, opts: TextFrameOptions): Omit<RawTexts, "repl
     let trn: number[];
     let val: number[];
     if (opts.validCol) {
-      const isValid = column(df, opts.validCol).map((v) => v === true || v === 1 || v === "True" || v === "true" || v === "1");
+      const isValid = column(df, opts.validCol).map(truthy); // TRUE (Excel, R), yes, t, 1 as well as true
       trn = texts.flatMap((_, i) => (isValid[i] ? [] : [i]));
       val = texts.flatMap((_, i) => (isValid[i] ? [i] : []));
     } else [trn, val] = RandomSplitter(opts.validPct ?? 0.2, opts.seed ?? textDataDefaults.seed)(texts);
-    const labels = opts.isLm ? undefined : column(df, labelCol).map((v) => String(v));
+    const cells = opts.isLm ? undefined : column(df, labelCol);
+    // an empty label cell would become a class named "null" or ""; refuse the rows (an empty text is skipped anyway)
+    const blank = (cells ?? []).flatMap((v, i) => (texts[i]!.trim() !== "" && (v === null || v === undefined || Number.isNaN(v) || String(v).trim() === "") ? [i] : []));
+    if (blank.length) {
+      const shown = blank.slice(0, 10).join(", ") + (blank.length > 10 ? ` and ${blank.length - 10} more` : "");
+      throw new Error(`TextDataLoaders: row${blank.length === 1 ? "" : "s"} ${shown} ha${blank.length === 1 ? "s" : "ve"} an empty label (column "${labelCol}"); fill or remove ${blank.length === 1 ? "it" : "them"}`);
+    }
+    const labels = cells?.map((v) => String(v));
     return { texts, labels, names: rowNames, train: trn, valid: val };
 }
 
@@ -370,10 +377,15 @@ export class TextDataLoaders {
     const train = opts.train ?? "train";
     const valid = opts.valid ?? "valid";
     const folders = opts.folders ?? [train, valid];
-    const files = getFiles(dir, { extensions: [".txt"], folders });
+    let files = getFiles(dir, { extensions: [".txt"], folders });
+    // a random split needs no train/valid folders: fastai's from_folder with valid_pct reads every .txt file under path
+    if (!files.length && opts.validPct !== undefined && !opts.folders) files = getFiles(dir, { extensions: [".txt"] });
     const none = (where: string[]) => {
       const found = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => !f.startsWith(".")) : [];
-      return new Error(`TextDataLoaders.fromFolder: no .txt files under ${where.map((f) => path.join(dir, f)).join(" or ")} (${dir} holds: ${found.join(", ") || "nothing"}); name the folders with train/valid or folders`);
+      return new Error(
+        `TextDataLoaders.fromFolder: no .txt files under ${where.map((f) => path.join(dir, f)).join(" or ")} (${dir} holds: ${found.join(", ") || "nothing"}); ` +
+          `name the folders with train/valid or folders${opts.validPct === undefined ? ", or give validPct (e.g. 0.2) to split every .txt file under it at random" : ""}`,
+      );
     };
     if (!files.length) throw none(folders);
     const replaced: RawTexts["replaced"] = [];
