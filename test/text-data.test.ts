@@ -151,6 +151,9 @@ test("TextDataLoaders.fromDf with isLm: language-model streams over the token vo
   assert.throws(() => TextDataLoaders.fromCsv(csv, { validPct: 0, cacheDir: false }), /row 2 has an empty label \(column "label"\); fill or remove it/);
   fs.writeFileSync(csv, 'text,label\n"good, quoted\nfilm",1\nbad film,0\n');
   assert.deepEqual(TextDataLoaders.fromCsv(csv, { validPct: 0, cacheDir: false }).vocab, ["0", "1"]);
+  // numbers as labels in numeric order, as fastai's CategoryMap (a string sort put "10" before "2")
+  fs.writeFileSync(csv, "text,label\nfirst one,10\nsecond one,2\nthird one,1\n");
+  assert.deepEqual(TextDataLoaders.fromCsv(csv, { validPct: 0, cacheDir: false }).vocab, ["1", "2", "10"]);
   // a validation column as Excel and R write it (TRUE/FALSE), or yes/no, splits the rows (it sent every row to training)
   for (const [yes, no] of [["TRUE", "FALSE"], ["yes", "no"], ["True", "False"], ["1", "0"]]) {
     fs.writeFileSync(csv, `text,label,is_valid\ngood film,pos,${no}\nbad film,neg,${no}\ngood one,pos,${yes}\n`);

@@ -15,6 +15,7 @@ import * as path from "node:path";
 import * as tf from "../engine/tf";
 import { ready } from "../engine/backend";
 import { escapeHtml, inKernel, showHtml } from "../display/display";
+import { sortVocab } from "../data/blocks";
 import { getFiles, GrandparentSplitter, parentLabel, RandomSplitter, truthy } from "../data/items";
 import { Rng } from "../data/random";
 import { column, readCsv, type DataFrame } from "../tabular/frame";
@@ -355,7 +356,7 @@ export class TextDataLoaders {
       this.vocab = this.textVocab;
     } else {
       if (!raw.labels) throw new Error("TextDataLoaders: a classifier needs labels");
-      this.vocab = [...new Set(train.map((i) => raw.labels![i]!))].sort();
+      this.vocab = sortVocab(train.map((i) => raw.labels![i]!)); // fastai's CategoryMap: numbers in numeric order
       if (this.vocab.length < 2) throw new Error(`TextDataLoaders: only one class (${JSON.stringify(this.vocab[0])}) in the training texts; a classifier needs at least 2`);
       const index = new Map(this.vocab.map((v, k) => [v, k]));
       const unknown = valid.find((i) => !index.has(raw.labels![i]!));
