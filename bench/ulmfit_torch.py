@@ -181,11 +181,14 @@ def clas_split(m):
         [list(r.parameters()) + list(dp.parameters()) for r, dp in zip(enc.rnns, enc.hidden_dps)] + [list(m[1].parameters())]
 
 
-def match_embeds(sd, old_vocab, new_vocab):
-    """fastai's match_embeds: rows re-ordered to the new vocabulary, new words get the mean embedding and bias."""
+def match_embeds(sd, old_vocab, new_vocab, new_words="mean"):
+    """fastai's match_embeds: rows re-ordered to the new vocabulary, new words get the mean embedding and bias.
+    new_words="init" (a diagnostic, not fastai) gives them the encoder's random initialisation instead, U(-0.1, 0.1)."""
     w, b = sd["0.encoder.weight"], sd["1.decoder.bias"]
     o2i = {t: i for i, t in enumerate(old_vocab)}
     nw = w.mean(0).repeat(len(new_vocab), 1)
+    if new_words == "init":
+        nw = torch.empty(len(new_vocab), w.shape[1]).uniform_(-0.1, 0.1)
     nb = b.new_full((len(new_vocab),), b.mean().item())
     for i, t in enumerate(new_vocab):
         if t in o2i:
@@ -297,7 +300,7 @@ def classifier_stages(learn, dl, stages):
         learn.fit_one_cycle(st["epochs"], st["lr"][0] if len(st["lr"]) == 1 else tuple(st["lr"]), dl)
 
 
-def run(data, pretrained, seed, lm_epochs):
+def run(data, pretrained, seed, lm_epochs, new_words="mean"):
     r = data["recipe"]
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -305,7 +308,7 @@ def run(data, pretrained, seed, lm_epochs):
     f = read_safetensors(pretrained)
     meta = read_metadata(pretrained)
     cfg = json.loads(meta["config"]) if "config" in meta else None
-    sd = match_embeds(f, json.loads(meta["vocab"]), vocab)
+    sd = match_embeds(f, json.loads(meta["vocab"]), vocab, new_words)
     if cfg is None:  # sizes from the tensors: the embedding, the first LSTM's hidden size, the number of LSTMs
         n_layers = len({k.split(".")[2] for k in sd if k.startswith("0.rnns.")})
         cfg = {"embSz": sd["0.encoder.weight"].shape[1], "nHid": sd["0.rnns.0.weight_hh_l0_raw"].shape[1], "nLayers": n_layers}
@@ -351,13 +354,15 @@ def main():
     ap.add_argument("pretrained")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--new-words", choices=["mean", "init"], default="mean",
+                    help="words the pretrained model lacks: fastai's mean embedding, or (a diagnostic) a random one as from scratch")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     with open(args.data) as fh:
         data = json.load(fh)
     rows = []
     for seed in args.seeds:
-        row = run(data, args.pretrained, seed, data["recipe"]["lmUnfrozenEpochs"])
+        row = run(data, args.pretrained, seed, data["recipe"]["lmUnfrozenEpochs"], args.new_words)
         rows.append(row)
         print(json.dumps(row), flush=True)
     margins = [r["pretrained"] - r["scratch"] for r in rows]

@@ -161,8 +161,10 @@ async function predictCommand(args: string[], io: CliIo): Promise<number> {
       try {
         let p;
         if (isTextSpec((predictor as { meta?: { inferenceSpec?: unknown } }).meta?.inferenceSpec)) {
-          // a text export classifies each file's text (read as UTF-8)
-          p = await predictor.predict(decodeUtf8(await fs.promises.readFile(file)).text as unknown as Buffer);
+          // a text export classifies each file's text (read as UTF-8; bytes that are not UTF-8 are replaced and said)
+          const { text, replaced } = decodeUtf8(await fs.promises.readFile(file));
+          if (replaced > 0) io.err(`tsfast: ${file}: ${replaced} byte sequence${replaced > 1 ? "s" : ""} not UTF-8, replaced with U+FFFD (convert the file to UTF-8 to keep those characters)`);
+          p = await predictor.predict(text as unknown as Buffer);
         } else {
           const data = await readImageFile(file);
           await checkImage(data, serveDefaults.maxPixels, file);

@@ -234,6 +234,12 @@ test("languageModelLearner trains (accuracy, perplexity), writes text with predi
   const code = await main(["predict", path.join(dir, "clas-export"), path.join(dir, "review.txt")], { out: (t) => stdout.push(t), err: (t) => stderr.push(t) });
   assert.equal(code, 0, stderr.join("\n"));
   assert.deepEqual(stdout, [`${path.join(dir, "review.txt")}\t${p.label}\t${p.probs[p.index]!.toFixed(4)}`]);
+  assert.equal(stderr.length, 0, stderr.join("\n"));
+  // a Latin-1 file is still classified, and the replaced bytes are said on stderr
+  fs.writeFileSync(path.join(dir, "latin1.txt"), Buffer.concat([Buffer.from("good caf"), Buffer.from([0xe9]), Buffer.from(" and great")]));
+  assert.equal(await main(["predict", path.join(dir, "clas-export"), path.join(dir, "latin1.txt")], { out: (t) => stdout.push(t), err: (t) => stderr.push(t) }), 0);
+  assert.equal(stdout.length, 2);
+  assert.deepEqual(stderr, [`tsfast: ${path.join(dir, "latin1.txt")}: 1 byte sequence not UTF-8, replaced with U+FFFD (convert the file to UTF-8 to keep those characters)`]);
 
   // an encoder of another vocabulary is refused, naming the fix
   const other = TextDataLoaders.fromFolder(dir, { bs: 4, seqLen: 8, cacheDir, minFreq: 1, maxVocab: 16 });
