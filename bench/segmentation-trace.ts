@@ -4,7 +4,7 @@
  * the model saw it (normalised, augmented), every step's loss and per-group hyper-parameters, the
  * validation batches, and the metrics after `fineTune`.
  *
- *   node dist/bench/segmentation-trace.js --out /tmp/segtrace [--noaug] [--peek] [--data-only] [--seed 42] [--epochs 3] [--lr 5e-3] [--n 800]
+ *   node dist/bench/segmentation-trace.js --out /tmp/segtrace [--noaug] [--peek] [--data-only] [--seed 42] [--epochs 5] [--lr 5e-3] [--n 800]
  *
  * `--peek` calls `dls.showBatch` first, as the lesson does; `--data-only` writes one epoch of training
  * batches (after the peek) and stops.
@@ -62,7 +62,7 @@ async function writeEpoch(dl: AsyncIterable<{ xb: tf.Tensor; yb: tf.Tensor }>, f
 async function main(): Promise<void> {
   await ready();
   const out = opt("--out", "/tmp/segtrace");
-  const epochs = Number(opt("--epochs", "3"));
+  const epochs = Number(opt("--epochs", "5"));
   const lr = Number(opt("--lr", "5e-3"));
   const n = Number(opt("--n", "800"));
   const aug = !args.includes("--noaug");

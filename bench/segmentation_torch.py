@@ -1,6 +1,6 @@
 """PyTorch reference for lesson 7 (notebooks/07_segmentation.ipynb): fastai's U-Net recipe on the scenes.
 
-    /usr/bin/python3 bench/segmentation_torch.py --seeds 0 1 2
+    /usr/bin/python3 bench/segmentation_torch.py --seeds 0 1 2 3 4 --threads 1
 
 The same data, network and recipe as the lesson, in PyTorch (Debian's python3-torch):
 - data: the first `--n` scenes of `emojiScenes()` (default $TSFAST_HOME/data/emoji-scenes, sorted by file
@@ -11,9 +11,11 @@ The same data, network and recipe as the lesson, in PyTorch (Debian's python3-to
 - network: fastai's DynamicUnet (bench/unet_torch.py) over the encoder of the shipped colour network
   (checkpoints/colour-xresnet18-small.safetensors), normalised with its statistics; parameter groups
   as fastai's U-Net split for an xresnet (`_xresnet_split`: stem | layer1..layer4 | decoder), as tsfast's `unetSplit`;
-- training: fastai's `fine_tune(epochs, base_lr)` with the pixel cross-entropy (`CrossEntropyLossFlat(axis=1)`), to
-  the letter (`fine_tune(..., fastai_exact=True)`): the frozen epoch's `slice(base_lr)` gives the frozen groups'
-  BatchNorm base_lr/10, no weight decay on BatchNorm and bias parameters, the last incomplete batch dropped.
+- training: fastai's `fine_tune(epochs, base_lr)`, by default `fine_tune(5, 5e-3)` (one frozen epoch, then five
+  unfrozen; the first `fine_tune(3)` left some data streams far from converged, the notebook's among them), with
+  the pixel cross-entropy (`CrossEntropyLossFlat(axis=1)`), to the letter (`fine_tune(..., fastai_exact=True)`):
+  the frozen epoch's `slice(base_lr)` gives the frozen groups' BatchNorm base_lr/10, no weight decay on
+  BatchNorm and bias parameters, the last incomplete batch dropped.
   `--legacy` gives the first version's recipe, which differed in those three points and in the split
   (stem..layer2 | layer3..layer4 | decoder, torchvision ResNet's);
 - metrics on the validation scenes: fastai's `foreground_acc` (pixels whose true class is not the
@@ -108,10 +110,10 @@ def seg_metrics(p, t, n_classes, bkg=0):
 
 
 def main():
-    ap = scene_parser("emoji-scenes", 3, 16)
+    ap = scene_parser("emoji-scenes", 5, 16)
     ap.add_argument("--n", type=int, default=800, help="the first n scenes (by file name)")
     ap.add_argument("--legacy", action="store_true",
-                    help="the first version's recipe (0.902-0.931): ResNet split, base_lr for every group while frozen, "
+                    help="the first version's recipe (0.902-0.931 with --epochs 3): ResNet split, base_lr for every group while frozen, "
                          "weight decay on BatchNorm and biases, the last batch of 2 kept")
     ap.set_defaults(lr=5e-3)
     args = ap.parse_args()
