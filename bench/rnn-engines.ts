@@ -100,6 +100,7 @@ async function main(): Promise<void> {
     return;
   }
   const engines = arg("--engines", "native,wasm").split(",");
+  if (engines.length !== 2) throw new Error(`--engines takes two engines to compare, e.g. native,wasm; got ${engines.join(",")}`);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "tsfast-rnn-engines-"));
   try {
     const runs = engines.map((e) => {
@@ -108,6 +109,8 @@ async function main(): Promise<void> {
       return JSON.parse(fs.readFileSync(file, "utf8")) as RunResult;
     });
     const [x, y] = runs as [RunResult, RunResult];
+    // an engine that could not start falls back to another: then this would compare an engine with itself
+    if (x.engine === y.engine) throw new Error(`both runs used the ${x.engine} engine; check that ${engines.join(" and ")} both start (TSFAST_BACKEND)`);
     const n = Math.min(x.losses.length, y.losses.length);
     const first = x.losses.findIndex((v, i) => i < n && Math.abs(v - y.losses[i]!) > 1e-4);
     console.log(`LMModel3, ${epochs} epochs, ${n} training steps: ${x.engine} against ${y.engine}`);

@@ -73,6 +73,8 @@ async function main(): Promise<void> {
   const out = a.includes("--out") ? a[a.indexOf("--out") + 1]! : path.join("out", "ulmfit-data.json");
   // --recipe '{"trainPerClass": 200}' overrides constants, to explore recipes before the notebook takes one
   const over = a.includes("--recipe") ? (JSON.parse(a[a.indexOf("--recipe") + 1]!) as Partial<typeof ULMFIT_RECIPE>) : {};
+  const unknown = Object.keys(over).filter((k) => !(k in ULMFIT_RECIPE));
+  if (unknown.length) throw new Error(`--recipe: unknown key${unknown.length > 1 ? "s" : ""} ${unknown.join(", ")}; the recipe's keys are ${Object.keys(ULMFIT_RECIPE).join(", ")}`);
   const recipe = { ...ULMFIT_RECIPE, ...over };
   const { dlsLm, dlsClas } = await ulmfitData(recipe);
   const ids = (docs: readonly Int32Array[]) => docs.map((d) => Array.from(d));

@@ -187,8 +187,8 @@ def match_embeds(sd, old_vocab, new_vocab, new_words="mean"):
     w, b = sd["0.encoder.weight"], sd["1.decoder.bias"]
     o2i = {t: i for i, t in enumerate(old_vocab)}
     nw = w.mean(0).repeat(len(new_vocab), 1)
-    if new_words == "init":
-        nw = torch.empty(len(new_vocab), w.shape[1]).uniform_(-0.1, 0.1)
+    if new_words == "init":  # its own generator, so that every other random draw of the run stays as with "mean"
+        nw = torch.empty(len(new_vocab), w.shape[1]).uniform_(-0.1, 0.1, generator=torch.Generator().manual_seed(12345))
     nb = b.new_full((len(new_vocab),), b.mean().item())
     for i, t in enumerate(new_vocab):
         if t in o2i:

@@ -160,6 +160,13 @@ test("TextDataLoaders.fromDf with isLm: language-model streams over the token vo
     const split = TextDataLoaders.fromCsv(csv, { validCol: "is_valid", cacheDir: false, minFreq: 1 });
     assert.deepEqual([(split.train as SortedDL).n, (split.valid as SortedDL).n], [2, 1], `${yes}/${no}`);
   }
+  // markers it does not know put every row on one side: an error naming the values, not a silent empty validation set
+  fs.writeFileSync(csv, "text,label,is_valid\ngood film,pos,train\nbad film,neg,train\ngood one,pos,valid\n");
+  assert.throws(() => TextDataLoaders.fromCsv(csv, { validCol: "is_valid", cacheDir: false, minFreq: 1 }), /validation column "is_valid" puts every row in training; its values are "train", "valid"\. Mark validation rows with true/);
+  // a missing number in a numeric validation column is not "true"
+  const nanRows = [{ text: "good film", label: "pos", v: 0 }, { text: "bad film", label: "neg", v: NaN }, { text: "good one", label: "pos", v: 1 }];
+  const fromNan = TextDataLoaders.fromDf(frameFromRows(nanRows), { validCol: "v", cacheDir: false, minFreq: 1 });
+  assert.deepEqual([(fromNan.train as SortedDL).n, (fromNan.valid as SortedDL).n], [2, 1]);
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
@@ -241,5 +248,17 @@ test("TextDataLoaders.fromFolder with validPct and no train/valid folders splits
   assert.equal((clas.train as SortedDL).n + (clas.valid as SortedDL).n, 20);
   // without validPct the error says how to split such a folder
   assert.throws(() => TextDataLoaders.fromFolder(dir, { isLm: true, cacheDir: false }), /no \.txt files under .*train.*give validPct/);
+  // with train/ there too, validPct still reads every .txt file (fastai's IMDB language model: train/, test/, unsup/)
+  fs.mkdirSync(path.join(dir, "train", "pos"), { recursive: true });
+  fs.writeFileSync(path.join(dir, "train", "pos", "a.txt"), "great film");
+  fs.writeFileSync(path.join(dir, "train", "pos", "b.txt"), "fine film");
+  const all = TextDataLoaders.fromFolder(dir, { isLm: true, validPct: 0.2, bs: 1, seqLen: 2, cacheDir: false, minFreq: 1 });
+  assert.equal((all.train as LMDataLoader).totalTokens + (all.valid as LMDataLoader).totalTokens, 86, "20 texts of 4 tokens and 2 of 3");
+  // folders narrows it as without validPct
+  const only = TextDataLoaders.fromFolder(dir, { isLm: true, validPct: 0.5, folders: ["train"], bs: 1, seqLen: 1, cacheDir: false, minFreq: 1 });
+  assert.equal((only.train as LMDataLoader).totalTokens + (only.valid as LMDataLoader).totalTokens, 6);
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.mkdirSync(dir);
+  assert.throws(() => TextDataLoaders.fromFolder(dir, { isLm: true, validPct: 0.2, cacheDir: false }), /no \.txt files under [^ ]*text-plain-\w+ \(/);
   fs.rmSync(dir, { recursive: true, force: true });
 });

@@ -279,6 +279,14 @@ test("loadEncoder takes the encoder of a language model in another folder by its
   await clas.loadEncoder(file);
   await clas.loadEncoder(path.join(lmDir, "models", "ft"));
   assert.deepEqual(clas.encoder.encoder.encoder.read().dataSync(), lm.lm.encoder.encoder.read().dataSync());
+  // saveEncoder to an absolute path, with the extension given: written once as named (not .safetensors.safetensors)
+  const abs = path.join(lmDir, "enc.safetensors");
+  assert.equal(await lm.saveEncoder(abs), abs);
+  assert.ok(fs.existsSync(abs));
+  await clas.loadEncoder(abs);
+  // a folder of the encoder's name is not taken for the file
+  fs.mkdirSync(path.join(lmDir, "folder.safetensors"));
+  await assert.rejects(clas.loadEncoder(path.join(lmDir, "folder.safetensors")), /no encoder at .*folder\.safetensors/);
   fs.rmSync(dir, { recursive: true, force: true });
   fs.rmSync(lmDir, { recursive: true, force: true });
 });

@@ -131,7 +131,7 @@ export function IndexSplitter(validIdx: readonly number[]): Splitter {
 /** True for the CSV-ish spellings of true: `true`, `1`, `yes` (any case), or a boolean true. */
 export function truthy(v: unknown): boolean {
   if (typeof v === "boolean") return v;
-  if (typeof v === "number") return v !== 0;
+  if (typeof v === "number") return v !== 0 && !Number.isNaN(v); // a missing number (NaN) is not "true"
   return ["true", "1", "yes", "t", "y"].includes(String(v).trim().toLowerCase());
 }
 

@@ -57,7 +57,8 @@ function textLearnerOptions(source: { activations?: { raw: tf.Tensor; out: tf.Te
 
 /** The encoder file of `name`: `<path>/<modelDir>/<name>.safetensors` (an absolute `name` is used as it is, as fastai's `join_path_file`). */
 function encoderFile(learn: Learner, name: string): string {
-  return nodePath.isAbsolute(name) ? `${name}.safetensors` : nodePath.join(learn.path, learn.modelDir, `${name}.safetensors`);
+  const file = name.endsWith(".safetensors") ? name : `${name}.safetensors`;
+  return nodePath.isAbsolute(name) ? file : nodePath.join(learn.path, learn.modelDir, file);
 }
 
 /** Options of `LMLearner.predict` (fastai's `LMLearner.predict`). */
@@ -290,8 +291,10 @@ export class TextClassifierLearner extends Learner<TextDataLoaders> {
    */
   async loadEncoder(name: string): Promise<this> {
     await ready();
-    const file = fs.existsSync(name) ? name : encoderFile(this, name);
-    if (!fs.existsSync(file)) {
+    // the file saveEncoder returned (a path to a file, not a folder), else the name under this learner's model folder
+    const isFile = (f: string) => fs.existsSync(f) && fs.statSync(f).isFile();
+    const file = isFile(name) ? name : encoderFile(this, name);
+    if (!isFile(file)) {
       throw new Error(`loadEncoder: no encoder at ${file}; write one with the language model's learn.saveEncoder("${name}"), or pass the file it wrote (saveEncoder returns its path) when the language model had another folder`);
     }
     const f = await readSafetensors(file);

@@ -295,9 +295,17 @@ function frameTexts(df: DataFrame, opts: TextFrameOptions): Omit<RawTexts, "repl
     let trn: number[];
     let val: number[];
     if (opts.validCol) {
-      const isValid = column(df, opts.validCol).map(truthy); // TRUE (Excel, R), yes, t, 1 as well as true
+      const cellsV = column(df, opts.validCol);
+      const isValid = cellsV.map(truthy); // TRUE (Excel, R), yes, t, 1 as well as true
       trn = texts.flatMap((_, i) => (isValid[i] ? [] : [i]));
       val = texts.flatMap((_, i) => (isValid[i] ? [i] : []));
+      if (texts.length && (!trn.length || !val.length)) {
+        const seen = [...new Set(cellsV.map((v) => JSON.stringify(v ?? null)))];
+        throw new Error(
+          `TextDataLoaders: the validation column "${opts.validCol}" puts every row in ${val.length ? "validation" : "training"}; its values are ${seen.slice(0, 10).join(", ")}${seen.length > 10 ? ", ..." : ""}. ` +
+            `Mark validation rows with true (or TRUE, 1, yes, t, y) and the others with false, or give validPct instead`,
+        );
+      }
     } else [trn, val] = RandomSplitter(opts.validPct ?? 0.2, opts.seed ?? textDataDefaults.seed)(texts);
     const cells = opts.isLm ? undefined : column(df, labelCol);
     // an empty label cell would become a class named "null" or ""; refuse the rows (an empty text is skipped anyway)
@@ -372,15 +380,16 @@ export class TextDataLoaders {
 
   /**
    * fastai's `TextDataLoaders.from_folder`: `.txt` files under `path`'s `train` and `valid` folders (or `folders`),
-   * labelled by their parent folder (a classifier); split by those folders, or at random with `validPct`.
+   * labelled by their parent folder (a classifier), split by those folders; with `validPct`, every `.txt` file under
+   * `path` (or under `folders`) split at random, as fastai reads every text file when `valid_pct` is given.
    */
   static fromFolder(dir: string, opts: TextDataLoadersOptions & { train?: string; valid?: string; folders?: string[] } = {}): TextDataLoaders {
     const train = opts.train ?? "train";
     const valid = opts.valid ?? "valid";
     const folders = opts.folders ?? [train, valid];
-    let files = getFiles(dir, { extensions: [".txt"], folders });
-    // a random split needs no train/valid folders: fastai's from_folder with valid_pct reads every .txt file under path
-    if (!files.length && opts.validPct !== undefined && !opts.folders) files = getFiles(dir, { extensions: [".txt"] });
+    // fastai's from_folder: train/valid folders split the texts; with valid_pct every .txt file under path is read
+    // (test/, unsup/, ... too) and split at random, unless `folders` names the ones to read
+    const files = opts.validPct !== undefined && !opts.folders ? getFiles(dir, { extensions: [".txt"] }) : getFiles(dir, { extensions: [".txt"], folders });
     const none = (where: string[]) => {
       const found = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => !f.startsWith(".")) : [];
       return new Error(
@@ -388,7 +397,7 @@ export class TextDataLoaders {
           `name the folders with train/valid or folders${opts.validPct === undefined ? ", or give validPct (e.g. 0.2) to split every .txt file under it at random" : ""}`,
       );
     };
-    if (!files.length) throw none(folders);
+    if (!files.length) throw none(opts.validPct !== undefined && !opts.folders ? ["."] : folders);
     const replaced: RawTexts["replaced"] = [];
     const texts = files.map((f) => {
       const r = decodeUtf8(fs.readFileSync(f));
