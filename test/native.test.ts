@@ -7,6 +7,8 @@ import { test, before } from "node:test";
 import assert from "node:assert/strict";
 import * as v8 from "node:v8";
 import * as vm from "node:vm";
+import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import { spawnSync } from "node:child_process";
 import * as tf from "../lib/engine/tf";
@@ -381,4 +383,53 @@ test("1,000 training steps on a tiny conv net learn (the loss falls 20x) and kee
   y.dispose();
   opt.dispose();
   model.dispose();
+});
+
+test("signals while oneDNN's GEMM runs do not corrupt the heap (oneDNN 2.x's JIT kernels point the stack into the heap): a profiler's SIGPROF on the main thread, a flood of process-directed signals on the OpenMP workers", () => {
+  // Before each call into oneDNN held signals pending and the workers blocked them, this loop of the LSTM
+  // classifier's products aborted in malloc ("corrupted size vs. prev_size") within 0.3 s under
+  // `node --cpu-prof` (a SIGPROF every 50 µs), and in 4 runs of 4 under the flood of SIGUSR2.
+  const addon = JSON.stringify(path.join(__dirname, "..", "lib", "engine", "native", "addon.js"));
+  const script = `
+const fs = require("node:fs");
+const { spawn } = require("node:child_process");
+const a = require(${addon}).loadAddon();
+const threads = a.setThreads(Number(process.env.THREADS));
+let caught = 0;
+process.on("SIGUSR2", () => caught++);
+// at most 400,000 signals from a shell loop; unref'd and killed at the end (a flood this long overflows libuv's
+// signal pipe while this loop blocks the event loop, so the shell's exit could go unnoticed)
+const sender = process.env.FLOOD === "1"
+  ? spawn("sh", ["-c", "for i in $(seq 1 400000); do kill -USR2 " + process.pid + " 2>/dev/null || exit 0; done"], { stdio: "ignore" })
+  : undefined;
+sender?.unref();
+const shapes = [[16, 2048, 512], [16, 512, 2048], [512, 2048, 16], [1152, 256, 32]];
+const bufs = shapes.map(([M, N, K]) => [new Float32Array(M * K).fill(0.5), new Float32Array(K * N).fill(0.25), new Float32Array(M * N)]);
+for (let i = 0; i < 3000; i++) {
+  const s = i % shapes.length, [M, N, K] = shapes[s], [x, y, z] = bufs[s];
+  a.matmul(x, y, z, Int32Array.from([1, 1, M, N, K, 0, 0]));
+  if (z[0] !== K * 0.125) throw new Error("matmul gave " + z[0] + ", not " + K * 0.125);
+  if (i % 8 === 0) new Float32Array(512 + (i % 300)); // JavaScript garbage between calls, as tfjs makes
+}
+sender?.kill("SIGKILL");
+// the main thread's mask after the calls: SIGINT, SIGCHLD, SIGPROF not blocked
+const mask = BigInt("0x" + /SigBlk:\\s*([0-9a-f]+)/.exec(fs.readFileSync("/proc/self/task/" + process.pid + "/status", "utf8"))[1]);
+setTimeout(() => console.log(JSON.stringify({ threads, caught, mainBlocks: [2, 17, 27].some((sig) => (mask >> BigInt(sig - 1)) & 1n) })), 20);`;
+  const runs = [
+    { threads: 1, flood: false }, { threads: 2, flood: false }, { threads: 2, flood: true },
+  ];
+  for (const { threads, flood } of runs) {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tsfast-sigprof-"));
+    const prof = flood ? [] : ["--cpu-prof", "--cpu-prof-dir", dir, "--cpu-prof-interval", "50"];
+    const res = spawnSync(process.execPath, [...prof, "-e", script], {
+      env: { ...process.env, THREADS: String(threads), FLOOD: flood ? "1" : "0" }, encoding: "utf8", timeout: 120_000,
+    });
+    fs.rmSync(dir, { recursive: true, force: true });
+    const what = `${threads} thread(s)${flood ? ", SIGUSR2 flood" : ", --cpu-prof"}`;
+    assert.equal(res.status, 0, `${what}: ${res.signal ?? ""} ${res.stderr.slice(-500)}`);
+    const got = JSON.parse(res.stdout.trim().split("\n").pop()!) as { threads: number; caught: number; mainBlocks: boolean };
+    assert.equal(got.threads, threads, what);
+    assert.equal(got.mainBlocks, false, `${what}: the main thread takes signals between calls`);
+    if (flood) assert.ok(got.caught > 0, `${what}: the signals reached their handler`);
+  }
 });

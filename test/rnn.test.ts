@@ -221,3 +221,44 @@ test("an LSTM over a one-step sequence has gradients (a one-way split would brea
   assert.deepEqual(wIhGrad.shape, [3, 16]);
   assert.ok(Array.from(wIhGrad.dataSync()).some((v) => v !== 0));
 });
+
+test("a Module's activations outlive the model call that disposes its intermediate tensors, until its next call (RNNRegularizer reads them after it)", async () => {
+  await ready();
+  class Acts extends Module {
+    emb = new Embedding(this, "emb", 4, 3);
+    activations?: { raw: tf.Tensor; out: tf.Tensor };
+    constructor() {
+      super({ outputShape: (s) => [s[0]!, s[1]!, 3] });
+    }
+    forward(x: tf.Tensor, training: boolean): tf.Tensor {
+      const h = this.emb.forward(x);
+      const raw = tf.mul(h, 2); // intermediate: the model's call disposes it
+      this.activations = training ? { raw, out: h } : undefined;
+      return tf.add(raw, 1);
+    }
+  }
+  const m = new Acts();
+  const model = tf.sequential({ layers: [m, tf.layers.dense({ units: 2 })] });
+  const x = tf.tensor2d([[0, 1], [2, 3]], [2, 2], "int32");
+  const table = m.emb.weight.read().arraySync() as number[][];
+  const before = tf.memory().numTensors;
+  const calls: { raw: tf.Tensor; out: tf.Tensor }[] = [];
+  for (let i = 0; i < 3; i++) {
+    tf.tidy(() => {
+      model.apply(x, { training: true });
+      const acts = m.activations!;
+      assert.ok(!acts.raw.isDisposed && !acts.out.isDisposed, "alive after the call returned");
+      // raw = 2 · the embedding rows of ids 0, 1, 2, 3 (worked from the table)
+      const want = [[table[0]!, table[1]!], [table[2]!, table[3]!]].map((r) => r.map((row) => row.map((v) => 2 * v)));
+      const got = acts.raw.arraySync() as number[][][];
+      got.flat(2).forEach((v, k) => assert.ok(Math.abs(v - want.flat(2)[k]!) < 1e-6));
+      calls.push(acts);
+    });
+    if (i > 0) assert.ok(calls[i - 1]!.raw.isDisposed && calls[i - 1]!.out.isDisposed, "the previous call's are disposed by the next");
+  }
+  assert.equal(tf.memory().numTensors - before, 2, "only the last call's raw and out stay");
+  tf.tidy(() => void model.apply(x, { training: false }));
+  assert.equal(m.activations, undefined);
+  assert.ok(calls[2]!.raw.isDisposed && calls[2]!.out.isDisposed, "a call without activations disposes the kept ones");
+  assert.equal(tf.memory().numTensors, before);
+});

@@ -290,3 +290,26 @@ test("loadEncoder takes the encoder of a language model in another folder by its
   fs.rmSync(dir, { recursive: true, force: true });
   fs.rmSync(lmDir, { recursive: true, force: true });
 });
+
+test("the language model and the text classifier train on wasm: RNNRegularizer's activations stay alive after the model's call (the classifier's step threw there)", async () => {
+  await ready();
+  const { initWasm } = await import("../lib/engine/wasm");
+  const previous = tf.getBackend();
+  const dir = corpus();
+  try {
+    await initWasm();
+    const dlsLm = TextDataLoaders.fromFolder(dir, { isLm: true, bs: 4, seqLen: 8, cacheDir: false, minFreq: 1 });
+    const lm = await languageModelLearner(dlsLm, AWD_LSTM, { config: small, metrics: accuracy, progress: false });
+    await lm.fit(1, 1e-3);
+    const dlsClas = TextDataLoaders.fromFolder(dir, { bs: 4, seqLen: 8, cacheDir: false, textVocab: dlsLm.vocab });
+    const clas = await textClassifierLearner(dlsClas, AWD_LSTM, { config: small, metrics: accuracy, progress: false });
+    const w0 = Array.from(clas.encoder.encoder.encoder.read().dataSync());
+    await clas.fit(1, 1e-3);
+    assert.equal(tf.getBackend(), "wasm");
+    for (const l of [lm, clas]) assert.ok(Number.isFinite(l.lossValue!) && l.metricValues!.every(Number.isFinite));
+    assert.notDeepEqual(Array.from(clas.encoder.encoder.encoder.read().dataSync()), w0, "the encoder trained");
+  } finally {
+    await tf.setBackend(previous);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -74,7 +74,24 @@ export abstract class Module extends tf.layers.Layer {
 
   override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Kwargs): tf.Tensor {
     const x = (Array.isArray(inputs) ? inputs[0] : inputs) as tf.Tensor;
-    return this.forward(x, Boolean(kwargs["training"]));
+    const out = this.forward(x, Boolean(kwargs["training"]));
+    this.keepActivations();
+    return out;
+  }
+
+  /** The tensors of `activations` this module kept from its last call. */
+  private keptActivations: tf.Tensor[] = [];
+
+  /**
+   * A module that sets `activations` (see `RegularizedActivations`) in `forward` sets intermediate tensors:
+   * tfjs-layers disposes every one of them when the model's call returns, before `RNNRegularizer` reads them
+   * in `afterLoss`. They are kept here until the next call, which disposes them.
+   */
+  private keepActivations(): void {
+    const acts = (this as RegularizedActivations).activations;
+    const now = acts ? [...new Set([acts.raw, acts.out])] : [];
+    tf.dispose(this.keptActivations.filter((t) => !now.includes(t)));
+    this.keptActivations = now.map((t) => tf.keep(t));
   }
 
   override getClassName(): string {

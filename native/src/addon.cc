@@ -21,9 +21,22 @@ std::vector<int64_t> ints(const Napi::Value& v) {
   return out;
 }
 
+void blockWorkerSignals() {
+  SignalGuard guard;  // workers created for this region inherit the blocked mask too
+#pragma omp parallel
+  {
+    if (omp_get_thread_num() != 0) {
+      sigset_t all;
+      sigfillset(&all);
+      pthread_sigmask(SIG_BLOCK, &all, nullptr);
+    }
+  }
+}
+
 static Napi::Value SetThreads(const Napi::CallbackInfo& info) {
   int n = info[0].As<Napi::Number>().Int32Value();
   if (n > 0) omp_set_num_threads(n);
+  blockWorkerSignals();
   return Napi::Number::New(info.Env(), omp_get_max_threads());
 }
 
@@ -44,6 +57,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   // serialise across threads). Keep freed blocks up to 32 MiB in the heap for reuse instead.
   mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
   mallopt(M_TRIM_THRESHOLD, 512 * 1024 * 1024);
+  blockWorkerSignals();
   exports.Set("setThreads", Napi::Function::New(env, SetThreads));
   exports.Set("getThreads", Napi::Function::New(env, GetThreads));
   exports.Set("version", Napi::Function::New(env, Version));

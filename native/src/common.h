@@ -2,7 +2,9 @@
 #pragma once
 #include <napi.h>
 #include <dnnl.hpp>
+#include <csignal>
 #include <cstdint>
+#include <pthread.h>
 #include <string>
 #include <vector>
 
@@ -16,6 +18,25 @@ inline float* f32(const Napi::Value& v) { return v.As<Napi::Float32Array>().Data
 inline size_t f32len(const Napi::Value& v) { return v.As<Napi::Float32Array>().ElementLength(); }
 // Int32Array of small integer parameters (shapes, strides, paddings).
 std::vector<int64_t> ints(const Napi::Value& v);
+
+// oneDNN 2.x's JIT f32 GEMM kernels point the stack pointer into the heap while they run (oneDNN
+// issue 4845, fixed in 3.11.2): a signal handled on a thread inside one (a profiler's SIGPROF, SIGINT,
+// SIGCHLD) writes its frame over the heap, and the process aborts later in malloc. Every call into
+// oneDNN therefore runs with the calling thread's signals blocked (held pending, delivered when the
+// call returns); the OpenMP workers block theirs for good (`blockWorkerSignals`).
+struct SignalGuard {
+  sigset_t saved;
+  SignalGuard() {
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &saved);
+  }
+  ~SignalGuard() { pthread_sigmask(SIG_SETMASK, &saved, nullptr); }
+  SignalGuard(const SignalGuard&) = delete;
+  SignalGuard& operator=(const SignalGuard&) = delete;
+};
+// Block every signal on each OpenMP worker thread (not the calling one); call after the pool changes size.
+void blockWorkerSignals();
 
 // Register the functions of each translation unit on the exports object.
 void initConv(Napi::Env env, Napi::Object exports);

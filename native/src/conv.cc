@@ -140,6 +140,7 @@ Napi::Value fail(Napi::Env env, const std::exception& e, const char* what) {
 
 // conv2d(x, w, bias|null, y, params, act, wToken)
 Napi::Value Conv2d(const Napi::CallbackInfo& info) {
+  SignalGuard guard;  // see common.h
   try {
     auto p = ints(info[4]);
     ConvP c(p);
@@ -170,6 +171,7 @@ Napi::Value Conv2d(const Napi::CallbackInfo& info) {
 
 // conv2dBackpropInput(dy, w, dx, params, wToken)
 Napi::Value Conv2dBwdData(const Napi::CallbackInfo& info) {
+  SignalGuard guard;  // see common.h
   try {
     auto p = ints(info[3]);
     ConvP c(p);
@@ -198,6 +200,7 @@ Napi::Value Conv2dBwdData(const Napi::CallbackInfo& info) {
 
 // conv2dBackpropFilter(x, dy, dw, params)
 Napi::Value Conv2dBwdWeights(const Napi::CallbackInfo& info) {
+  SignalGuard guard;  // see common.h
   try {
     auto p = ints(info[3]);
     ConvP c(p);
@@ -281,6 +284,7 @@ PoolEntry& poolEntry(const PoolP& c, const std::vector<int64_t>& p, bool backwar
 
 // pool(x, y, params)
 Napi::Value Pool(const Napi::CallbackInfo& info) {
+  SignalGuard guard;  // see common.h
   try {
     auto p = ints(info[2]);
     PoolP c(p);
@@ -298,6 +302,7 @@ Napi::Value Pool(const Napi::CallbackInfo& info) {
 
 // poolGrad(dy, x, dx, params): max pooling recomputes the forward to find the arg-max positions.
 Napi::Value PoolGrad(const Napi::CallbackInfo& info) {
+  SignalGuard guard;  // see common.h
   try {
     auto p = ints(info[3]);
     PoolP c(p);
@@ -321,6 +326,7 @@ Napi::Value PoolGrad(const Napi::CallbackInfo& info) {
 
 // matmul(a, b, c, [batchA, batchB, M, N, K, transA, transB]): row-major, batch broadcast when 1.
 Napi::Value MatMul(const Napi::CallbackInfo& info) {
+  SignalGuard guard;  // see common.h
   auto p = ints(info[3]);
   int64_t bA = p[0], bB = p[1], M = p[2], N = p[3], K = p[4];
   bool tA = p[5] != 0, tB = p[6] != 0;
