@@ -132,6 +132,14 @@ test("matMul, batched and broadcast matMul, and fused matMul match cpu", () => {
   const ba = rnd([4, 5, 6]), bb = rnd([1, 6, 3]);
   agree("broadcast matMul", () => tf.matMul(ba(), bb()));
   agree("fused matMul bias relu", withGrads((x, y, b) => tf.fused.matMul({ a: x as tf.Tensor2D, b: y as tf.Tensor2D, bias: b, activation: "relu" }), rnd([6, 8]), rnd([8, 4]), rnd([4])));
+  // A·Bᵀ with few rows in A (an LSTM's hidden gradient at batch 16) and a million multiply-adds or more is computed as
+  // (B·Aᵀ)ᵀ: plain, batched, broadcast either side
+  agree("matMul A·Bᵀ, 16 rows", withGrads((x, y) => tf.matMul(x, y, false, true), rnd([16, 256]), rnd([320, 256])));
+  const ta = rnd([2, 8, 256]), tb = rnd([2, 512, 256]);
+  agree("batched matMul A·Bᵀ, 8 rows", () => tf.matMul(ta(), tb(), false, true));
+  const sa = rnd([1, 8, 256]), sb = rnd([3, 512, 256]), sc = rnd([3, 8, 256]), sd = rnd([1, 512, 256]);
+  agree("broadcast matMul A·Bᵀ (A shared)", () => tf.matMul(sa(), sb(), false, true));
+  agree("broadcast matMul A·Bᵀ (B shared)", () => tf.matMul(sc(), sd(), false, true));
 });
 
 test("binary ops with broadcasting match cpu", () => {
@@ -388,11 +396,17 @@ test("1,000 training steps on a tiny conv net learn (the loss falls 20x) and kee
 test("signals while oneDNN's GEMM runs do not corrupt the heap (oneDNN 2.x's JIT kernels point the stack into the heap): a profiler's SIGPROF on the main thread, a flood of process-directed signals on the OpenMP workers", () => {
   // Before each call into oneDNN held signals pending and the workers blocked them, this loop of the LSTM
   // classifier's products aborted in malloc ("corrupted size vs. prev_size") within 0.3 s under
-  // `node --cpu-prof` (a SIGPROF every 50 µs), and in 4 runs of 4 under the flood of SIGUSR2.
+  // `node --cpu-prof` (a SIGPROF every 50 µs), and often under the flood of SIGUSR2.
   const addon = JSON.stringify(path.join(__dirname, "..", "lib", "engine", "native", "addon.js"));
   const script = `
 const fs = require("node:fs");
 const { spawn } = require("node:child_process");
+const tasks = () => fs.readdirSync("/proc/self/task");
+const blocks = (t) => {
+  const mask = BigInt("0x" + /SigBlk:\\s*([0-9a-f]+)/.exec(fs.readFileSync("/proc/self/task/" + t + "/status", "utf8"))[1]);
+  return [2, 17, 27].every((sig) => (mask >> BigInt(sig - 1)) & 1n); // SIGINT, SIGCHLD, SIGPROF
+};
+const before = new Set(tasks());
 const a = require(${addon}).loadAddon();
 const threads = a.setThreads(Number(process.env.THREADS));
 let caught = 0;
@@ -403,20 +417,29 @@ const sender = process.env.FLOOD === "1"
   ? spawn("sh", ["-c", "for i in $(seq 1 400000); do kill -USR2 " + process.pid + " 2>/dev/null || exit 0; done"], { stdio: "ignore" })
   : undefined;
 sender?.unref();
-const shapes = [[16, 2048, 512], [16, 512, 2048], [512, 2048, 16], [1152, 256, 32]];
+const shapes = [[16, 2048, 512], [16, 512, 2048], [512, 2048, 16], [1152, 256, 32], [2, 2, 2]];
 const bufs = shapes.map(([M, N, K]) => [new Float32Array(M * K).fill(0.5), new Float32Array(K * N).fill(0.25), new Float32Array(M * N)]);
+const big = new Float32Array(1 << 20).fill(1), sum = new Float32Array(1 << 20), dims = Int32Array.from([1 << 20]);
+// input 1×4×4×3, filter 3×3×3→8, output 1×2×2×8, stride 1, no padding (the layout of conv.cc's ConvP)
+const convP = Int32Array.from([1, 4, 4, 3, 3, 3, 8, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0, 1]);
 for (let i = 0; i < 3000; i++) {
   const s = i % shapes.length, [M, N, K] = shapes[s], [x, y, z] = bufs[s];
   a.matmul(x, y, z, Int32Array.from([1, 1, M, N, K, 0, 0]));
   if (z[0] !== K * 0.125) throw new Error("matmul gave " + z[0] + ", not " + K * 0.125);
+  // a tiny convolution gradient (oneDNN runs it on a smaller team: libgomp ends the spare workers), then a large
+  // elementwise op (a full team again: new workers, started by the calling thread with its mask)
+  if (s === 4 && i % 50 === 4) {
+    a.conv2dBackpropInput(new Float32Array(8 * 4).fill(1), new Float32Array(9 * 3 * 8).fill(1), new Float32Array(16 * 3), convP, 0);
+    a.binary(0, big, big, sum, dims, dims, dims);
+  }
   if (i % 8 === 0) new Float32Array(512 + (i % 300)); // JavaScript garbage between calls, as tfjs makes
 }
 sender?.kill("SIGKILL");
-// the main thread's mask after the calls: SIGINT, SIGCHLD, SIGPROF not blocked
-const mask = BigInt("0x" + /SigBlk:\\s*([0-9a-f]+)/.exec(fs.readFileSync("/proc/self/task/" + process.pid + "/status", "utf8"))[1]);
-setTimeout(() => console.log(JSON.stringify({ threads, caught, mainBlocks: [2, 17, 27].some((sig) => (mask >> BigInt(sig - 1)) & 1n) })), 20);`;
+// every thread started since the addon loaded (its OpenMP workers) blocks signals; the main thread does not
+const unblocked = tasks().filter((t) => !before.has(t) && !blocks(t)).length;
+setTimeout(() => console.log(JSON.stringify({ threads, caught, unblocked, mainBlocks: blocks(String(process.pid)) })), 20);`;
   const runs = [
-    { threads: 1, flood: false }, { threads: 2, flood: false }, { threads: 2, flood: true },
+    { threads: 1, flood: false }, { threads: 2, flood: false }, { threads: 2, flood: true }, { threads: 6, flood: true },
   ];
   for (const { threads, flood } of runs) {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tsfast-sigprof-"));
@@ -427,8 +450,9 @@ setTimeout(() => console.log(JSON.stringify({ threads, caught, mainBlocks: [2, 1
     fs.rmSync(dir, { recursive: true, force: true });
     const what = `${threads} thread(s)${flood ? ", SIGUSR2 flood" : ", --cpu-prof"}`;
     assert.equal(res.status, 0, `${what}: ${res.signal ?? ""} ${res.stderr.slice(-500)}`);
-    const got = JSON.parse(res.stdout.trim().split("\n").pop()!) as { threads: number; caught: number; mainBlocks: boolean };
+    const got = JSON.parse(res.stdout.trim().split("\n").pop()!) as { threads: number; caught: number; unblocked: number; mainBlocks: boolean };
     assert.equal(got.threads, threads, what);
+    assert.equal(got.unblocked, 0, `${what}: OpenMP workers that take signals`);
     assert.equal(got.mainBlocks, false, `${what}: the main thread takes signals between calls`);
     if (flood) assert.ok(got.caught > 0, `${what}: the signals reached their handler`);
   }

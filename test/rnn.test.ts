@@ -261,4 +261,9 @@ test("a Module's activations outlive the model call that disposes its intermedia
   assert.equal(m.activations, undefined);
   assert.ok(calls[2]!.raw.isDisposed && calls[2]!.out.isDisposed, "a call without activations disposes the kept ones");
   assert.equal(tf.memory().numTensors, before);
+  tf.tidy(() => void model.apply(x, { training: true }));
+  const last = m.activations!;
+  assert.ok(!last.raw.isDisposed);
+  model.dispose();
+  assert.ok(last.raw.isDisposed && last.out.isDisposed, "disposing the model disposes the kept ones");
 });

@@ -82,10 +82,17 @@ export abstract class Module extends tf.layers.Layer {
   /** The tensors of `activations` this module kept from its last call. */
   private keptActivations: tf.Tensor[] = [];
 
+  override dispose(): ReturnType<tf.layers.Layer["dispose"]> {
+    tf.dispose(this.keptActivations);
+    this.keptActivations = [];
+    return super.dispose();
+  }
+
   /**
    * A module that sets `activations` (see `RegularizedActivations`) in `forward` sets intermediate tensors:
    * tfjs-layers disposes every one of them when the model's call returns, before `RNNRegularizer` reads them
-   * in `afterLoss`. They are kept here until the next call, which disposes them.
+   * in `afterLoss`. They are kept here until the next call (or `dispose()`), which disposes them: a module whose
+   * `activations.out` is the tensor it returns gives up that output at its next training call too.
    */
   private keepActivations(): void {
     const acts = (this as RegularizedActivations).activations;

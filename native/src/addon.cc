@@ -27,7 +27,7 @@ void blockWorkerSignals() {
   {
     if (omp_get_thread_num() != 0) {
       sigset_t all;
-      sigfillset(&all);
+      SignalGuard::fillAsync(&all);
       pthread_sigmask(SIG_BLOCK, &all, nullptr);
     }
   }

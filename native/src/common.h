@@ -23,13 +23,20 @@ std::vector<int64_t> ints(const Napi::Value& v);
 // issue 4845, fixed in 3.11.2): a signal handled on a thread inside one (a profiler's SIGPROF, SIGINT,
 // SIGCHLD) writes its frame over the heap, and the process aborts later in malloc. Every call into
 // oneDNN therefore runs with the calling thread's signals blocked (held pending, delivered when the
-// call returns); the OpenMP workers block theirs for good (`blockWorkerSignals`).
+// call returns); the OpenMP workers block theirs for good (`blockWorkerSignals`). Every exported
+// function that runs an OpenMP region takes the guard too: libgomp ends the workers a smaller team does
+// not need and creates new ones for a larger team later, and a new thread starts with its creator's mask.
 struct SignalGuard {
   sigset_t saved;
   SignalGuard() {
     sigset_t all;
-    sigfillset(&all);
+    fillAsync(&all);
     pthread_sigmask(SIG_BLOCK, &all, &saved);
+  }
+  // Every signal but the synchronous faults (a fault with its signal blocked kills the process outright).
+  static void fillAsync(sigset_t* set) {
+    sigfillset(set);
+    for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL}) sigdelset(set, sig);
   }
   ~SignalGuard() { pthread_sigmask(SIG_SETMASK, &saved, nullptr); }
   SignalGuard(const SignalGuard&) = delete;

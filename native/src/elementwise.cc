@@ -76,6 +76,7 @@ void binaryLoop(const float* a, const float* b, float* o, const std::vector<int6
 
 // binary(op, a, b, out, outShape, aShape, bShape): shapes padded to the same rank by the caller.
 Napi::Value Binary(const Napi::CallbackInfo& info) {
+  SignalGuard guard;  // OpenMP workers this region creates inherit the blocked mask (common.h)
   int op = info[0].As<Napi::Number>().Int32Value();
   const float* a = f32(info[1]);
   const float* b = f32(info[2]);
@@ -168,6 +169,7 @@ void unaryLoop(const float* x, float* o, int64_t n, float alpha) {
 
 // unary(op, x, out, alpha)
 Napi::Value Unary(const Napi::CallbackInfo& info) {
+  SignalGuard guard;  // OpenMP workers this region creates inherit the blocked mask (common.h)
   int op = info[0].As<Napi::Number>().Int32Value();
   const float* x = f32(info[1]);
   float* o = f32(info[2]);
@@ -205,6 +207,7 @@ inline float racc(int op, float acc, float v) {
 
 // reduce(op, x, out, outer, red, inner): x viewed as [outer, red, inner], out as [outer, inner].
 Napi::Value Reduce(const Napi::CallbackInfo& info) {
+  SignalGuard guard;  // OpenMP workers this region creates inherit the blocked mask (common.h)
   int op = info[0].As<Napi::Number>().Int32Value();
   const float* x = f32(info[1]);
   float* o = f32(info[2]);
@@ -272,6 +275,7 @@ Napi::Value Reduce(const Napi::CallbackInfo& info) {
 
 // softmax(x, out, rows, cols): along the last axis, max-shifted.
 Napi::Value Softmax(const Napi::CallbackInfo& info) {
+  SignalGuard guard;  // OpenMP workers this region creates inherit the blocked mask (common.h)
   const float* x = f32(info[0]);
   float* o = f32(info[1]);
   int64_t rows = info[2].As<Napi::Number>().Int64Value();
@@ -295,6 +299,7 @@ Napi::Value Softmax(const Napi::CallbackInfo& info) {
 
 // adam(param, m, v, grad, [lr, beta1, beta2, eps, 1-beta1^t, 1-beta2^t, wd]): one fused AdamW pass.
 Napi::Value Adam(const Napi::CallbackInfo& info) {
+  SignalGuard guard;  // OpenMP workers this region creates inherit the blocked mask (common.h)
   float* w = f32(info[0]);
   float* m = f32(info[1]);
   float* v = f32(info[2]);
@@ -317,6 +322,7 @@ Napi::Value Adam(const Napi::CallbackInfo& info) {
 
 // transpose(x, out, shape, perm): general N-d permutation (out = x.transpose(perm)).
 Napi::Value Transpose(const Napi::CallbackInfo& info) {
+  SignalGuard guard;  // OpenMP workers this region creates inherit the blocked mask (common.h)
   const float* x = f32(info[0]);
   float* o = f32(info[1]);
   auto shape = ints(info[2]), perm = ints(info[3]);
@@ -349,6 +355,7 @@ Napi::Value Transpose(const Napi::CallbackInfo& info) {
 // slicePad(src, dst, srcShape, dstShape, offset): dst[i] = src[i + offset] where in range, else 0.
 // Slice uses offset = begin (all in range); Pad uses offset = -before and a zero-filled dst.
 Napi::Value SlicePad(const Napi::CallbackInfo& info) {
+  SignalGuard guard;  // OpenMP workers this region creates inherit the blocked mask (common.h)
   const float* x = f32(info[0]);
   float* o = f32(info[1]);
   auto sd = ints(info[2]), dd = ints(info[3]), off = ints(info[4]);
@@ -388,6 +395,7 @@ Napi::Value SlicePad(const Napi::CallbackInfo& info) {
 
 // scaleShift(x, out, scale, shift, C): out = x * scale[c] + shift[c] over the last axis (BatchNorm).
 Napi::Value ScaleShift(const Napi::CallbackInfo& info) {
+  SignalGuard guard;  // OpenMP workers this region creates inherit the blocked mask (common.h)
   const float* x = f32(info[0]);
   float* o = f32(info[1]);
   const float* sc = f32(info[2]);
@@ -406,6 +414,7 @@ Napi::Value ScaleShift(const Napi::CallbackInfo& info) {
 
 // tile(x, out, xShape, outShape): out[i] = x[i mod xShape] per axis.
 Napi::Value Tile(const Napi::CallbackInfo& info) {
+  SignalGuard guard;  // OpenMP workers this region creates inherit the blocked mask (common.h)
   const float* x = f32(info[0]);
   float* o = f32(info[1]);
   auto sd = ints(info[2]), dd = ints(info[3]);
@@ -473,6 +482,7 @@ void channelSums(int64_t rows, int64_t C, double* s1, double* s2, F f) {
 
 // bnStats(x, mean, variance, C): batch statistics over all axes but the last (biased variance).
 Napi::Value BnStats(const Napi::CallbackInfo& info) {
+  SignalGuard guard;  // OpenMP workers this region creates inherit the blocked mask (common.h)
   const float* x = f32(info[0]);
   float* mean = f32(info[1]);
   float* var = f32(info[2]);
@@ -503,6 +513,7 @@ Napi::Value BnStats(const Napi::CallbackInfo& info) {
 //   1. dbeta = sum(dy)   2. dgamma = sum(dy * xhat)   with xhat = (x - mean) * invstd
 //   3. dx = gamma * invstd * (dy - dbeta / n - xhat * dgamma / n)
 Napi::Value BnBackward(const Napi::CallbackInfo& info) {
+  SignalGuard guard;  // OpenMP workers this region creates inherit the blocked mask (common.h)
   const float* x = f32(info[0]);
   const float* dy = f32(info[1]);
   const float* mean = f32(info[2]);
@@ -544,6 +555,7 @@ Napi::Value BnBackward(const Napi::CallbackInfo& info) {
 
 // reluGrad(dy, x, dx): dx = x > 0 ? dy : 0 (one pass instead of step + cast + multiply).
 Napi::Value ReluGrad(const Napi::CallbackInfo& info) {
+  SignalGuard guard;  // OpenMP workers this region creates inherit the blocked mask (common.h)
   const float* dy = f32(info[0]);
   const float* x = f32(info[1]);
   float* dx = f32(info[2]);
