@@ -22,8 +22,9 @@ std::vector<int64_t> ints(const Napi::Value& v);
 // oneDNN 2.x's JIT f32 GEMM kernels point the stack pointer into the heap while they run (oneDNN
 // issue 4845, fixed in 3.11.2): a signal handled on a thread inside one (a profiler's SIGPROF, SIGINT,
 // SIGCHLD) writes its frame over the heap, and the process aborts later in malloc. Every call into
-// oneDNN therefore runs with the calling thread's signals blocked (held pending, delivered when the
-// call returns); the OpenMP workers block theirs for good (`blockWorkerSignals`). Every exported
+// oneDNN therefore runs with the calling thread's signals blocked (a signal sent to this thread waits
+// until the call returns; one sent to the process goes to another of Node's threads); the OpenMP
+// workers block theirs for good (`blockWorkerSignals`). Every exported
 // function that runs an OpenMP region takes the guard too: libgomp ends the workers a smaller team does
 // not need and creates new ones for a larger team later, and a new thread starts with its creator's mask.
 struct SignalGuard {
