@@ -5,6 +5,7 @@ import { test, before } from "node:test";
 import assert from "node:assert/strict";
 import * as tf from "../lib/engine/tf";
 import { initWasm } from "../lib/engine/wasm";
+import { setWasmSimd } from "../lib/engine/wasm/simd";
 import "@tensorflow/tfjs-backend-cpu";
 
 /** Deterministic values in [-0.5, 0.5) (an LCG; no Math.random in tests). */
@@ -142,10 +143,62 @@ const depthwiseCases: [string, number[], number[], number, "same" | "valid"][] =
   ["3x3 stride 2 same, channel multiplier 2", [2, 9, 8, 3], [3, 3, 3, 2], 2, "same"],
   ["5x5 stride 2 valid", [1, 9, 9, 4], [5, 5, 4, 1], 2, "valid"],
   ["3x3 stride 2 same, even size (MobileNet downsampling)", [2, 8, 8, 5], [3, 3, 5, 1], 2, "same"],
+  // 21 channels: one 16-channel SIMD block, one 4-channel block and one scalar channel
+  ["3x3 stride 1 same, 21 channels", [2, 9, 9, 21], [3, 3, 21, 1], 1, "same"],
+  ["3x3 stride 2 valid, odd size, batch 1, 36 channels", [1, 11, 9, 36], [3, 3, 36, 1], 2, "valid"],
+  ["2x4 stride 1 valid, 17 channels", [2, 6, 7, 17], [2, 4, 17, 1], 1, "valid"],
+  ["3x3 stride 2 same, channel multiplier 3 (18 channels after repeating)", [1, 7, 7, 6], [3, 3, 6, 3], 2, "same"],
+  ["1x1 stride 2 valid, 8 channels", [2, 5, 5, 8], [1, 1, 8, 1], 2, "valid"],
 ];
 for (const [name, xs, ws, strides, pad] of depthwiseCases) {
   test(`depthwise conv2d gradients match cpu and finite differences: ${name}`, async () => {
     await checkGradients(name, xs, ws, (x, w) => tf.depthwiseConv2d(x, w, strides, pad));
+  });
+}
+
+/** The depthwise filter gradient kernel called directly (dy of any shape) on `backend`. */
+async function depthwiseFilterGrad(
+  backend: string,
+  xShape: number[],
+  dyShape: number[],
+  attrs: { strides: number; pad: "same" | "valid"; dilations: number; filterShape: number[] },
+): Promise<Float32Array> {
+  const [g] = await on(backend, () =>
+    tf.tidy(() => [
+      tf.engine().runKernel(
+        "DepthwiseConv2dNativeBackpropFilter",
+        { x: tf.tensor(values(size(xShape), 7), xShape), dy: tf.tensor(values(size(dyShape), 8), dyShape) },
+        attrs as unknown as tf.NamedAttrMap,
+      ) as tf.Tensor,
+    ]),
+  );
+  return g!;
+}
+
+test("depthwise filter gradient with a dy larger than the output reads dy's top-left, as cpu does", async () => {
+  // 7×7 'same' stride 2 gives 4×4 outputs; dy is 5×6
+  const attrs = { strides: 2, pad: "same" as const, dilations: 1, filterShape: [3, 3, 20, 1] };
+  const c = await depthwiseFilterGrad("cpu", [2, 7, 7, 20], [2, 5, 6, 20], attrs);
+  const w = await depthwiseFilterGrad("wasm", [2, 7, 7, 20], [2, 5, 6, 20], attrs);
+  assert.ok(relErr(w, c) < 1e-5, `differs from cpu by ${relErr(w, c)}`);
+});
+
+// tfjs has no gradient for dilated depthwise convolutions and cpu's kernel ignores dilation, so the
+// dilated case is checked against the JavaScript loop (the kernel before the SIMD one).
+for (const [name, xShape, dyShape, filterShape, dilations] of [
+  ["multiplier 2, 22 channels after repeating", [3, 8, 9, 11], [3, 8, 9, 22], [3, 3, 11, 2], 1],
+  ["dilation 2, 21 channels", [2, 9, 9, 21], [2, 9, 9, 21], [3, 3, 21, 1], 2],
+] as const) {
+  test(`depthwise filter gradient: the JavaScript fallback matches the SIMD kernels (${name})`, async () => {
+    const attrs = { strides: 1, pad: "same" as const, dilations, filterShape: [...filterShape] };
+    const simd = await depthwiseFilterGrad("wasm", [...xShape], [...dyShape], attrs);
+    setWasmSimd(false);
+    try {
+      const js = await depthwiseFilterGrad("wasm", [...xShape], [...dyShape], attrs);
+      assert.ok(relErr(js, simd) < 1e-5, `differs by ${relErr(js, simd)}`);
+    } finally {
+      setWasmSimd(true);
+    }
   });
 }
 

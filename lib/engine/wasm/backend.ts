@@ -10,7 +10,11 @@ import * as tf from "../tf";
 
 /** The parts of `BackendWasm` (tfjs-backend-wasm 4.22) that the kernels use. */
 export interface WasmBackend {
-  wasm: { cwrap: (name: string, ret: null, args: string[]) => (...a: unknown[]) => void };
+  wasm: {
+    cwrap: (name: string, ret: null, args: string[]) => (...a: unknown[]) => void;
+    /** The Emscripten module's exports; `memory` is the heap that `typedArrayFromHeap` views. */
+    asm?: { memory?: WebAssembly.Memory };
+  };
   dataIdMap: { get: (dataId: object) => { id: number } };
   makeOutput: (shape: number[], dtype: tf.DataType) => tf.TensorInfo;
   typedArrayFromHeap: (t: tf.TensorInfo) => Float32Array | Int32Array | Uint8Array;
