@@ -3,13 +3,17 @@
  * tsfast's two gradient kernels (lib/engine/wasm/depthwise-grad.ts), for MobileNet/ResNet-like
  * shapes (3×3 filters, 'same' padding).
  *
- * usage: node dist/bench/depthwise-wasm.js [--reps 7] [--only <shape substring>]
- * Prints per shape the median ms of the forward pass, the filter gradient and the input gradient,
- * and the filter/forward and input/forward ratios. The three are timed interleaved, in the same
- * process, so the ratios hold even when the machine is busy; the absolute times do not.
+ * usage: node dist/bench/depthwise-wasm.js [--reps 7] [--only <shape substring>] [--train-steps 5]
+ * Prints per shape the median ms of the forward pass, the filter gradient (SIMD kernel, and the
+ * JavaScript loop it replaced, `setWasmSimd(false)`) and the input gradient, and their ratios to
+ * the forward pass. All are timed interleaved, in the same process, so the ratios hold even when
+ * the machine is busy; the absolute times do not.
+ * Then one training step (forward + backward + Adam) of a small MobileNet-style net, 56 px,
+ * batch 32, with the SIMD filter gradient and with the JavaScript loop, interleaved.
  */
 import * as tf from "../lib/engine/tf";
 import { initWasm } from "../lib/engine/wasm";
+import { setWasmSimd } from "../lib/engine/wasm/simd";
 
 interface Shape {
   n: number;
@@ -32,6 +36,7 @@ const SHAPES: Shape[] = [
 const args = process.argv.slice(2);
 const opt = (name: string): string | undefined => (args.includes(name) ? args[args.indexOf(name) + 1] : undefined);
 const REPS = Number(opt("--reps") ?? 7);
+const TRAIN_STEPS = Number(opt("--train-steps") ?? 5);
 const only = opt("--only");
 
 /** Deterministic values in [-0.5, 0.5). */
@@ -60,7 +65,7 @@ const median = (a: number[]) => [...a].sort((p, q) => p - q)[Math.floor(a.length
 async function main(): Promise<void> {
   await initWasm();
   console.log(`backend ${tf.getBackend()}, ${REPS} reps (median), 3x3 filters, 'same' padding`);
-  console.log("shape                         fwd ms   dW ms   dX ms   dW/fwd  dX/fwd");
+  console.log("shape                         fwd ms   dW ms  dW(JS) ms   dX ms   dW/fwd  dW(JS)/fwd  dX/fwd");
   for (const s of SHAPES) {
     const label = `${s.n}x${s.size}x${s.size}x${s.c} m${s.mult} s${s.stride}`;
     if (only && !label.includes(only)) continue;
@@ -74,20 +79,78 @@ async function main(): Promise<void> {
       tf.engine().runKernel("DepthwiseConv2dNativeBackpropFilter", { x, dy }, { ...attrs, filterShape: w.shape }) as tf.Tensor;
     const dX = () =>
       tf.engine().runKernel("DepthwiseConv2dNativeBackpropInput", { dy, filter: w }, { ...attrs, inputShape: x.shape }) as tf.Tensor;
-    const t: Record<"f" | "w" | "x", number[]> = { f: [], w: [], x: [] };
-    ms(fwd), ms(dW), ms(dX); // warm-up (XNNPACK operator creation, JIT)
+    const dWjs = () => {
+      setWasmSimd(false);
+      try {
+        return dW();
+      } finally {
+        setWasmSimd(true);
+      }
+    };
+    const t: Record<"f" | "w" | "j" | "x", number[]> = { f: [], w: [], j: [], x: [] };
+    ms(fwd), ms(dW), ms(dWjs), ms(dX); // warm-up (XNNPACK operator creation, JIT)
     for (let r = 0; r < REPS; r++) {
       t.f.push(ms(fwd));
       t.w.push(ms(dW));
+      t.j.push(ms(dWjs));
       t.x.push(ms(dX));
     }
-    const [f, gw, gx] = [median(t.f), median(t.w), median(t.x)];
+    const [f, gw, gj, gx] = [median(t.f), median(t.w), median(t.j), median(t.x)];
+    const col = (v: number, width: number) => v.toFixed(2).padStart(width);
     console.log(
-      `${label.padEnd(28)} ${f.toFixed(2).padStart(7)} ${gw.toFixed(2).padStart(7)} ${gx.toFixed(2).padStart(7)} ` +
-        `${(gw / f).toFixed(2).padStart(7)}x ${(gx / f).toFixed(2).padStart(6)}x`,
+      `${label.padEnd(28)} ${col(f, 7)} ${col(gw, 7)} ${col(gj, 10)} ${col(gx, 7)} ` +
+        `${col(gw / f, 7)}x ${col(gj / f, 10)}x ${col(gx / f, 6)}x`,
     );
     tf.dispose([x, w, dy]);
   }
+  if (TRAIN_STEPS > 0) trainStep();
+}
+
+/** MobileNet-style: conv 3×3, then depthwise 3×3 + BN + ReLU6 and pointwise 1×1 + BN + ReLU6 blocks. */
+function mobileNetLike(size: number): tf.LayersModel {
+  const input = tf.input({ shape: [size, size, 3] });
+  const bnRelu = (t: tf.SymbolicTensor) =>
+    tf.layers.reLU({ maxValue: 6 }).apply(tf.layers.batchNormalization().apply(t)) as tf.SymbolicTensor;
+  let x = bnRelu(tf.layers.conv2d({ filters: 32, kernelSize: 3, padding: "same", useBias: false }).apply(input) as tf.SymbolicTensor);
+  for (const [filters, strides] of [[64, 1], [128, 2], [128, 1], [256, 2], [256, 1]] as const) {
+    x = bnRelu(tf.layers.depthwiseConv2d({ kernelSize: 3, strides, padding: "same", useBias: false }).apply(x) as tf.SymbolicTensor);
+    x = bnRelu(tf.layers.conv2d({ filters, kernelSize: 1, useBias: false }).apply(x) as tf.SymbolicTensor);
+  }
+  x = tf.layers.globalAveragePooling2d({}).apply(x) as tf.SymbolicTensor;
+  return tf.model({ inputs: input, outputs: tf.layers.dense({ units: 10 }).apply(x) as tf.SymbolicTensor });
+}
+
+function trainStep(): void {
+  const [size, bs] = [56, 32];
+  const model = mobileNetLike(size);
+  const opt = tf.train.adam(1e-3);
+  const x = tf.tensor4d(values(bs * size * size * 3, 5), [bs, size, size, 3]);
+  const y = tf.oneHot(tf.tensor1d(Array.from({ length: bs }, (_, i) => i % 10), "int32"), 10);
+  const step = (simd: boolean) => {
+    setWasmSimd(simd);
+    const t0 = process.hrtime.bigint();
+    const loss = opt.minimize(() => tf.losses.softmaxCrossEntropy(y, model.apply(x, { training: true }) as tf.Tensor), true);
+    loss?.dataSync();
+    const dt = Number(process.hrtime.bigint() - t0) / 1e6;
+    loss?.dispose();
+    setWasmSimd(true);
+    return dt;
+  };
+  step(true), step(false); // warm-up
+  const t: Record<"simd" | "js", number[]> = { simd: [], js: [] };
+  for (let r = 0; r < TRAIN_STEPS; r++) {
+    t.simd.push(step(true));
+    t.js.push(step(false));
+  }
+  const [a, b] = [median(t.simd), median(t.js)];
+  console.log(
+    `\nMobileNet-style training step (${size} px, batch ${bs}, 5 depthwise-separable blocks, Adam), ` +
+      `median of ${TRAIN_STEPS}: ${a.toFixed(0)} ms with the SIMD filter gradient, ${b.toFixed(0)} ms with the ` +
+      `JavaScript loop (${(b / a).toFixed(2)}x)`,
+  );
+  tf.dispose([x, y]);
+  opt.dispose();
+  model.dispose();
 }
 
 main().catch((e) => {
