@@ -45,7 +45,8 @@ function sleb(n: number): number[] {
   }
 }
 
-const str = (s: string): number[] => [...uleb(s.length), ...Array.from(Buffer.from(s, "utf8"))];
+/** A name (ASCII here) as the binary format writes it: length, then the bytes. */
+const str = (s: string): number[] => [...uleb(s.length), ...Array.from(s, (ch) => ch.charCodeAt(0))];
 const vec = (items: number[][]): number[] => [...uleb(items.length), ...items.flat()];
 const section = (id: number, body: number[]): number[] => [id, ...uleb(body.length), ...body];
 
@@ -168,8 +169,13 @@ export function simdKernels(memory: WebAssembly.Memory | undefined): SimdKernels
   }
   let k: SimdKernels | null = null;
   if (compiled) {
-    const inst = new WebAssembly.Instance(compiled, { env: { memory } });
-    k = { dot4: inst.exports["dot4"] as DotFn, dot1: inst.exports["dot1"] as DotFn };
+    try {
+      const inst = new WebAssembly.Instance(compiled, { env: { memory } });
+      k = { dot4: inst.exports["dot4"] as DotFn, dot1: inst.exports["dot1"] as DotFn };
+    } catch {
+      // e.g. a threaded backend build, whose shared memory does not match this import
+      k = null;
+    }
   }
   instances.set(memory, k);
   return k;
