@@ -1,5 +1,5 @@
 /**
- * PyTorch's numbers for the shipped English language model, stored as a test fixture so the test needs no Python:
+ * PyTorch's numbers for a shipped language model (the English one, or with `--name` the e-mail one), stored as a test fixture so the test needs no Python:
  * the first `N` tokens of a document the model never trained on (the first held-out document that
  * `checkpoints/english-awd-lstm-small.results.json` lists) go through `bench/awd_lstm_torch.py` (fastai's AWD-LSTM
  * ported to PyTorch) with the checkpoint's weights, dropout off. Kept: the token ids, the mean cross-entropy of
@@ -7,6 +7,7 @@
  * columns at every position (the whole table would be megabytes).
  *
  *   node dist/bench/english-lm-reference.js      # writes test/fixtures/models/english-awd-lstm-small.torch.json
+ *   node dist/bench/english-lm-reference.js --name email-awd-lstm-small
  *
  * Re-run it whenever the checkpoint changes (the fixture records the checkpoint's sha256; the test checks it).
  */
@@ -16,6 +17,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { englishCorpus } from "../lib/data/datasets/english";
+import { emailCorpus } from "../lib/data/datasets/spam";
 import { readSafetensors } from "../lib/models/safetensors";
 import { SHIPPED_LM, shippedCheckpoint } from "../lib/models/pretrained";
 import { Numericalize, Tokenizer } from "../lib/text/tokenize";
@@ -25,10 +27,14 @@ const N = 48; // tokens of held-out text (47 predictions)
 const COLUMNS = 24; // vocabulary columns kept per position
 
 async function main(): Promise<void> {
-  const file = shippedCheckpoint(SHIPPED_LM);
-  const results = JSON.parse(fs.readFileSync(path.join(ROOT, "checkpoints", `${SHIPPED_LM}.results.json`), "utf8"));
+  const a = process.argv.slice(2);
+  const name = a.includes("--name") ? a[a.indexOf("--name") + 1]! : SHIPPED_LM;
+  const file = shippedCheckpoint(name);
+  const results = JSON.parse(fs.readFileSync(path.join(ROOT, "checkpoints", `${name}.results.json`), "utf8"));
   const doc: string = results.data.validDocs[0];
-  const text = fs.readFileSync(path.join(await englishCorpus(), "valid", doc), "utf8");
+  // the corpus the model was pretrained on (results files before the e-mail model have no corpusName: English)
+  const corpus = (results.data.corpusName ?? "english") === "email" ? await emailCorpus() : await englishCorpus();
+  const text = fs.readFileSync(path.join(corpus, "valid", doc), "utf8");
   const f = await readSafetensors(file);
   const vocab = JSON.parse(f.metadata["vocab"]!) as string[];
   const config = JSON.parse(f.metadata["config"]!) as { embSz: number; nHid: number; nLayers: number; padToken: number };
@@ -56,7 +62,7 @@ async function main(): Promise<void> {
     columns,
     logits,
   };
-  const dest = path.join(ROOT, "test", "fixtures", "models", `${SHIPPED_LM}.torch.json`);
+  const dest = path.join(ROOT, "test", "fixtures", "models", `${name}.torch.json`);
   fs.writeFileSync(dest, JSON.stringify(fixture) + "\n");
   console.log(`wrote ${dest}: loss ${torch.loss.toFixed(4)} over ${N - 1} predictions, ${columns.length} columns`);
 }

@@ -53,8 +53,8 @@ export type { DatasetFolderOptions } from "./data/datasets/folder";
 export { searchImages, downloadImages, verifyImages, verifyImage } from "./data/datasets/web";
 export type { SearchImagesOptions, DownloadImagesOptions, DownloadImagesResult } from "./data/datasets/web";
 export { humanNumbers, humanNumbersPath, numberWords } from "./data/datasets/human-numbers";
-export { spamAssassin, emailText, SPAM_PACKAGE, SPAM_GROUPS } from "./data/datasets/spam";
-export type { SpamAssassinOptions } from "./data/datasets/spam";
+export { spamAssassin, emailCorpus, emailText, spamPart, SPAM_PACKAGE, SPAM_GROUPS, type SpamPart } from "./data/datasets/spam";
+export type { SpamAssassinOptions, EmailCorpusOptions } from "./data/datasets/spam";
 export { englishCorpus, ENGLISH_SOURCES } from "./data/datasets/english";
 export type { EnglishCorpusOptions } from "./data/datasets/english";
 // ---------------------------------------------------------------- data: items, blocks, transforms, loaders
@@ -233,7 +233,7 @@ export { PixelShuffle, ReplicationPad2d, ResizeToOrig, SelfAttention } from "./m
 export { saveWeights, loadWeights, loadStateDict, modelStateDict } from "./models/weights";
 export { readSafetensors, writeSafetensors, parseSafetensors, serializeSafetensors } from "./models/safetensors";
 export type { SafetensorsFile, SafeTensor } from "./models/safetensors";
-export { KNOWN_WEIGHTS, modelsCacheDir, shippedCheckpoint, SHIPPED_GREY, SHIPPED_COLOUR, SHIPPED_LM } from "./models/pretrained";
+export { KNOWN_WEIGHTS, modelsCacheDir, shippedCheckpoint, SHIPPED_GREY, SHIPPED_COLOUR, SHIPPED_LM, SHIPPED_EMAIL_LM } from "./models/pretrained";
 // ---------------------------------------------------------------- tables: frames, procs, TabularPandas, loaders, TabularModel
 export { readCsv, frameFromRows, column, isMissing, DEFAULT_NA_VALUES } from "./tabular/frame";
 export type { DataFrame, Cell, ReadCsvOptions } from "./tabular/frame";

@@ -5,6 +5,9 @@
  *   node dist/scripts/pretrain-lm.js                      # train and write the checkpoint + results
  *   node dist/scripts/pretrain-lm.js --measure 5 --sizes 256/512/2,128/384/2   # tokens/s of 5 training batches per size, no file
  *   options: --train-words N --epochs N --lr X --bs N --emb N --hid N --layers N --max-vocab N --drop-mult X --out DIR --name NAME
+ *   node dist/scripts/pretrain-lm.js --corpus email --init english-awd-lstm-small --name email-awd-lstm-small --lr 5e-3 --train-words 600000
+ *     the e-mail model: `emailCorpus()` (the pretraining half of SpamAssassin), starting from the English model's weights
+ *     (its words; the e-mails' other words start at its mean embedding, as `languageModelLearner` does for any corpus)
  *
  * The vocabulary comes from every training document; the training sees a seeded draw of whole training documents of
  * about `--train-words` words (the default is what fitted in half an hour of a busy 2-core machine; see the model card).
@@ -20,7 +23,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import {
-  AWD_LSTM, CancelFitException, CancelValidException, LMDataLoader, Numericalize, Rng, TextDataLoaders, Tokenizer, accuracy, englishCorpus, languageModelLearner,
+  AWD_LSTM, CancelFitException, CancelValidException, LMDataLoader, Numericalize, Rng, TextDataLoaders, Tokenizer, accuracy, emailCorpus, englishCorpus, languageModelLearner,
   perplexity, readSafetensors, tf, writeSafetensors, type Callback, type Learner, type LMLearner,
 } from "../lib/index";
 import { SHIPPED_LM } from "../lib/models/pretrained";
@@ -37,7 +40,13 @@ const CHECK = { tokens: 600, bs: 4, seqLen: 72 };
 /** Rows per batch of the held-out evaluation (more rows, fewer of the LSTM's sequential steps). */
 const VALID_BS = 128;
 
-function args(): typeof defaults & { measure: number; out: string; name: string } {
+/** The corpora the script pretrains on, and how the results file names each. */
+const CORPORA = {
+  english: { build: () => englishCorpus(), about: "englishCorpus() (validPct 0.05, seed 42)" },
+  email: { build: () => emailCorpus(), about: "emailCorpus(): the pretraining half of SpamAssassin, labels dropped, each e-mail cut at 2,000 characters (validPct 0.05, seed 42)" },
+} as const;
+
+function args(): typeof defaults & { measure: number; out: string; name: string; corpus: keyof typeof CORPORA; init: string | undefined } {
   const a = process.argv.slice(2);
   const get = (flag: string): string | undefined => {
     const i = a.indexOf(flag);
@@ -50,7 +59,13 @@ function args(): typeof defaults & { measure: number; out: string; name: string 
     maxVocab: num("--max-vocab", defaults.maxVocab), minFreq: defaults.minFreq, dropMult: num("--drop-mult", defaults.dropMult), seed: defaults.seed,
     trainWords: num("--train-words", defaults.trainWords),
     measure: num("--measure", 0), out: get("--out") ?? path.resolve(__dirname, "../../checkpoints"), name: get("--name") ?? SHIPPED_LM,
+    corpus: corpusName(get("--corpus") ?? "english"), init: get("--init"),
   };
+}
+
+function corpusName(c: string): keyof typeof CORPORA {
+  if (!(c in CORPORA)) throw new Error(`--corpus must be one of ${Object.keys(CORPORA).join(", ")}, got ${c}`);
+  return c as keyof typeof CORPORA;
 }
 
 /** Float32 parameters of a tied AWD-LSTM: embedding (= decoder weight), decoder bias, and per LSTM 4h·(in + h) weights + 8h biases. */
@@ -175,7 +190,7 @@ async function main(): Promise<void> {
     return;
   }
   const t0 = performance.now();
-  const corpus = await englishCorpus();
+  const corpus = await CORPORA[o.corpus].build();
   // the vocabulary of all training documents; the training itself on a seeded draw of them (o.trainWords words)
   const full = TextDataLoaders.fromFolder(corpus, { isLm: true, bs: o.bs, seqLen: o.seqLen, seed: 42, maxVocab: o.maxVocab, minFreq: o.minFreq });
   const { dir: data, trainDocs } = subsetCorpus(corpus, o.trainWords, o.seed);
@@ -190,7 +205,11 @@ async function main(): Promise<void> {
   for (const [emb, hid, layers] of sizes as [number, number, number][]) {
     const nParams = paramCount(dls.textVocab.length, emb, hid, layers);
     const config = { embSz: emb, nHid: hid, nLayers: layers };
-    const learn = await languageModelLearner(dls, AWD_LSTM, { config, dropMult: o.dropMult, seed: o.seed, wd: o.wd, progress: false });
+    // --init: start from a shipped model (its sizes; the whole model trains, as in ULMFiT's second stage unfrozen)
+    const learn = o.init
+      ? await languageModelLearner(dls, AWD_LSTM, { pretrained: o.init, dropMult: o.dropMult, seed: o.seed, wd: o.wd, progress: false })
+      : await languageModelLearner(dls, AWD_LSTM, { config, dropMult: o.dropMult, seed: o.seed, wd: o.wd, progress: false });
+    if (o.init) learn.unfreeze();
     if (o.measure) {
       const cb = new Throughput(o.measure);
       await learn.fitOneCycle(1, { lrMax: o.lr, cbs: [cb] });
@@ -216,7 +235,7 @@ async function main(): Promise<void> {
     await writeAtomic(file, (tmp) => storeTiedOnce(saved, tmp));
     const valid = validFiles;
     // a quick re-check for the tests: the first CHECK.tokens tokens of two held-out documents, one of each source
-    const checkDocs = [valid.find((f) => f.startsWith("moby-dick-"))!, valid.find((f) => f.startsWith("sotu-"))!];
+    const checkDocs = o.corpus === "english" ? [valid.find((f) => f.startsWith("moby-dick-"))!, valid.find((f) => f.startsWith("sotu-"))!] : valid.slice(0, 2);
     const checkIds = checkDocs.map((f) => num.encode(tok.tokenize(fs.readFileSync(path.join(corpus, "valid", f), "utf8"))).slice(0, CHECK.tokens));
     learn.metrics = [accuracy, perplexity]; // a small slice: the Learner's metrics are fine here
     const [checkLoss, checkAcc, checkPpl] = await learn.validate({ dl: new LMDataLoader(checkIds, { bs: CHECK.bs, seqLen: CHECK.seqLen }) });
@@ -227,7 +246,7 @@ async function main(): Promise<void> {
       arch: AWD_LSTM.name,
       config: { ...config, padToken: 1 },
       data: {
-        corpus: "englishCorpus() (validPct 0.05, seed 42)", vocab: dls.textVocab.length, maxVocab: o.maxVocab, minFreq: o.minFreq, vocabFromTrainTokens: tokens(full.train),
+        corpus: CORPORA[o.corpus].about, corpusName: o.corpus, init: o.init ?? null, vocab: dls.textVocab.length, maxVocab: o.maxVocab, minFreq: o.minFreq, vocabFromTrainTokens: tokens(full.train),
         trainWords: o.trainWords, trainTokens: tokens(dls.train), trainBatchesPerEpoch: dls.train.length, validTokens: tokens(dls.valid), trainDocs, validDocs: valid,
       },
       recipe: { loader: { bs: o.bs, seqLen: o.seqLen, seed: 42 }, fitOneCycle: { epochs: o.epochs, lrMax: o.lr, wd: o.wd, optimizer: "AdamW (fastai's Adam, decoupled wd)" }, dropMult: o.dropMult, arTar: { alpha: 2, beta: 1 }, seed: o.seed },

@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { emailText, spamAssassin, SPAM_GROUPS, SPAM_PACKAGE } from "../lib/data/datasets/spam";
+import { emailCorpus, emailText, spamAssassin, spamPart, SPAM_GROUPS, SPAM_PACKAGE } from "../lib/data/datasets/spam";
 import { readCsv, column } from "../lib/tabular/frame";
 import { tempDir } from "./helpers/tmp";
 
@@ -65,14 +65,14 @@ const listTxt = (dir: string) => (fs.existsSync(dir) ? fs.readdirSync(dir).filte
 test("spamAssassin writes fastai's text folders and texts.csv: a seeded split per label, empty and repeated messages left out", async () => {
   const src = fixtureCorpus(10);
   const dest = tempDir("tsfast-spam-");
-  const dir = await spamAssassin({ source: src, dest });
-  assert.equal(dir, path.join(dest, "spam-assassin"));
+  const dir = await spamAssassin({ source: src, dest, part: "all" });
+  assert.equal(dir, path.join(dest, "spam-assassin-all"));
   // 3 ham groups and 2 spam groups of 10 distinct messages: 30 ham, 20 spam; 20 % of each validates
   const counts = Object.fromEntries(["train/ham", "valid/ham", "train/spam", "valid/spam"].map((d) => [d, listTxt(path.join(dir, d)).length]));
   assert.deepEqual(counts, { "train/ham": 24, "valid/ham": 6, "train/spam": 16, "valid/spam": 4 });
   const text = fs.readFileSync(path.join(dir, "train", "spam", listTxt(path.join(dir, "train", "spam"))[0]!), "utf8");
   assert.match(text, /^spam spam-[12] \d\n\nbody of spam-[12] message \d/);
-  assert.match(fs.readFileSync(path.join(dir, "README.txt"), "utf8"), /50 texts; 5 empty messages skipped, 5 repeated texts kept once/);
+  assert.match(fs.readFileSync(path.join(dir, "README.txt"), "utf8"), /50 texts of the corpus's two halves; 5 empty messages skipped, 5 repeated texts kept once/);
 
   const df = readCsv(path.join(dir, "texts.csv"));
   assert.deepEqual(df.columnNames(), ["label", "text", "is_valid"]);
@@ -88,18 +88,18 @@ test("spamAssassin writes fastai's text folders and texts.csv: a seeded split pe
 
   // built once: a second call returns the same folder untouched; another seed gives another split
   const marker = fs.statSync(path.join(dir, ".tsfast-dataset.json")).mtimeMs;
-  assert.equal(await spamAssassin({ source: src, dest }), dir);
+  assert.equal(await spamAssassin({ source: src, dest, part: "all" }), dir);
   assert.equal(fs.statSync(path.join(dir, ".tsfast-dataset.json")).mtimeMs, marker);
   const before = listTxt(path.join(dir, "valid", "ham"));
-  await spamAssassin({ source: src, dest, seed: 7 });
+  await spamAssassin({ source: src, dest, seed: 7, part: "all" });
   assert.notDeepEqual(listTxt(path.join(dir, "valid", "ham")), before);
 });
 
 test("spamAssassin: perClass samples each label, maxChars cuts at a space", async () => {
   const src = fixtureCorpus(10);
   const dest = tempDir("tsfast-spam-");
-  const dir = await spamAssassin({ source: src, dest, perClass: 5, maxChars: 40 });
-  assert.equal(path.basename(dir), "spam-assassin-5");
+  const dir = await spamAssassin({ source: src, dest, perClass: 5, maxChars: 40, part: "all" });
+  assert.equal(path.basename(dir), "spam-assassin-5-all");
   for (const label of ["ham", "spam"]) {
     assert.equal(listTxt(path.join(dir, "train", label)).length, 4);
     assert.equal(listTxt(path.join(dir, "valid", label)).length, 1);
@@ -113,6 +113,49 @@ test("spamAssassin: perClass samples each label, maxChars cuts at a space", asyn
       }
     }
   }
+});
+
+test("spamPart: a fixed half per subject, whatever its Re: / Fwd: prefixes, case and spacing", () => {
+  const subjects = Array.from({ length: 200 }, (_v, i) => `meeting number ${i}`);
+  const parts = subjects.map((t) => spamPart(`${t}\n\nbody`));
+  // sha256's first byte is below 128 for about half of the subjects
+  const nPre = parts.filter((p) => p === "pretraining").length;
+  assert.ok(nPre > 70 && nPre < 130, `${nPre} of 200 in the pretraining half`);
+  for (const [i, t] of subjects.entries()) {
+    assert.equal(spamPart(`Re: Fwd:  ${t.toUpperCase()}\n\nanother body`), parts[i], "a reply stays with its thread");
+    assert.equal(spamPart(`RE:re : ${t}`), parts[i]);
+  }
+  // a text cut anywhere after its first line keeps its half: the line is all that counts
+  assert.equal(spamPart("meeting number 0\n\nbody"), spamPart("meeting number 0"));
+  // sha256("meeting number 1") starts with 0x55 and sha256("meeting number 0") with 0xcb (computed with sha256sum)
+  assert.equal(spamPart("meeting number 1"), "pretraining");
+  assert.equal(spamPart("meeting number 0"), "task");
+});
+
+test("spamAssassin draws from the task half by default; emailCorpus holds the other half, unlabelled, ham and spam", async () => {
+  const src = fixtureCorpus(12);
+  const dest = tempDir("tsfast-spam-");
+  const texts = (dir: string) =>
+    ["train", "valid"].flatMap((split) => ["ham", "spam"].flatMap((l) => listTxt(path.join(dir, split, l)).map((f) => fs.readFileSync(path.join(dir, split, l, f), "utf8"))));
+  const all = texts(await spamAssassin({ source: src, dest, part: "all" }));
+  const task = texts(await spamAssassin({ source: src, dest }));
+  const pre = texts(await spamAssassin({ source: src, dest, part: "pretraining" }));
+  assert.equal(all.length, 60);
+  assert.ok(task.length > 10 && pre.length > 10, `${task.length} task, ${pre.length} pretraining`);
+  assert.deepEqual([...task, ...pre].sort(), [...all].sort(), "the halves split the corpus");
+  for (const t of task) assert.equal(spamPart(t), "task");
+  for (const t of pre) assert.equal(spamPart(t), "pretraining");
+
+  const corpus = await emailCorpus({ source: src, dest, validPct: 0.2 });
+  assert.equal(path.basename(corpus), "email-corpus");
+  const docs = ["train", "valid"].flatMap((split) => listTxt(path.join(corpus, split)).map((f) => fs.readFileSync(path.join(corpus, split, f), "utf8").trimEnd()));
+  assert.deepEqual(docs.sort(), [...pre].sort(), "the pretraining half, nothing of the task half");
+  assert.equal(listTxt(path.join(corpus, "valid")).length, Math.round(pre.length * 0.2));
+  assert.ok(!fs.existsSync(path.join(corpus, "train", "ham")), "one flat folder per split, no labels");
+  assert.ok(listTxt(path.join(corpus, "train")).some((f) => f.startsWith("spam-")) || listTxt(path.join(corpus, "valid")).some((f) => f.startsWith("spam-")), "spam is in it too");
+  assert.match(fs.readFileSync(path.join(corpus, "README.txt"), "utf8"), new RegExp(`labels dropped: ${pre.length} e-mails`));
+  await assert.rejects(emailCorpus({ source: src, dest, maxChars: 0 }), /emailCorpus: maxChars must be a positive integer/);
+  await assert.rejects(spamAssassin({ source: src, dest, part: "both" as never }), /part must be "task", "pretraining" or "all", got "both"/);
 });
 
 test("spamAssassin refuses bad options and names a missing group", async () => {

@@ -47,6 +47,8 @@ export const SHIPPED_GREY = "digits04-xresnet18-tiny";
 export const SHIPPED_COLOUR = "colour-xresnet18-small";
 /** The shipped English language model (AWD-LSTM pretrained offline on Moby-Dick and the State of the Union addresses); `languageModelLearner`'s `pretrained: "shipped"`. */
 export const SHIPPED_LM = "english-awd-lstm-small";
+/** The shipped e-mail language model: the English one pretrained further on `emailCorpus()` (the pretraining half of SpamAssassin). */
+export const SHIPPED_EMAIL_LM = "email-awd-lstm-small";
 
 /** The cache folder for downloaded weights: `$TSFAST_HOME/models` (default `~/.tsfast/models`). */
 export function modelsCacheDir(): string {

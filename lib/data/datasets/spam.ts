@@ -14,7 +14,14 @@
  *
  * Written as fastai's text folders expect (`train/<label>/*.txt`, `valid/<label>/*.txt`, a seeded
  * split) plus `texts.csv` with fastai's IMDB_SAMPLE columns `label`, `text`, `is_valid`.
+ *
+ * The corpus is cut in two fixed halves by a hash of each message's subject (its first line, without
+ * `Re:` / `Fwd:` prefixes, so a thread or a spam run stays on one side): the *task* half, which `spamAssassin` samples by default, and the *pretraining* half, which
+ * `emailCorpus` writes unlabelled for pretraining the shipped e-mail language model
+ * (`scripts/pretrain-lm.ts --corpus email`). So no e-mail a lesson measures a classifier on was
+ * seen by the language model it starts from.
  */
+import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as aq from "arquero";
@@ -50,7 +57,15 @@ export interface SpamAssassinOptions extends DatasetFolderOptions {
   maxChars?: number;
   /** A folder laid out as the package's `data/` (one folder per group of raw `.txt` messages). Default: the installed package. */
   source?: string;
+  /**
+   * Which half of the corpus to draw from: `"task"` (default), the e-mails the shipped e-mail language model never saw;
+   * `"pretraining"`, the half it was pretrained on (see `emailCorpus`); `"all"`.
+   */
+  part?: SpamPart;
 }
+
+/** A half of the corpus (see the file's header), or all of it. */
+export type SpamPart = "task" | "pretraining" | "all";
 
 /** One message as text. */
 interface Message {
@@ -58,6 +73,7 @@ interface Message {
   file: string;
   label: "ham" | "spam";
   text: string;
+  part: "task" | "pretraining";
 }
 
 function packageData(): string {
@@ -82,6 +98,46 @@ export async function emailText(raw: Uint8Array | string): Promise<string> {
   return subject && text ? `${subject}\n\n${text}` : subject || text;
 }
 
+/**
+ * Which half an e-mail's text (uncut) belongs to: the first byte of sha256 of its first line, lower-cased, without leading
+ * `Re:` / `Fw:` / `Fwd:` and with runs of spaces as one, below 128 → `"pretraining"`. Exported for tests.
+ */
+export function spamPart(text: string): "task" | "pretraining" {
+  const subject = (text.split("\n", 1)[0] ?? "").toLowerCase().replace(/\s+/g, " ").trim().replace(/^((re|fwd?)\s*:\s*)+/, "");
+  return createHash("sha256").update(subject).digest()[0]! < 128 ? "pretraining" : "task";
+}
+
+/**
+ * Every message of the corpus as text, in group then file order, each cut at `maxChars`; a message whose text is empty
+ * is left out, and so is one whose (cut) text repeats an earlier one. Two texts alike up to any cut share their first line,
+ * so they fall in the same half whatever the cuts of the two readers.
+ */
+async function readMessages(source: string, maxChars: number | undefined, caller: string): Promise<{ messages: Message[]; empty: number; repeated: number }> {
+  const messages: Message[] = [];
+  const seen = new Set<string>();
+  let empty = 0;
+  let repeated = 0;
+  for (const [group, label] of Object.entries(SPAM_GROUPS)) {
+    const groupDir = path.join(source, group);
+    if (!fs.existsSync(groupDir)) throw new Error(`${caller}: ${groupDir} is missing (the corpus's ${group} group)`);
+    for (const file of fs.readdirSync(groupDir).filter((f) => f.endsWith(".txt")).sort()) {
+      const full = await emailText(fs.readFileSync(path.join(groupDir, file)));
+      const text = cut(full, maxChars);
+      if (!text.trim()) {
+        empty++;
+        continue;
+      }
+      if (seen.has(text)) {
+        repeated++;
+        continue;
+      }
+      seen.add(text);
+      messages.push({ group, file, label, text, part: spamPart(full) });
+    }
+  }
+  return { messages, empty, repeated };
+}
+
 function cut(text: string, maxChars: number | undefined): string {
   if (maxChars === undefined || text.length <= maxChars) return text;
   const space = text.lastIndexOf(" ", maxChars);
@@ -103,31 +159,15 @@ export async function spamAssassin(opts: SpamAssassinOptions = {}): Promise<stri
   if (opts.maxChars !== undefined && !(Number.isInteger(opts.maxChars) && opts.maxChars > 0)) {
     throw new Error(`spamAssassin: maxChars must be a positive integer, got ${opts.maxChars}`);
   }
+  const part = opts.part ?? "task";
+  if (!["task", "pretraining", "all"].includes(part)) throw new Error(`spamAssassin: part must be "task", "pretraining" or "all", got ${JSON.stringify(part)}`);
   const source = opts.source ?? packageData();
-  const name = opts.perClass ? `spam-assassin-${opts.perClass}` : "spam-assassin";
-  const key = { perClass: opts.perClass ?? null, validPct, seed, maxChars: opts.maxChars ?? null, source: opts.source ?? SPAM_PACKAGE, version: 1 };
+  const name = (opts.perClass ? `spam-assassin-${opts.perClass}` : "spam-assassin") + (part === "task" ? "" : `-${part}`);
+  const key = { perClass: opts.perClass ?? null, validPct, seed, maxChars: opts.maxChars ?? null, source: opts.source ?? SPAM_PACKAGE, part, version: 2 };
   return buildFolderOnce(name, key, opts, async (dir) => {
-    const messages: Message[] = [];
-    const seen = new Set<string>();
-    let empty = 0;
-    let repeated = 0;
-    for (const [group, label] of Object.entries(SPAM_GROUPS)) {
-      const groupDir = path.join(source, group);
-      if (!fs.existsSync(groupDir)) throw new Error(`spamAssassin: ${groupDir} is missing (the corpus's ${group} group)`);
-      for (const file of fs.readdirSync(groupDir).filter((f) => f.endsWith(".txt")).sort()) {
-        const text = cut(await emailText(fs.readFileSync(path.join(groupDir, file))), opts.maxChars);
-        if (!text.trim()) {
-          empty++;
-          continue;
-        }
-        if (seen.has(text)) {
-          repeated++;
-          continue;
-        }
-        seen.add(text);
-        messages.push({ group, file, label, text });
-      }
-    }
+    const read = await readMessages(source, opts.maxChars, "spamAssassin");
+    const { empty, repeated } = read;
+    const messages = part === "all" ? read.messages : read.messages.filter((m) => m.part === part);
     const rng = new Rng(seed);
     const rows: { label: string; text: string; is_valid: boolean }[] = [];
     for (const label of ["ham", "spam"] as const) {
@@ -143,6 +183,47 @@ export async function spamAssassin(opts: SpamAssassinOptions = {}): Promise<stri
       });
     }
     fs.writeFileSync(path.join(dir, "texts.csv"), aq.from(rows).toCSV());
-    fs.writeFileSync(path.join(dir, "README.txt"), `SpamAssassin public corpus (npm ${SPAM_PACKAGE}; data PDDL 1.0 / CC0): subject + body of each e-mail, headers left out.\n${rows.length} texts; ${empty} empty messages skipped, ${repeated} repeated texts kept once.\n`);
+    fs.writeFileSync(path.join(dir, "README.txt"), `SpamAssassin public corpus (npm ${SPAM_PACKAGE}; data PDDL 1.0 / CC0): subject + body of each e-mail, headers left out.\n${rows.length} texts of the corpus's ${part === "all" ? "two halves" : `${part} half`}; ${empty} empty messages skipped, ${repeated} repeated texts kept once.\n`);
+  });
+}
+
+/** Options of `emailCorpus`. */
+export interface EmailCorpusOptions extends DatasetFolderOptions {
+  /** Share of the documents held out to measure the model. Default 0.05. */
+  validPct?: number;
+  /** Seed of the split. Default 42. */
+  seed?: number;
+  /** Cut each e-mail after this many characters. Default 2,000. */
+  maxChars?: number;
+  /** As `spamAssassin`'s. Default: the installed package. */
+  source?: string;
+}
+
+/**
+ * The *pretraining* half of the SpamAssassin corpus (ham and spam alike, labels dropped) as a language-model corpus:
+ * `email-corpus/train/*.txt` and `valid/*.txt`, one e-mail per file, named `<group>-<file>.txt`, a seeded `validPct`
+ * held out. The shipped e-mail language model was pretrained on it; `spamAssassin` draws from the other half.
+ */
+export async function emailCorpus(opts: EmailCorpusOptions = {}): Promise<string> {
+  const validPct = opts.validPct ?? 0.05;
+  const seed = opts.seed ?? 42;
+  const maxChars = opts.maxChars ?? 2000;
+  if (!(validPct > 0 && validPct < 1)) throw new Error(`emailCorpus: validPct must be between 0 and 1 (exclusive), got ${validPct}`);
+  if (!(Number.isInteger(maxChars) && maxChars > 0)) throw new Error(`emailCorpus: maxChars must be a positive integer, got ${maxChars}`);
+  const source = opts.source ?? packageData();
+  const key = { validPct, seed, maxChars, source: opts.source ?? SPAM_PACKAGE, version: 1 };
+  return buildFolderOnce("email-corpus", key, opts, async (dir) => {
+    const { messages, empty, repeated } = await readMessages(source, maxChars, "emailCorpus");
+    const mine = new Rng(seed).shuffle(messages.filter((m) => m.part === "pretraining"));
+    const nValid = Math.max(1, Math.round(mine.length * validPct));
+    for (const split of ["train", "valid"]) fs.mkdirSync(path.join(dir, split));
+    mine.forEach((m, i) => fs.writeFileSync(path.join(dir, i < nValid ? "valid" : "train", `${m.group}-${m.file.split(".")[0]}.txt`), m.text + "\n"));
+    const ham = mine.filter((m) => m.label === "ham").length;
+    fs.writeFileSync(
+      path.join(dir, "README.txt"),
+      `The pretraining half of the SpamAssassin public corpus (npm ${SPAM_PACKAGE}; data PDDL 1.0 / CC0), labels dropped: ` +
+        `${mine.length} e-mails (${ham} ham, ${mine.length - ham} spam), subject + body cut at ${maxChars} characters, ${nValid} in valid/.\n` +
+        `${empty} empty messages skipped, ${repeated} repeated texts kept once (over the whole corpus).\n`,
+    );
   });
 }
