@@ -1,5 +1,5 @@
 /**
- * The token ids of notebooks/wip/18_text_ulmfit.ipynb, for its PyTorch reference (bench/ulmfit_torch.py).
+ * The token ids of notebooks/18_text_ulmfit.ipynb, for its PyTorch reference (bench/ulmfit_torch.py).
  *
  * The lesson tokenizes with wink-tokenizer and fastai's rules, which have no Python port, so the reference
  * cannot rebuild the data itself: this script runs the lesson's own data pipeline (the same calls, the same
@@ -31,7 +31,7 @@ export const ULMFIT_RECIPE = {
   /** The language model's dropouts scaled by this (the book's 0.3), its frozen epoch's lr, then unfrozen epochs at lmLr / 10. */
   lmDropMult: 0.3,
   lmLr: 2e-2,
-  lmUnfrozenEpochs: 3,
+  lmUnfrozenEpochs: 2,
   /** The classifier's dropouts scaled by this (fastai's default 0.5). */
   clasDropMult: 0.5,
   /**
@@ -45,7 +45,7 @@ export const ULMFIT_RECIPE = {
     { freezeTo: 0, epochs: 2, lr: [1e-3 / 2.6 ** 4, 1e-3] },
   ],
   /** Labelled e-mails per class the classifier trains on (the few labels of the story). */
-  trainPerClass: 100,
+  trainPerClass: 30,
   /** Validation e-mails per class the classifier is measured on (all of the sample's). */
   validPerClass: 50,
   clasBs: 16,

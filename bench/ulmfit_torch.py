@@ -1,4 +1,4 @@
-"""PyTorch reference for notebooks/wip/18_text_ulmfit.ipynb: ULMFiT with few labels (the book's chapter 10),
+"""PyTorch reference for notebooks/18_text_ulmfit.ipynb: ULMFiT with few labels (the book's chapter 10),
 the same recipe on the same tokens, without fastai (which is not installable here).
 
 The tokens come from the lesson's own pipeline (wink-tokenizer and fastai's rules have no Python port):
