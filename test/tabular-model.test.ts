@@ -179,6 +179,22 @@ test("export and loadLearner carry the procs' state: the loaded learner predicts
   } finally {
     await h.close();
   }
+  // serve(learn) with broken weights: a 500 naming the cause, not a 422 blaming the row
+  const w = learn.model.trainableWeights.at(-1)!;
+  const kept = w.read().clone();
+  w.write(tf.fill(w.shape as number[], NaN));
+  const h2 = await serve(learn, { port: 0 });
+  try {
+    const res = await fetch(`${h2.url}predict`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(rows[0]) });
+    const json = (await res.json()) as { error?: string; code?: string };
+    assert.equal(res.status, 500, JSON.stringify(json));
+    assert.equal(json.code, "predict_failed");
+    assert.match(json.error!, /the model output NaN or infinite values/);
+  } finally {
+    await h2.close();
+    w.write(kept);
+    kept.dispose();
+  }
   dls.dispose();
 });
 

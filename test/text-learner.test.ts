@@ -223,6 +223,20 @@ test("languageModelLearner trains (accuracy, perplexity), writes text with predi
     const json = (await res.json()) as { label?: string; error?: string };
     assert.equal(res.status, 200, json.error);
     assert.equal(json.label, (await learn.predict("good and great . I loved it .")).label);
+    // broken weights are the server's fault, not the text's: a 500 that says why (it used to be a 422 "bad_text")
+    const w = learn.model.trainableWeights.at(-1)!;
+    const kept = w.read().clone();
+    w.write(tf.fill(w.shape as number[], NaN));
+    try {
+      const broken = await fetch(`${inMemory.url}predict`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ text: "good film" }) });
+      const bj = (await broken.json()) as { error?: string; code?: string };
+      assert.equal(broken.status, 500, JSON.stringify(bj));
+      assert.equal(bj.code, "predict_failed");
+      assert.match(bj.error!, /the model output NaN or infinite values/);
+    } finally {
+      w.write(kept);
+      kept.dispose();
+    }
   } finally {
     await inMemory.close();
   }

@@ -9,6 +9,16 @@ import type { Prediction } from "./contracts";
 import type { Loss } from "./losses";
 import { greyPng } from "../display/image";
 
+/** A prediction refused because of its input (an empty text, ...): the caller's to fix; `tsfast serve` answers 422. */
+export class PredictInputError extends Error {
+  override name = "PredictInputError";
+}
+
+/** A prediction refused because the model's outputs are not finite (broken weights): not the input's fault; `tsfast serve` answers 500. */
+export class BrokenModelError extends Error {
+  override name = "BrokenModelError";
+}
+
 export type { Prediction };
 
 /** How model outputs become probabilities. */
@@ -104,7 +114,7 @@ export async function predictManyWith(model: tf.LayersModel, meta: InferenceInfo
   }
   const broken = rows.findIndex((r) => !r.every(Number.isFinite));
   if (broken >= 0) {
-    throw new Error(
+    throw new BrokenModelError(
       `predict: the model output NaN or infinite values (input ${broken}), so no label can be trusted; its weights are broken ` +
         `(did training diverge?). Train again with a lower learning rate, or load a checkpoint saved before it went wrong`,
     );

@@ -10,6 +10,7 @@ import * as path from "node:path";
 import { performance } from "node:perf_hooks";
 import type { LearnerLike, Prediction } from "../learner/contracts";
 import { loadLearner } from "../learner/export";
+import { BrokenModelError, PredictInputError } from "../learner/predict";
 import { isTextSpec, specTokenizer, TextDataLoaders } from "../text/data";
 import { checkImage } from "./image";
 import { HttpError } from "./errors";
@@ -175,6 +176,8 @@ async function predictJsonRow(predictor: Predictor, body: Buffer): Promise<Predi
   try {
     return await predictor.predict(row as unknown as Buffer);
   } catch (e) {
+    // a row's problems (a missing column, a value of the wrong kind) are the client's; broken weights are not
+    if (e instanceof BrokenModelError) throw e;
     throw new HttpError(422, "bad_row", asError(e).message);
   }
 }
@@ -194,7 +197,9 @@ async function predictJsonText(predictor: Predictor, json: unknown): Promise<Pre
   try {
     return await predictor.predict(text as unknown as Buffer);
   } catch (e) {
-    throw new HttpError(422, "bad_text", asError(e).message);
+    // only a text the model cannot take (empty) is the client's to fix: anything else is the server's (a 500)
+    if (e instanceof PredictInputError) throw new HttpError(422, "bad_text", e.message);
+    throw e;
   }
 }
 

@@ -19,6 +19,7 @@ import { sortVocab } from "../data/blocks";
 import { getFiles, GrandparentSplitter, parentLabel, RandomSplitter, truthy } from "../data/items";
 import { Rng } from "../data/random";
 import { column, readCsv, type DataFrame } from "../tabular/frame";
+import { PredictInputError } from "../learner/predict";
 import { LMDataLoader, lmLoaderDefaults } from "./lm-loader";
 import { Numericalize, Tokenizer, type TokenizerOptions, type VocabOptions } from "./tokenize";
 import { textRuleRefs, textRulesByRef, type TextRuleRef } from "./rules";
@@ -251,8 +252,8 @@ export async function prepareTextInputs(spec: TextInferenceSpec, texts: readonly
   const num = new Numericalize(spec.textVocab);
   const tok = specTokenizer(spec);
   const docs = texts.map((t, i) => {
-    if (typeof t !== "string") throw new Error(`predict: a text model takes a string; input ${i} is ${t === null ? "null" : typeof t}`);
-    if (t.trim() === "") throw new Error("predict: the text is empty; a text model needs at least one word");
+    if (typeof t !== "string") throw new PredictInputError(`predict: a text model takes a string; input ${i} is ${t === null ? "null" : typeof t}`);
+    if (t.trim() === "") throw new PredictInputError("predict: the text is empty; a text model needs at least one word");
     return num.encode(tok.tokenize(t));
   });
   // A language model's prediction is read at the last position, so its padding all goes in front
