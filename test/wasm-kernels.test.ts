@@ -5,7 +5,8 @@ import { test, before } from "node:test";
 import assert from "node:assert/strict";
 import * as tf from "../lib/engine/tf";
 import { initWasm } from "../lib/engine/wasm";
-import { setWasmSimd } from "../lib/engine/wasm/simd";
+import { setWasmSimd, simdKernels } from "../lib/engine/wasm/simd";
+import { asWasm } from "../lib/engine/wasm/backend";
 import "@tensorflow/tfjs-backend-cpu";
 
 /** Deterministic values in [-0.5, 0.5) (an LCG; no Math.random in tests). */
@@ -181,6 +182,13 @@ test("depthwise filter gradient with a dy larger than the output reads dy's top-
   const c = await depthwiseFilterGrad("cpu", [2, 7, 7, 20], [2, 5, 6, 20], attrs);
   const w = await depthwiseFilterGrad("wasm", [2, 7, 7, 20], [2, 5, 6, 20], attrs);
   assert.ok(relErr(w, c) < 1e-5, `differs from cpu by ${relErr(w, c)}`);
+});
+
+test("the wasm backend's heap takes tsfast's SIMD module (else every depthwise test above ran the JavaScript fallback)", async () => {
+  await tf.setBackend("wasm");
+  // Node >= 16 has WebAssembly SIMD and tfjs-backend-wasm 4.22 exports its memory; if either changes, this says so
+  assert.ok(typeof WebAssembly.validate === "function");
+  assert.notEqual(simdKernels(asWasm(tf.backend()).wasm.asm?.memory), null, "no SIMD kernels: the backend's wasm.asm.memory is missing or the module does not link");
 });
 
 // tfjs has no gradient for dilated depthwise convolutions and cpu's kernel ignores dilation, so the

@@ -51,6 +51,11 @@ export function depthwiseConv2dNativeBackpropFilter(args: KernelArgs): tf.Tensor
   const dy = args.inputs["dy"]!;
   const attrs = args.attrs as unknown as DepthwiseGradAttrs & { filterShape: [number, number, number, number] };
   const g = geometry(x.shape, attrs.filterShape, attrs);
+  // Index dy by its own shape: a larger dy (allowed by tfjs's reference kernels) is read in its top-left; a smaller one is an error.
+  const [, dyH, dyW] = dy.shape as [number, number, number, number];
+  if (dyH < g.outHeight || dyW < g.outWidth) {
+    throw new Error(`DepthwiseConv2dNativeBackpropFilter: dy is ${dyH}×${dyW} but the convolution produces ${g.outHeight}×${g.outWidth}`);
+  }
   const simd = simdKernels(b.wasm.asm?.memory);
   if (!simd) return filterGradJs(b, x, dy, g);
   const { batchSize: n, inHeight: h, inWidth: w, inChannels: c, outHeight: oh, outWidth: ow, mult } = g;
@@ -61,62 +66,62 @@ export function depthwiseConv2dNativeBackpropFilter(args: KernelArgs): tf.Tensor
   // float64 accumulators [kh, kw, C] (+1 so that the view can start on an 8-byte boundary)
   const accT = b.makeOutput([2 * (kh * kw * C + 1)], "float32");
   const out = b.makeOutput([kh, kw, c, mult], "float32");
-  const xs = f32(b, xm);
-  const ys = f32(b, dy);
-  const accF = f32(b, accT);
-  const accAt = accF.byteOffset + (accF.byteOffset & 4);
-  const acc = new Float64Array(accF.buffer, accAt, kh * kw * C);
-  acc.fill(0);
-  // Index dy by its own shape: a larger dy (allowed by tfjs's reference kernels) is read in its top-left.
-  const [, dyH, dyW] = dy.shape as [number, number, number, number];
-  if (dyH < oh || dyW < ow) {
-    free(b, accT, out);
-    if (xm !== x) free(b, xm);
-    throw new Error(`DepthwiseConv2dNativeBackpropFilter: dy is ${dyH}×${dyW} but the convolution produces ${oh}×${ow}`);
-  }
-  // For tap column j, the output columns whose input column q·s + j·d − p lies in [0, w).
-  const q0 = new Int32Array(kw);
-  const q1 = new Int32Array(kw);
-  for (let j = 0; j < kw; j++) {
-    q0[j] = Math.max(0, Math.ceil((pl - j * dw) / sw));
-    q1[j] = Math.min(ow - 1, Math.floor((w - 1 + pl - j * dw) / sw));
-  }
-  const nb4 = Math.floor(C / 16); // blocks of 16 channels (dot4)
-  const nb1 = Math.floor((C - 16 * nb4) / 4); // then blocks of 4 (dot1)
-  const kRest = 16 * nb4 + 4 * nb1; // the last C mod 4 channels: a scalar loop
-  const sx = sw * C * 4; // bytes from one output column's input to the next
-  const sdy = C * 4;
-  for (let bi = 0; bi < n; bi++) {
-    for (let r = 0; r < oh; r++) {
-      const yRow = (bi * dyH + r) * dyW * C;
-      for (let i = 0; i < kh; i++) {
-        const xr = r * sh + i * dh - pt;
-        if (xr < 0 || xr >= h) continue;
-        const xRow = (bi * h + xr) * w * C;
-        for (let j = 0; j < kw; j++) {
-          const qa = q0[j]!;
-          const count = q1[j]! - qa + 1;
-          if (count <= 0) continue;
-          const xo = xRow + (qa * sw + j * dw - pl) * C; // float offsets of the first position
-          const yo = yRow + qa * C;
-          const ao = (i * kw + j) * C;
-          const px = xs.byteOffset + 4 * xo;
-          const pdy = ys.byteOffset + 4 * yo;
-          const pacc = accAt + 8 * ao;
-          if (nb4 > 0) simd.dot4(px, pdy, pacc, count, nb4, sx, sdy);
-          if (nb1 > 0) simd.dot1(px + 64 * nb4, pdy + 64 * nb4, pacc + 128 * nb4, count, nb1, sx, sdy);
-          for (let k = kRest; k < C; k++) {
-            let s = 0;
-            for (let q = 0; q < count; q++) s += xs[xo + q * sw * C + k]! * ys[yo + q * C + k]!;
-            acc[ao + k]! += s;
+  try {
+    const xs = f32(b, xm);
+    const ys = f32(b, dy);
+    const accF = f32(b, accT);
+    const accAt = accF.byteOffset + (accF.byteOffset & 4);
+    const acc = new Float64Array(accF.buffer, accAt, kh * kw * C);
+    acc.fill(0);
+    // For tap column j, the output columns whose input column q·s + j·d − p lies in [0, w).
+    const q0 = new Int32Array(kw);
+    const q1 = new Int32Array(kw);
+    for (let j = 0; j < kw; j++) {
+      q0[j] = Math.max(0, Math.ceil((pl - j * dw) / sw));
+      q1[j] = Math.min(ow - 1, Math.floor((w - 1 + pl - j * dw) / sw));
+    }
+    const nb4 = Math.floor(C / 16); // blocks of 16 channels (dot4)
+    const nb1 = Math.floor((C - 16 * nb4) / 4); // then blocks of 4 (dot1)
+    const kRest = 16 * nb4 + 4 * nb1; // the last C mod 4 channels: a scalar loop
+    const sx = sw * C * 4; // bytes from one output column's input to the next
+    const sdy = C * 4;
+    for (let bi = 0; bi < n; bi++) {
+      for (let r = 0; r < oh; r++) {
+        const yRow = (bi * dyH + r) * dyW * C;
+        for (let i = 0; i < kh; i++) {
+          const xr = r * sh + i * dh - pt;
+          if (xr < 0 || xr >= h) continue;
+          const xRow = (bi * h + xr) * w * C;
+          for (let j = 0; j < kw; j++) {
+            const qa = q0[j]!;
+            const count = q1[j]! - qa + 1;
+            if (count <= 0) continue;
+            const xo = xRow + (qa * sw + j * dw - pl) * C; // float offsets of the first position
+            const yo = yRow + qa * C;
+            const ao = (i * kw + j) * C;
+            const px = xs.byteOffset + 4 * xo;
+            const pdy = ys.byteOffset + 4 * yo;
+            const pacc = accAt + 8 * ao;
+            if (nb4 > 0) simd.dot4(px, pdy, pacc, count, nb4, sx, sdy);
+            if (nb1 > 0) simd.dot1(px + 64 * nb4, pdy + 64 * nb4, pacc + 128 * nb4, count, nb1, sx, sdy);
+            for (let k = kRest; k < C; k++) {
+              let s = 0;
+              for (let q = 0; q < count; q++) s += xs[xo + q * sw * C + k]! * ys[yo + q * C + k]!;
+              acc[ao + k]! += s;
+            }
           }
         }
       }
     }
+    f32(b, out).set(acc);
+  } catch (e) {
+    free(b, out);
+    throw e;
+  } finally {
+    // the scratch arrays go on every path, the output only when the kernel failed
+    free(b, accT);
+    if (xm !== x) free(b, xm);
   }
-  f32(b, out).set(acc);
-  free(b, accT);
-  if (xm !== x) free(b, xm);
   return out;
 }
 
