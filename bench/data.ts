@@ -7,43 +7,21 @@
  * With --rounds R the two pipelines alternate R times and the best round of each is kept (the
  * machine is shared, so a single round can land on a noisy moment for one side only).
  * The folder is made once from the emoji-datasource-twitter PNGs, re-encoded larger (JPEG and
- * PNG, several sizes) under $TMPDIR/tsfast-bench-data-<n>.
+ * PNG, several sizes) under $TMPDIR/tsfast-bench-data-<n> (bench/photo-folder.ts).
  */
 import { spawnSync } from "node:child_process";
-import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import sharp from "sharp";
 import * as tf from "../lib/engine/tf";
 import { ready, engineBanner } from "../lib/engine/backend";
 import { ImageDataLoaders } from "../lib/data/factories";
 import { Resize } from "../lib/data/transforms";
 import { augTransforms, imagenetStats, Normalize } from "../lib/data/augment";
+import { makeFolder } from "./photo-folder";
 
 function arg(name: string, def: number): number {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 ? Number(process.argv[i + 1]) : def;
-}
-
-async function makeFolder(n: number): Promise<string> {
-  const dir = path.join(os.tmpdir(), `tsfast-bench-data-${n}`);
-  if (fs.existsSync(path.join(dir, ".done"))) return dir;
-  const src = path.join(__dirname, "../../node_modules/emoji-datasource-twitter/img/twitter/64");
-  const files = fs.readdirSync(src).filter((f) => f.endsWith(".png")).sort().slice(0, n);
-  const sizes: [number, number][] = [[500, 375], [480, 480], [640, 480], [375, 500]];
-  let k = 0;
-  for (const f of files) {
-    const cls = `c${k % 4}`;
-    fs.mkdirSync(path.join(dir, cls), { recursive: true });
-    const [w, h] = sizes[k % sizes.length]!;
-    const img = sharp(path.join(src, f)).flatten({ background: { r: 40 + (k % 200), g: 120, b: 200 } }).resize(w, h, { fit: "fill", kernel: "cubic" });
-    // Mostly JPEG (as photos are), one in four PNG.
-    if (k % 4 === 3) await img.png().toFile(path.join(dir, cls, f));
-    else await img.jpeg({ quality: 90 }).toFile(path.join(dir, cls, f.replace(/\.png$/, ".jpg")));
-    k++;
-  }
-  fs.writeFileSync(path.join(dir, ".done"), "");
-  return dir;
 }
 
 async function main(): Promise<void> {
