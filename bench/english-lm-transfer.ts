@@ -9,7 +9,8 @@
  * Pretrained: fastai's recipe, one epoch frozen (embedding and decoder only) at 2e-2, then unfrozen at 2e-3.
  * From scratch: every epoch at 1e-2 (one-cycle, as the pretraining). Both: bs 32, seqLen 72, dropMult 0.3, seed 0.
  *
- * Measured 2026-11-30 (busy 2-core machine), validation accuracy / perplexity after 2 epochs:
+ * Measured 2026-11-30 (busy 2-core machine) on samples of the whole corpus, before `spamAssassin()` drew only from its
+ * task half (not re-measured since), validation accuracy / perplexity after 2 epochs:
  *   100 per class: pretrained 21.0 % / 116.7, from scratch 11.1 % / 121.2;
  *   300 per class: pretrained 15.4 % / 166.8, from scratch 19.4 % / 134.3 (scratch ahead).
  * The two recipes differ in learning rates and freezing, so this is no clean measure of transfer yet.

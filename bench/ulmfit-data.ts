@@ -20,7 +20,7 @@ import { frameFromRows, readCsv } from "../lib/tabular/frame";
 
 /** The lesson's constants; keep them equal to the notebook's RECIPE cell. */
 export const ULMFIT_RECIPE = {
-  /** E-mails per class (a seeded sample of the corpus's 5,915: the language model reads them all, unlabelled). */
+  /** E-mails per class (a seeded sample of `spamAssassin()`'s task half, 2,386 texts: the language model reads them all, unlabelled). */
   perClass: 250,
   /** Each e-mail cut after this many characters (subject + body). */
   maxChars: 300,

@@ -5,7 +5,7 @@
  *   node dist/scripts/pretrain-lm.js                      # train and write the checkpoint + results
  *   node dist/scripts/pretrain-lm.js --measure 5 --sizes 256/512/2,128/384/2   # tokens/s of 5 training batches per size, no file
  *   options: --train-words N --epochs N --lr X --bs N --emb N --hid N --layers N --max-vocab N --drop-mult X --out DIR --name NAME
- *   node dist/scripts/pretrain-lm.js --corpus email --init english-awd-lstm-small --name email-awd-lstm-small --lr 5e-3 --train-words 600000
+ *   node dist/scripts/pretrain-lm.js --corpus email --init english-awd-lstm-small --name email-awd-lstm-small --lr 1e-2 --train-words 500000
  *     the e-mail model: `emailCorpus()` (the pretraining half of SpamAssassin), starting from the English model's weights
  *     (its words; the e-mails' other words start at its mean embedding, as `languageModelLearner` does for any corpus)
  *
@@ -202,14 +202,19 @@ async function main(): Promise<void> {
   );
   // --sizes 256/512/3,128/384/2 measures several sizes in one run
   const sizes = (process.argv.includes("--sizes") ? process.argv[process.argv.indexOf("--sizes") + 1]!.split(",").map((s) => s.split("/").map(Number)) : [[o.emb, o.hid, o.layers]]);
-  for (const [emb, hid, layers] of sizes as [number, number, number][]) {
-    const nParams = paramCount(dls.textVocab.length, emb, hid, layers);
-    const config = { embSz: emb, nHid: hid, nLayers: layers };
+  if (o.init && (process.argv.includes("--sizes") || ["--emb", "--hid", "--layers"].some((f) => process.argv.includes(f)))) {
+    throw new Error("--init takes the sizes of the checkpoint it starts from: leave out --sizes, --emb, --hid and --layers");
+  }
+  for (const [emb0, hid0, layers0] of sizes as [number, number, number][]) {
     // --init: start from a shipped model (its sizes; the whole model trains, as in ULMFiT's second stage unfrozen)
     const learn = o.init
       ? await languageModelLearner(dls, AWD_LSTM, { pretrained: o.init, dropMult: o.dropMult, seed: o.seed, wd: o.wd, progress: false })
-      : await languageModelLearner(dls, AWD_LSTM, { config, dropMult: o.dropMult, seed: o.seed, wd: o.wd, progress: false });
+      : await languageModelLearner(dls, AWD_LSTM, { config: { embSz: emb0, nHid: hid0, nLayers: layers0 }, dropMult: o.dropMult, seed: o.seed, wd: o.wd, progress: false });
     if (o.init) learn.unfreeze();
+    // the sizes the model was built at (the checkpoint's with --init)
+    const { embSz: emb, nHid: hid, nLayers: layers } = learn.lm.encoder.opts;
+    const nParams = paramCount(dls.textVocab.length, emb, hid, layers);
+    const config = { embSz: emb, nHid: hid, nLayers: layers };
     if (o.measure) {
       const cb = new Throughput(o.measure);
       await learn.fitOneCycle(1, { lrMax: o.lr, cbs: [cb] });

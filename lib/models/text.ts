@@ -23,7 +23,7 @@ import {
 } from "./awd-lstm";
 import { BOS, PAD, UNK, decodeSpecTokens } from "../text/rules";
 import type { TextDataLoaders } from "../text/data";
-import { SHIPPED_LM, shippedCheckpoint } from "./pretrained";
+import { SHIPPED_EMAIL_LM, SHIPPED_LM, shippedCheckpoint } from "./pretrained";
 
 /** The architecture argument of the text learners (fastai's `AWD_LSTM`); the only one for now. */
 export const AWD_LSTM = { name: "AWD_LSTM" } as const;
@@ -236,10 +236,10 @@ export function pretrainedLmFile(pretrained: string): string {
     try {
       return shippedCheckpoint(pretrained);
     } catch (e) {
-      throw new Error(`languageModelLearner: pretrained "${pretrained}" is neither a file nor a shipped checkpoint (${(e as Error).message}); pass a path to a .safetensors file, or "shipped"`);
+      throw new Error(`languageModelLearner: pretrained "${pretrained}" is neither a file nor a shipped checkpoint (${(e as Error).message}); pass a path to a .safetensors file, "shipped" (the English LM) or "${SHIPPED_EMAIL_LM}" (the e-mail LM)`);
     }
   }
-  if (!fs.existsSync(pretrained)) throw new Error(`languageModelLearner: pretrained file ${pretrained} does not exist (pretrained: "shipped" is the English LM shipped with tsfast)`);
+  if (!fs.existsSync(pretrained)) throw new Error(`languageModelLearner: pretrained file ${pretrained} does not exist (pretrained: "shipped" is the English LM shipped with tsfast, "${SHIPPED_EMAIL_LM}" the e-mail one)`);
   return pretrained;
 }
 
