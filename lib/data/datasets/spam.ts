@@ -16,10 +16,11 @@
  * split) plus `texts.csv` with fastai's IMDB_SAMPLE columns `label`, `text`, `is_valid`.
  *
  * The corpus is cut in two fixed halves by a hash of each message's subject (its first line, without
- * `Re:` / `Fwd:` prefixes, so a thread or a spam run stays on one side): the *task* half, which `spamAssassin` samples by default, and the *pretraining* half, which
- * `emailCorpus` writes unlabelled for pretraining the shipped e-mail language model
- * (`scripts/pretrain-lm.ts --corpus email`). So no e-mail a lesson measures a classifier on was
- * seen by the language model it starts from.
+ * `Re:` / `Fwd:` prefixes, so most threads and spam runs stay on one side): the *task* half, which
+ * `spamAssassin` samples by default, and the *pretraining* half, which `emailCorpus` writes unlabelled
+ * for pretraining the shipped e-mail language model (`scripts/pretrain-lm.ts --corpus email`). The task
+ * half also leaves out near-copies of pretraining e-mails (see `readMessages`). So no e-mail a lesson
+ * measures a classifier on, nor a near-copy of one, was seen by the language model it starts from.
  */
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
@@ -58,8 +59,8 @@ export interface SpamAssassinOptions extends DatasetFolderOptions {
   /** A folder laid out as the package's `data/` (one folder per group of raw `.txt` messages). Default: the installed package. */
   source?: string;
   /**
-   * Which half of the corpus to draw from: `"task"` (default), the e-mails the shipped e-mail language model never saw;
-   * `"pretraining"`, the half it was pretrained on (see `emailCorpus`); `"all"`.
+   * Which half of the corpus to draw from: `"task"` (default), the e-mails the shipped e-mail language model never saw
+   * (near-copies of those it read left out); `"pretraining"`, the half it was pretrained on (see `emailCorpus`); `"all"`.
    */
   part?: SpamPart;
 }
