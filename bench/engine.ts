@@ -9,8 +9,10 @@
  * The collab row (bench/collab.ts): EmbeddingDotBias, 50 factors, batch 64 on MovieLens, epoch time
  * against bench/collab_torch.py in the same run, on the engine that is active (native by default).
  * The LSTM row (bench/lstm.ts): a language model's training tokens/s against PyTorch's nn.LSTM.
+ * The memory row (bench/memory.ts): peak resident memory of training ResNet-34 at 128 px, batch 32,
+ * tsfast (native engine) against PyTorch, each in a fresh child process.
  *
- * usage: node dist/bench/engine.js [--quick] [--backends native,wasm,cpu] [--only unet_resnet18|tabular|collab|lstm|awd_lstm]
+ * usage: node dist/bench/engine.js [--quick] [--backends native,wasm,cpu] [--only unet_resnet18|tabular|collab|lstm|awd_lstm|memory]
  * A training step is forward + backward + Adam; warm-up steps are excluded, and img/s comes from
  * the median step time on both sides (the machines are shared: means swing with other load).
  */
@@ -24,6 +26,7 @@ import { NativeAdamOptimizer } from "../lib/engine/native/optimizer";
 import { TABULAR_BS, TABULAR_ROWS, tabularEpochSeconds, torchTabularEpochSeconds } from "./tabular";
 import { collabBench } from "./collab";
 import { awdLstmBench, AWD_LSTM_BENCH, lstmBench, LSTM_BENCH, type LstmBench } from "./lstm";
+import { memoryBench, MEMORY_BENCH } from "./memory";
 
 interface Config { arch: "resnet18" | "resnet34" | "unet_resnet18"; size: number; bs: number; steps: number }
 interface Result { train?: number; infer?: number; note?: string }
@@ -192,6 +195,20 @@ async function main(): Promise<void> {
     const c = AWD_LSTM_BENCH;
     const title = "AWD-LSTM language model (dropouts, weight drop, tied, AR/TAR)";
     await lstmRow(title, c, `vocab ${c.vocab}, emb ${c.emb}, ${c.layers} LSTMs (${c.hidden})`, () => awdLstmBench(threads, quick ? 5 : 10));
+  }
+  // ---- peak memory of ResNet-34 training (bench/memory.ts): fresh child processes, native engine
+  if (!onlyArg || onlyArg === "memory") {
+    const c = MEMORY_BENCH;
+    const m = memoryBench(threads, c);
+    const mib = (kib?: number) => (kib === undefined ? "-" : (kib / 1024).toFixed(0));
+    const ratio = m.tsfast.peakKiB && m.torch.peakKiB ? `${(m.tsfast.peakKiB / m.torch.peakKiB).toFixed(2)}x` : "-";
+    if (m.tsfast.detail) {
+      const d = Object.entries(m.tsfast.detail).map(([k, v]) => `${k} ${(v / 2 ** 20).toFixed(0)}`).join(", ");
+      console.log(`  tsfast after training (MiB): ${d}`);
+    }
+    console.log(`\n| memory: model | px | batch | steps | tsfast peak RSS MiB | PyTorch peak RSS MiB | ratio (target <= 1) | tsfast after imports MiB | PyTorch after imports MiB | note |`);
+    console.log("|---|---|---|---|---|---|---|---|---|---|");
+    console.log(`| ${c.arch} train | ${c.size} | ${c.bs} | ${c.warmup} + ${c.steps} | ${mib(m.tsfast.peakKiB)} | ${mib(m.torch.peakKiB)} | ${ratio} | ${mib(m.tsfast.baselineKiB)} | ${mib(m.torch.baselineKiB)} | ${[m.tsfast.note, m.torch.note].filter(Boolean).join("; ")} |`);
   }
   console.log(`\nbench took ${((Date.now() - t0) / 1000).toFixed(0)} s`);
 }
