@@ -14,6 +14,7 @@
 import * as tf from "../lib/engine/tf";
 import { initWasm } from "../lib/engine/wasm";
 import { setWasmSimd } from "../lib/engine/wasm/simd";
+import { Rng } from "../lib/data/random";
 
 interface Shape {
   n: number;
@@ -39,15 +40,10 @@ const REPS = Number(opt("--reps") ?? 7);
 const TRAIN_STEPS = Number(opt("--train-steps") ?? 5);
 const only = opt("--only");
 
-/** Deterministic values in [-0.5, 0.5). */
+/** Deterministic values in [-0.5, 0.5) (tsfast's seeded generator). */
 function values(n: number, seed: number): Float32Array {
-  const a = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    a[i] = s / 4294967296 - 0.5;
-  }
-  return a;
+  const rng = new Rng(seed);
+  return Float32Array.from({ length: n }, () => rng.uniform(-0.5, 0.5));
 }
 
 function ms(fn: () => tf.Tensor): number {
