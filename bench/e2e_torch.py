@@ -36,7 +36,6 @@ final valid loss and error rate.
 """
 import argparse
 import json
-import math
 import time
 
 import torch
@@ -45,6 +44,8 @@ import torch.nn.functional as F
 import torchvision
 import torchvision.transforms as T
 from PIL import Image
+
+from train_equivalence_torch import combined_cos  # fastai's one-cycle cosine, already ported there
 from torch.utils.data import DataLoader, Dataset
 
 
@@ -112,16 +113,6 @@ def set_trainable(groups, n_frozen):
         for m in mods:
             for p in m.parameters(recurse=False):
                 p.requires_grad_(g >= n_frozen or is_norm(m))
-
-
-def sched_cos(start, end, pos):
-    return start + (1 + math.cos(math.pi * (1 - pos))) * (end - start) / 2
-
-
-def combined_cos(pct, a, b, c, pos):
-    if pos < pct:
-        return sched_cos(a, b, pos / pct)
-    return sched_cos(b, c, (pos - pct) / (1 - pct))
 
 
 def main():
