@@ -51,6 +51,8 @@ interface EpochLog {
   phase: string;
   train_s: number;
   data_wait_s: number;
+  /** Of data_wait_s, the wait for the epoch's first batch (the loader starts decoding when the epoch starts); tsfast only. */
+  first_wait_s?: number;
   valid_s: number;
   valid_loss: number;
   error_rate: number;
@@ -65,14 +67,18 @@ class PhaseTimer {
   order = 100;
   readonly epochs: EpochLog[] = [];
   phase = "";
-  private t = { train: 0, valid: 0, lastBatchEnd: 0, wait: 0, trainS: 0 };
+  private t = { train: 0, valid: 0, lastBatchEnd: 0, wait: 0, firstWait: -1, trainS: 0 };
   beforeTrain(): void {
     this.t.train = performance.now();
     this.t.lastBatchEnd = this.t.train;
     this.t.wait = 0;
+    this.t.firstWait = -1;
   }
   beforeBatch(learn: Learner): void {
-    if (learn.training) this.t.wait += performance.now() - this.t.lastBatchEnd;
+    if (!learn.training) return;
+    const w = performance.now() - this.t.lastBatchEnd;
+    this.t.wait += w;
+    if (this.t.firstWait < 0) this.t.firstWait = w;
   }
   afterBatch(learn: Learner): void {
     if (learn.training) this.t.lastBatchEnd = performance.now();
@@ -88,6 +94,7 @@ class PhaseTimer {
       phase: this.phase,
       train_s: this.t.trainS,
       data_wait_s: this.t.wait / 1000,
+      first_wait_s: Math.max(0, this.t.firstWait) / 1000,
       valid_s: (performance.now() - this.t.valid) / 1000,
       valid_loss: learn.validLoss ?? NaN,
       error_rate: learn.metricValues?.[0] ?? NaN,
@@ -159,7 +166,7 @@ function runTorch(splitFile: string, o: { seed: number; presize: number; size: n
 
 function describe(who: string, r: SideResult): void {
   const phases = r.epochs
-    .map((e) => `${e.phase} ${e.train_s.toFixed(1)} s train (${e.data_wait_s.toFixed(1)} s waiting for data) + ${e.valid_s.toFixed(1)} s valid, error ${(e.error_rate * 100).toFixed(1)} %`)
+    .map((e) => `${e.phase} ${e.train_s.toFixed(1)} s train (${e.data_wait_s.toFixed(1)} s waiting for data${e.first_wait_s !== undefined ? `, ${e.first_wait_s.toFixed(1)} s of it for the first batch` : ""}) + ${e.valid_s.toFixed(1)} s valid, error ${(e.error_rate * 100).toFixed(1)} %`)
     .join("; ");
   const build = r.build_s !== undefined ? `, ${r.build_s.toFixed(1)} s to build loaders + learner` : "";
   console.log(`${who}: ${r.seconds.toFixed(1)} s total${build}; ${phases}`);

@@ -9,10 +9,13 @@
  * The collab row (bench/collab.ts): EmbeddingDotBias, 50 factors, batch 64 on MovieLens, epoch time
  * against bench/collab_torch.py in the same run, on the engine that is active (native by default).
  * The LSTM row (bench/lstm.ts): a language model's training tokens/s against PyTorch's nn.LSTM.
+ * The Learner and trainOnBatch rows (bench/learner-fit.ts): a whole `fitOneCycle` epoch of tsfast's
+ * `Learner` against PyTorch's hand-written loop of the same recipe, and tfjs-layers `trainOnBatch` with
+ * `tf.train.adam` against PyTorch's raw Adam step, at the native ResNet configurations.
  * The memory row (bench/memory.ts): peak resident memory of training ResNet-34 at 128 px, batch 32,
  * tsfast (native engine) against PyTorch, each in a fresh child process.
  *
- * usage: node dist/bench/engine.js [--quick] [--backends native,wasm,cpu] [--only unet_resnet18|tabular|collab|lstm|awd_lstm|memory]
+ * usage: node dist/bench/engine.js [--quick] [--backends native,wasm,cpu] [--only resnet18|resnet34|unet_resnet18|learner|tabular|collab|lstm|awd_lstm|memory]
  * A training step is forward + backward + Adam; warm-up steps are excluded, and img/s comes from
  * the median step time on both sides (the machines are shared: means swing with other load).
  */
@@ -27,6 +30,7 @@ import { TABULAR_BS, TABULAR_ROWS, tabularEpochSeconds, torchTabularEpochSeconds
 import { collabBench } from "./collab";
 import { awdLstmBench, AWD_LSTM_BENCH, lstmBench, LSTM_BENCH, type LstmBench } from "./lstm";
 import { memoryBench, MEMORY_BENCH } from "./memory";
+import { learnerFitBench, validBatches } from "./learner-fit";
 
 interface Config { arch: "resnet18" | "resnet34" | "unet_resnet18"; size: number; bs: number; steps: number }
 interface Result { train?: number; infer?: number; note?: string }
@@ -46,6 +50,7 @@ const allConfigs: Config[] = quick
       { arch: "unet_resnet18", size: 128, bs: 8, steps: 3 },
     ];
 const configs = allConfigs.filter((c) => !onlyArg || c.arch === onlyArg);
+const learnerConfigs = allConfigs.filter((c): c is Config & { arch: "resnet18" | "resnet34" } => c.arch !== "unet_resnet18");
 const key = (c: Config) => `${c.arch}:${c.size}:${c.bs}:${c.steps}`;
 
 /** Seconds per step: the median of `steps` timed steps after the warm-up (robust to a busy machine). */
@@ -166,6 +171,7 @@ async function main(): Promise<void> {
     const p = ref.get(key(c)) ?? {};
     console.log(`| ${c.arch} | ${c.size} | ${c.bs} | ${backend} | ${fmt(r.train)} | ${fmt(p.train)} | ${ratio(r.train, p.train)} | ${fmt(r.infer)} | ${fmt(p.infer)} | ${ratio(r.infer, p.infer)} | ${r.note ?? p.note ?? ""} |`);
   }
+  if (!onlyArg || onlyArg === "learner") await learnerRows(threads, ref);
   if (!onlyArg || onlyArg === "tabular") await tabularRows(threads);
   // ---- collaborative filtering (bench/collab.ts), on the first engine asked for
   if (!onlyArg || onlyArg === "collab") {
@@ -211,6 +217,28 @@ async function main(): Promise<void> {
     console.log(`| ${c.arch} train | ${c.size} | ${c.bs} | ${c.warmup} + ${c.steps} | ${mib(m.tsfast.peakKiB)} | ${mib(m.torch.peakKiB)} | ${ratio} | ${mib(m.tsfast.baselineKiB)} | ${mib(m.torch.baselineKiB)} | ${[m.tsfast.note, m.torch.note].filter(Boolean).join("; ")} |`);
   }
   console.log(`\nbench took ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+}
+
+// ---- the Learner and trainOnBatch rows (bench/learner-fit.ts), native engine, each after its PyTorch run
+async function learnerRows(threads: number, ref: Map<string, Result>): Promise<void> {
+  const why = await useBackend("native");
+  const fmt = (v?: number) => (v === undefined ? "-" : v.toFixed(1));
+  const ratio = (a?: number, b?: number) => (a === undefined || b === undefined ? "-" : (a / b).toFixed(2) + "x");
+  const lines = [
+    "| model | px | batch | batches (train + valid) | Learner img/s | PyTorch loop img/s | ratio | trainOnBatch img/s | PyTorch step img/s | ratio | note |",
+    "|---|---|---|---|---|---|---|---|---|---|---|",
+  ];
+  for (const c of learnerConfigs) {
+    const fc = { arch: c.arch, size: c.size, bs: c.bs, batches: c.steps };
+    if (why) { lines.push(`| ${c.arch} | ${c.size} | ${c.bs} | | - | - | - | - | - | - | ${why} |`); continue; }
+    // the raw PyTorch step, if the ResNet rows did not just measure it
+    if (!ref.get(key(c))?.train) for (const [k, v] of torchRef(threads, [c])) ref.set(k, v);
+    const step = ref.get(key(c))?.train;
+    const r = await learnerFitBench(fc, threads, c.steps);
+    console.log(`  learner ${key(c)}: Learner ${fmt(r.learner)} vs PyTorch loop ${fmt(r.torchLoop)} img/s; trainOnBatch ${fmt(r.trainOnBatch)} vs ${fmt(step)} img/s ${r.note ?? ""}`);
+    lines.push(`| ${c.arch} | ${c.size} | ${c.bs} | ${fc.batches} + ${validBatches(fc)} | ${fmt(r.learner)} | ${fmt(r.torchLoop)} | ${ratio(r.learner, r.torchLoop)} | ${fmt(r.trainOnBatch)} | ${fmt(step)} | ${ratio(r.trainOnBatch, step)} | ${r.note ?? ""} |`);
+  }
+  console.log("\n" + lines.join("\n"));
 }
 
 // ---- tables: seconds per epoch of tabularLearner vs PyTorch, each backend measured right after PyTorch

@@ -15,7 +15,7 @@ import * as tf from "../lib/engine/tf";
 import { initNative } from "../lib/engine/native";
 import { defaultThreads } from "../lib/engine/backend";
 import { NativeAdamOptimizer } from "../lib/engine/native/optimizer";
-import { RELU_GRAD } from "../lib/engine/native/kernels";
+import { EQUAL_MASK, RELU_GRAD } from "../lib/engine/native/kernels";
 import type { NativeBackend } from "../lib/engine/native/pool";
 
 // A real collection before each RSS reading (without --expose-gc, `global.gc` is undefined and
@@ -73,6 +73,20 @@ function withGrads(f: (...xs: tf.Tensor[]) => tf.Tensor, ...inputs: (() => tf.Te
   };
 }
 
+/** The names of the kernels `fn` runs, in order. */
+function kernelNames(fn: () => void): string[] {
+  const seen: string[] = [];
+  const engine = tf.engine();
+  const run = engine.runKernel.bind(engine);
+  engine.runKernel = ((name: string, ...rest: unknown[]) => (seen.push(name), (run as (...a: unknown[]) => unknown)(name, ...rest))) as typeof run;
+  try {
+    fn();
+  } finally {
+    engine.runKernel = run;
+  }
+  return seen;
+}
+
 before(async () => {
   require("@tensorflow/tfjs-backend-cpu");
   const info = await initNative();
@@ -82,7 +96,7 @@ before(async () => {
 
 test("every cpu kernel is also registered for the native backend", () => {
   const cpu = tf.getKernelsForBackend("cpu").map((k) => k.kernelName).sort();
-  const native = tf.getKernelsForBackend("native").map((k) => k.kernelName).filter((n) => n !== RELU_GRAD).sort();
+  const native = tf.getKernelsForBackend("native").map((k) => k.kernelName).filter((n) => n !== RELU_GRAD && n !== EQUAL_MASK).sort();
   assert.deepEqual(native, cpu);
 });
 
@@ -109,6 +123,39 @@ test("fused conv2d with bias and relu/relu6/sigmoid/elu matches cpu", () => {
       (x, w, b) => tf.fused.conv2d({ x: x as tf.Tensor4D, filter: w as tf.Tensor4D, strides: 1, pad: "same", bias: b, activation }),
       rnd([2, 6, 6, 3]), rnd([3, 3, 3, 4]), rnd([4])), 2e-4, 2e-4);
   }
+});
+
+test("a convolution without bias or activation computes its input's gradient only when asked (a first layer's image needs none), with the same numbers", () => {
+  tf.setBackend("native");
+  const x = rnd([2, 12, 12, 3])(), w0 = rnd([5, 5, 3, 4])(), w1 = rnd([3, 3, 4, 2])();
+  const wv = tf.variable(w0), w1v = tf.variable(w1);
+  const loss = () => {
+    const h = tf.fused.conv2d({ x: x as tf.Tensor4D, filter: wv as tf.Tensor4D, strides: 2, pad: "valid" });
+    return tf.sum(tf.square(tf.fused.conv2d({ x: tf.relu(h) as tf.Tensor4D, filter: w1v as tf.Tensor4D, strides: 1, pad: "same" })));
+  };
+  let got: Float32Array[] = [];
+  const names = kernelNames(() => {
+    const { grads } = tf.variableGrads(loss as () => tf.Scalar, [wv, w1v]);
+    got = [grads[wv.name]!.dataSync().slice() as Float32Array, grads[w1v.name]!.dataSync().slice() as Float32Array];
+    tf.dispose(Object.values(grads));
+  });
+  // one input gradient (the second conv's, which the first conv's filter needs), two filter gradients
+  assert.equal(names.filter((n) => n === "Conv2DBackpropInput").length, 1, names.join(" "));
+  assert.equal(names.filter((n) => n === "Conv2DBackpropFilter").length, 2);
+  // the cpu backend takes tfjs's own fused op and custom gradient: the same gradients
+  tf.setBackend("cpu");
+  const xc = tf.tensor(x.dataSync(), x.shape), wc = tf.variable(tf.tensor(w0.dataSync(), w0.shape)), w1c = tf.variable(tf.tensor(w1.dataSync(), w1.shape));
+  const { grads } = tf.variableGrads(() => {
+    const h = tf.fused.conv2d({ x: xc as tf.Tensor4D, filter: wc as tf.Tensor4D, strides: 2, pad: "valid" });
+    return tf.sum(tf.square(tf.fused.conv2d({ x: tf.relu(h) as tf.Tensor4D, filter: w1c as tf.Tensor4D, strides: 1, pad: "same" })));
+  }, [wc, w1c]);
+  [grads[wc.name]!, grads[w1c.name]!].forEach((g, k) => {
+    const ref = g.dataSync();
+    ref.forEach((v, i) => assert.ok(Math.abs(v - got[k]![i]!) < 2e-4 * (1 + Math.abs(v)), `filter ${k} grad[${i}] ${got[k]![i]} vs cpu ${v}`));
+  });
+  tf.dispose([xc, wc, w1c, ...Object.values(grads)]);
+  tf.setBackend("native");
+  tf.dispose([x, w0, w1, wv, w1v]);
 });
 
 test("depthwise conv2d and its gradients match cpu", () => {
@@ -193,6 +240,22 @@ test("sum, mean, max, min and prod over leading, trailing, middle and scattered 
   }
   const big = rnd([16, 32, 32, 16]);
   agree("large BatchNorm-like reduction", () => tf.sum(big(), [0, 1, 2]), 1e-2, 1e-4);
+});
+
+test("max's gradient (a concat-pool head's spatial max) matches cpu bit for bit, ties and NaN included, without tfjs's JavaScript equal", () => {
+  // values on a coarse grid, so many elements tie for the max; one NaN
+  const tied = (shape: number[]) => {
+    const base = rnd(shape, -3, 3)();
+    const v = Float32Array.from(base.dataSync(), (x) => Math.round(x));
+    base.dispose();
+    v[5] = NaN;
+    return () => tf.tensor(v, shape, "float32");
+  };
+  for (const [shape, axes, keepDims] of [[[2, 5, 4, 3], [1, 2], false], [[2, 5, 4, 3], [1, 2], true], [[4, 6], -1, false], [[3, 4, 5], [0], false]] as const) {
+    agree(`max over ${axes} of [${shape}] keepDims ${keepDims}`, withGrads((x) => tf.max(x, axes as number | number[], keepDims), tied([...shape])), 0, 0);
+  }
+  const seen = kernelNames(() => runOn("native", withGrads((x) => tf.max(x, [1, 2]), rnd([2, 5, 4, 3]))));
+  assert.ok(seen.includes(EQUAL_MASK) && !seen.includes("Equal"), seen.join(" "));
 });
 
 test("reductions split over threads stay right when OpenMP gives fewer threads than asked (max, min, prod of a few long columns)", () => {
@@ -301,6 +364,11 @@ test("fused native Adam/AdamW matches tfjs Adam and decays weights like AdamW", 
   const ref = train("cpu", tf.train.adam(0.01));
   const got = train("native", new NativeAdamOptimizer(0.01));
   ref.forEach((v, i) => assert.ok(Math.abs(v - got[i]!) < 1e-5, `adam w[${i}] ${got[i]} vs ${v}`));
+  // tfjs's own tf.train.adam (what model.compile + trainOnBatch steps with) takes the same native pass on "native"
+  let plain: Float32Array = new Float32Array();
+  const names = kernelNames(() => (plain = train("native", tf.train.adam(0.01)) as Float32Array));
+  assert.ok(!names.includes("Sqrt"), "tf.train.adam on native ran tfjs's op-by-op update");
+  ref.forEach((v, i) => assert.ok(Math.abs(v - plain[i]!) < 1e-5, `tf.train.adam on native w[${i}] ${plain[i]} vs cpu ${v}`));
   // AdamW with no gradient signal (target == w) only decays: w * (1 - lr * wd)^steps.
   tf.setBackend("native");
   const w = tf.variable(tf.tensor(w0v, [40, 7]));
@@ -310,6 +378,36 @@ test("fused native Adam/AdamW matches tfjs Adam and decays weights like AdamW", 
   w0v.forEach((v, i) => assert.ok(Math.abs(decayed[i]! - v * 0.95 ** 3) < 1e-6));
   w.dispose();
   opt.dispose();
+});
+
+test("native Adam on a variable whose storage someone else holds (a guard's snapshot, a user's array) leaves that storage as it was and gives the in-place numbers", () => {
+  tf.setBackend("native");
+  const n = 50_000; // above the threads' threshold
+  const w0 = rnd([n])(), g0 = rnd([n])();
+  const w0v = w0.dataSync().slice(), gv = g0.dataSync().slice();
+  const run = (holdClone: boolean) => {
+    const w = tf.variable(tf.tensor(w0v.slice(), [n]));
+    const opt = new NativeAdamOptimizer(0.01, 0.9, 0.99, 1e-5, 0.1);
+    const snaps: tf.Tensor[] = [];
+    for (let i = 0; i < 3; i++) {
+      if (holdClone) snaps.push(w.clone()); // shares w's storage, as TrainingGuard.snapshot does
+      const g = tf.tensor(gv, [n]);
+      opt.applyGradients([{ name: w.name, tensor: g }]);
+      g.dispose();
+    }
+    const out = w.dataSync().slice();
+    const held = snaps.map((t) => t.dataSync().slice());
+    tf.dispose([w, ...snaps]);
+    opt.dispose();
+    return { out, held };
+  };
+  const inPlace = run(false), outOfPlace = run(true);
+  assert.deepEqual(outOfPlace.out, inPlace.out);
+  assert.deepEqual(outOfPlace.held[0], w0v, "the snapshot taken before the first step still holds the starting weights");
+  assert.notDeepEqual(outOfPlace.held[1], outOfPlace.held[0]);
+  // the weights after 3 steps differ from the start (the kernel did run), by hand for element 0: AdamW's first step moves by lr·(sign(g) + wd·w)
+  assert.ok(Math.abs(outOfPlace.held[1]![0]! - (w0v[0]! * (1 - 0.01 * 0.1) - 0.01 * gv[0]! / (Math.abs(gv[0]!) + 1e-5))) < 1e-6);
+  tf.dispose([w0, g0]);
 });
 
 test("kernels above the pool's and the threads' thresholds (> 16,384 elements), called again with new data, match cpu with the pool on (poisoned) and off", () => {

@@ -8,8 +8,9 @@
 import * as tf from "./tf";
 import { defaultThreads } from "./backend";
 import { loadAddon, type NativeAddon } from "./native/addon";
-import { BACKEND, RELU_GRAD, nativeKernels, type Kernel } from "./native/kernels";
+import { BACKEND, EQUAL_MASK, RELU_GRAD, nativeKernels, type Kernel } from "./native/kernels";
 import { installNativeBatchNorm } from "./native/batchnorm";
+import { installNativeAdam } from "./native/optimizer";
 import { NativeBackend } from "./native/pool";
 import { installResizeGrad } from "./resize-grad";
 
@@ -39,7 +40,12 @@ export function registerNative(): NativeAddon {
   }
   const reluGrad = native[RELU_GRAD];
   if (reluGrad) tf.registerKernel({ kernelName: RELU_GRAD, backendName: BACKEND, kernelFunc: reluGrad as unknown as tf.KernelFunc });
+  const eqMask = native[EQUAL_MASK];
+  if (eqMask) tf.registerKernel({ kernelName: EQUAL_MASK, backendName: BACKEND, kernelFunc: eqMask as unknown as tf.KernelFunc });
   registerReluGradient();
+  registerMaxGradient();
+  installLazyConvGrad();
+  installNativeAdam();
   installNativeBatchNorm();
   installResizeGrad("cpu");
   installResizeGrad(BACKEND);
@@ -73,6 +79,58 @@ function registerReluGradient(): void {
       return { x: () => tf.engine().runKernel(RELU_GRAD, { dy: single, x }) as tf.Tensor };
     },
   });
+}
+
+/**
+ * The gradient of a max reduction (fastai's AdaptiveConcatPool head takes one over each picture) is
+ * `dy * cast(equal(x, max), "float32")`, broadcast over the reduced axes. tfjs's cpu kernels run that
+ * equal and the following multiply element by element through an index-to-coordinates loop in
+ * JavaScript: 1 s of a 17 s lesson-1 run (`bench/e2e.ts --n 600`). On "native" both are native passes
+ * (EQUAL_MASK, then the native broadcast multiply), with the same bits; elsewhere tfjs's own.
+ */
+function registerMaxGradient(): void {
+  const original = tf.getGradient("Max");
+  if (!original) return;
+  tf.registerGradient({
+    ...original,
+    gradFunc: (dy, saved, attrs) => {
+      const [x, y] = saved;
+      const single = Array.isArray(dy) ? dy[0] : dy;
+      if (tf.getBackend() !== BACKEND || !x || !y || !single || [x, y, single].some((t) => t.dtype !== "float32")) {
+        return original.gradFunc(dy, saved, attrs);
+      }
+      const axes = tf.util.parseAxisParam((attrs as { reductionIndices: number | number[] }).reductionIndices, x.shape);
+      const keep = (t: tf.Tensor) => (t.rank < x.rank ? tf.reshape(t, tf.backend_util.expandShapeToKeepDim(t.shape, axes)) : t);
+      return { x: () => tf.mul(keep(single), tf.engine().runKernel(EQUAL_MASK, { a: x, b: keep(y) }) as tf.Tensor) };
+    },
+  });
+}
+
+/**
+ * tfjs's fused conv2d, which tfjs-layers' Conv2D calls, records a custom gradient that computes the
+ * input's gradient and the filter's together, even where the input needs none: a network's first
+ * convolution, whose input is the image (at 64 px that unused gradient was 16.6 of ResNet-18's 195 ms
+ * of convolutions a step). On "native", a convolution with no bias and no activation takes tfjs's
+ * plain conv2d op instead: the same native kernel and the same result, but its registered gradient
+ * computes an input's gradient only when the backward pass asks for it. Everything else, and every
+ * other backend, takes tfjs's own fused op.
+ */
+function installLazyConvGrad(): void {
+  const fused = tf.fused as { conv2d: typeof tf.fused.conv2d };
+  const original = fused.conv2d;
+  if ((original as { lazyGrad?: boolean }).lazyGrad) return;
+  const lazy: typeof tf.fused.conv2d = (args) => {
+    const { bias, activation, preluActivationWeights } = args;
+    if (tf.getBackend() !== BACKEND || bias != null || (activation ?? "linear") !== "linear" || preluActivationWeights != null) return original(args);
+    return tf.conv2d(args.x, args.filter, args.strides, args.pad, args.dataFormat ?? "NHWC", args.dilations ?? [1, 1], args.dimRoundingMode);
+  };
+  // tfjs's CommonJS build keeps `fused` a plain object; a bundler's namespace (tfjs-core's op suite
+  // is bundled) may expose only getters, and then convolutions stay tfjs's own (only slower).
+  try {
+    fused.conv2d = Object.assign(lazy, { lazyGrad: true });
+  } catch {
+    /* read-only namespace: keep tfjs's fused conv2d */
+  }
 }
 
 /**

@@ -13,7 +13,7 @@ namespace {
 
 constexpr int64_t kPar = 1 << 14;  // below this many elements a single thread is faster
 
-enum BinOp { ADD, SUB, MUL, DIV, MAXI, MINI, SQDIFF, POW, FLOORDIV, MOD };
+enum BinOp { ADD, SUB, MUL, DIV, MAXI, MINI, SQDIFF, POW, FLOORDIV, MOD, EQMASK };
 
 template <int OP>
 inline float bop(float a, float b) {
@@ -24,6 +24,7 @@ inline float bop(float a, float b) {
   if (OP == MAXI) return (a != a || b != b) ? std::numeric_limits<float>::quiet_NaN() : (a > b ? a : b);
   if (OP == MINI) return (a != a || b != b) ? std::numeric_limits<float>::quiet_NaN() : (a < b ? a : b);
   if (OP == SQDIFF) return (a - b) * (a - b);
+  if (OP == EQMASK) return a == b ? 1.f : 0.f;  // tfjs's cast(equal(a, b), "float32"); NaN equals nothing
   if (OP == POW) return std::pow(a, b);
   if (OP == FLOORDIV) return std::floor(a / b);
   if (OP == MOD) {
@@ -122,6 +123,7 @@ Napi::Value Binary(const Napi::CallbackInfo& info) {
     case POW: binaryLoop<POW>(a, b, o, d, xa, xb); break;
     case FLOORDIV: binaryLoop<FLOORDIV>(a, b, o, d, xa, xb); break;
     case MOD: binaryLoop<MOD>(a, b, o, d, xa, xb); break;
+    case EQMASK: binaryLoop<EQMASK>(a, b, o, d, xa, xb); break;
     default:
       Napi::Error::New(info.Env(), "binary: unknown op").ThrowAsJavaScriptException();
   }
@@ -297,25 +299,32 @@ Napi::Value Softmax(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// adam(param, m, v, grad, [lr, beta1, beta2, eps, 1-beta1^t, 1-beta2^t, wd]): one fused AdamW pass.
+// adam(param, m, v, grad, [lr, beta1, beta2, eps, 1-beta1^t, 1-beta2^t, wd][, paramOut, mOut, vOut]): one fused
+// AdamW pass. Without the outputs it updates param, m and v in place; with them (each the length of param, or
+// null for in place) it reads the old values and writes the new ones there, so an array someone else still
+// holds (a training guard's snapshot) stays as it was, at no more memory traffic than in place.
 Napi::Value Adam(const Napi::CallbackInfo& info) {
   SignalGuard guard;  // OpenMP workers this region creates inherit the blocked mask (common.h)
-  float* w = f32(info[0]);
-  float* m = f32(info[1]);
-  float* v = f32(info[2]);
+  const float* w = f32(info[0]);
+  const float* m = f32(info[1]);
+  const float* v = f32(info[2]);
   const float* g = f32(info[3]);
   auto h = info[4].As<Napi::Float64Array>();
   float lr = (float)h[0], b1 = (float)h[1], b2 = (float)h[2], eps = (float)h[3];
   float c1 = (float)h[4], c2 = (float)h[5], wd = (float)h[6];
   int64_t n = (int64_t)f32len(info[0]);
+  auto out = [&](size_t i) { return info.Length() > i && info[i].IsTypedArray() ? f32(info[i]) : f32(info[i - 5]); };
+  float* wo = out(5);
+  float* mo = out(6);
+  float* vo = out(7);
 #pragma omp parallel for schedule(static) if (n > kPar)
   for (int64_t i = 0; i < n; i++) {
     float gi = g[i];
     float mi = b1 * m[i] + (1 - b1) * gi;
     float vi = b2 * v[i] + (1 - b2) * gi * gi;
-    m[i] = mi;
-    v[i] = vi;
-    w[i] = w[i] * (1 - lr * wd) - lr * (mi / c1) / (std::sqrt(vi / c2) + eps);
+    mo[i] = mi;
+    vo[i] = vi;
+    wo[i] = w[i] * (1 - lr * wd) - lr * (mi / c1) / (std::sqrt(vi / c2) + eps);
   }
   return info.Env().Undefined();
 }

@@ -19,7 +19,8 @@ export interface NativeAddon {
   unary(op: number, x: Float32Array, out: Float32Array, alpha: number): void;
   reduce(op: number, x: Float32Array, out: Float32Array, outer: number, red: number, inner: number): void;
   softmax(x: Float32Array, out: Float32Array, rows: number, cols: number): void;
-  adam(w: Float32Array, m: Float32Array, v: Float32Array, g: Float32Array, h: Float64Array): void;
+  /** AdamW in one pass; with `wOut`/`mOut`/`vOut` (each null for in place) the new values go there and the inputs stay. */
+  adam(w: Float32Array, m: Float32Array, v: Float32Array, g: Float32Array, h: Float64Array, wOut?: Float32Array | null, mOut?: Float32Array | null, vOut?: Float32Array | null): void;
   transpose(x: Float32Array, out: Float32Array, shape: Int32Array, perm: Int32Array): void;
   slicePad(x: Float32Array, out: Float32Array, srcShape: Int32Array, dstShape: Int32Array, offset: Int32Array, fill: number): void;
   tile(x: Float32Array, out: Float32Array, xShape: Int32Array, outShape: Int32Array): void;

@@ -22,6 +22,8 @@ export type Kernel = (args: KernelArgs) => TI | TI[];
 export const BACKEND = "native";
 /** A kernel only the native backend has: dx = x > 0 ? dy : 0. */
 export const RELU_GRAD = "TsfastReluGrad";
+/** A float32 mask, 1 where a == b (broadcast) and 0 elsewhere: tfjs's `cast(equal(a, b), "float32")` in one native pass. */
+export const EQUAL_MASK = "TsfastEqualMask";
 
 const sizeOf = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
 
@@ -299,6 +301,13 @@ export function nativeKernels(addon: NativeAddon, cpu: (name: string) => Kernel)
     return output(b, x.shape, dx);
   };
 
+  k[EQUAL_MASK] = (args) => {
+    const { a, b: bt } = args.inputs;
+    const b = args.backend;
+    if (!a || !bt || !isF32(b, a, bt)) throw new Error(`${EQUAL_MASK} needs two float32 tensors`);
+    return binary(b, EQMASK, a, bt)!;
+  };
+
   // ---- reductions ------------------------------------------------------------------------------
   function reduction(name: string, op: number, axisAttr: string): Kernel {
     return (args) => {
@@ -482,6 +491,8 @@ function isContiguousSlice(shape: number[], begin: number[], size: number[]): bo
 const BIN = {
   Add: 0, Sub: 1, Multiply: 2, RealDiv: 3, Maximum: 4, Minimum: 5, SquaredDifference: 6, Pow: 7, Mod: 9,
 } as const satisfies Record<string, number>;
+/** enum BinOp's EQMASK: 1 where a == b, else 0 (no tfjs kernel of its own: see EQUAL_MASK). */
+const EQMASK = 10;
 
 /** Unary kernels and their op codes (enum UnOp); `alpha` comes from the kernel's attrs. */
 const UNARY = {

@@ -1,0 +1,144 @@
+/**
+ * Issue 19, item 1, the two rows the raw-step bench does not cover, each against PyTorch in the same run:
+ *
+ * 1. **Learner**: a whole `fitOneCycle(1)` epoch of tsfast's `Learner` over in-memory batches (a
+ *    `TensorDataLoader`, shuffled), with its defaults: fastai's AdamW (mom 0.9, sqrMom 0.99, eps 1e-5,
+ *    wd 0.01, none on BatchNorm and biases), two parameter groups (body at lr/10 via `slice`, the last
+ *    layer at lr), the one-cycle schedule set every batch, the training guard, the recorder and the
+ *    progress line, then the validation pass. PyTorch (bench/learner_fit_torch.py) runs the same loop by
+ *    hand: AdamW over the same two groups and decay split, one-cycle hyper-parameters set per batch,
+ *    `loss.item()` per batch, validation under `no_grad`.
+ * 2. **trainOnBatch**: plain tfjs-layers, as a user who brings a tfjs model trains it: `model.compile`
+ *    with `tf.train.adam(1e-3)`, then `await model.trainOnBatch(x, y)`; against the raw PyTorch Adam
+ *    step of bench/torch_ref.py.
+ *
+ * The first epoch (and the first two trainOnBatch steps) are warm-up, not timed: oneDNN builds its
+ * primitives there, on both sides. img/s = (training + validation images) / the second epoch's seconds.
+ *
+ * usage: node dist/bench/learner-fit.js [--arch resnet18] [--size 64] [--bs 64] [--batches 8]
+ *        (or through `npm run bench -- --only learner`)
+ */
+import { execFileSync } from "node:child_process";
+import * as path from "node:path";
+import * as tf from "../lib/engine/tf";
+import { defaultThreads, ready } from "../lib/engine/backend";
+import { resnet18, resnet34 } from "../lib/models/archs";
+import { Learner } from "../lib/learner/learner";
+import { slice } from "../lib/learner/optimizer";
+import { tensorDataLoaders } from "../lib/data/tensors";
+
+export interface FitConfig {
+  arch: "resnet18" | "resnet34";
+  size: number;
+  bs: number;
+  /** Training batches per epoch (validation: a quarter of them, at least one). */
+  batches: number;
+}
+
+export interface FitResult {
+  /** tsfast Learner img/s (training + validation images over the timed epoch's seconds). */
+  learner?: number;
+  /** PyTorch's hand-written loop, the same. */
+  torchLoop?: number;
+  /** tsfast trainOnBatch img/s (median step). */
+  trainOnBatch?: number;
+  note?: string;
+}
+
+const LR = 1e-3;
+const why = (e: unknown) => (e instanceof Error ? e.message : String(e)).split("\n")[0];
+export const validBatches = (c: FitConfig) => Math.max(1, Math.floor(c.batches / 4));
+
+async function build(c: FitConfig): Promise<tf.LayersModel> {
+  return (c.arch === "resnet18" ? resnet18 : resnet34)({ nOut: 10, inputShape: [c.size, c.size, 3] });
+}
+
+/** Seconds of the second `fitOneCycle(1)` of a Learner over random in-memory images. */
+export async function learnerEpochSeconds(c: FitConfig): Promise<number> {
+  const model = await build(c);
+  const nv = validBatches(c);
+  const data = tf.tidy(() => ({
+    xt: tf.randomNormal([c.bs * c.batches, c.size, c.size, 3], 0, 1, "float32", 1),
+    yt: tf.randomUniform([c.bs * c.batches], 0, 10, "int32", 2),
+    xv: tf.randomNormal([c.bs * nv, c.size, c.size, 3], 0, 1, "float32", 3),
+    yv: tf.randomUniform([c.bs * nv], 0, 10, "int32", 4),
+  }));
+  const dls = { ...tensorDataLoaders([data.xt, data.yt], [data.xv, data.yv], { bs: c.bs }), c: 10 };
+  // fastai's split of a ResNet: the body, then the head (here the last layer).
+  const layers = model.layers;
+  const learn = new Learner(dls, model, { splitter: () => [layers.slice(0, -1), layers.slice(-1)] });
+  try {
+    await learn.fitOneCycle(1, { lrMax: slice(LR) });
+    const t0 = process.hrtime.bigint();
+    await learn.fitOneCycle(1, { lrMax: slice(LR) });
+    return Number(process.hrtime.bigint() - t0) / 1e9;
+  } finally {
+    learn.opt?.dispose();
+    model.dispose();
+    tf.dispose(Object.values(data));
+  }
+}
+
+/** tsfast img/s of `model.trainOnBatch` with `tf.train.adam(1e-3)` (median of `steps` after 2 warm-up steps). */
+export async function trainOnBatchImgPerS(c: FitConfig, steps: number): Promise<number> {
+  const model = await build(c);
+  model.compile({ optimizer: tf.train.adam(LR), loss: (yt: tf.Tensor, yp: tf.Tensor) => tf.losses.softmaxCrossEntropy(yt, yp) });
+  const x = tf.randomNormal([c.bs, c.size, c.size, 3]);
+  const y = tf.oneHot(tf.randomUniform([c.bs], 0, 10, "int32"), 10);
+  try {
+    const ts: number[] = [];
+    for (let i = 0; i < steps + 2; i++) {
+      const t0 = process.hrtime.bigint();
+      await model.trainOnBatch(x, y);
+      if (i >= 2) ts.push(Number(process.hrtime.bigint() - t0) / 1e9);
+    }
+    ts.sort((a, b) => a - b);
+    return c.bs / ts[Math.floor(ts.length / 2)]!;
+  } finally {
+    tf.dispose([x, y]);
+    model.optimizer?.dispose();
+    model.dispose();
+  }
+}
+
+/** PyTorch's loop of the same epoch (bench/learner_fit_torch.py): img/s of its second epoch. */
+export function torchLoopImgPerS(c: FitConfig, threads: number): { imgPerS?: number; note?: string } {
+  const script = path.join(__dirname, "..", "..", "bench", "learner_fit_torch.py");
+  try {
+    const out = execFileSync("/usr/bin/python3", [script, "--arch", c.arch, "--size", String(c.size), "--bs", String(c.bs), "--batches", String(c.batches), "--valid-batches", String(validBatches(c)), "--threads", String(threads)], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
+    const line = out.split("\n").filter((l) => l.startsWith("{")).pop();
+    if (!line) return { note: "PyTorch loop printed no result" };
+    const r = JSON.parse(line) as { epoch_s: number; images: number };
+    return { imgPerS: r.images / r.epoch_s };
+  } catch (e) {
+    return { note: `PyTorch loop failed: ${why(e)}` };
+  }
+}
+
+/** Both rows for one configuration; PyTorch runs first, right before tsfast, so both see the same load. */
+export async function learnerFitBench(c: FitConfig, threads: number, tobSteps: number): Promise<FitResult> {
+  const t = torchLoopImgPerS(c, threads);
+  const res: FitResult = { torchLoop: t.imgPerS, note: t.note };
+  const images = c.bs * (c.batches + validBatches(c));
+  try {
+    res.learner = images / (await learnerEpochSeconds(c));
+  } catch (e) {
+    res.note = `${res.note ? res.note + "; " : ""}Learner: ${why(e)}`;
+  }
+  try {
+    res.trainOnBatch = await trainOnBatchImgPerS(c, tobSteps);
+  } catch (e) {
+    res.note = `${res.note ? res.note + "; " : ""}trainOnBatch: ${why(e)}`;
+  }
+  return res;
+}
+
+async function main(): Promise<void> {
+  const arg = (n: string, d: string) => (process.argv.includes(`--${n}`) ? process.argv[process.argv.indexOf(`--${n}`) + 1]! : d);
+  await ready();
+  const c: FitConfig = { arch: arg("arch", "resnet18") as FitConfig["arch"], size: Number(arg("size", "64")), bs: Number(arg("bs", "64")), batches: Number(arg("batches", "8")) };
+  const r = await learnerFitBench(c, defaultThreads(), Number(arg("steps", "6")));
+  console.log(JSON.stringify({ config: c, backend: tf.getBackend(), ...r }));
+}
+
+if (require.main === module) void main();
