@@ -17,6 +17,7 @@ import { defaultThreads } from "../lib/engine/backend";
 import { NativeAdamOptimizer } from "../lib/engine/native/optimizer";
 import { EQUAL_MASK, RELU_GRAD } from "../lib/engine/native/kernels";
 import type { NativeBackend } from "../lib/engine/native/pool";
+import { nativeSumEach } from "../lib/engine/native/sum-each";
 
 // A real collection before each RSS reading (without --expose-gc, `global.gc` is undefined and
 // RSS depends on when V8 happens to collect).
@@ -408,6 +409,31 @@ test("native Adam on a variable whose storage someone else holds (a guard's snap
   // the weights after 3 steps differ from the start (the kernel did run), by hand for element 0: AdamW's first step moves by lr·(sign(g) + wd·w)
   assert.ok(Math.abs(outOfPlace.held[1]![0]! - (w0v[0]! * (1 - 0.01 * 0.1) - 0.01 * gv[0]! / (Math.abs(gv[0]!) + 1e-5))) < 1e-6);
   tf.dispose([w0, g0]);
+});
+
+test("nativeSumEach (the training guard's gradient check) sums many tensors as tfjs's sum + addN does, NaN and overflow included", () => {
+  const shapes = [[3, 3, 16, 32], [32], [70_000], [5, 7]];
+  const make = () => shapes.map((sh) => rnd(sh)());
+  const viaTfjs = (ts: tf.Tensor[]) => tf.tidy(() => tf.addN(ts.map((t) => tf.sum(t))).dataSync()[0]!);
+  tf.setBackend("native");
+  const ts = make();
+  const got = nativeSumEach(ts)!;
+  tf.setBackend("cpu");
+  const cpuTs = ts.map((t) => tf.tensor(t.dataSync(), t.shape));
+  const want = viaTfjs(cpuTs);
+  assert.equal(nativeSumEach(cpuTs), undefined, "another backend: undefined, the caller goes through tfjs");
+  tf.dispose(cpuTs);
+  tf.setBackend("native");
+  assert.ok(Math.abs(got - want) < 1e-3, `native ${got} vs tfjs ${want}`);
+  // a NaN anywhere, an infinity, and float32 overflow of one tensor's sum
+  const withNaN = [...ts, tf.tensor([1, NaN, 2])];
+  assert.ok(Number.isNaN(nativeSumEach(withNaN)!));
+  assert.equal(nativeSumEach([...ts, tf.tensor([1, -Infinity])]), -Infinity);
+  const huge = tf.fill([4], 3e38);
+  assert.equal(nativeSumEach([huge]), Infinity);
+  assert.equal(viaTfjs([huge]), Infinity);
+  assert.equal(nativeSumEach([tf.tensor([1, 2], [2], "int32")]), undefined);
+  tf.dispose([...withNaN, huge]);
 });
 
 test("kernels above the pool's and the threads' thresholds (> 16,384 elements), called again with new data, match cpu with the pool on (poisoned) and off", () => {

@@ -12,6 +12,7 @@
 import * as tf from "../engine/tf";
 import { disposeState, type Optimizer, type OptimizerState } from "./optimizer";
 import { SmoothLoss } from "./recorder";
+import { nativeSumEach } from "../engine/native/sum-each";
 
 /** A training loss over this multiple of the best smoothed loss is divergence. */
 export const DIVERGENCE_RATIO = 1e4;
@@ -86,8 +87,15 @@ export class TrainingGuard {
   }
 }
 
-/** The loss's value and the sum of every gradient, in one read. */
+/** The loss's value and the sum of every gradient, in one read (on "native", the sum is one native call). */
 export async function lossAndGradSum(loss: tf.Tensor, grads: tf.Tensor[]): Promise<[number, number]> {
+  const fast = nativeSumEach(grads);
+  if (fast !== undefined) {
+    const l = tf.tidy(() => tf.slice(tf.reshape(loss, [-1]), [0], [1]));
+    const [v] = await l.data();
+    l.dispose();
+    return [v!, fast];
+  }
   const both = tf.tidy(() => {
     const gradSum = grads.length ? tf.addN(grads.map((g) => tf.sum(g))) : tf.scalar(0);
     return tf.concat([tf.slice(tf.reshape(loss, [-1]), [0], [1]), tf.reshape(gradSum, [1])]);

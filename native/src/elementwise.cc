@@ -329,6 +329,31 @@ Napi::Value Adam(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// sumEach(arrays): each Float32Array summed (in double, rounded to float32), the sums added in float32:
+// tfjs's sum of each then addN, in one call. NaN and infinities show through, as there.
+Napi::Value SumEach(const Napi::CallbackInfo& info) {
+  SignalGuard guard;  // OpenMP workers this region creates inherit the blocked mask (common.h)
+  auto arr = info[0].As<Napi::Array>();
+  uint32_t n = arr.Length();
+  std::vector<const float*> ptrs(n);
+  std::vector<int64_t> lens(n);
+  for (uint32_t i = 0; i < n; i++) {
+    Napi::Value v = arr.Get(i);
+    ptrs[i] = f32(v);
+    lens[i] = (int64_t)f32len(v);
+  }
+  float total = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    const float* p = ptrs[i];
+    int64_t len = lens[i];
+    double s = 0;
+#pragma omp parallel for reduction(+ : s) schedule(static) if (len > kPar)
+    for (int64_t j = 0; j < len; j++) s += p[j];
+    total += (float)s;
+  }
+  return Napi::Number::New(info.Env(), total);
+}
+
 // transpose(x, out, shape, perm): general N-d permutation (out = x.transpose(perm)).
 Napi::Value Transpose(const Napi::CallbackInfo& info) {
   SignalGuard guard;  // OpenMP workers this region creates inherit the blocked mask (common.h)
@@ -582,6 +607,7 @@ void initElementwise(Napi::Env env, Napi::Object exports) {
   exports.Set("reduce", Napi::Function::New(env, Reduce));
   exports.Set("softmax", Napi::Function::New(env, Softmax));
   exports.Set("adam", Napi::Function::New(env, Adam));
+  exports.Set("sumEach", Napi::Function::New(env, SumEach));
   exports.Set("transpose", Napi::Function::New(env, Transpose));
   exports.Set("slicePad", Napi::Function::New(env, SlicePad));
   exports.Set("tile", Napi::Function::New(env, Tile));

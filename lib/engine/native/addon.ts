@@ -28,6 +28,8 @@ export interface NativeAddon {
   bnBackward(x: Float32Array, dy: Float32Array, mean: Float32Array, invstd: Float32Array, gamma: Float32Array,
     dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array, channels: number): void;
   reluGrad(dy: Float32Array, x: Float32Array, dx: Float32Array): void;
+  /** Each array's sum (double, rounded to float32), added in float32: tfjs's sum of each, then addN. */
+  sumEach(arrays: Float32Array[]): number;
   scaleShift(x: Float32Array, out: Float32Array, scale: Float32Array, shift: Float32Array, channels: number): void;
 }
 
