@@ -11,7 +11,8 @@
  * The LSTM row (bench/lstm.ts): a language model's training tokens/s against PyTorch's nn.LSTM.
  * The Learner and trainOnBatch rows (bench/learner-fit.ts): a whole `fitOneCycle` epoch of tsfast's
  * `Learner` against PyTorch's hand-written loop of the same recipe, and tfjs-layers `trainOnBatch` with
- * `tf.train.adam` against PyTorch's raw Adam step, at the native ResNet configurations.
+ * `tf.train.adam` against PyTorch's raw Adam step, at the native ResNet configurations, each in a fresh
+ * child process.
  * The memory row (bench/memory.ts): peak resident memory of training ResNet-34 at 128 px, batch 32,
  * tsfast (native engine) against PyTorch, each in a fresh child process.
  *
@@ -30,7 +31,7 @@ import { TABULAR_BS, TABULAR_ROWS, tabularEpochSeconds, torchTabularEpochSeconds
 import { collabBench } from "./collab";
 import { awdLstmBench, AWD_LSTM_BENCH, lstmBench, LSTM_BENCH, type LstmBench } from "./lstm";
 import { memoryBench, MEMORY_BENCH } from "./memory";
-import { learnerFitBench, validBatches } from "./learner-fit";
+import { validBatches, type FitResult } from "./learner-fit";
 
 interface Config { arch: "resnet18" | "resnet34" | "unet_resnet18"; size: number; bs: number; steps: number }
 interface Result { train?: number; infer?: number; note?: string }
@@ -171,7 +172,7 @@ async function main(): Promise<void> {
     const p = ref.get(key(c)) ?? {};
     console.log(`| ${c.arch} | ${c.size} | ${c.bs} | ${backend} | ${fmt(r.train)} | ${fmt(p.train)} | ${ratio(r.train, p.train)} | ${fmt(r.infer)} | ${fmt(p.infer)} | ${ratio(r.infer, p.infer)} | ${r.note ?? p.note ?? ""} |`);
   }
-  if (!onlyArg || onlyArg === "learner") await learnerRows(threads, ref);
+  if (!onlyArg || onlyArg === "learner") await learnerRows(threads);
   if (!onlyArg || onlyArg === "tabular") await tabularRows(threads);
   // ---- collaborative filtering (bench/collab.ts), on the first engine asked for
   if (!onlyArg || onlyArg === "collab") {
@@ -219,22 +220,32 @@ async function main(): Promise<void> {
   console.log(`\nbench took ${((Date.now() - t0) / 1000).toFixed(0)} s`);
 }
 
-// ---- the Learner and trainOnBatch rows (bench/learner-fit.ts), native engine, each after its PyTorch run
-async function learnerRows(threads: number, ref: Map<string, Result>): Promise<void> {
-  const why = await useBackend("native");
+// ---- the Learner and trainOnBatch rows (bench/learner-fit.ts), native engine. Each configuration runs in a
+// fresh child process (a Learner epoch in this process, after the other rows' models, engines and pooled
+// arrays, ran up to a third slower), right after PyTorch's raw step for the trainOnBatch ratio.
+async function learnerRows(threads: number): Promise<void> {
   const fmt = (v?: number) => (v === undefined ? "-" : v.toFixed(1));
   const ratio = (a?: number, b?: number) => (a === undefined || b === undefined ? "-" : (a / b).toFixed(2) + "x");
   const lines = [
     "| model | px | batch | batches (train + valid) | Learner img/s | PyTorch loop img/s | ratio | trainOnBatch img/s | PyTorch step img/s | ratio | note |",
     "|---|---|---|---|---|---|---|---|---|---|---|",
   ];
+  const script = path.join(__dirname, "learner-fit.js");
   for (const c of learnerConfigs) {
-    const fc = { arch: c.arch, size: c.size, bs: c.bs, batches: c.steps };
-    if (why) { lines.push(`| ${c.arch} | ${c.size} | ${c.bs} | | - | - | - | - | - | - | ${why} |`); continue; }
-    // the raw PyTorch step, if the ResNet rows did not just measure it
-    if (!ref.get(key(c))?.train) for (const [k, v] of torchRef(threads, [c])) ref.set(k, v);
-    const step = ref.get(key(c))?.train;
-    const r = await learnerFitBench(fc, threads, c.steps);
+    // a whole epoch is one timing: twice the raw rows' steps, so that it lasts a few seconds
+    const fc = { arch: c.arch, size: c.size, bs: c.bs, batches: 2 * c.steps };
+    const step = torchRef(threads, [c]).get(key(c))?.train;
+    let r: FitResult;
+    try {
+      const out = execFileSync(process.execPath, [script, "--arch", c.arch, "--size", String(c.size), "--bs", String(c.bs), "--batches", String(fc.batches), "--steps", String(c.steps)], {
+        encoding: "utf8",
+        stdio: ["ignore", "pipe", "inherit"],
+        env: { ...process.env, TSFAST_BACKEND: "native" },
+      });
+      r = JSON.parse(out.split("\n").filter((l) => l.startsWith("{")).pop() ?? "{}") as FitResult;
+    } catch (e) {
+      r = { note: `child failed: ${(e instanceof Error ? e.message : String(e)).split("\n")[0]}` };
+    }
     console.log(`  learner ${key(c)}: Learner ${fmt(r.learner)} vs PyTorch loop ${fmt(r.torchLoop)} img/s; trainOnBatch ${fmt(r.trainOnBatch)} vs ${fmt(step)} img/s ${r.note ?? ""}`);
     lines.push(`| ${c.arch} | ${c.size} | ${c.bs} | ${fc.batches} + ${validBatches(fc)} | ${fmt(r.learner)} | ${fmt(r.torchLoop)} | ${ratio(r.learner, r.torchLoop)} | ${fmt(r.trainOnBatch)} | ${fmt(step)} | ${ratio(r.trainOnBatch, step)} | ${r.note ?? ""} |`);
   }
