@@ -436,6 +436,27 @@ test("nativeSumEach (the training guard's gradient check) sums many tensors as t
   tf.dispose([...withNaN, huge]);
 });
 
+test("a pool filled by an earlier model's array sizes makes room for the sizes in use: their arrays are recycled again", () => {
+  tf.setBackend("native");
+  const storage = nativeStorage();
+  const big = 1 << 16, small = 1 << 15; // floats; both above the pool's minimum
+  storage.setPooling(true, { limitBytes: 4 * big * 4 });
+  try {
+    // an "earlier model": four arrays of one size fill the pool
+    tf.dispose(tf.tidy(() => [0, 1, 2, 3].map((i) => tf.add(tf.fill([big], i), 1))));
+    // the model in use: thousands of its own allocations (4,096 make a size stale), each freed at once
+    const x = tf.fill([small], 1);
+    for (let i = 0; i < 4200; i++) tf.add(x, i).dispose();
+    const before = storage.reused;
+    for (let i = 0; i < 20; i++) tf.add(x, i).dispose();
+    // with the stale arrays kept, the pool stayed full and none of these were recycled
+    assert.ok(storage.reused - before >= 19, `recycled ${storage.reused - before} of 20 allocations of the size in use`);
+    x.dispose();
+  } finally {
+    storage.setPooling(true);
+  }
+});
+
 test("kernels above the pool's and the threads' thresholds (> 16,384 elements), called again with new data, match cpu with the pool on (poisoned) and off", () => {
   const storage = nativeStorage();
   const bigCases = (rep: number): [string, Fn, number?, number?][] => {
