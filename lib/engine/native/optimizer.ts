@@ -73,6 +73,13 @@ type Grads = Parameters<tf.AdamOptimizer["applyGradients"]>[0];
 /** tfjs's own `AdamOptimizer.applyGradients`, op by op (kept before `installNativeAdam` replaces it). */
 const tfjsApplyGradients = tf.AdamOptimizer.prototype.applyGradients;
 
+/** The (variable name, gradient) pairs of `applyGradients`'s argument, in its order. */
+function gradPairs(variableGradients: Grads): (readonly [string, tf.Tensor | undefined])[] {
+  return Array.isArray(variableGradients)
+    ? variableGradients.map((v) => [v.name, v.tensor] as const)
+    : Object.entries(variableGradients as tf.NamedTensorMap);
+}
+
 /**
  * A `tf.AdamOptimizer`'s step as one native pass per variable, with decoupled weight decay `wd`
  * (0: tfjs's Adam), on the "native" backend: the same update, in the same order, as tfjs's op-by-op
@@ -81,9 +88,7 @@ const tfjsApplyGradients = tf.AdamOptimizer.prototype.applyGradients;
  * doing nothing, on another backend or when a variable or gradient is not float32.
  */
 function nativeAdamApply(opt: tf.AdamOptimizer, variableGradients: Grads, wd: number): boolean {
-  const pairs = Array.isArray(variableGradients)
-    ? variableGradients.map((v) => [v.name, v.tensor] as const)
-    : Object.entries(variableGradients as tf.NamedTensorMap);
+  const pairs = gradPairs(variableGradients);
   const allF32 = pairs.every(([name, g]) => tf.engine().registeredVariables[name]?.dtype === "float32" && (!g || g.dtype === "float32"));
   if (tf.getBackend() !== "native" || !allF32) return false;
   const backend = tf.backend() as NativeBackend;
@@ -140,12 +145,7 @@ export class NativeAdamOptimizer extends tf.AdamOptimizer {
 
   override applyGradients(variableGradients: Grads): void {
     if (nativeAdamApply(this, variableGradients, this.weightDecay)) return;
-    if (this.weightDecay !== 0) {
-      const pairs = Array.isArray(variableGradients)
-        ? variableGradients.map((v) => [v.name, v.tensor] as const)
-        : Object.entries(variableGradients as tf.NamedTensorMap);
-      this.decayOpByOp(pairs);
-    }
+    if (this.weightDecay !== 0) this.decayOpByOp(gradPairs(variableGradients));
     tfjsApplyGradients.call(this, variableGradients);
   }
 
