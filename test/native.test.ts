@@ -16,7 +16,7 @@ import { initNative } from "../lib/engine/native";
 import { defaultThreads } from "../lib/engine/backend";
 import { NativeAdamOptimizer } from "../lib/engine/native/optimizer";
 import { EQUAL_MASK, RELU_GRAD } from "../lib/engine/native/kernels";
-import type { NativeBackend } from "../lib/engine/native/pool";
+import { defaultPoolLimit, type NativeBackend } from "../lib/engine/native/pool";
 import { nativeSumEach } from "../lib/engine/native/sum-each";
 
 // A real collection before each RSS reading (without --expose-gc, `global.gc` is undefined and
@@ -455,6 +455,30 @@ test("a pool filled by an earlier model's array sizes makes room for the sizes i
   } finally {
     storage.setPooling(true);
   }
+});
+
+test("stale arrays leave the pool even when it is not full; the pool's default size follows the machine's memory", () => {
+  tf.setBackend("native");
+  const storage = nativeStorage();
+  const big = 1 << 16, small = 1 << 15;
+  storage.setPooling(true, { limitBytes: 1 << 30 }); // room for everything: only staleness drops arrays
+  try {
+    tf.dispose(tf.tidy(() => [0, 1, 2, 3].map((i) => tf.add(tf.fill([big], i), 1))));
+    assert.ok(storage.idleBytes >= 4 * big * 4, `an earlier model's four arrays are idle: ${storage.idleBytes} bytes`);
+    const x = tf.fill([small], 1);
+    // a sweep runs every 4,096 allocations and drops sizes not asked for in the last 4,096: two sweeps
+    for (let i = 0; i < 8300; i++) tf.add(x, i).dispose();
+    // left: the size in use (one or two arrays of it), not the 1 MiB of the earlier model's
+    assert.ok(storage.idleBytes <= 2 * small * 4, `${storage.idleBytes} bytes idle after 8,300 allocations of another size`);
+    x.dispose();
+  } finally {
+    storage.setPooling(true);
+  }
+  const GiB = 2 ** 30;
+  assert.equal(defaultPoolLimit(8 * GiB), 2 * GiB); // a quarter of the memory
+  assert.equal(defaultPoolLimit(2 * GiB), GiB); // at least 1 GiB
+  assert.equal(defaultPoolLimit(64 * GiB), 4 * GiB); // at most 4 GiB
+  assert.equal(defaultPoolLimit(10 * GiB + 3), 2.5 * GiB);
 });
 
 test("kernels above the pool's and the threads' thresholds (> 16,384 elements), called again with new data, match cpu with the pool on (poisoned) and off", () => {

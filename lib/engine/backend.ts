@@ -8,6 +8,7 @@
 import * as os from "node:os";
 import * as tf from "./tf";
 import { installChainedOps } from "./chained";
+import { installEarlyRelease } from "./backprop";
 
 installChainedOps();
 
@@ -134,6 +135,7 @@ let failure: Error | undefined;
  * import; calling it again does nothing.
  */
 export function startEngine(): void {
+  installEarlyRelease();
   if (current || pending || failure) return;
   try {
     const forced = process.env["TSFAST_BACKEND"];
