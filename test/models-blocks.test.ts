@@ -28,7 +28,9 @@ test("ConvLayer is conv → BatchNorm (PyTorch momentum and eps, beta 1e-3) → 
   await ready();
   const m = sequential([ConvLayer(3, 8, { stride: 2 }), ConvLayer(8, 4, { ks: 5 })], { inputShape: [7, 7, 3] });
   const names = m.layers.map((l) => l.name);
-  assert.deepEqual(names, ["input", "0.conv.pad", "0.conv", "0.bn", "0.relu", "1.conv", "1.bn", "1.relu"]);
+  assert.deepEqual(names, ["input", "0.conv", "0.bn", "0.relu", "1.conv", "1.bn", "1.relu"]);
+  // stride 2 pads inside the convolution (PyTorch's symmetric padding); stride 1 is tfjs's "same"
+  assert.deepEqual(m.layers.slice(1).map((l) => l.getClassName()), ["PaddedConv2D", "BatchNormalization", "ReLU", "Conv2D", "BatchNormalization", "ReLU"]);
   const y = m.predict(tf.ones([2, 7, 7, 3])) as tf.Tensor;
   assert.deepEqual(y.shape, [2, 4, 4, 4], "PyTorch: floor((7 + 2·1 − 3)/2) + 1 = 4, then 'same' 5×5");
   const bn = layerConfig(m, "0.bn");
@@ -120,7 +122,7 @@ test("LinBnDrop is BatchNorm → dropout → linear (no bias after BatchNorm), w
 test("simpleCnn is ConvLayers then PoolFlatten: 28 px grayscale to 10 logits", async () => {
   await ready();
   const m = simpleCnn();
-  assert.deepEqual(m.layers.slice(1, 4).map((l) => l.name), ["0.conv.pad", "0.conv", "0.bn"]);
+  assert.deepEqual(m.layers.slice(1, 4).map((l) => l.name), ["0.conv", "0.bn", "0.relu"]);
   const y = m.predict(tf.zeros([2, 28, 28, 1])) as tf.Tensor;
   assert.deepEqual(y.shape, [2, 10]);
   assert.ok(!m.layers.some((l) => l.name === "3.relu"), "no ReLU on the logits");

@@ -71,7 +71,7 @@ test("modelSummary reports frozen and trainable groups", async () => {
   assert.match(s, /Group 2: [\d,]+ params, trainable/);
   assert.match(s, /Model frozen up to parameter group #2/);
   assert.match(s, /head\.8\s+Dense\s+\[bs, 3\]\s+1,536\s+True\s+2/);
-  assert.match(s, /conv1\.0\s+Conv2D\s+\[bs, bs, bs, 16\]\s+144\s+False\s+0/);
+  assert.match(s, /conv1\.0\s+PaddedConv2D\s+\[bs, bs, bs, 16\]\s+144\s+False\s+0/);
   for (const g of groups) for (const l of g) l.trainable = true;
   const u = modelSummary(model, groups);
   assert.match(u, /Model unfrozen/);

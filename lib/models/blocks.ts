@@ -9,7 +9,7 @@
  *   without an activation, and for linear layers, PyTorch's default (uniform ±1/√fanIn). A conv
  *   bias (only without BatchNorm) starts as N(0, 0.01), fastai's `bias_std`.
  * - Padding: PyTorch's symmetric `(ks − 1)/2` on both sides, also for stride 2 (tfjs `same` puts
- *   the extra pixel on one side only).
+ *   the extra pixel on one side only, so those convolutions are `PaddedConv2D`s).
  *
  * tfjs-layers models are graphs of layers, so a block is not a layer but a recipe: `build(x, ctx)`
  * adds its layers after the symbolic tensor `x`, named `<name>.conv`, `<name>.bn`, ... (PyTorch's
@@ -17,6 +17,7 @@
  * and plain tfjs layers into a model, the way `nn.Sequential` does in fastai.
  */
 import * as tf from "../engine/tf";
+import { PaddedConv2D } from "./layers";
 
 type SymbolicTensor = tf.SymbolicTensor;
 type Initializer = ReturnType<typeof tf.initializers.zeros>;
@@ -99,24 +100,23 @@ export interface TorchConvOptions {
   biasInitializer?: Initializer;
 }
 
-/** A conv with PyTorch's symmetric padding: tfjs `same` when that is the same thing, else explicit zero padding. */
+/**
+ * A conv with PyTorch's symmetric padding: tfjs's `Conv2D` (`same`, or `valid` without padding) when
+ * that is the same thing, else a `PaddedConv2D` that pads inside the convolution.
+ */
 export function torchConv2d(x: SymbolicTensor, name: string, o: TorchConvOptions): SymbolicTensor {
-  let h = x;
-  let padding: "same" | "valid" = "valid";
-  if (o.padding > 0 && o.stride === 1 && 2 * o.padding === o.ks - 1) padding = "same";
-  else if (o.padding > 0) h = tf.layers.zeroPadding2d({ padding: o.padding, name: `${name}.pad` }).apply(h) as SymbolicTensor;
-  return tf.layers
-    .conv2d({
-      filters: o.filters,
-      kernelSize: o.ks,
-      strides: o.stride,
-      padding,
-      useBias: o.useBias,
-      kernelInitializer: o.kernelInitializer,
-      ...(o.biasInitializer ? { biasInitializer: o.biasInitializer } : {}),
-      name,
-    })
-    .apply(h) as SymbolicTensor;
+  const args = {
+    filters: o.filters,
+    kernelSize: o.ks,
+    strides: o.stride,
+    useBias: o.useBias,
+    kernelInitializer: o.kernelInitializer,
+    ...(o.biasInitializer ? { biasInitializer: o.biasInitializer } : {}),
+    name,
+  };
+  const same = o.stride === 1 && 2 * o.padding === o.ks - 1;
+  const layer = o.padding > 0 && !same ? new PaddedConv2D({ ...args, pad: o.padding }) : tf.layers.conv2d({ ...args, padding: o.padding > 0 ? "same" : "valid" });
+  return layer.apply(x) as SymbolicTensor;
 }
 
 /** Options of `ConvLayer` (fastai's defaults). */

@@ -3,8 +3,8 @@
  *
  * Every layer is named after the PyTorch parameter it holds (`conv1`, `layer1.0.conv1`,
  * `layer2.0.downsample.0`, `fc`), so loading torchvision/timm weights is a lookup. Strided convs
- * get an explicit `ZeroPadding2D` + `valid` conv, because tfjs `same` padding puts the extra pixel
- * on one side only while PyTorch pads both sides.
+ * are `PaddedConv2D`s (and the stem's max pool a `PaddedMaxPool2D`), because tfjs `same` padding
+ * puts the extra pixel on one side only while PyTorch pads both sides.
  *
  * `xresnet*` is fastai's bag-of-tricks ResNet (3-conv stem, average pooling in the shortcut, the
  * last BatchNorm of each block starting at zero), named like timm's identical `resnet*d` models
@@ -12,6 +12,7 @@
  */
 import * as tf from "../engine/tf";
 import { BN_EPS, BN_MOMENTUM, torchConv2d } from "./blocks";
+import { PaddedMaxPool2D } from "./layers";
 
 type SymbolicTensor = tf.SymbolicTensor;
 type Init = ReturnType<typeof tf.initializers.varianceScaling>;
@@ -129,10 +130,9 @@ export class Builder {
     return relu(x, name);
   }
 
-  /** 3×3 stride-2 max pool with padding 1 (zero padding equals PyTorch's -inf padding after a ReLU). */
+  /** 3×3 stride-2 max pool with padding 1, as PyTorch's `nn.MaxPool2d(3, 2, 1)`. */
   maxPool(x: SymbolicTensor, name: string): SymbolicTensor {
-    const p = tf.layers.zeroPadding2d({ padding: 1, name: `${name}.pad` }).apply(x) as SymbolicTensor;
-    return tf.layers.maxPooling2d({ poolSize: 3, strides: 2, padding: "valid", name }).apply(p) as SymbolicTensor;
+    return new PaddedMaxPool2D({ poolSize: 3, strides: 2, pad: 1, name }).apply(x) as SymbolicTensor;
   }
 }
 

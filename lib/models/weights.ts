@@ -10,6 +10,7 @@
 import * as tf from "../engine/tf";
 import type { SafeTensor, SafeTensorInput } from "./safetensors";
 import { readSafetensors, writeSafetensors } from "./safetensors";
+import { PaddedConv2D } from "./layers";
 
 /** PyTorch-named tensors, as read from a `.safetensors` file. */
 export type StateDict = Map<string, SafeTensor>;
@@ -52,7 +53,7 @@ export function weightSlots(model: tf.LayersModel): Slot[] {
       if (cls === "BatchNormalization") key = BN_KEYS[base] ?? base;
       else if (base === "kernel") {
         key = "weight";
-        kind = cls === "Dense" ? "dense" : cls === "Conv2D" ? "conv" : "plain";
+        kind = cls === "Dense" ? "dense" : cls === "Conv2D" || cls === PaddedConv2D.className ? "conv" : "plain";
       } else key = base;
       slots.push({ layer, index, key: `${layer.name}.${key}`, shape: v.shape as number[], kind });
     });
