@@ -23,6 +23,7 @@ import * as tf from "./tf";
 type Grads = Record<string, () => tf.Tensor>;
 interface TapeNode {
   saved?: tf.Tensor[];
+  outputs?: tf.Tensor[];
   gradient?: (dys: (tf.Tensor | null)[]) => Grads;
 }
 interface EngineInternals {
@@ -53,6 +54,16 @@ function releaseFinished(): void {
     if (keep.has(t) || callersDy.has(t) || (timesReturned.get(t) ?? 0) > 1) continue;
     t.dispose();
   }
+}
+
+/**
+ * Only an op with a large saved tensor or output (whose gradient is as large) is worth the wrapper:
+ * small ops (a tabular model's, a bias's) would pay its bookkeeping for nothing. The same size as
+ * the native pool's floor (lib/engine/native/pool.ts).
+ */
+const RELEASE_MIN_SIZE = 1 << 14;
+function worthReleasing(node: TapeNode): boolean {
+  return (node.saved ?? []).some((t) => t.size >= RELEASE_MIN_SIZE) || (node.outputs ?? []).some((t) => t.size >= RELEASE_MIN_SIZE);
 }
 
 /** Whether `installEarlyRelease` has run in this process. */
@@ -86,7 +97,7 @@ export function installEarlyRelease(): void {
     const tape = this.state.activeTape;
     const node = tape?.[tape.length - 1];
     const gradient = node?.gradient;
-    if (!node || !gradient) return;
+    if (!node || !gradient || !worthReleasing(node)) return;
     node.gradient = (dys) => {
       releaseFinished(); // the op before this one in the walk: its input gradients are stored now
       const byInput = gradient(dys);
