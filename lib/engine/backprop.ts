@@ -81,14 +81,17 @@ export function installEarlyRelease(): void {
   const gradients = engine.gradients;
 
   engine.gradients = function (this: EngineInternals, f, xs, dy, allowNoGradients) {
-    releaseFinished();
+    // A gradient computed inside another's backward pass (from a custom gradient) must not release
+    // the outer op's tensors, which its remaining input gradients may still read: set them aside.
+    const outer = finished;
+    finished = undefined;
     if (dy) callersDy.add(dy);
     try {
       return gradients.call(this, f, xs, dy, allowNoGradients);
     } finally {
       if (dy) callersDy.delete(dy);
-      // tfjs has disposed the last op's tensors itself; drop the references
-      finished = undefined;
+      // tfjs has disposed this call's last op's tensors itself
+      finished = outer;
     }
   };
 
