@@ -26,6 +26,7 @@ import * as tf from "../lib/engine/tf";
 import { defaultThreads, ready } from "../lib/engine/backend";
 import { resnet18, resnet34 } from "../lib/models/archs";
 import { createUnetModel } from "../lib/models/unet";
+import { fuseBatchNorm } from "../lib/models/fuse";
 import { NativeAdamOptimizer } from "../lib/engine/native/optimizer";
 import { TABULAR_BS, TABULAR_ROWS, tabularEpochSeconds, torchTabularEpochSeconds } from "./tabular";
 import { collabBench } from "./collab";
@@ -34,7 +35,7 @@ import { memoryBench, MEMORY_BENCH } from "./memory";
 import { validBatches, type FitResult } from "./learner-fit";
 
 interface Config { arch: "resnet18" | "resnet34" | "unet_resnet18"; size: number; bs: number; steps: number }
-interface Result { train?: number; infer?: number; note?: string }
+interface Result { train?: number; infer?: number; inferFused?: number; note?: string }
 
 const args = process.argv.slice(2);
 const quick = args.includes("--quick");
@@ -97,6 +98,17 @@ async function runTf(c: Config, trainToo: boolean, steps: number): Promise<Resul
     res.infer = c.bs / t;
   } catch (e) {
     res.note = `${res.note ? res.note + "; " : ""}inference: ${why(e)}`;
+  }
+  if (trainToo) {
+    // the same weights with each BatchNorm (and the ReLU after it) folded into its conv: fuseBatchNorm
+    try {
+      const { model: fused } = await fuseBatchNorm(model);
+      const t = time(() => tf.tidy(() => tf.sum(fused.predict(x, { batchSize: c.bs }) as tf.Tensor).dataSync()), steps);
+      res.inferFused = c.bs / t;
+      fused.dispose();
+    } catch (e) {
+      res.note = `${res.note ? res.note + "; " : ""}fused inference: ${why(e)}`;
+    }
   }
   x.dispose();
   y.dispose();
@@ -166,11 +178,11 @@ async function main(): Promise<void> {
   if (!backends.includes("native")) for (const [k, v] of torchRef(threads, configs)) ref.set(k, v);
   const fmt = (v?: number) => (v === undefined ? "-" : v.toFixed(1));
   const ratio = (a?: number, b?: number) => (a === undefined || b === undefined ? "-" : (a / b).toFixed(2) + "x");
-  console.log("\n| model | px | batch | backend | train img/s | PyTorch train | ratio | infer img/s | PyTorch infer | ratio | note |");
-  console.log("|---|---|---|---|---|---|---|---|---|---|---|");
+  console.log("\n| model | px | batch | backend | train img/s | PyTorch train | ratio | infer img/s | PyTorch infer | ratio | infer, BN folded | ratio | note |");
+  console.log("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
   for (const { config: c, backend, r } of rows) {
     const p = ref.get(key(c)) ?? {};
-    console.log(`| ${c.arch} | ${c.size} | ${c.bs} | ${backend} | ${fmt(r.train)} | ${fmt(p.train)} | ${ratio(r.train, p.train)} | ${fmt(r.infer)} | ${fmt(p.infer)} | ${ratio(r.infer, p.infer)} | ${r.note ?? p.note ?? ""} |`);
+    console.log(`| ${c.arch} | ${c.size} | ${c.bs} | ${backend} | ${fmt(r.train)} | ${fmt(p.train)} | ${ratio(r.train, p.train)} | ${fmt(r.infer)} | ${fmt(p.infer)} | ${ratio(r.infer, p.infer)} | ${fmt(r.inferFused)} | ${ratio(r.inferFused, p.infer)} | ${r.note ?? p.note ?? ""} |`);
   }
   if (!onlyArg || onlyArg === "learner") await learnerRows(threads);
   if (!onlyArg || onlyArg === "tabular") await tabularRows(threads);

@@ -221,6 +221,7 @@ export type {
 export { visionLearner, createVisionModel, createHead, visionSplit, shippedDefault, isGreyBatch } from "./models/vision";
 export type { VisionLearnerOptions, VisionModelOptions, HeadOptions } from "./models/vision";
 export { AdaptiveAvgPool2d, AdaptiveConcatPool2d, PaddedConv2D, PaddedMaxPool2D, SigmoidRange } from "./models/layers";
+export { fuseBatchNorm } from "./models/fuse";
 // ---------------------------------------------------------------- collaborative filtering (fastai's collab.py)
 export { CollabDataLoaders, collabDefaults, encodeCollabRows } from "./collab/data";
 export type { CollabOptions, CollabRow, CollabInferenceSpec } from "./collab/data";

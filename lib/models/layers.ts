@@ -155,6 +155,9 @@ export class PaddedConv2D extends Conv2DBase {
   override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
     return tf.tidy(() => {
       const x = (Array.isArray(inputs) ? inputs[0] : inputs) as tf.Tensor4D;
+      // a ReLU runs inside the convolution (a oneDNN post-op on "native"), as tfjs's Conv2D does
+      const act = this.activation ? this.activation.getClassName() : "linear";
+      const fused = act === "relu";
       let y: tf.Tensor = tf.fused.conv2d({
         x,
         filter: this.kernel!.read() as tf.Tensor4D,
@@ -163,8 +166,9 @@ export class PaddedConv2D extends Conv2DBase {
         dataFormat: "NHWC",
         dilations: this.dilationRate as [number, number],
         bias: this.bias ? this.bias.read() : undefined,
+        activation: fused ? "relu" : "linear",
       });
-      if (this.activation && this.activation.getClassName() !== "linear") y = this.activation.apply(y);
+      if (act !== "linear" && !fused) y = this.activation!.apply(y);
       return y;
     });
   }
