@@ -125,6 +125,8 @@ test("choices clicked in Chromium become decisions that apply moves and deletes 
   const attr = JSON.parse((await page.locator(".tsc").getAttribute("data-decisions")) ?? "null") as CleanerDecision[];
   const href = (await page.locator(".tsc-download").getAttribute("href")) ?? "";
   await page.locator(".tsc-copy").click();
+  // the label changes when the clipboard's promise settles, after the click returns: wait for it (5 s at most)
+  await page.waitForFunction(() => document.querySelector(".tsc-copy")?.textContent !== "Copy code", undefined, { timeout: 5000 });
   assert.equal(await page.locator(".tsc-copy").textContent(), "Copied");
   assert.deepEqual(errors, []);
 
