@@ -36,47 +36,48 @@ function isRelu(l: LayerJson): boolean {
   return (l.class_name === "ReLU" && l.config["max_value"] == null) || (l.class_name === "Activation" && l.config["activation"] === "relu");
 }
 
-/**
- * Which layers fold into which convolutions: each BatchNorm → its conv, and a ReLU that is that
- * BatchNorm's only consumer → the same conv (it becomes the conv's fused activation).
- */
-function foldablePairs(topology: Topology): Map<string, string> {
+/** What folds: each BatchNorm → its conv, and each ReLU that is such a BatchNorm's only consumer → the same conv. */
+interface Folds {
+  bns: Map<string, string>;
+  relus: Map<string, string>;
+}
+
+function foldable(topology: Topology): Folds {
   const layers = new Map(topology.config.layers.map((l) => [l.config.name, l]));
-  const uses = new Map<string, number>();
-  const count = (r: Ref) => uses.set(r[0], (uses.get(r[0]) ?? 0) + 1);
-  for (const l of topology.config.layers) for (const node of l.inbound_nodes) node.forEach(count);
-  topology.config.output_layers.forEach((r) => uses.set(r[0], (uses.get(r[0]) ?? 0) + 1e9)); // outputs stay
-  const pairs = new Map<string, string>();
+  const consumers = new Map<string, LayerJson[]>();
+  for (const l of topology.config.layers) for (const node of l.inbound_nodes) for (const r of node) consumers.set(r[0], [...(consumers.get(r[0]) ?? []), l]);
+  const outputs = new Set(topology.config.output_layers.map((r) => r[0]));
+  /** The one layer reading `name`'s output once, when no other layer or the model's outputs read it. */
+  const onlyConsumer = (name: string) => {
+    const c = consumers.get(name) ?? [];
+    return c.length === 1 && !outputs.has(name) ? c[0] : undefined;
+  };
+  const single = (l: LayerJson) => l.inbound_nodes.length === 1 && l.inbound_nodes[0]!.length === 1;
+  const folds: Folds = { bns: new Map(), relus: new Map() };
   for (const bn of topology.config.layers) {
-    if (bn.class_name !== "BatchNormalization" || bn.inbound_nodes.length !== 1 || bn.inbound_nodes[0]!.length !== 1) continue;
+    if (bn.class_name !== "BatchNormalization" || !single(bn)) continue;
     const axis = bn.config["axis"];
     if (axis !== -1 && axis !== 3) continue;
     const [convName, nodeIndex, tensorIndex] = bn.inbound_nodes[0]![0]!;
     const conv = layers.get(convName);
     if (!conv || !CONVS.has(conv.class_name) || nodeIndex !== 0 || tensorIndex !== 0) continue;
-    if (conv.inbound_nodes.length !== 1 || uses.get(convName) !== 1) continue;
+    if (conv.inbound_nodes.length !== 1 || onlyConsumer(convName) !== bn) continue;
     if ((conv.config["activation"] ?? "linear") !== "linear" || (conv.config["data_format"] ?? "channels_last") !== "channels_last") continue;
-    pairs.set(bn.config.name, convName);
+    folds.bns.set(bn.config.name, convName);
+    const relu = onlyConsumer(bn.config.name);
+    if (relu && isRelu(relu) && single(relu)) folds.relus.set(relu.config.name, convName);
   }
-  const consumers = new Map<string, LayerJson[]>();
-  for (const l of topology.config.layers) for (const node of l.inbound_nodes) for (const r of node) consumers.set(r[0], [...(consumers.get(r[0]) ?? []), l]);
-  for (const [bnName, convName] of [...pairs]) {
-    const next = consumers.get(bnName) ?? [];
-    const relu = next[0];
-    if (next.length !== 1 || uses.get(bnName) !== 1 || !relu || !isRelu(relu)) continue;
-    if (relu.inbound_nodes.length !== 1 || relu.inbound_nodes[0]!.length !== 1) continue;
-    pairs.set(relu.config.name, convName);
-  }
-  return pairs;
+  return folds;
 }
 
-/** The topology with each folded BatchNorm removed, its consumers reading the conv, the conv given a bias. */
-function rewrite(topology: Topology, pairs: Map<string, string>): Topology {
-  const convs = new Set(pairs.values());
-  const withRelu = new Set([...pairs].filter(([name]) => isRelu(topology.config.layers.find((l) => l.config.name === name)!)).map(([, conv]) => conv));
-  const swap = (r: Ref): Ref => (pairs.has(r[0]) ? ([pairs.get(r[0])!, ...r.slice(1)] as Ref) : r);
+/** The topology without the folded layers, their consumers reading the conv, the conv given a bias (and a ReLU). */
+function rewrite(topology: Topology, folds: Folds): Topology {
+  const into = new Map([...folds.bns, ...folds.relus]);
+  const convs = new Set(folds.bns.values());
+  const withRelu = new Set(folds.relus.values());
+  const swap = (r: Ref): Ref => (into.has(r[0]) ? ([into.get(r[0])!, ...r.slice(1)] as Ref) : r);
   const layers = topology.config.layers
-    .filter((l) => !pairs.has(l.config.name))
+    .filter((l) => !into.has(l.config.name))
     .map((l) => {
       let config = l.config;
       if (convs.has(l.config.name)) {
@@ -98,10 +99,9 @@ export async function fuseBatchNorm(model: tf.LayersModel): Promise<{ model: tf.
   if (!topology?.config?.layers || !topology.config.output_layers) {
     throw new Error("fuseBatchNorm: the model is not a functional tfjs-layers model (tf.model or tsfast's builders)");
   }
-  const pairs = foldablePairs(topology);
-  const fused = await tf.models.modelFromJSON({ modelTopology: rewrite(topology, pairs) } as unknown as tf.io.ModelJSON);
-  const classOf = new Map(topology.config.layers.map((l) => [l.config.name, l.class_name]));
-  const bnOf = new Map([...pairs].filter(([name]) => classOf.get(name) === "BatchNormalization").map(([bn, conv]) => [conv, bn]));
+  const folds = foldable(topology);
+  const fused = await tf.models.modelFromJSON({ modelTopology: rewrite(topology, folds) } as unknown as tf.io.ModelJSON);
+  const bnOf = new Map([...folds.bns].map(([bn, conv]) => [conv, bn]));
   for (const layer of fused.layers) {
     const source = model.getLayer(layer.name);
     const bnName = bnOf.get(layer.name);
