@@ -22,8 +22,8 @@ say() { [ "$QUIET" = 1 ] || echo "setup: $*"; }
 #    (mate-backgrounds: the photographs behind the emoji scenes, datasets/README.md.)
 #    (r-base-core, r-cran-dslabs: the MovieLens ratings, converted once with Rscript.)
 APT_PKGS="jupyter-notebook jupyter-nbconvert python3-nbclient jupyter-client python3-ipython \
-dataset-fashion-mnist mate-backgrounds chromium fonts-dejavu-core g++ make python3 libdnnl-dev libopenblas-dev \
-python3-torch python3-torchvision r-base-core r-cran-dslabs"
+dataset-fashion-mnist mate-backgrounds chromium fonts-dejavu-core g++ make python3 libdnnl-dev libopenblas-dev libjpeg62-turbo-dev \
+python3-torch python3-torchvision python3-pil r-base-core r-cran-dslabs"
 missing=()
 for p in $APT_PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -13,6 +13,7 @@
  * to the SOURCE position it samples.
  */
 import { dihedralMat, IDENTITY, matMul3, rotateMat, warpMat, zoomMat, type Mat3 } from "./geometry";
+import { imageAddon, type ImageAddon } from "./native-image";
 import type { RawImage } from "./pixels";
 import type { Rng } from "./random";
 import { toSize, type PadMode, type SizeArg } from "./transforms";
@@ -201,6 +202,9 @@ function reflectCoord(x: number, n: number): number {
   return r > span ? period - r : r;
 }
 
+/** `PadMode` as the image addon's `warp` numbers it. */
+const PAD_CODE: Record<PadMode, number> = { zeros: 0, border: 1, reflection: 2 };
+
 /**
  * Sample `src` through the projective matrix `m` into `out` (float, [0, 1] scaled by /255) of size
  * `oh`×`ow`, at float offset `offset`; bilinear, the given padding, optional per-pixel `lut` lighting.
@@ -216,6 +220,11 @@ export function projectiveResample(
   post?: PixelPost,
 ): void {
   const { data, width: W, height: H } = src;
+  const addon = imageAddon();
+  if (addon) {
+    warpNative(addon, src, m, oh, ow, padMode, out, offset, post);
+    return;
+  }
   const [m0, m1, m2, m3, m4, m5, m6, m7, m8] = m as [number, number, number, number, number, number, number, number, number];
   const projective = m6 !== 0 || m7 !== 0 || m8 !== 1;
   const zeros = padMode === "zeros";
@@ -278,6 +287,30 @@ export function projectiveResample(
     }
   }
   if (post) applyPost(post, out, offset, oh * ow * 3);
+}
+
+let edgeScratch = new Int32Array(0);
+
+/**
+ * `projectiveResample` by the image addon (native/image/warp.cc): the same double-precision steps
+ * in the same order, so the same float32 values, with `post` applied a row at a time. The addon
+ * leaves the lighting's edge cells (next to 0 and 1, computed exactly here) to `lookup`.
+ */
+function warpNative(addon: ImageAddon, src: RawImage, m: Mat3, oh: number, ow: number, padMode: PadMode, out: Float32Array, offset: number, post?: PixelPost): void {
+  const n = oh * ow * 3;
+  const lut = post?.lut;
+  const mean = post?.mean;
+  const inv = post?.invStd;
+  // normalizeInPlace's scale is 1 / std with std = 1 / invStd: the same division here.
+  const norm = mean && inv ? new Float64Array([...mean, ...inv.map((v) => 1 / (1 / v))]) : null;
+  if (lut && edgeScratch.length < n) edgeScratch = new Int32Array(n);
+  const nEdges = addon.warp(src.data, src.width, src.height, Float64Array.from(m), oh, ow, PAD_CODE[padMode], out, offset, lut?.table ?? null, norm, lut ? edgeScratch : null);
+  for (let e = 0; e < nEdges; e++) {
+    const k = offset + edgeScratch[e]!;
+    const c = edgeScratch[e]! % 3;
+    const v = Math.fround(lookup(lut!, out[k]!));
+    out[k] = norm ? (v - norm[c]!) * norm[3 + c]! : v;
+  }
 }
 
 /** Per-pixel work fused into the resampling pass: lighting table, then normalisation. */

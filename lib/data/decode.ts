@@ -1,7 +1,8 @@
 /**
  * Decoding: any image file sharp reads (JPEG, PNG, WebP, GIF's first frame, TIFF, AVIF, SVG) to
  * 8-bit RGB, with EXIF orientation applied and alpha composited on white, item transforms
- * applied on the way. Falls back to jimp (pure JavaScript) when sharp cannot load.
+ * applied on the way. Plain JPEGs take a faster path (libjpeg-turbo with DCT scaling, ./native-image.ts)
+ * when tsfast's image addon is built. Falls back to jimp (pure JavaScript) when sharp cannot load.
  *
  * Normalisation rules: grayscale, CMYK and 16-bit inputs are converted to 8-bit sRGB; an alpha
  * channel is composited over `background` (default white, as a transparent emoji looks on a page).
@@ -10,6 +11,7 @@ import { open, readFile } from "node:fs/promises";
 import { applyPlanJs, type RawImage } from "./pixels";
 import { planItemTfm, type ItemPlan, type ItemTfm, type PadMode } from "./transforms";
 import { Rng } from "./random";
+import { decodeJpegFast, fastPlan, isJpeg, jpegAddon, type ImageAddon } from "./native-image";
 import type { Metadata, Sharp, SharpOptions } from "sharp";
 
 /** Pixel limit above which an image is refused (PIL's decompression-bomb threshold). */
@@ -167,10 +169,38 @@ export async function decodeImage(
   const bg = opts.background ?? [255, 255, 255];
   const sharp = loadSharp();
   const noUpscale = opts.noUpscale ?? false;
-  const img = await (sharp
-    ? decodeSharp(sharp, buf, name, tfms, train, rng, maxPixels, bg, noUpscale, opts.record)
-    : decodeJimp(buf, name, tfms, train, rng, maxPixels, bg, noUpscale, opts.record));
+  const jpeg = sharp && tfms.length <= 1 && isJpeg(buf) ? jpegAddon() : null;
+  const fast = jpeg ? await decodeJpegPath(jpeg, buf, name, tfms[0], train, rng, maxPixels, noUpscale, opts.record) : undefined;
+  const img = fast?.img ?? (await (sharp
+    ? decodeSharp(sharp, buf, name, tfms, train, rng, maxPixels, bg, noUpscale, opts.record, fast?.planned)
+    : decodeJimp(buf, name, tfms, train, rng, maxPixels, bg, noUpscale, opts.record)));
   return (opts.mode ?? "RGB") === "L" ? toGrey(img) : img;
+}
+
+/**
+ * The JPEG fast path (./native-image.ts) for at most one item transform. Without `img`, sharp decodes:
+ * `planned` then carries the plan already drawn (so the random stream is the same either way).
+ */
+async function decodeJpegPath(
+  jpeg: ImageAddon,
+  buf: Buffer,
+  name: string,
+  tfm: ItemTfm | undefined,
+  train: boolean,
+  rng: Rng,
+  maxPixels: number,
+  noUpscale: boolean,
+  record?: DecodeRecord,
+): Promise<{ img?: RawImage; planned?: { plan: ItemPlan | undefined } }> {
+  const head = jpeg.jpegHeader(buf);
+  if (head.refuse !== undefined) return {};
+  checkPixels(name, head.width, head.height, maxPixels);
+  let plan = tfm ? planItemTfm(tfm, head.width, head.height, train, rng) : undefined;
+  if (plan && noUpscale) plan = withoutUpscale(plan, head.width, head.height);
+  const img = fastPlan(plan) ? await decodeJpegFast(jpeg, buf, head.width, head.height, plan) : undefined;
+  if (!img) return { planned: { plan } };
+  if (record) Object.assign(record, { srcWidth: head.width, srcHeight: head.height, plans: plan ? [plan] : [] });
+  return { img };
 }
 
 /** Bytes read from each end of a file by `probeImage`. */
@@ -295,6 +325,7 @@ async function decodeSharp(
   bg: [number, number, number],
   noUpscale: boolean,
   record?: DecodeRecord,
+  planned?: { plan: ItemPlan | undefined },
 ): Promise<RawImage> {
   let meta: Metadata;
   try {
@@ -322,8 +353,12 @@ async function decodeSharp(
   // later ones run on the raw result.
   const steps = tfms.length === 0 ? [undefined] : tfms;
   for (const [k, tfm] of steps.entries()) {
-    let plan = tfm ? planItemTfm(tfm, w, h, train, rng) : undefined;
-    if (plan && noUpscale && k === steps.length - 1) plan = withoutUpscale(plan, w, h);
+    let plan: ItemPlan | undefined;
+    if (k === 0 && planned) plan = planned.plan;
+    else {
+      plan = tfm ? planItemTfm(tfm, w, h, train, rng) : undefined;
+      if (plan && noUpscale && k === steps.length - 1) plan = withoutUpscale(plan, w, h);
+    }
     if (plan) record?.plans.push(plan);
     let pipe: Sharp;
     if (raw === undefined) {

@@ -14,6 +14,7 @@ import { decodeImage, ImageDecodeError, withoutUpscale, type DecodeOptions, type
 import { applyPlanJs, type RawImage } from "./pixels";
 import { Rng } from "./random";
 import { upscaleIsRedundant, type InferenceSpec } from "./inference";
+import { markOwned } from "./workers";
 import { planItemTfm, splitForCache, type ItemTfm } from "./transforms";
 
 /**
@@ -270,7 +271,7 @@ export class DataLoader implements AsyncIterable<Batch> {
       if (!this.cache || !split) {
         const img = await this.limiter.run(() => decodeImage(input, tfms, this.train, rng, opts));
         if (record) ctx.geometry = { ...record, width: img.width, height: img.height };
-        return img;
+        return markOwned(img);
       }
       // The cached (deterministic) part, then the random rest in JavaScript.
       const recipe = JSON.stringify({ tfms: split.cached, noUpscale, maxPixels: this.decodeOpts.maxPixels ?? null, ...(mode === "RGB" ? {} : { mode }) });

@@ -82,6 +82,26 @@ function pickSlot(): Slot | undefined {
   return best;
 }
 
+/** Images whose pixel buffers nothing else holds (fresh decodes): moved to the worker, not copied. */
+const owned = new WeakSet<Uint8Array>();
+
+/** Mark `img` as a fresh decode whose buffer may be handed to a data worker (and left detached here). */
+export function markOwned(img: RawImage): RawImage {
+  owned.add(img.data);
+  return img;
+}
+
+/** The buffers of `images` that can move to a worker: owned, whole, and each named once. */
+function transferable(images: readonly RawImage[]): ArrayBuffer[] {
+  const out = new Set<ArrayBuffer>();
+  for (const im of images) {
+    const d = im.data;
+    const buf = d.buffer;
+    if (owned.has(d) && buf instanceof ArrayBuffer && d.byteOffset === 0 && d.byteLength === buf.byteLength) out.add(buf);
+  }
+  return [...out];
+}
+
 /** Apply `tfms` to a batch of decoded images (seeded by `seed`), in a data worker when possible. */
 export function runBatchTfms(images: RawImage[], tfms: readonly BatchTfm[], train: boolean, seed: number): Promise<BatchResult> {
   const slot = pickSlot();
@@ -96,7 +116,7 @@ export function runBatchTfms(images: RawImage[], tfms: readonly BatchTfm[], trai
   return new Promise<BatchResult>((resolve, reject) => {
     slot.pending.set(id, { resolve, reject });
     slot.worker.ref();
-    // Images are copied (structured clone): their buffers may be shared with a cache.
-    slot.worker.postMessage({ id, images, tfms, train, seed });
+    // Fresh decodes move to the worker; the rest (a cache's images) are copied.
+    slot.worker.postMessage({ id, images, tfms, train, seed }, transferable(images));
   });
 }
