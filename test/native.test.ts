@@ -18,6 +18,7 @@ import { NativeAdamOptimizer } from "../lib/engine/native/optimizer";
 import { EQUAL_MASK, RELU_GRAD } from "../lib/engine/native/kernels";
 import { defaultPoolLimit, type NativeBackend } from "../lib/engine/native/pool";
 import { nativeSumEach } from "../lib/engine/native/sum-each";
+import { loadAddon, renewToken } from "../lib/engine/native/addon";
 
 // A real collection before each RSS reading (without --expose-gc, `global.gc` is undefined and
 // RSS depends on when V8 happens to collect).
@@ -116,6 +117,43 @@ test("conv2d and its input/filter gradients match cpu across strides, padding an
   }
   const dx = rnd([2, 9, 9, 3]), dw = rnd([3, 3, 3, 4]);
   agree("conv2d dilation 2", () => tf.conv2d(dx() as tf.Tensor4D, dw() as tf.Tensor4D, 1, "same", "NHWC", 2));
+});
+
+test("a convolution keeps a reordered copy of weights asked for twice with the same contents, and none of weights that change at every call (training)", () => {
+  const addon = loadAddon();
+  // A shape no other test uses, so these primitives' copies are the only change to the total.
+  const xs = rnd([2, 10, 10, 48]);
+  const mk = (k: number) => rnd([3, 3, 48, 80], -k, k);
+  const w1 = mk(1);
+  const held0 = addon.heldWeightCopies();
+  // A training step's convolution: one forward and one backward-data pass, each reordering the weights.
+  const step = (w: () => tf.Tensor): Fn => () => {
+    const f = w();
+    const r = tf.tidy(() => tf.randomUniform([2, 10, 10, 80], -1, 1, "float32", 11));
+    return tf.grad((x: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(x as tf.Tensor4D, f as tf.Tensor4D, 1, "same"), r)))(xs());
+  };
+  // Training: new weights at every step: the numbers are cpu's every time and no copy stays.
+  for (const k of [1, 2, 3]) agree(`training step ${k}`, step(mk(k)), 3e-4, 3e-4);
+  assert.equal(addon.heldWeightCopies(), held0, "copies of weights that changed at every call stayed");
+  // Inference: the same weight tensor three times: the second call keeps the copy, the third uses it.
+  const w = tf.tidy(() => w1());
+  tf.setBackend("native");
+  const x = tf.tidy(() => xs());
+  const outs = [0, 1, 2].map(() => tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, 1, "same"));
+  const kept = addon.heldWeightCopies() - held0;
+  assert.ok(kept > 0 && kept <= 3 * 3 * 48 * 80 * 4 * 1.5, `kept ${kept} bytes after three calls with the same weights`);
+  const want = runOn("cpu", () => tf.conv2d(xs() as tf.Tensor4D, w1() as tf.Tensor4D, 1, "same"))[0]!;
+  for (const o of outs) agree("inference", () => o.clone(), 3e-4, 3e-4, [want]);
+  // Written in place (a fused optimizer's update): a new token, so the copy is refilled, not reused.
+  tf.setBackend("native");
+  const storage = nativeStorage().data.get(w.dataId)!.values as Float32Array;
+  storage.fill(0.01);
+  renewToken(storage);
+  const after = tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, 1, "same");
+  const ref = runOn("cpu", () => tf.conv2d(xs() as tf.Tensor4D, tf.fill([3, 3, 48, 80], 0.01) as tf.Tensor4D, 1, "same"))[0]!;
+  agree("after an in-place write", () => after.clone(), 3e-4, 3e-4, [ref]);
+  tf.setBackend("native");
+  tf.dispose([...outs, after, x, w]);
 });
 
 test("fused conv2d with bias and relu/relu6/sigmoid/elu matches cpu", () => {

@@ -9,6 +9,7 @@ import * as os from "node:os";
 import * as tf from "./tf";
 import { installChainedOps } from "./chained";
 import { installEarlyRelease } from "./backprop";
+import { installLeanForward } from "./lean-forward";
 
 installChainedOps();
 
@@ -136,6 +137,7 @@ let failure: Error | undefined;
  */
 export function startEngine(): void {
   installEarlyRelease();
+  installLeanForward();
   if (current || pending || failure) return;
   try {
     const forced = process.env["TSFAST_BACKEND"];

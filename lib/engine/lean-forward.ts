@@ -1,0 +1,143 @@
+/**
+ * A forward pass that lets go of each layer's output once the layers that read it have run (issue 19,
+ * item 4: peak memory).
+ *
+ * tfjs-layers runs a model's graph (`Container.call`, through its `execute`) inside the call's `tidy`.
+ * In inference it disposes each layer's output once its readers have run; in training it keeps them
+ * all until that `tidy` ends, after the last layer. A ResNet's forward pass thus ends holding every
+ * BatchNorm output and every residual sum, which nothing reads any more (their ReLUs save their
+ * outputs for the backward pass, not their inputs): ResNet-34 at 128 px, batch 32, held 1.30 GB of
+ * tensors at the end of its forward pass, 0.50 GB of it freed a moment later by that `tidy`.
+ * PyTorch frees each of them when its last reader has run.
+ *
+ * `installLeanForward` replaces `Container.call` with the same walk (the graph's nodes by decreasing
+ * depth, each layer applied to the list of its inputs with the call's arguments, masks handed on as
+ * tfjs-layers does) that counts, for each tensor, the layers still to read it and disposes it when
+ * that count reaches 0, in training too. Disposing a tensor only drops its reference: what an op
+ * saved for the backward pass is its own reference (tfjs keeps a clone), so the numbers and the
+ * gradients are unchanged. Never disposed:
+ *   1. the model's inputs and outputs (the caller's), and outputs of stateful layers (tfjs-layers'
+ *      own rule);
+ *   2. a tensor a layer hands on unchanged while another reader still needs it (counted per tensor,
+ *      not per graph edge);
+ *   3. kept tensors (`tf.keep`: a hook's stored value) and variables (a layer may return its weights).
+ * `TSFAST_LEAN_FORWARD=0` keeps tfjs-layers' own call (for a custom gradient that reads, without
+ * `save`, a tensor this would have disposed).
+ */
+import * as tf from "./tf";
+
+interface SymbolicTensor {
+  id: number;
+  name: string;
+}
+interface LayerLike {
+  apply(inputs: tf.Tensor[], kwargs?: Record<string, unknown>): tf.Tensor | tf.Tensor[];
+  computeMask(inputs: tf.Tensor[], mask: (tf.Tensor | null)[]): tf.Tensor | tf.Tensor[] | null;
+  supportsMasking: boolean;
+  stateful: boolean;
+}
+interface GraphNode {
+  outboundLayer: LayerLike;
+  inputTensors: SymbolicTensor[];
+  outputTensors: SymbolicTensor[];
+}
+interface ContainerLike {
+  inputs: SymbolicTensor[];
+  outputs: SymbolicTensor[];
+  nodesByDepth: Record<string, GraphNode[]>;
+}
+type Computed = [tf.Tensor, tf.Tensor | null];
+type CallFn = (this: ContainerLike, inputs: tf.Tensor | tf.Tensor[], kwargs?: Record<string, unknown>) => tf.Tensor[];
+
+let installed = false;
+
+/** How many node inputs of `c`'s graph read each symbolic tensor (by id). */
+const readersCache = new WeakMap<ContainerLike, Map<number, number>>();
+function readers(c: ContainerLike): Map<number, number> {
+  let m = readersCache.get(c);
+  if (!m) {
+    m = new Map();
+    for (const nodes of Object.values(c.nodesByDepth)) {
+      for (const node of nodes) for (const x of node.inputTensors) m.set(x.id, (m.get(x.id) ?? 0) + 1);
+    }
+    readersCache.set(c, m);
+  }
+  return m;
+}
+
+/** Run `c`'s graph on `inputs`, disposing each intermediate tensor after its last reader (see above). */
+function walk(c: ContainerLike, inputs: tf.Tensor[], callKwargs: Record<string, unknown> | undefined): tf.Tensor[] {
+  const computed = new Map<number, Computed>();
+  c.inputs.forEach((x, i) => computed.set(x.id, [inputs[i]!, null]));
+  const reads = readers(c);
+  const pending = new Map<tf.Tensor, number>(); // readers still to come, per concrete tensor
+  const own = new Set<tf.Tensor>(inputs);
+  const outputIds = new Set(c.outputs.map((x) => x.id));
+  const release = (t: tf.Tensor): void => {
+    if (own.has(t) || (pending.get(t) ?? 0) > 0 || t.isDisposed || t.kept || t instanceof tf.Variable) return;
+    pending.delete(t);
+    t.dispose();
+  };
+  let kwargs = callKwargs;
+  const depths = Object.keys(c.nodesByDepth).map(Number).sort((a, b) => b - a);
+  for (const depth of depths) {
+    for (const node of c.nodesByDepth[depth]!) {
+      if (node.outputTensors.every((x) => computed.has(x.id))) continue; // an input layer's node
+      const got = node.inputTensors.map((x) => computed.get(x.id));
+      if (got.some((d) => d === undefined)) continue; // not reached from the inputs: tfjs-layers skips it too
+      const xs = (got as Computed[]).map((d) => d[0]);
+      const masks = (got as Computed[]).map((d) => d[1]);
+      if (masks.some((m) => m != null)) kwargs = { ...(kwargs ?? {}), mask: masks[0] }; // as tfjs-layers hands masks on
+      const layer = node.outboundLayer;
+      const out = layer.apply(xs, kwargs);
+      const outs = Array.isArray(out) ? out : [out];
+      const outMask = layer.supportsMasking ? layer.computeMask(xs, masks) : null;
+      node.outputTensors.forEach((x, i) => {
+        const t = outs[i]!;
+        if (!computed.has(x.id)) computed.set(x.id, [t, (Array.isArray(outMask) ? outMask[0] : outMask) ?? null]);
+        if (outputIds.has(x.id) || layer.stateful) own.add(t);
+        pending.set(t, (pending.get(t) ?? 0) + (reads.get(x.id) ?? 0));
+      });
+      // This node has read its inputs; then the outputs nobody reads (a layer's unused second output).
+      for (const t of xs) pending.set(t, (pending.get(t) ?? 0) - 1);
+      for (const t of xs) release(t);
+      for (const t of outs) release(t);
+    }
+  }
+  return c.outputs.map((x) => {
+    const v = computed.get(x.id);
+    if (!v) throw new Error(`Could not compute output ${x.name} : ${x.id}`);
+    return v[0];
+  });
+}
+
+/** Whether `installLeanForward` replaced tfjs-layers' model call in this process. */
+export function leanForwardInstalled(): boolean {
+  return installed;
+}
+
+const container = Object.getPrototypeOf(tf.LayersModel.prototype) as { call: CallFn; runInternalGraph?: unknown };
+const tfjsCall = container.call;
+const leanCall: CallFn = function (inputs, kwargs) {
+  return tf.tidy(() => walk(this, Array.isArray(inputs) ? inputs : [inputs], kwargs));
+};
+
+/** Make every tfjs-layers model free its intermediate tensors during the forward pass (idempotent). */
+export function installLeanForward(): void {
+  if (installed || process.env["TSFAST_LEAN_FORWARD"] === "0") return;
+  // Another tfjs-layers than the one this was written against (4.x): keep its own call.
+  if (typeof tfjsCall !== "function" || typeof container.runInternalGraph !== "function") return;
+  container.call = leanCall;
+  installed = true;
+}
+
+/** Run `f` with tfjs-layers' own model call (tests compare both walks). */
+export function withTfjsCall<T>(f: () => T): T {
+  const current = container.call;
+  container.call = tfjsCall;
+  try {
+    return f();
+  } finally {
+    container.call = current;
+  }
+}

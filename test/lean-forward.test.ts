@@ -1,0 +1,117 @@
+/**
+ * lib/engine/lean-forward.ts: a tfjs-layers model's forward pass disposes each intermediate tensor
+ * once its readers have run, in training too, and the outputs and gradients stay exactly tfjs-layers'.
+ */
+import { test, before } from "node:test";
+import assert from "node:assert/strict";
+import * as tf from "../lib/engine/tf";
+import { ready } from "../lib/engine/backend";
+import { leanForwardInstalled, withTfjsCall } from "../lib/engine/lean-forward";
+import { hookOutput } from "../lib/learner/hooks";
+
+before(async () => {
+  await ready(); // installs the lean forward pass, whichever engine runs
+  assert.ok(leanForwardInstalled());
+});
+
+/**
+ * A small residual net with what the walk must get right: a tensor read by three layers (the
+ * block's input), an identity layer handing its input on unchanged ("linear" returns the same
+ * tensor) to two readers, a nested Sequential, a second model output taken from the middle.
+ */
+function net(): tf.LayersModel {
+  const init = (seed: number) => tf.initializers.glorotNormal({ seed });
+  const x = tf.input({ shape: [8, 8, 3] });
+  const c1 = tf.layers.conv2d({ filters: 4, kernelSize: 3, padding: "same", kernelInitializer: init(1), name: "c1" }).apply(x) as tf.SymbolicTensor;
+  const b1 = tf.layers.batchNormalization({ name: "b1" }).apply(c1) as tf.SymbolicTensor;
+  const r1 = tf.layers.reLU({ name: "r1" }).apply(b1) as tf.SymbolicTensor;
+  const same = tf.layers.activation({ activation: "linear", name: "same" }).apply(r1) as tf.SymbolicTensor;
+  const c2 = tf.layers.conv2d({ filters: 4, kernelSize: 3, padding: "same", kernelInitializer: init(2), name: "c2" }).apply(same) as tf.SymbolicTensor;
+  const c3 = tf.layers.conv2d({ filters: 4, kernelSize: 1, kernelInitializer: init(3), name: "c3" }).apply(r1) as tf.SymbolicTensor;
+  const sum = tf.layers.add({ name: "sum" }).apply([c2, c3, same]) as tf.SymbolicTensor;
+  const inner = tf.sequential({
+    name: "inner",
+    layers: [
+      tf.layers.reLU({ inputShape: [8, 8, 4] }),
+      tf.layers.globalAveragePooling2d({}),
+      tf.layers.dense({ units: 5, kernelInitializer: init(4) }),
+    ],
+  });
+  const out = inner.apply(sum) as tf.SymbolicTensor;
+  return tf.model({ inputs: x, outputs: [out, r1] });
+}
+
+function lossOf(model: tf.LayersModel, x: tf.Tensor): () => tf.Scalar {
+  return () => {
+    const [out, mid] = model.apply(x, { training: true }) as tf.Tensor[];
+    return tf.add(tf.sum(tf.square(out!)), tf.mul(tf.mean(mid!), 0.5)) as tf.Scalar;
+  };
+}
+
+/** Run `f` noting the bytes of tensor data held when `layer` is called (late in the forward pass). */
+function bytesAt<T>(model: tf.LayersModel, layer: string, f: () => T): { result: T; bytes: number } {
+  const target = model.getLayer(layer) as unknown as { call: (...a: unknown[]) => unknown };
+  const call = target.call;
+  let bytes = 0;
+  target.call = function (...a: unknown[]) {
+    bytes = tf.memory().numBytes;
+    return call.apply(this, a);
+  };
+  try {
+    return { result: f(), bytes };
+  } finally {
+    target.call = call;
+  }
+}
+
+test("training: the loss and every gradient are tfjs-layers' own, bit for bit, with less held at the end of the forward pass", () => {
+  const model = net();
+  const x = tf.randomNormal([2, 8, 8, 3], 0, 1, "float32", 7);
+  const vars = model.trainableWeights.map((w) => (w as unknown as { val: tf.Variable }).val);
+  const { result: lean, bytes: leanBytes } = bytesAt(model, "inner", () => tf.variableGrads(lossOf(model, x), vars));
+  const { result: plain, bytes: tfjsBytes } = withTfjsCall(() => bytesAt(model, "inner", () => tf.variableGrads(lossOf(model, x), vars)));
+  assert.equal(lean.value.dataSync()[0], plain.value.dataSync()[0]);
+  for (const v of vars) {
+    assert.deepEqual(Array.from(lean.grads[v.name]!.dataSync()), Array.from(plain.grads[v.name]!.dataSync()), v.name);
+  }
+  // When the nested model runs, the lean walk has let go of what nothing saved: b1's output (r1 saves
+  // its own output, b1 its input), and c2's and c3's (the sum saves neither): three [2, 8, 8, 4]
+  // float32 tensors, 2 KiB each.
+  assert.ok(tfjsBytes - leanBytes >= 3 * 2 * 8 * 8 * 4 * 4, `lean ${leanBytes} B, tfjs-layers ${tfjsBytes} B when "inner" runs`);
+  tf.dispose([lean.value, plain.value, ...Object.values(lean.grads), ...Object.values(plain.grads), x]);
+});
+
+test("inference and a nested model give tfjs-layers' outputs; nothing leaks", () => {
+  const model = net();
+  const x = tf.randomNormal([3, 8, 8, 3], 0, 1, "float32", 8);
+  const before = tf.memory().numTensors;
+  const lean = model.apply(x, { training: false }) as tf.Tensor[];
+  const plain = withTfjsCall(() => model.apply(x, { training: false }) as tf.Tensor[]);
+  lean.forEach((t, i) => assert.deepEqual(Array.from(t.dataSync()), Array.from(plain[i]!.dataSync())));
+  tf.dispose([...lean, ...plain]);
+  assert.equal(tf.memory().numTensors, before);
+  // predict runs tfjs-layers' executor, not this walk: the same numbers again
+  const pred = model.predict(x) as tf.Tensor[];
+  assert.deepEqual(Array.from(pred[0]!.dataSync()), Array.from(tf.tidy(() => (model.apply(x) as tf.Tensor[])[0]!.dataSync())));
+  tf.dispose([...pred, x]);
+});
+
+test("a hook's stored output and the model's outputs survive; the layer's own output is what was disposed", () => {
+  const model = net();
+  const x = tf.randomNormal([2, 8, 8, 3], 0, 1, "float32", 9);
+  const hook = hookOutput(model, "b1");
+  let b1Out: tf.Tensor | undefined;
+  const layer = model.getLayer("b1") as unknown as { call: (...a: unknown[]) => tf.Tensor };
+  const call = layer.call;
+  layer.call = function (...a: unknown[]) {
+    b1Out = call.apply(this, a);
+    return b1Out;
+  };
+  const grads = tf.variableGrads(lossOf(model, x), model.trainableWeights.map((w) => (w as unknown as { val: tf.Variable }).val));
+  layer.call = call;
+  assert.ok(b1Out?.isDisposed, "b1's output should be disposed once r1 has read it");
+  assert.ok(hook.stored && !hook.stored.isDisposed);
+  assert.deepEqual(hook.stored.shape, [2, 8, 8, 4]);
+  hook.remove();
+  tf.dispose([grads.value, ...Object.values(grads.grads), x]);
+});
