@@ -19,6 +19,7 @@ import { EQUAL_MASK, RELU_GRAD } from "../lib/engine/native/kernels";
 import { defaultPoolLimit, type NativeBackend } from "../lib/engine/native/pool";
 import { nativeSumEach } from "../lib/engine/native/sum-each";
 import { loadAddon, renewToken } from "../lib/engine/native/addon";
+import { movingAverage } from "../lib/engine/native/batchnorm";
 
 // A real collection before each RSS reading (without --expose-gc, `global.gc` is undefined and
 // RSS depends on when V8 happens to collect).
@@ -362,6 +363,19 @@ test("batchNorm and tfjs-layers BatchNormalization training forward, gradients a
     const dx = tf.grad(f)(x);
     return [value, dx, ...Object.values(grads), ...layer.getWeights()];
   }, 1e-3, 1e-4);
+});
+
+test("BatchNorm's moving average in one loop gives tfjs-layers' three float32 ops bit for bit", () => {
+  tf.setBackend("native");
+  for (const momentum of [0.9, 0.99, 0.1, 0.999]) {
+    tf.tidy(() => {
+      const v = tf.randomUniform([300], -3, 3, "float32", 21);
+      const b = tf.randomNormal([300], 0, 2, "float32", 22);
+      const got = movingAverage(v, b, momentum).dataSync();
+      const want = tf.sub(v, tf.mul(tf.sub(v, b), 1 - momentum)).dataSync();
+      assert.deepEqual(Array.from(got), Array.from(want), `momentum ${momentum}`);
+    });
+  }
 });
 
 test("native conv2d gradients agree with central finite differences", () => {

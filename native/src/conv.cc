@@ -76,6 +76,7 @@ struct WeightIn {
     user = u;
     want = w;
     if (u != w) r.reset(new reorder(memory(u, eng(), nullptr), memory(w, eng(), nullptr)));
+    slots.reserve(kSlots);  // `last` points into it: never reallocated
   }
   // Returns the memory the primitive should read; call `done` once the primitive has run.
   memory get(float* p, double token) {

@@ -39,15 +39,28 @@ export function installNativeBatchNorm(): void {
     }
     return tf.tidy(() => {
       const { y, mean, variance } = batchNormTrain(x, this.gamma!.read(), this.beta!.read(), this.epsilon);
-      // tfjs-layers' moving averages: v <- v - (v - batchValue) * (1 - momentum).
       for (const [mv, value] of [[this.movingMean, mean], [this.movingVariance, variance]] as const) {
-        const orig = mv.read();
-        mv.write(tf.sub(orig, tf.mul(tf.sub(orig, value), 1 - this.momentum)));
+        mv.write(movingAverage(mv.read(), value, this.momentum));
       }
       return y;
     });
   };
   installed = true;
+}
+
+/**
+ * tfjs-layers' moving average, v - (v - batchValue)·(1 - momentum), in float32 as its three ops compute
+ * it (each step rounded to float32, the factor too), but in one loop over the channels: the three ops
+ * cost a kernel call each, per statistic and per BatchNorm layer, about 5 ms of a ResNet-18 step.
+ */
+export function movingAverage(v: tf.Tensor, batchValue: tf.Tensor, momentum: number): tf.Tensor {
+  const backend = tf.backend() as NativeBackend;
+  const a = backend.data.get(v.dataId).values as Float32Array;
+  const b = backend.data.get(batchValue.dataId).values as Float32Array;
+  const k = Math.fround(1 - momentum);
+  const out = new Float32Array(a.length);
+  for (let i = 0; i < a.length; i++) out[i] = a[i]! - Math.fround(Math.fround(a[i]! - b[i]!) * k);
+  return tf.tensor(out, v.shape, "float32");
 }
 
 /** Normalise `x` over all axes but the last with batch statistics; differentiable in x, gamma, beta. */
