@@ -75,6 +75,8 @@ test("the resample matches hand-computed triangle-filter weights, shrinking and 
   a.resample(src, 4, 1, new Float64Array([1, 0, 3, 1]), copy, 2, 1);
   assert.deepEqual(Array.from(copy), Array.from(src.subarray(3, 9)));
   assert.throws(() => a.resample(src, 4, 1, new Float64Array([0, 0, 0, 1]), out, 2, 1), /box is empty/);
+  assert.throws(() => a.resample(src, 4, 1, new Float64Array([0, 0, Infinity, 1]), out, 2, 1), /box is empty/);
+  assert.throws(() => a.resample(src, 4, 1, new Float64Array([0, 0, 4]), out, 2, 1), /box is empty/);
 });
 
 test("a whole JPEG decodes to exactly sharp's pixels (baseline 4:2:0, 4:4:4, progressive, grey)", async () => {
@@ -210,7 +212,8 @@ test("the addon's augmentation warp gives bit for bit the JavaScript's batch (ev
   }
   // Degenerate projective matrices (a zero or infinite homogeneous divide) give what the
   // JavaScript gives (NaN, or padding), not a crash.
-  for (const m of [[0, 0, 0, 0, 0, 0, 0, 0, 0], [1, 0, 0, 0, 1, 0, 0, 0, 0]]) {
+  // (the third: at the centre column x = 0/0 and y = 1/0, where zeros padding gives 0, not NaN)
+  for (const m of [[0, 0, 0, 0, 0, 0, 0, 0, 0], [1, 0, 0, 0, 1, 0, 0, 0, 0], [0, 0, 0, 0, 0, 1, 1, 0, 0]]) {
     for (const pad of ["zeros", "border", "reflection"] as const) {
       const jsOut = new Float32Array(4 * 4 * 3);
       const out = new Float32Array(4 * 4 * 3);
@@ -224,4 +227,27 @@ test("the addon's augmentation warp gives bit for bit the JavaScript's batch (ev
       assert.deepEqual(Array.from(out).map(String), Array.from(jsOut).map(String), `${pad} ${m}`);
     }
   }
+});
+
+test("a box reaching outside the image takes the edge pixels, at full size as when resampled alone; a damaged file is refused", async () => {
+  const a = addon();
+  const buf = fs.readFileSync(await photo("edge.jpg", 200, 200));
+  const full = new Uint8Array(200 * 200 * 3);
+  assert.equal(await a.jpegDecode(buf, full, new Float64Array([0, 0, 200, 200]), 200, 200, false), 8);
+  for (const box of [[0, -50, 100, 50], [-10, 0, 90, 100], [150, 150, 250, 250]]) {
+    const out = new Uint8Array(100 * 100 * 3);
+    await a.jpegDecode(buf, out, new Float64Array(box), 100, 100, false);
+    const ref = new Uint8Array(100 * 100 * 3);
+    a.resample(full, 200, 200, new Float64Array(box), ref, 100, 100);
+    assert.deepEqual(Array.from(out), Array.from(ref), `box ${box}`);
+  }
+  // A second frame header before the end: the header reads fine, the decode fails, sharp's error shows.
+  const sof = buf.indexOf(Buffer.from([0xff, 0xc0]));
+  const len = buf.readUInt16BE(sof + 2);
+  const twice = Buffer.concat([buf.subarray(0, buf.length - 2), buf.subarray(sof, sof + 2 + len), buf.subarray(buf.length - 2)]);
+  assert.equal(a.jpegHeader(twice).refuse, undefined);
+  assert.match(String(await a.jpegDecode(twice, new Uint8Array(200 * 200 * 3), new Float64Array([0, 0, 200, 200]), 200, 200, false)), /libjpeg: /);
+  const fast = await decodeImage(twice, [], false, new Rng(0)).then((im) => im.width, (e: Error) => e.message);
+  const ref = await viaSharp(twice, [], false, new Rng(0)).then((im) => im.width, (e: Error) => e.message);
+  assert.equal(fast, ref);
 });

@@ -7,6 +7,7 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import * as worker_threads from "node:worker_threads";
 import { Worker } from "node:worker_threads";
 import { applyBatchTfms, type BatchResult, type BatchTfm } from "./augment";
 import type { RawImage } from "./pixels";
@@ -91,13 +92,18 @@ export function markOwned(img: RawImage): RawImage {
   return img;
 }
 
-/** The buffers of `images` that can move to a worker: owned, whole, and each named once. */
+/** Node's check for memory it cannot move between threads (native memory, as sharp's output); Node >= 21. */
+const untransferable = (worker_threads as { isMarkedAsUntransferable?: (o: unknown) => boolean }).isMarkedAsUntransferable;
+
+/** The buffers of `images` that can move to a worker: owned, whole, movable, and each named once. */
 function transferable(images: readonly RawImage[]): ArrayBuffer[] {
   const out = new Set<ArrayBuffer>();
   for (const im of images) {
     const d = im.data;
     const buf = d.buffer;
-    if (owned.has(d) && buf instanceof ArrayBuffer && d.byteOffset === 0 && d.byteLength === buf.byteLength) out.add(buf);
+    if (!owned.has(d) || !(buf instanceof ArrayBuffer) || d.byteOffset !== 0 || d.byteLength !== buf.byteLength) continue;
+    if (untransferable?.(buf)) continue;
+    out.add(buf);
   }
   return [...out];
 }
@@ -114,9 +120,20 @@ export function runBatchTfms(images: RawImage[], tfms: readonly BatchTfm[], trai
   }
   const id = nextId++;
   return new Promise<BatchResult>((resolve, reject) => {
+    const job = { id, images, tfms, train, seed };
+    try {
+      // Fresh decodes move to the worker; the rest (a cache's images) are copied. Node 20 copies a
+      // buffer it cannot move; later versions throw (DataCloneError): then everything is copied.
+      try {
+        slot.worker.postMessage(job, transferable(images));
+      } catch {
+        slot.worker.postMessage(job);
+      }
+    } catch (e) {
+      reject(e instanceof Error ? e : new Error(String(e)));
+      return;
+    }
     slot.pending.set(id, { resolve, reject });
     slot.worker.ref();
-    // Fresh decodes move to the worker; the rest (a cache's images) are copied.
-    slot.worker.postMessage({ id, images, tfms, train, seed }, transferable(images));
   });
 }

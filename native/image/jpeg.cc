@@ -225,9 +225,32 @@ struct Job {
   std::string refuse;
 };
 
-// Decode `job.buf` and resample its box to `job.out`. Sets `job.refuse` instead on any libjpeg
-// error or warning.
-void runJob(Job& job) {
+// The input rows [0, n) that `makeAxis(n, b0, b1, out)` reads, computed the same way without
+// allocating (it runs between setjmp and a possible longjmp, where nothing with a destructor may live).
+int rowsRead(int n, double b0, double b1, int out) {
+  const double scale = (b1 - b0) / out;
+  const double fs = std::max(scale, 1.0);
+  const int taps = int(std::ceil(fs)) * 2 + 1;
+  int end = 0;
+  for (int i = 0; i < out; i++) {
+    const double centre = b0 + (i + 0.5) * scale;
+    const int lo = std::max(0, int(std::floor(centre - fs - 0.5)) + 1);
+    const int hi = std::min(std::min(n - 1, int(std::ceil(centre + fs - 0.5)) - 1), lo + taps - 1);
+    const int nearest = std::min(n - 1, std::max(0, int(std::floor(centre))));
+    end = std::max(end, std::max(hi, nearest) + 1);
+  }
+  return std::min(end, n);
+}
+
+// What `scan` decoded: rows [0, last) of the w × h RGB image at DCT scale 1/d (malloc'ed).
+struct Scan {
+  uint8_t* pixels = nullptr;
+  int W = 0, H = 0, w = 0, h = 0, last = 0, d = 1;
+};
+
+// The libjpeg part of `runJob`. Only plain data lives in this frame, as libjpeg's errors longjmp
+// back to it. False (with `job.refuse` set) on any libjpeg error or warning.
+bool scan(Job& job, Scan& s) {
   jpeg_decompress_struct c;
   ErrorMgr err;
   useErrors(c, err);
@@ -236,62 +259,75 @@ void runJob(Job& job) {
     jpeg_destroy_decompress(&c);
     free(pixels);
     job.refuse = std::string("libjpeg: ") + err.message;
-    return;
+    return false;
   }
   jpeg_create_decompress(&c);
   jpeg_mem_src(&c, job.buf, job.len);
   jpeg_read_header(&c, TRUE);
-  const int W = int(c.image_width), H = int(c.image_height);
+  s.W = int(c.image_width);
+  s.H = int(c.image_height);
   // DCT scaling: the largest reduction d in {8, 4, 2} that keeps the box at least the output size.
   const double bw = job.box[2] - job.box[0], bh = job.box[3] - job.box[1];
-  int d = 1;
+  s.d = 1;
   if (job.allowScale) {
     for (int cand : {8, 4, 2}) {
-      if (bw / cand >= job.ow && bh / cand >= job.oh) { d = cand; break; }
+      if (bw / cand >= job.ow && bh / cand >= job.oh) {
+        s.d = cand;
+        break;
+      }
     }
   }
-  c.scale_num = 8 / d;
+  c.scale_num = 8 / s.d;
   c.scale_denom = 8;
   c.out_color_space = JCS_RGB;
   jpeg_start_decompress(&c);
-  const int w = int(c.output_width), h = int(c.output_height);
-  job.scaleNum = 8 / d;
-  const double sx = double(w) / W, sy = double(h) / H;
-  Axis ax = makeAxis(w, job.box[0] * sx, job.box[2] * sx, job.ow);
-  Axis ay = makeAxis(h, job.box[1] * sy, job.box[3] * sy, job.oh);
-  int last = 0;
-  for (int j = 0; j < job.oh; j++) last = std::max(last, ay.first[j] + ay.count[j]);
-  last = std::min(last, h);  // rows [0, last) are needed
-  pixels = static_cast<uint8_t*>(malloc(size_t(w) * last * 3));
+  s.w = int(c.output_width);
+  s.h = int(c.output_height);
+  const double sy = double(s.h) / s.H;
+  s.last = rowsRead(s.h, job.box[1] * sy, job.box[3] * sy, job.oh);
+  pixels = static_cast<uint8_t*>(malloc(size_t(s.w) * s.last * 3));
   if (!pixels) {
     jpeg_destroy_decompress(&c);
     job.refuse = "out of memory";
-    return;
+    return false;
   }
-  while (int(c.output_scanline) < last) {
-    JSAMPROW row = pixels + size_t(c.output_scanline) * w * 3;
+  while (int(c.output_scanline) < s.last) {
+    JSAMPROW row = pixels + size_t(c.output_scanline) * s.w * 3;
     jpeg_read_scanlines(&c, &row, 1);
   }
-  if (int(c.output_scanline) == h) jpeg_finish_decompress(&c);
+  if (int(c.output_scanline) == s.h) jpeg_finish_decompress(&c);
   else jpeg_abort_decompress(&c);
-  bool warned = err.warned;
+  const bool warned = err.warned;
   jpeg_destroy_decompress(&c);
   if (warned) {
     free(pixels);
     job.refuse = std::string("libjpeg: ") + err.message;
-    return;
+    return false;
   }
+  s.pixels = pixels;
+  return true;
+}
+
+// Decode `job.buf` and resample its box to `job.out`. Sets `job.refuse` instead on any libjpeg
+// error or warning.
+void runJob(Job& job) {
+  Scan s;
+  if (!scan(job, s)) return;
+  job.scaleNum = 8 / s.d;
   const int bx = int(job.box[0]), by = int(job.box[1]);
-  if (d == 1 && bx == job.box[0] && by == job.box[1] && job.box[2] - bx == job.ow && job.box[3] - by == job.oh &&
-      bx + job.ow <= w && by + job.oh <= last) {
-    // A crop at full size: the resample would weigh each pixel by 1, so copy the rows.
+  if (s.d == 1 && bx == job.box[0] && by == job.box[1] && bx >= 0 && by >= 0 && job.box[2] - bx == job.ow &&
+      job.box[3] - by == job.oh && bx + job.ow <= s.w && by + job.oh <= s.last) {
+    // A crop at full size inside the image: the resample would weigh each pixel by 1, so copy the rows.
     for (int j = 0; j < job.oh; j++) {
-      std::memcpy(job.out + size_t(j) * job.ow * 3, pixels + (size_t(by + j) * w + bx) * 3, size_t(job.ow) * 3);
+      std::memcpy(job.out + size_t(j) * job.ow * 3, s.pixels + (size_t(by + j) * s.w + bx) * 3, size_t(job.ow) * 3);
     }
   } else {
-    resample(pixels, w, last, ax, ay, job.out, job.ow, job.oh);
+    const double sx = double(s.w) / s.W, sy = double(s.h) / s.H;
+    Axis ax = makeAxis(s.w, job.box[0] * sx, job.box[2] * sx, job.ow);
+    Axis ay = makeAxis(s.h, job.box[1] * sy, job.box[3] * sy, job.oh);
+    resample(s.pixels, s.w, s.last, ax, ay, job.out, job.ow, job.oh);
   }
-  free(pixels);
+  free(s.pixels);
 }
 
 class DecodeWorker : public Napi::AsyncWorker {
@@ -314,6 +350,18 @@ class DecodeWorker : public Napi::AsyncWorker {
   Napi::Reference<Napi::Uint8Array> inputRef_, outputRef_;
   Job job_;
 };
+
+// A box argument: a Float64Array [x0, y0, x1, y1] of finite pixel coordinates (within ±10⁷), not empty.
+bool readBox(const Napi::Value& v, double box[4]) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) return false;
+  auto a = v.As<Napi::Float64Array>();
+  if (a.ElementLength() != 4) return false;
+  for (int k = 0; k < 4; k++) {
+    box[k] = a[k];
+    if (!std::isfinite(box[k]) || std::fabs(box[k]) > 1e7) return false;
+  }
+  return box[2] > box[0] && box[3] > box[1];
+}
 
 }  // namespace
 
@@ -345,18 +393,16 @@ Napi::Value JpegDecode(const Napi::CallbackInfo& info) {
   }
   auto input = info[0].As<Napi::Uint8Array>();
   auto output = info[1].As<Napi::Uint8Array>();
-  auto box = info[2].As<Napi::Float64Array>();
   Job job;
   job.buf = input.Data();
   job.len = input.ByteLength();
-  for (int k = 0; k < 4; k++) job.box[k] = box[k];
   job.ow = info[3].As<Napi::Number>().Int32Value();
   job.oh = info[4].As<Napi::Number>().Int32Value();
   job.allowScale = info[5].ToBoolean().Value();
   job.out = output.Data();
-  if (job.ow <= 0 || job.oh <= 0 || output.ByteLength() != size_t(job.ow) * job.oh * 3 ||
-      !(job.box[2] > job.box[0] && job.box[3] > job.box[1])) {
-    Napi::RangeError::New(env, "jpegDecode: out must hold ow*oh*3 bytes and the box must not be empty").ThrowAsJavaScriptException();
+  if (job.ow <= 0 || job.oh <= 0 || output.ByteLength() != size_t(job.ow) * job.oh * 3 || !readBox(info[2], job.box)) {
+    Napi::RangeError::New(env, "jpegDecode: out must hold ow*oh*3 bytes and the box be a Float64Array [x0, y0, x1, y1], finite, not empty")
+        .ThrowAsJavaScriptException();
     return env.Undefined();
   }
   auto* worker = new DecodeWorker(env, input, output, job);
@@ -368,15 +414,19 @@ Napi::Value JpegDecode(const Napi::CallbackInfo& info) {
 // resample(src, w, h, box, out, ow, oh): the resample alone, synchronously (for tests).
 Napi::Value Resample(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  if (info.Length() < 7 || !info[0].IsTypedArray() || !info[4].IsTypedArray()) {
+    Napi::TypeError::New(env, "resample(src, w, h, box, out, ow, oh)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
   auto src = info[0].As<Napi::Uint8Array>();
   int w = info[1].As<Napi::Number>().Int32Value();
   int h = info[2].As<Napi::Number>().Int32Value();
-  auto box = info[3].As<Napi::Float64Array>();
+  double box[4];
   auto out = info[4].As<Napi::Uint8Array>();
   int ow = info[5].As<Napi::Number>().Int32Value();
   int oh = info[6].As<Napi::Number>().Int32Value();
   if (w <= 0 || h <= 0 || ow <= 0 || oh <= 0 || src.ByteLength() != size_t(w) * h * 3 ||
-      out.ByteLength() != size_t(ow) * oh * 3 || !(box[2] > box[0] && box[3] > box[1])) {
+      out.ByteLength() != size_t(ow) * oh * 3 || !readBox(info[3], box)) {
     Napi::RangeError::New(env, "resample: sizes do not match the arrays, or the box is empty").ThrowAsJavaScriptException();
     return env.Undefined();
   }

@@ -25,10 +25,6 @@ double reflectCoord(double x, int n) {
 
 // Bilinear sample at pixel position (px, py) where taps outside the image count as 0.
 void sampleZeros(const uint8_t* data, int W, int H, double px, double py, float* out) {
-  if (std::isnan(px) || std::isnan(py)) {  // a degenerate matrix: NaN, as the JavaScript gives
-    out[0] = out[1] = out[2] = NAN;
-    return;
-  }
   const double x0 = std::floor(px), y0 = std::floor(py);
   const double fx = px - x0, fy = py - y0;
   double r = 0, g = 0, b = 0;
@@ -36,6 +32,11 @@ void sampleZeros(const uint8_t* data, int W, int H, double px, double py, float*
     const double xi = x0 + (t & 1), yi = y0 + (t >> 1);
     const double wgt = ((t & 1) ? fx : 1 - fx) * ((t >> 1) ? fy : 1 - fy);
     if (wgt == 0 || xi < 0 || yi < 0 || xi >= W || yi >= H) continue;
+    if (std::isnan(xi) || std::isnan(yi) || std::isnan(wgt)) {
+      // A degenerate matrix: the JavaScript reads data[NaN] (undefined), so this tap is NaN.
+      r = g = b = NAN;
+      continue;
+    }
     const int64_t p = (int64_t(yi) * W + int64_t(xi)) * 3;
     r += data[p] * wgt;
     g += data[p + 1] * wgt;

@@ -102,10 +102,12 @@ struct WeightIn {
       slots.emplace_back();
       victim = &slots.back();
     }
+    victim->token = 0;  // claims nothing until its copy is written (a reorder may throw)
+    victim->src = nullptr;
+    fill(*victim, um);
     victim->token = token;
     victim->src = p;
     victim->used = clock;
-    fill(*victim, um);
     last = victim;
     return victim->buf;
   }
