@@ -8,7 +8,7 @@
 // crop or for a shrink between 2 and 3 (lesson 1: crop 375 px, resize to 160).
 //
 // Only plain JPEGs take this path: 1 or 3 components, no ICC profile, no EXIF orientation other
-// than 1. `header` says why a file is refused; the caller then decodes it with sharp. A libjpeg
+// than 1. `jpegHeader` says why a file is refused; the caller then decodes it with sharp. A libjpeg
 // warning (a truncated file, a bad marker) also refuses the file, so sharp's errors stay the ones
 // users see.
 #include "image.h"
@@ -131,24 +131,37 @@ struct Axis {
   std::vector<float> weights;
 };
 
+// The filter of a box [b0, b1) resampled to `out` pixels, and the inputs output i may read.
 // 1. scale = (b1 - b0) / out; the filter widens to `scale` input pixels when shrinking (fs).
 // 2. output i is centred at b0 + (i + 0.5)·scale in input coordinates;
 // 3. input pixel j (centre j + 0.5) weighs max(0, 1 - |j + 0.5 - centre| / fs), j clipped to
-//    [0, n); the weights are divided by their sum.
+//    [0, n); the weights are divided by their sum (when all are 0, the nearest pixel alone).
+struct Filter {
+  double b0, scale, fs;
+  int taps;
+  Filter(double b0_, double b1, int out) : b0(b0_), scale((b1 - b0_) / out), fs(std::max(scale, 1.0)), taps(int(std::ceil(fs)) * 2 + 1) {}
+  double centre(int i) const { return b0 + (i + 0.5) * scale; }
+  // The inputs [lo, hi] that may weigh on a centre, within [0, n) (hi < lo: none).
+  void range(int n, double c, int& lo, int& hi) const {
+    lo = std::max(0, int(std::floor(c - fs - 0.5)) + 1);
+    hi = std::min(std::min(n - 1, int(std::ceil(c + fs - 0.5)) - 1), lo + taps - 1);
+  }
+  static int nearest(int n, double c) { return std::min(n - 1, std::max(0, int(std::floor(c)))); }
+};
+
 Axis makeAxis(int n, double b0, double b1, int out) {
   Axis a;
-  const double scale = (b1 - b0) / out;
-  const double fs = std::max(scale, 1.0);
-  a.taps = int(std::ceil(fs)) * 2 + 1;
+  const Filter f(b0, b1, out);
+  const double fs = f.fs;
+  a.taps = f.taps;
   a.first.resize(out);
   a.count.resize(out);
   a.weights.assign(size_t(out) * a.taps, 0.0f);
   std::vector<double> v(a.taps);
   for (int i = 0; i < out; i++) {
-    const double centre = b0 + (i + 0.5) * scale;
-    int lo = std::max(0, int(std::floor(centre - fs - 0.5)) + 1);
-    int hi = std::min(n - 1, int(std::ceil(centre + fs - 0.5)) - 1);
-    hi = std::min(hi, lo + a.taps - 1);
+    const double centre = f.centre(i);
+    int lo, hi;
+    f.range(n, centre, lo, hi);
     double sum = 0;
     int used = 0;  // inputs up to the last one with a weight
     for (int j = lo; j <= hi; j++) {
@@ -157,7 +170,7 @@ Axis makeAxis(int n, double b0, double b1, int out) {
       if (v[j - lo] > 0) used = j - lo + 1;
     }
     if (sum <= 0) {  // a box outside the image: the nearest edge pixel
-      lo = std::min(n - 1, std::max(0, int(std::floor(centre))));
+      lo = Filter::nearest(n, centre);
       v[0] = sum = 1.0;
       used = 1;
     }
@@ -225,21 +238,15 @@ struct Job {
   std::string refuse;
 };
 
-// The input rows [0, n) that `makeAxis(n, b0, b1, out)` reads, computed the same way without
-// allocating (it runs between setjmp and a possible longjmp, where nothing with a destructor may live).
+// The input rows [0, n) that `makeAxis(n, b0, b1, out)` reads, without allocating (it runs between
+// setjmp and a possible longjmp, where nothing with a destructor may live). Centres grow with i, and
+// so do both ends of a range: the last output reads furthest.
 int rowsRead(int n, double b0, double b1, int out) {
-  const double scale = (b1 - b0) / out;
-  const double fs = std::max(scale, 1.0);
-  const int taps = int(std::ceil(fs)) * 2 + 1;
-  int end = 0;
-  for (int i = 0; i < out; i++) {
-    const double centre = b0 + (i + 0.5) * scale;
-    const int lo = std::max(0, int(std::floor(centre - fs - 0.5)) + 1);
-    const int hi = std::min(std::min(n - 1, int(std::ceil(centre + fs - 0.5)) - 1), lo + taps - 1);
-    const int nearest = std::min(n - 1, std::max(0, int(std::floor(centre))));
-    end = std::max(end, std::max(hi, nearest) + 1);
-  }
-  return std::min(end, n);
+  const Filter f(b0, b1, out);
+  const double c = f.centre(out - 1);
+  int lo, hi;
+  f.range(n, c, lo, hi);
+  return std::min(n, std::max(hi, Filter::nearest(n, c)) + 1);
 }
 
 // What `scan` decoded: rows [0, last) of the w × h RGB image at DCT scale 1/d (malloc'ed).
