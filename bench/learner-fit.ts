@@ -15,8 +15,9 @@
  * The first epoch (and the first two trainOnBatch steps) are warm-up, not timed: oneDNN builds its
  * primitives there, on both sides. img/s = (training + validation images) / the second epoch's seconds.
  *
- * usage: node dist/bench/learner-fit.js [--arch resnet18] [--size 64] [--bs 64] [--batches 8]
- *        (or through `npm run bench -- --only learner`)
+ * usage: node dist/bench/learner-fit.js [--arch resnet18] [--size 64] [--bs 64] [--batches 8] [--learner-only]
+ *        (or through `npm run bench -- --only learner`); `--learner-only` times the Learner's epoch alone
+ *        (no PyTorch, no trainOnBatch), to compare settings of the same engine run after run.
  */
 import { execFileSync } from "node:child_process";
 import * as path from "node:path";
@@ -137,6 +138,11 @@ async function main(): Promise<void> {
   const arg = (n: string, d: string) => (process.argv.includes(`--${n}`) ? process.argv[process.argv.indexOf(`--${n}`) + 1]! : d);
   await ready();
   const c: FitConfig = { arch: arg("arch", "resnet18") as FitConfig["arch"], size: Number(arg("size", "64")), bs: Number(arg("bs", "64")), batches: Number(arg("batches", "8")) };
+  if (process.argv.includes("--learner-only")) {
+    const seconds = await learnerEpochSeconds(c);
+    console.log(JSON.stringify({ config: c, backend: tf.getBackend(), learnerEpochS: seconds, learner: (c.bs * (c.batches + validBatches(c))) / seconds }));
+    return;
+  }
   const r = await learnerFitBench(c, defaultThreads(), Number(arg("steps", "6")));
   console.log(JSON.stringify({ config: c, backend: tf.getBackend(), ...r }));
 }

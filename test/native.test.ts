@@ -18,7 +18,7 @@ import { NativeAdamOptimizer } from "../lib/engine/native/optimizer";
 import { EQUAL_MASK, RELU_GRAD } from "../lib/engine/native/kernels";
 import { defaultPoolLimit, type NativeBackend } from "../lib/engine/native/pool";
 import { nativeSumEach } from "../lib/engine/native/sum-each";
-import { loadAddon, renewToken } from "../lib/engine/native/addon";
+import { loadAddon, OMP_SPINS, renewToken } from "../lib/engine/native/addon";
 import { movingAverage } from "../lib/engine/native/batchnorm";
 
 // A real collection before each RSS reading (without --expose-gc, `global.gc` is undefined and
@@ -461,6 +461,69 @@ test("native Adam on a variable whose storage someone else holds (a guard's snap
   // the weights after 3 steps differ from the start (the kernel did run), by hand for element 0: AdamW's first step moves by lr·(sign(g) + wd·w)
   assert.ok(Math.abs(outOfPlace.held[1]![0]! - (w0v[0]! * (1 - 0.01 * 0.1) - 0.01 * gv[0]! / (Math.abs(gv[0]!) + 1e-5))) < 1e-6);
   tf.dispose([w0, g0]);
+});
+
+test("OpenMP waits with a short spin (OMP_SPINS) unless the user set OMP_WAIT_POLICY or GOMP_SPINCOUNT, and the settings do not leak to child processes", () => {
+  // libgomp prints the settings it read at start-up with OMP_DISPLAY_ENV=VERBOSE
+  const script = `const a = require(${JSON.stringify(path.join(__dirname, "..", "lib", "engine", "native", "addon.js"))}); a.loadAddon();
+console.log(JSON.stringify([process.env.OMP_WAIT_POLICY ?? null, process.env.GOMP_SPINCOUNT ?? null]));`;
+  const run = (extra: Record<string, string>) => {
+    const env: NodeJS.ProcessEnv = { ...process.env, OMP_DISPLAY_ENV: "VERBOSE", ...extra };
+    if (!("OMP_WAIT_POLICY" in extra)) delete env["OMP_WAIT_POLICY"];
+    if (!("GOMP_SPINCOUNT" in extra)) delete env["GOMP_SPINCOUNT"];
+    const res = spawnSync(process.execPath, ["-e", script], { env, encoding: "utf8", timeout: 60_000 });
+    assert.equal(res.status, 0, res.stderr);
+    const read = (name: string) => new RegExp(`${name} = '([^']*)'`).exec(res.stderr)?.[1];
+    return { policy: read("OMP_WAIT_POLICY"), spins: read("GOMP_SPINCOUNT"), after: JSON.parse(res.stdout.trim().split("\n").pop()!) as unknown };
+  };
+  assert.deepEqual(run({}), { policy: "PASSIVE", spins: String(OMP_SPINS), after: [null, null] });
+  assert.deepEqual(run({ OMP_WAIT_POLICY: "ACTIVE" }), { policy: "ACTIVE", spins: "30000000000", after: ["ACTIVE", null] });
+  assert.equal(run({ GOMP_SPINCOUNT: "7" }).spins, "7");
+});
+
+test("the native Adam kernel rounds as written: the moments one multiply-add each, every other operation once, the same bits in its vector and scalar loops, in place and into new arrays", () => {
+  const adam = loadAddon().adam;
+  const n = 40_003; // vector bodies on both threads, a scalar tail, and a split that is not a multiple of 16
+  let seed = 7;
+  const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) - 0.5;
+  const fill = (scale: number, abs = false) => Float32Array.from({ length: n }, () => (abs ? Math.abs(rand()) : rand()) * scale);
+  const w = fill(1), m = fill(1e-2), v = fill(1e-4, true), g = fill(1e-1);
+  const f = Math.fround;
+  // fma of float32 values: the product is exact in a double; one rounding of the sum, then to float32
+  // (a double rounding differs from a true fma only at an exact float midpoint, which these inputs do not hit)
+  const fma = (a: number, b: number, c: number) => f(a * b + c);
+  for (const hyper of [[1e-3, 0.9, 0.99, 1e-5, 0.1, 0.01, 0.01], [3e-2, 0.85, 0.999, 1e-8, 0.5, 0.3, 0]]) {
+    const h = Float64Array.from(hyper);
+    const [lr, b1, b2, eps, c1, c2, wd] = hyper.map(f) as [number, number, number, number, number, number, number];
+    const want = [new Float32Array(n), new Float32Array(n), new Float32Array(n)] as const;
+    for (let i = 0; i < n; i++) {
+      const gi = g[i]!;
+      const mi = fma(b1, m[i]!, f(f(1 - b1) * gi));
+      const vi = fma(b2, v[i]!, f(f(f(1 - b2) * gi) * gi));
+      const step = f(f(lr * f(mi / c1)) / f(f(Math.sqrt(f(vi / c2))) + eps));
+      want[0][i] = f(f(w[i]! * f(1 - f(lr * wd))) - step);
+      want[1][i] = mi;
+      want[2][i] = vi;
+    }
+    // every mix of in place (null) and a separate output, the whole length in one call
+    for (const separate of [[false, false, false], [true, true, true], [true, false, true], [false, true, false]]) {
+      const ins = [w.slice(), m.slice(), v.slice()];
+      const outs = separate.map((s) => (s ? new Float32Array(n) : null));
+      adam(ins[0]!, ins[1]!, ins[2]!, g, h, outs[0]!, outs[1]!, outs[2]!);
+      const got = outs.map((o, j) => o ?? ins[j]!);
+      ["param", "m", "v"].forEach((name, j) => {
+        const bad = got[j]!.findIndex((x, i) => !Object.is(x, want[j]![i]));
+        assert.equal(bad, -1, `${name}[${bad}] ${got[j]![bad]} vs ${want[j]![bad]} (separate outputs ${separate}, hyper ${hyper})`);
+      });
+      if (separate[0]) assert.deepEqual(ins[0], w, "a separate output leaves its input as it was");
+    }
+    // the first 37 elements one at a time (the scalar loop) give the same bits as the long call
+    for (let i = 0; i < 37; i++) {
+      const one = [w.slice(i, i + 1), m.slice(i, i + 1), v.slice(i, i + 1)];
+      adam(one[0]!, one[1]!, one[2]!, g.slice(i, i + 1), h);
+      one.forEach((a, j) => assert.ok(Object.is(a[0], want[j]![i]), `element ${i} alone: ${a[0]} vs ${want[j]![i]}`));
+    }
+  }
 });
 
 test("nativeSumEach (the training guard's gradient check) sums many tensors as tfjs's sum + addN does, NaN and overflow included", () => {

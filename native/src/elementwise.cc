@@ -299,6 +299,38 @@ Napi::Value Softmax(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// The AdamW update of elements [0, n). Each of the three outputs is a separate array (`OW`, `OM`, `OV`) or
+// its input updated in place (then the unused output pointer equals the input and the writes go through a
+// pointer based on the input, so the restrict qualifiers hold). Kept apart from the OpenMP region, with
+// the scalars as arguments and restrict pointers, so that GCC vectorizes it: inside the outlined region,
+// or without restrict (seven pointers to check for overlap), every element took the scalar division and
+// square root, 16 ms for ResNet-18's 11.2 M parameters against 7 ms. The roundings are written out and
+// nothing else is fused (`fp-contract=off`): the moments' updates are one multiply-add each, the rest one
+// rounding per operation, the same bits in the vector and the scalar loop and as the scalar loop before
+// (GCC had fused exactly the moments' updates there; left to itself it fuses the decay too once vectorized).
+template <bool OW, bool OM, bool OV>
+__attribute__((optimize("fp-contract=off"))) void adamRange(const float* __restrict w, const float* __restrict m, const float* __restrict v, const float* __restrict g,
+               float* __restrict wo, float* __restrict mo, float* __restrict vo, int64_t n, const float* k) {
+  const float lr = k[0], b1 = k[1], b2 = k[2], eps = k[3], c1 = k[4], c2 = k[5], wd = k[6];
+  float* wr = OW ? wo : const_cast<float*>(w);
+  float* mr = OM ? mo : const_cast<float*>(m);
+  float* vr = OV ? vo : const_cast<float*>(v);
+  for (int64_t i = 0; i < n; i++) {
+    float gi = g[i];
+    float mi = std::fma(b1, m[i], (1 - b1) * gi);
+    float vi = std::fma(b2, v[i], (1 - b2) * gi * gi);
+    float wi = w[i] * (1 - lr * wd) - lr * (mi / c1) / (std::sqrt(vi / c2) + eps);
+    mr[i] = mi;
+    vr[i] = vi;
+    wr[i] = wi;
+  }
+}
+using AdamRangeFn = void (*)(const float*, const float*, const float*, const float*, float*, float*, float*, int64_t, const float*);
+// Indexed by (separate param output) * 4 + (separate m output) * 2 + (separate v output).
+constexpr AdamRangeFn kAdamRanges[8] = {adamRange<false, false, false>, adamRange<false, false, true>, adamRange<false, true, false>,
+                                        adamRange<false, true, true>,   adamRange<true, false, false>,  adamRange<true, false, true>,
+                                        adamRange<true, true, false>,   adamRange<true, true, true>};
+
 // adam(param, m, v, grad, [lr, beta1, beta2, eps, 1-beta1^t, 1-beta2^t, wd][, paramOut, mOut, vOut]): one fused
 // AdamW pass. Without the outputs it updates param, m and v in place; with them (each the length of param, or
 // null for in place) it reads the old values and writes the new ones there, so an array someone else still
@@ -317,14 +349,15 @@ Napi::Value Adam(const Napi::CallbackInfo& info) {
   float* wo = out(5);
   float* mo = out(6);
   float* vo = out(7);
-#pragma omp parallel for schedule(static) if (n > kPar)
-  for (int64_t i = 0; i < n; i++) {
-    float gi = g[i];
-    float mi = b1 * m[i] + (1 - b1) * gi;
-    float vi = b2 * v[i] + (1 - b2) * gi * gi;
-    mo[i] = mi;
-    vo[i] = vi;
-    wo[i] = w[i] * (1 - lr * wd) - lr * (mi / c1) / (std::sqrt(vi / c2) + eps);
+  // An output is its input (in place) or an array apart from every input (a fresh array).
+  AdamRangeFn range = kAdamRanges[(wo != w) * 4 + (mo != m) * 2 + (vo != v)];
+  const float k[7] = {lr, b1, b2, eps, c1, c2, wd};
+#pragma omp parallel if (n > kPar)
+  {
+    int nt = omp_get_num_threads(), t = omp_get_thread_num();
+    int64_t per = ((n + nt - 1) / nt + 15) / 16 * 16;  // whole 64-byte vectors per thread
+    int64_t a = std::min(n, t * per), b = std::min(n, a + per);
+    range(w + a, m + a, v + a, g + a, wo + a, mo + a, vo + a, b - a, k);
   }
   return info.Env().Undefined();
 }

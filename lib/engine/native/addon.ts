@@ -48,6 +48,9 @@ export function nativeDir(): string {
 
 let cached: NativeAddon | undefined;
 
+/** How many times an idle OpenMP thread spins before it sleeps, unless the user set OMP_WAIT_POLICY or GOMP_SPINCOUNT (see `loadAddon`). */
+export const OMP_SPINS = 1000;
+
 /** Load the addon once, or throw a one-line reason (the build script's marker when it skipped). */
 export function loadAddon(): NativeAddon {
   if (cached) return cached;
@@ -60,20 +63,35 @@ export function loadAddon(): NativeAddon {
       : "run `node scripts/build-native.mjs` (needs g++, make, libdnnl-dev)";
     throw new Error(`native addon not built: ${why}`);
   }
-  // OpenMP threads that finish a parallel region spin-wait for the next one by default. When other
-  // work shares the cores (data workers, other processes), the spinning threads steal them: an epoch
-  // of a small net took 10.2 s instead of 6.7 s beside two busy processes. libgomp reads
-  // OMP_WAIT_POLICY once, when the addon loads it: set it for that moment only (a user's own
-  // setting wins), so that child processes — PyTorch in the benches — keep their own defaults.
+  // OpenMP threads that finish a parallel region spin-wait for the next one by default (300,000 spins,
+  // about 8 ms here). When other work shares the cores (data workers, other processes), the spinning
+  // threads steal them: an epoch of a small net took 10.2 s instead of 6.7 s beside two busy processes.
+  // Waiting passively from the first moment costs the other way: a training step runs hundreds of
+  // parallel regions a few microseconds apart, and each then wakes its threads through the kernel
+  // (ResNet-18's Learner epoch at 128 px: 4.51-4.89 s passive, 4.48-4.53 s with the short spin below). So the threads spin
+  // 1,000 times (about 25 µs here, a pause instruction each: longer than the gap between two kernels
+  // of a step), then sleep; beside two
+  // busy processes that epoch of a small net took the same time as passive (2.6-2.7 s against 2.6-2.8 s;
+  // 10,000 spins: 2.9-3.4 s). libgomp reads OMP_WAIT_POLICY and GOMP_SPINCOUNT once, when the addon
+  // loads it: they are set for that moment only (a user's own setting of either wins), so that child
+  // processes (PyTorch in the benches) keep their own defaults.
   const userPolicy = process.env["OMP_WAIT_POLICY"];
-  if (userPolicy === undefined) process.env["OMP_WAIT_POLICY"] = "PASSIVE";
+  const userSpin = process.env["GOMP_SPINCOUNT"];
+  const ours = userPolicy === undefined && userSpin === undefined;
+  if (ours) {
+    process.env["OMP_WAIT_POLICY"] = "PASSIVE";
+    process.env["GOMP_SPINCOUNT"] = String(OMP_SPINS);
+  }
   try {
     cached = require(file) as NativeAddon;
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);
     throw new Error(`native addon failed to load: ${msg.split("\n")[0]}`);
   } finally {
-    if (userPolicy === undefined) delete process.env["OMP_WAIT_POLICY"];
+    if (ours) {
+      delete process.env["OMP_WAIT_POLICY"];
+      delete process.env["GOMP_SPINCOUNT"];
+    }
   }
   return cached;
 }
