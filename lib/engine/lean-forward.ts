@@ -31,6 +31,7 @@ interface SymbolicTensor {
   name: string;
 }
 interface LayerLike {
+  getClassName(): string;
   apply(inputs: tf.Tensor[], kwargs?: Record<string, unknown>): tf.Tensor | tf.Tensor[];
   computeMask(inputs: tf.Tensor[], mask: (tf.Tensor | null)[]): tf.Tensor | tf.Tensor[] | null;
   supportsMasking: boolean;
@@ -50,6 +51,47 @@ type Computed = [tf.Tensor, tf.Tensor | null];
 type CallFn = (this: ContainerLike, inputs: tf.Tensor | tf.Tensor[], kwargs?: Record<string, unknown>) => tf.Tensor[];
 
 let installed = false;
+
+/**
+ * A layer's call fused with the plain ReLU that alone reads its output: the ReLU'd output, or undefined
+ * to run the two apart. The native engine sets one for BatchNormalization in training (native/batchnorm.ts).
+ */
+export type ReluFusion = (layer: unknown, x: tf.Tensor, kwargs: Record<string, unknown> | undefined) => tf.Tensor | undefined;
+let reluFusion: ReluFusion | undefined;
+
+/** Install (or with undefined remove) the fused BatchNorm + ReLU call the walk tries (see `ReluFusion`). */
+export function setReluFusion(f: ReluFusion | undefined): void {
+  reluFusion = f;
+}
+
+/** Whether `layer` is a ReLU with nothing else to it (no cap, no hook wrapping its call). */
+function plainRelu(layer: LayerLike): boolean {
+  const l = layer as LayerLike & { maxValue?: number | null; activation?: { getClassName(): string } };
+  if (Object.prototype.hasOwnProperty.call(l, "call")) return false;
+  if (l.getClassName() === "ReLU") return l.maxValue == null;
+  return l.getClassName() === "Activation" && l.activation?.getClassName() === "relu";
+}
+
+/** For each BatchNormalization node of `c` whose output only a plain ReLU node reads (and is not a model output), that ReLU node. */
+const reluAfterCache = new WeakMap<ContainerLike, Map<GraphNode, GraphNode>>();
+function reluAfter(c: ContainerLike): Map<GraphNode, GraphNode> {
+  let m = reluAfterCache.get(c);
+  if (!m) {
+    m = new Map();
+    const reads = readers(c);
+    const outputIds = new Set(c.outputs.map((x) => x.id));
+    const nodes = Object.values(c.nodesByDepth).flat();
+    for (const n of nodes) {
+      if (n.outboundLayer.getClassName() !== "BatchNormalization" || n.inputTensors.length !== 1 || n.outputTensors.length !== 1) continue;
+      const out = n.outputTensors[0]!;
+      if (outputIds.has(out.id) || reads.get(out.id) !== 1) continue;
+      const next = nodes.find((r) => r.inputTensors.some((x) => x.id === out.id));
+      if (next && next.inputTensors.length === 1 && next.outputTensors.length === 1 && plainRelu(next.outboundLayer)) m.set(n, next);
+    }
+    reluAfterCache.set(c, m);
+  }
+  return m;
+}
 
 /** How many node inputs of `c`'s graph read each symbolic tensor (by id). */
 const readersCache = new WeakMap<ContainerLike, Map<number, number>>();
@@ -89,6 +131,19 @@ function walk(c: ContainerLike, inputs: tf.Tensor[], callKwargs: Record<string, 
       const masks = (got as Computed[]).map((d) => d[1]);
       if (masks.some((m) => m != null)) kwargs = { ...(kwargs ?? {}), mask: masks[0] }; // as tfjs-layers hands masks on
       const layer = node.outboundLayer;
+      const relu = reluFusion && masks.every((mk) => mk == null) ? reluAfter(c).get(node) : undefined;
+      const fused = relu && plainRelu(relu.outboundLayer) ? reluFusion!(layer, xs[0]!, kwargs) : undefined;
+      if (relu && fused) {
+        // the ReLU's output, computed with the BatchNorm's: the ReLU node is then skipped (its output is there)
+        const x = relu.outputTensors[0]!;
+        computed.set(x.id, [fused, null]);
+        if (outputIds.has(x.id) || relu.outboundLayer.stateful) own.add(fused);
+        pending.set(fused, (pending.get(fused) ?? 0) + (reads.get(x.id) ?? 0));
+        for (const t of xs) pending.set(t, (pending.get(t) ?? 0) - 1);
+        for (const t of xs) release(t);
+        release(fused);
+        continue;
+      }
       const out = layer.apply(xs, kwargs);
       const outs = Array.isArray(out) ? out : [out];
       const outMask = layer.supportsMasking ? layer.computeMask(xs, masks) : null;

@@ -9,7 +9,8 @@ import * as tf from "./tf";
 import { defaultThreads } from "./backend";
 import { loadAddon, type NativeAddon } from "./native/addon";
 import { BACKEND, EQUAL_MASK, RELU_GRAD, nativeKernels, type Kernel } from "./native/kernels";
-import { installNativeBatchNorm } from "./native/batchnorm";
+import { batchNormReluCall, installNativeBatchNorm } from "./native/batchnorm";
+import { setReluFusion } from "./lean-forward";
 import { installNativeAdam } from "./native/optimizer";
 import { NativeBackend } from "./native/pool";
 import { installResizeGrad } from "./resize-grad";
@@ -47,6 +48,8 @@ export function registerNative(): NativeAddon {
   installLazyConvGrad();
   installNativeAdam();
   installNativeBatchNorm();
+  // BatchNorm + the ReLU after it as one op in training (the forward walk asks; off with TSFAST_FUSE_BN_RELU=0)
+  if (process.env["TSFAST_FUSE_BN_RELU"] !== "0") setReluFusion(batchNormReluCall);
   installResizeGrad("cpu");
   installResizeGrad(BACKEND);
   registered = true;

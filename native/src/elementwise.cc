@@ -13,6 +13,11 @@ namespace {
 
 constexpr int64_t kPar = 1 << 14;  // below this many elements a single thread is faster
 
+// The ReLU of the unary kernel (NaN and -0 pass through), and its gradient through its output y, as
+// reluGrad computes it: the fused BatchNorm + ReLU (scaleShift, bnBackward) give the unfused pair's bits.
+inline float reluOf(float v) { return v < 0 ? 0.f : v; }
+inline float reluGradOf(float dy, float y) { return y > 0 ? dy : (y != y ? y * dy : 0.f * dy); }
+
 enum BinOp { ADD, SUB, MUL, DIV, MAXI, MINI, SQDIFF, POW, FLOORDIV, MOD, EQMASK };
 
 template <int OP>
@@ -135,7 +140,7 @@ enum UnOp { RELU, RELU6, NEG, EXP, LOG, SQRT, RSQRT, SQUARE, ABS, SIGMOID, TANH,
 
 template <int OP>
 inline float uop(float x, float alpha) {
-  if (OP == RELU) return x < 0 ? 0.f : x;
+  if (OP == RELU) return reluOf(x);
   if (OP == RELU6) return x < 0 ? 0.f : (x > 6 ? 6.f : x);
   if (OP == NEG) return -x;
   if (OP == EXP) return std::exp(x);
@@ -460,7 +465,21 @@ Napi::Value SlicePad(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// scaleShift(x, out, scale, shift, C): out = x * scale[c] + shift[c] over the last axis (BatchNorm).
+// scaleShift(x, out, scale, shift, C[, relu]): out = x * scale[c] + shift[c] over the last axis
+// (BatchNorm), then max(0, ·) when `relu` (BatchNorm + ReLU in one pass).
+template <bool Relu>
+void scaleShiftRows(const float* x, float* o, const float* sc, const float* sh, int64_t rows, int64_t C) {
+#pragma omp parallel for schedule(static) if (rows * C > kPar)
+  for (int64_t r = 0; r < rows; r++) {
+    const float* p = x + r * C;
+    float* q = o + r * C;
+    for (int64_t c = 0; c < C; c++) {
+      float v = p[c] * sc[c] + sh[c];
+      q[c] = Relu ? reluOf(v) : v;
+    }
+  }
+}
+
 Napi::Value ScaleShift(const Napi::CallbackInfo& info) {
   SignalGuard guard;  // OpenMP workers this region creates inherit the blocked mask (common.h)
   const float* x = f32(info[0]);
@@ -468,14 +487,10 @@ Napi::Value ScaleShift(const Napi::CallbackInfo& info) {
   const float* sc = f32(info[2]);
   const float* sh = f32(info[3]);
   int64_t C = info[4].As<Napi::Number>().Int64Value();
+  bool relu = info.Length() > 5 && info[5].ToBoolean().Value();
   int64_t n = (int64_t)f32len(info[1]);
-  int64_t rows = n / C;
-#pragma omp parallel for schedule(static) if (n > kPar)
-  for (int64_t r = 0; r < rows; r++) {
-    const float* p = x + r * C;
-    float* q = o + r * C;
-    for (int64_t c = 0; c < C; c++) q[c] = p[c] * sc[c] + sh[c];
-  }
+  if (relu) scaleShiftRows<true>(x, o, sc, sh, n / C, C);
+  else scaleShiftRows<false>(x, o, sc, sh, n / C, C);
   return info.Env().Undefined();
 }
 
@@ -575,29 +590,24 @@ Napi::Value BnStats(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// bnBackward(x, dy, mean, invstd, gamma, dx, dgamma, dbeta, C): BatchNorm training gradient
+// bnBackward(x, dy, mean, invstd, gamma, dx, dgamma, dbeta, C[, y]): BatchNorm training gradient
 // including the paths through the batch mean and variance:
 //   1. dbeta = sum(dy)   2. dgamma = sum(dy * xhat)   with xhat = (x - mean) * invstd
 //   3. dx = gamma * invstd * (dy - dbeta / n - xhat * dgamma / n)
-Napi::Value BnBackward(const Napi::CallbackInfo& info) {
-  SignalGuard guard;  // OpenMP workers this region creates inherit the blocked mask (common.h)
-  const float* x = f32(info[0]);
-  const float* dy = f32(info[1]);
-  const float* mean = f32(info[2]);
-  const float* invstd = f32(info[3]);
-  const float* gamma = f32(info[4]);
-  float* dx = f32(info[5]);
-  float* dgamma = f32(info[6]);
-  float* dbeta = f32(info[7]);
-  int64_t C = info[8].As<Napi::Number>().Int64Value();
-  int64_t rows = (int64_t)f32len(info[0]) / C;
+// With `y` (the output of a ReLU after the BatchNorm), dy is first taken through that ReLU as reluGrad
+// does, element by element in both passes: the gradient of BatchNorm + ReLU without the ReLU's
+// gradient array.
+template <bool Relu>
+void bnBackwardRows(const float* x, const float* dy, const float* y, const float* mean, const float* invstd, const float* gamma,
+                    float* dx, float* dgamma, float* dbeta, int64_t rows, int64_t C) {
+  auto grad = [&](int64_t i) { return Relu ? reluGradOf(dy[i], y[i]) : dy[i]; };
   std::vector<double> s1(C), s2(C);
   channelSums(rows, C, s1.data(), s2.data(), [&](int64_t r, float* a, float* b) {
     const float* p = x + r * C;
-    const float* g = dy + r * C;
     for (int64_t c = 0; c < C; c++) {
-      a[c] += g[c];
-      b[c] += g[c] * (p[c] - mean[c]);
+      float g = grad(r * C + c);
+      a[c] += g;
+      b[c] += g * (p[c] - mean[c]);
     }
   });
   std::vector<float> k1(C), k2(C), k3(C);
@@ -613,10 +623,25 @@ Napi::Value BnBackward(const Napi::CallbackInfo& info) {
 #pragma omp parallel for schedule(static) if (rows * C > kPar)
   for (int64_t r = 0; r < rows; r++) {
     const float* p = x + r * C;
-    const float* g = dy + r * C;
     float* q = dx + r * C;
-    for (int64_t c = 0; c < C; c++) q[c] = k1[c] * g[c] - k2[c] - (p[c] - mean[c]) * k3[c];
+    for (int64_t c = 0; c < C; c++) q[c] = k1[c] * grad(r * C + c) - k2[c] - (p[c] - mean[c]) * k3[c];
   }
+}
+
+Napi::Value BnBackward(const Napi::CallbackInfo& info) {
+  SignalGuard guard;  // OpenMP workers this region creates inherit the blocked mask (common.h)
+  const float* x = f32(info[0]);
+  const float* dy = f32(info[1]);
+  const float* mean = f32(info[2]);
+  const float* invstd = f32(info[3]);
+  const float* gamma = f32(info[4]);
+  float* dx = f32(info[5]);
+  float* dgamma = f32(info[6]);
+  float* dbeta = f32(info[7]);
+  int64_t C = info[8].As<Napi::Number>().Int64Value();
+  int64_t rows = (int64_t)f32len(info[0]) / C;
+  if (info.Length() > 9 && info[9].IsTypedArray()) bnBackwardRows<true>(x, dy, f32(info[9]), mean, invstd, gamma, dx, dgamma, dbeta, rows, C);
+  else bnBackwardRows<false>(x, dy, nullptr, mean, invstd, gamma, dx, dgamma, dbeta, rows, C);
   return info.Env().Undefined();
 }
 
@@ -628,7 +653,7 @@ Napi::Value ReluGrad(const Napi::CallbackInfo& info) {
   float* dx = f32(info[2]);
   int64_t n = (int64_t)f32len(info[2]);
 #pragma omp parallel for schedule(static) if (n > kPar)
-  for (int64_t i = 0; i < n; i++) dx[i] = x[i] > 0 ? dy[i] : (x[i] != x[i] ? x[i] * dy[i] : 0.f * dy[i]);
+  for (int64_t i = 0; i < n; i++) dx[i] = reluGradOf(dy[i], x[i]);
   return info.Env().Undefined();
 }
 

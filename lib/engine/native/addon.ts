@@ -28,11 +28,11 @@ export interface NativeAddon {
   tile(x: Float32Array, out: Float32Array, xShape: Int32Array, outShape: Int32Array): void;
   bnStats(x: Float32Array, mean: Float32Array, variance: Float32Array, channels: number): void;
   bnBackward(x: Float32Array, dy: Float32Array, mean: Float32Array, invstd: Float32Array, gamma: Float32Array,
-    dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array, channels: number): void;
+    dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array, channels: number, reluOut?: Float32Array): void;
   reluGrad(dy: Float32Array, x: Float32Array, dx: Float32Array): void;
   /** Each array's sum (double, rounded to float32), added in float32: tfjs's sum of each, then addN. */
   sumEach(arrays: Float32Array[]): number;
-  scaleShift(x: Float32Array, out: Float32Array, scale: Float32Array, shift: Float32Array, channels: number): void;
+  scaleShift(x: Float32Array, out: Float32Array, scale: Float32Array, shift: Float32Array, channels: number, relu?: boolean): void;
 }
 
 /** Where `scripts/build-native.mjs` puts the addon and, when it could not build, its reason. */

@@ -24,28 +24,47 @@ interface BnLayer {
 type CallFn = (this: BnLayer, inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, unknown>) => tf.Tensor | tf.Tensor[];
 
 let installed = false;
+let original: CallFn | undefined;
+
+/** Whether the native fused path takes this BatchNormalization call (otherwise tfjs-layers' own code does). */
+function nativeApplies(layer: BnLayer, x: tf.Tensor | undefined, kwargs: Record<string, unknown> | undefined): x is tf.Tensor {
+  return kwargs?.["training"] === true && !!x && tf.getBackend() === "native" && x.dtype === "float32" && x.rank >= 2 &&
+    (layer.axis === -1 || layer.axis === x.rank - 1) && !!layer.gamma && !!layer.beta && x.size > 0;
+}
+
+/** The fused training step of one layer: batch statistics, the moving averages updated, the output (ReLU'd when `relu`). */
+function trainStep(layer: BnLayer, x: tf.Tensor, relu: boolean): tf.Tensor {
+  return tf.tidy(() => {
+    const { y, mean, variance } = batchNormTrain(x, layer.gamma!.read(), layer.beta!.read(), layer.epsilon, relu);
+    for (const [mv, value] of [[layer.movingMean, mean], [layer.movingVariance, variance]] as const) {
+      mv.write(movingAverage(mv.read(), value, layer.momentum));
+    }
+    return y;
+  });
+}
 
 /** Wrap tfjs-layers' BatchNormalization training step with the native fused version (once). */
 export function installNativeBatchNorm(): void {
   if (installed) return;
   const proto = Object.getPrototypeOf(tf.layers.batchNormalization({})) as { call: CallFn };
-  const original = proto.call;
+  const tfjsCall = (original = proto.call);
   proto.call = function (this: BnLayer, inputs, kwargs) {
     const x = Array.isArray(inputs) ? inputs[0] : inputs;
-    const training = kwargs?.["training"] === true;
-    if (!training || !x || tf.getBackend() !== "native" || x.dtype !== "float32" || x.rank < 2 ||
-        (this.axis !== -1 && this.axis !== x.rank - 1) || !this.gamma || !this.beta || x.size === 0) {
-      return original.call(this, inputs, kwargs);
-    }
-    return tf.tidy(() => {
-      const { y, mean, variance } = batchNormTrain(x, this.gamma!.read(), this.beta!.read(), this.epsilon);
-      for (const [mv, value] of [[this.movingMean, mean], [this.movingVariance, variance]] as const) {
-        mv.write(movingAverage(mv.read(), value, this.momentum));
-      }
-      return y;
-    });
+    return nativeApplies(this, x, kwargs) ? trainStep(this, x, false) : tfjsCall.call(this, inputs, kwargs);
   };
   installed = true;
+}
+
+/**
+ * A BatchNormalization layer's training call and the ReLU after it as one op (see `batchNormTrain`), or
+ * undefined when the native path does not take this call (another engine, inference, another axis...)
+ * or the layer's call is not the one `installNativeBatchNorm` installed (a hook wraps it). The forward
+ * walk (lean-forward.ts) asks this for each BatchNorm whose only reader is a plain ReLU.
+ */
+export function batchNormReluCall(layer: unknown, x: tf.Tensor, kwargs: Record<string, unknown> | undefined): tf.Tensor | undefined {
+  const bn = layer as BnLayer & { call: CallFn };
+  if (!installed || !original || Object.prototype.hasOwnProperty.call(bn, "call")) return undefined;
+  return nativeApplies(bn, x, kwargs) ? trainStep(bn, x, true) : undefined;
 }
 
 /**
@@ -63,8 +82,13 @@ export function movingAverage(v: tf.Tensor, batchValue: tf.Tensor, momentum: num
   return tf.tensor(out, v.shape, "float32");
 }
 
-/** Normalise `x` over all axes but the last with batch statistics; differentiable in x, gamma, beta. */
-export function batchNormTrain(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, epsilon: number): { y: tf.Tensor; mean: tf.Tensor1D; variance: tf.Tensor1D } {
+/**
+ * Normalise `x` over all axes but the last with batch statistics; differentiable in x, gamma, beta.
+ * With `relu`, the output is max(0, ·) of it, computed in the same pass, and the gradient goes back
+ * through that ReLU inside the BatchNorm's own backward passes (the ReLU's gradient is never written
+ * out): the same numbers as the BatchNorm, then tfjs's ReLU with tsfast's ReLU gradient.
+ */
+export function batchNormTrain(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, epsilon: number, relu = false): { y: tf.Tensor; mean: tf.Tensor1D; variance: tf.Tensor1D } {
   const addon = loadAddon();
   const backend = tf.backend() as NativeBackend;
   const vals = (t: tf.Tensor) => backend.data.get(t.dataId).values as Float32Array;
@@ -76,21 +100,23 @@ export function batchNormTrain(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, 
   const f = tf.customGrad((...args: unknown[]) => {
     const [xi, g, b, save] = args as [tf.Tensor, tf.Tensor, tf.Tensor, tf.GradSaveFunc];
     const gv = vals(g), bv = vals(b);
-    // 1. scale = gamma * invstd   2. shift = beta - mean * scale   3. y = x * scale + shift
+    // 1. scale = gamma * invstd   2. shift = beta - mean * scale   3. y = x * scale + shift (then the ReLU)
     const scale = new Float32Array(C), shift = new Float32Array(C);
     for (let c = 0; c < C; c++) {
       scale[c] = gv[c]! * invstdV[c]!;
       shift[c] = bv[c]! - meanV[c]! * scale[c]!;
     }
     const yv = backend.alloc(xi.size);
-    addon.scaleShift(vals(xi), yv, scale, shift, C);
-    save([xi, g]);
+    addon.scaleShift(vals(xi), yv, scale, shift, C, relu);
+    const value = tf.tensor(yv, xi.shape, "float32");
+    // the ReLU's output decides where its gradient passes, as tsfast's ReLU gradient reads it
+    save(relu ? [xi, g, value] : [xi, g]);
     return {
-      value: tf.tensor(yv, xi.shape, "float32"),
+      value,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [xs, gs] = saved as [tf.Tensor, tf.Tensor];
+        const [xs, gs, ys] = saved as [tf.Tensor, tf.Tensor, tf.Tensor | undefined];
         const dx = backend.alloc(xs.size), dgamma = new Float32Array(C), dbeta = new Float32Array(C);
-        addon.bnBackward(vals(xs), vals(dy), meanV, invstdV, vals(gs), dx, dgamma, dbeta, C);
+        addon.bnBackward(vals(xs), vals(dy), meanV, invstdV, vals(gs), dx, dgamma, dbeta, C, ys ? vals(ys) : undefined);
         return [tf.tensor(dx, xs.shape, "float32"), tf.tensor(dgamma, gs.shape, "float32"), tf.tensor(dbeta, gs.shape, "float32")];
       },
     };
