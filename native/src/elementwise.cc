@@ -306,13 +306,13 @@ Napi::Value Softmax(const Napi::CallbackInfo& info) {
 
 // The AdamW update of elements [0, n). Each of the three outputs is a separate array (`OW`, `OM`, `OV`) or
 // its input updated in place (then the unused output pointer equals the input and the writes go through a
-// pointer based on the input, so the restrict qualifiers hold). Kept apart from the OpenMP region, with
-// the scalars as arguments and restrict pointers, so that GCC vectorizes it: inside the outlined region,
-// or without restrict (seven pointers to check for overlap), every element took the scalar division and
-// square root, 16 ms for ResNet-18's 11.2 M parameters against 7 ms. The roundings are written out and
-// nothing else is fused (`fp-contract=off`): the moments' updates are one multiply-add each, the rest one
-// rounding per operation, the same bits in the vector and the scalar loop and as the scalar loop before
-// (GCC had fused exactly the moments' updates there; left to itself it fuses the decay too once vectorized).
+// pointer based on the input, so the restrict qualifiers hold). GCC left the loop scalar while it sat in
+// the OpenMP region, and while its pointers could overlap (seven to check) or its square root could set
+// errno (-fno-math-errno in binding.gyp): every element took the scalar division and square root, 17 ms
+// for ResNet-18's 11.2 M parameters against 6-8 ms vectorised. The roundings are written out and nothing
+// else is fused (`fp-contract=off`): each moment's update is one multiply-add, every other operation
+// rounds once, the same bits in the vector and the scalar loop and as the scalar loop before (GCC had
+// fused exactly the moments' updates there; left to itself it fuses the decay too once vectorised).
 template <bool OW, bool OM, bool OV>
 __attribute__((optimize("fp-contract=off"))) void adamRange(const float* __restrict w, const float* __restrict m, const float* __restrict v, const float* __restrict g,
                float* __restrict wo, float* __restrict mo, float* __restrict vo, int64_t n, const float* k) {

@@ -66,15 +66,14 @@ export function loadAddon(): NativeAddon {
   // OpenMP threads that finish a parallel region spin-wait for the next one by default (300,000 spins,
   // about 8 ms here). When other work shares the cores (data workers, other processes), the spinning
   // threads steal them: an epoch of a small net took 10.2 s instead of 6.7 s beside two busy processes.
-  // Waiting passively from the first moment costs the other way: a training step runs hundreds of
-  // parallel regions a few microseconds apart, and each then wakes its threads through the kernel
-  // (ResNet-18's Learner epoch at 128 px: 4.51-4.89 s passive, 4.48-4.53 s with the short spin below). So the threads spin
-  // 1,000 times (about 25 µs here, a pause instruction each: longer than the gap between two kernels
-  // of a step), then sleep; beside two
-  // busy processes that epoch of a small net took the same time as passive (2.6-2.7 s against 2.6-2.8 s;
-  // 10,000 spins: 2.9-3.4 s). libgomp reads OMP_WAIT_POLICY and GOMP_SPINCOUNT once, when the addon
-  // loads it: they are set for that moment only (a user's own setting of either wins), so that child
-  // processes (PyTorch in the benches) keep their own defaults.
+  // Sleeping at once costs the other way: a training step runs hundreds of parallel regions a few
+  // microseconds apart, and each then wakes its threads through the kernel (ResNet-18's Learner epoch
+  // at 128 px: 4.51-4.89 s passive, 4.48-4.53 s with the short spin). So the threads spin 1,000 times
+  // (about 25 µs here, a pause instruction each: longer than the gap between two kernels of a step),
+  // then sleep. Beside two busy processes that epoch of a small net took as long as passive (2.6-2.7 s
+  // against 2.6-2.8 s; 10,000 spins: 2.9-3.4 s). libgomp reads OMP_WAIT_POLICY and GOMP_SPINCOUNT once,
+  // when the addon loads it: they are set for that moment only (a user's own setting of either wins),
+  // so that child processes (PyTorch in the benches) keep their own defaults.
   const userPolicy = process.env["OMP_WAIT_POLICY"];
   const userSpin = process.env["GOMP_SPINCOUNT"];
   const ours = userPolicy === undefined && userSpin === undefined;

@@ -24,7 +24,6 @@ interface BnLayer {
 type CallFn = (this: BnLayer, inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, unknown>) => tf.Tensor | tf.Tensor[];
 
 let installed = false;
-let original: CallFn | undefined;
 
 /** Whether the native fused path takes this BatchNormalization call (otherwise tfjs-layers' own code does). */
 function nativeApplies(layer: BnLayer, x: tf.Tensor | undefined, kwargs: Record<string, unknown> | undefined): x is tf.Tensor {
@@ -47,7 +46,7 @@ function trainStep(layer: BnLayer, x: tf.Tensor, relu: boolean): tf.Tensor {
 export function installNativeBatchNorm(): void {
   if (installed) return;
   const proto = Object.getPrototypeOf(tf.layers.batchNormalization({})) as { call: CallFn };
-  const tfjsCall = (original = proto.call);
+  const tfjsCall = proto.call;
   proto.call = function (this: BnLayer, inputs, kwargs) {
     const x = Array.isArray(inputs) ? inputs[0] : inputs;
     return nativeApplies(this, x, kwargs) ? trainStep(this, x, false) : tfjsCall.call(this, inputs, kwargs);
@@ -63,7 +62,7 @@ export function installNativeBatchNorm(): void {
  */
 export function batchNormReluCall(layer: unknown, x: tf.Tensor, kwargs: Record<string, unknown> | undefined): tf.Tensor | undefined {
   const bn = layer as BnLayer & { call: CallFn };
-  if (!installed || !original || Object.prototype.hasOwnProperty.call(bn, "call")) return undefined;
+  if (!installed || Object.prototype.hasOwnProperty.call(bn, "call")) return undefined;
   return nativeApplies(bn, x, kwargs) ? trainStep(bn, x, true) : undefined;
 }
 
