@@ -114,11 +114,16 @@ test("BatchNorm + ReLU fused in training gives the layers' bits apart, and fuses
   }
 });
 
-test("a hook on the ReLU or on the BatchNorm keeps the two apart, and the hook sees what it saw before", async () => {
+test("a hook on the ReLU or on the BatchNorm keeps the two apart while it is there, and the hook sees what it saw before", async () => {
   const model = net();
   const start = model.getWeights().map((w) => w.clone());
   const x = tf.randomNormal([3, 6, 6, 3], 0, 1, "float32", 11);
   try {
+    // hooked before the model's first training call: once the hook goes, the pair fuses (nothing cached it apart)
+    const first = hookOutput(model, "r1");
+    assert.equal((await run(model, start, x)).relus, 4, "r1 hooked from the start: r1, r3, r4 and r6 run Relu");
+    first.remove();
+    assert.equal((await run(model, start, x)).relus, 3, "the hook removed: r1 fuses again");
     for (const layer of ["r1", "b1"]) {
       setReluFusion(undefined);
       const hookApart = hookOutput(model, layer);
@@ -133,9 +138,52 @@ test("a hook on the ReLU or on the BatchNorm keeps the two apart, and the hook s
       assert.deepEqual(seen, seenApart, `the hook on ${layer} saw the same values`);
       assert.equal(fused.relus, 4, `with ${layer} hooked, r1, r3, r4 and r6 run the Relu kernel (r2 still fuses)`);
       assertSameBits(fused.grads, apart.grads, "gradient");
+      assert.equal((await run(model, start, x)).relus, 3, `the hook on ${layer} removed: the pair fuses again`);
     }
+    // tfjs's own call hook (setCallHook) on the Activation layer keeps it apart, and runs
+    let hooked = 0;
+    const r2 = model.getLayer("r2");
+    r2.setCallHook(() => void hooked++);
+    assert.equal((await run(model, start, x)).relus, 4, "r2 with a call hook runs Relu");
+    assert.equal(hooked, 1);
+    r2.clearCallHook();
+    assert.equal((await run(model, start, x)).relus, 3);
   } finally {
     setReluFusion(batchNormReluCall);
+    tf.dispose([x, ...start]);
+    model.dispose();
+  }
+});
+
+test("a BatchNorm or ReLU whose call is not tfjs-layers' own (a subclass's, a later patch) keeps the two apart", async () => {
+  const model = net();
+  const start = model.getWeights().map((w) => w.clone());
+  const x = tf.randomNormal([3, 6, 6, 3], 0, 1, "float32", 12);
+  try {
+    const fused = await run(model, start, x);
+    assert.equal(fused.relus, 3);
+    // a subclass overriding call: an object whose prototype is the layer's class with another call
+    for (const name of ["b1", "r1"]) {
+      const layer = model.getLayer(name) as unknown as { call: (...a: unknown[]) => unknown };
+      const proto = Object.getPrototypeOf(layer) as { call: (...a: unknown[]) => unknown };
+      let calls = 0;
+      const sub = Object.create(proto) as { call: (...a: unknown[]) => unknown };
+      sub.call = function (this: unknown, ...a: unknown[]) {
+        calls++;
+        return proto.call.apply(this, a);
+      };
+      Object.setPrototypeOf(layer, sub);
+      try {
+        const got = await run(model, start, x);
+        assert.equal(calls, 1, `${name}'s subclass call ran`);
+        assert.equal(got.relus, 4, `with ${name}'s call overridden, r1 runs Relu`);
+        assertSameBits(got.grads, fused.grads, "gradient");
+      } finally {
+        Object.setPrototypeOf(layer, proto);
+      }
+    }
+    assert.equal((await run(model, start, x)).relus, 3, "back to tfjs-layers' calls: fused again");
+  } finally {
     tf.dispose([x, ...start]);
     model.dispose();
   }

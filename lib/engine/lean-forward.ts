@@ -23,6 +23,9 @@
  *   3. kept tensors (`tf.keep`: a hook's stored value) and variables (a layer may return its weights).
  * `TSFAST_LEAN_FORWARD=0` keeps tfjs-layers' own call (for a custom gradient that reads, without
  * `save`, a tensor this would have disposed).
+ *
+ * The walk is also where the native engine runs a BatchNorm and the ReLU that alone reads it as one op in
+ * training (`setReluFusion`, native/batchnorm.ts).
  */
 import * as tf from "./tf";
 
@@ -55,6 +58,8 @@ let installed = false;
 /**
  * A layer's call fused with the plain ReLU that alone reads its output: the ReLU'd output, or undefined
  * to run the two apart. The native engine sets one for BatchNormalization in training (native/batchnorm.ts).
+ * The fused call stands for both layers' `apply`: it must check what their calls would (it runs only in
+ * a built model's graph, where `apply`'s input checks have passed at build time).
  */
 export type ReluFusion = (layer: unknown, x: tf.Tensor, kwargs: Record<string, unknown> | undefined) => tf.Tensor | undefined;
 let reluFusion: ReluFusion | undefined;
@@ -64,15 +69,33 @@ export function setReluFusion(f: ReluFusion | undefined): void {
   reluFusion = f;
 }
 
-/** Whether `layer` is a ReLU with nothing else to it (no cap, no hook wrapping its call). */
-function plainRelu(layer: LayerLike): boolean {
+/** tfjs-layers' own ReLU and Activation calls (what a layer's `call` is unless someone wrapped or replaced it). */
+const reluProtoCall = (Object.getPrototypeOf(tf.layers.reLU({})) as { call: unknown }).call;
+const activationProtoCall = (Object.getPrototypeOf(tf.layers.activation({ activation: "relu" })) as { call: unknown }).call;
+
+/** Whether `layer` is, by its configuration, a ReLU with nothing else to it: a ReLU without a cap, or Activation("relu"). */
+function reluLayer(layer: LayerLike): boolean {
   const l = layer as LayerLike & { maxValue?: number | null; activation?: { getClassName(): string } };
-  if (Object.prototype.hasOwnProperty.call(l, "call")) return false;
   if (l.getClassName() === "ReLU") return l.maxValue == null;
   return l.getClassName() === "Activation" && l.activation?.getClassName() === "relu";
 }
 
-/** For each BatchNormalization node of `c` whose output only a plain ReLU node reads (and is not a model output), that ReLU node. */
+/**
+ * Whether `layer`'s call is, right now, tfjs-layers' own ReLU call with nothing around it: not a hook
+ * (tsfast's replace `call`), not a subclass's or a patched `call`, not tfjs's `setCallHook`. Asked at
+ * each call, as hooks come and go.
+ */
+function plainReluNow(layer: LayerLike): boolean {
+  const l = layer as LayerLike & { call?: unknown; _callHook?: unknown };
+  if (l._callHook != null || !reluLayer(layer)) return false;
+  return l.getClassName() === "ReLU" ? l.call === reluProtoCall : l.call === activationProtoCall;
+}
+
+/**
+ * For each BatchNormalization node of `c` whose output is read by one ReLU node alone (see `reluLayer`) and
+ * is not a model output, that ReLU node: facts of the graph, which do not change (whether the layers'
+ * calls are plain is asked at each call).
+ */
 const reluAfterCache = new WeakMap<ContainerLike, Map<GraphNode, GraphNode>>();
 function reluAfter(c: ContainerLike): Map<GraphNode, GraphNode> {
   let m = reluAfterCache.get(c);
@@ -86,7 +109,7 @@ function reluAfter(c: ContainerLike): Map<GraphNode, GraphNode> {
       const out = n.outputTensors[0]!;
       if (outputIds.has(out.id) || reads.get(out.id) !== 1) continue;
       const next = nodes.find((r) => r.inputTensors.some((x) => x.id === out.id));
-      if (next && next.inputTensors.length === 1 && next.outputTensors.length === 1 && plainRelu(next.outboundLayer)) m.set(n, next);
+      if (next && next.inputTensors.length === 1 && next.outputTensors.length === 1 && reluLayer(next.outboundLayer)) m.set(n, next);
     }
     reluAfterCache.set(c, m);
   }
@@ -132,7 +155,7 @@ function walk(c: ContainerLike, inputs: tf.Tensor[], callKwargs: Record<string, 
       if (masks.some((m) => m != null)) kwargs = { ...(kwargs ?? {}), mask: masks[0] }; // as tfjs-layers hands masks on
       const layer = node.outboundLayer;
       const relu = reluFusion && masks.every((mk) => mk == null) ? reluAfter(c).get(node) : undefined;
-      const fused = relu && plainRelu(relu.outboundLayer) ? reluFusion!(layer, xs[0]!, kwargs) : undefined;
+      const fused = relu && plainReluNow(relu.outboundLayer) ? reluFusion!(layer, xs[0]!, kwargs) : undefined;
       if (relu && fused) {
         // the ReLU's output, computed with the BatchNorm's: the ReLU node is then skipped (its output is there)
         const x = relu.outputTensors[0]!;

@@ -305,21 +305,24 @@ Napi::Value Softmax(const Napi::CallbackInfo& info) {
 }
 
 // The AdamW update of elements [0, n). Each of the three outputs is a separate array (`OW`, `OM`, `OV`) or
-// its input updated in place (then the unused output pointer equals the input and the writes go through a
-// pointer based on the input, so the restrict qualifiers hold). GCC left the loop scalar while it sat in
-// the OpenMP region, and while its pointers could overlap (seven to check) or its square root could set
-// errno (-fno-math-errno in binding.gyp): every element took the scalar division and square root, 17 ms
-// for ResNet-18's 11.2 M parameters against 6-8 ms vectorised. The roundings are written out and nothing
-// else is fused (`fp-contract=off`): each moment's update is one multiply-add, every other operation
-// rounds once, the same bits in the vector and the scalar loop and as the scalar loop before (GCC had
-// fused exactly the moments' updates there; left to itself it fuses the decay too once vectorised).
+// its input updated in place (then the unused output pointer equals the input and the loop writes through
+// the input's own pointer, so each restrict pointer is the only way its array is reached). GCC left the
+// loop scalar while it sat in the OpenMP region, while its pointers could overlap (seven to check), and
+// while its square root could set errno (-fno-math-errno in binding.gyp): every element took the scalar
+// division and square root, 16-17 ms for ResNet-18's 11.2 M parameters against 6-8 ms vectorised. The
+// roundings are written out and nothing else is fused (`fp-contract=off`): each moment's update is one
+// multiply-add (std::fma), every other operation rounds once, the same bits in the vector and the scalar
+// loop and as the scalar loop before on an x86 with FMA (GCC had fused exactly the moments' updates there;
+// left to itself it fuses the decay too once vectorised). Without FMA hardware std::fma is a library call
+// and the loop stays scalar, with the same bits.
 template <bool OW, bool OM, bool OV>
-__attribute__((optimize("fp-contract=off"))) void adamRange(const float* __restrict w, const float* __restrict m, const float* __restrict v, const float* __restrict g,
-               float* __restrict wo, float* __restrict mo, float* __restrict vo, int64_t n, const float* k) {
+__attribute__((optimize("fp-contract=off"))) void adamRange(float* __restrict w, float* __restrict m, float* __restrict v, const float* __restrict g,
+                                                            float* __restrict wo, float* __restrict mo, float* __restrict vo, int64_t n,
+                                                            const float* k) {
   const float lr = k[0], b1 = k[1], b2 = k[2], eps = k[3], c1 = k[4], c2 = k[5], wd = k[6];
-  float* wr = OW ? wo : const_cast<float*>(w);
-  float* mr = OM ? mo : const_cast<float*>(m);
-  float* vr = OV ? vo : const_cast<float*>(v);
+  float* wr = OW ? wo : w;
+  float* mr = OM ? mo : m;
+  float* vr = OV ? vo : v;
   for (int64_t i = 0; i < n; i++) {
     float gi = g[i];
     float mi = std::fma(b1, m[i], (1 - b1) * gi);
@@ -330,7 +333,7 @@ __attribute__((optimize("fp-contract=off"))) void adamRange(const float* __restr
     wr[i] = wi;
   }
 }
-using AdamRangeFn = void (*)(const float*, const float*, const float*, const float*, float*, float*, float*, int64_t, const float*);
+using AdamRangeFn = void (*)(float*, float*, float*, const float*, float*, float*, float*, int64_t, const float*);
 // Indexed by (separate param output) * 4 + (separate m output) * 2 + (separate v output).
 constexpr AdamRangeFn kAdamRanges[8] = {adamRange<false, false, false>, adamRange<false, false, true>, adamRange<false, true, false>,
                                         adamRange<false, true, true>,   adamRange<true, false, false>,  adamRange<true, false, true>,
@@ -342,9 +345,9 @@ constexpr AdamRangeFn kAdamRanges[8] = {adamRange<false, false, false>, adamRang
 // holds (a training guard's snapshot) stays as it was, at no more memory traffic than in place.
 Napi::Value Adam(const Napi::CallbackInfo& info) {
   SignalGuard guard;  // OpenMP workers this region creates inherit the blocked mask (common.h)
-  const float* w = f32(info[0]);
-  const float* m = f32(info[1]);
-  const float* v = f32(info[2]);
+  float* w = f32(info[0]);  // written in place when no separate output is given
+  float* m = f32(info[1]);
+  float* v = f32(info[2]);
   const float* g = f32(info[3]);
   auto h = info[4].As<Napi::Float64Array>();
   float lr = (float)h[0], b1 = (float)h[1], b2 = (float)h[2], eps = (float)h[3];
@@ -360,7 +363,7 @@ Napi::Value Adam(const Napi::CallbackInfo& info) {
 #pragma omp parallel if (n > kPar)
   {
     int nt = omp_get_num_threads(), t = omp_get_thread_num();
-    int64_t per = ((n + nt - 1) / nt + 15) / 16 * 16;  // whole 64-byte vectors per thread
+    int64_t per = ((n + nt - 1) / nt + 15) / 16 * 16;  // a multiple of 16 values per thread
     int64_t a = std::min(n, t * per), b = std::min(n, a + per);
     range(w + a, m + a, v + a, g + a, wo + a, mo + a, vo + a, b - a, k);
   }

@@ -24,6 +24,8 @@ interface BnLayer {
 type CallFn = (this: BnLayer, inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, unknown>) => tf.Tensor | tf.Tensor[];
 
 let installed = false;
+/** The call `installNativeBatchNorm` put on BatchNormalization's prototype. */
+let nativeCall: CallFn | undefined;
 
 /** Whether the native fused path takes this BatchNormalization call (otherwise tfjs-layers' own code does). */
 function nativeApplies(layer: BnLayer, x: tf.Tensor | undefined, kwargs: Record<string, unknown> | undefined): x is tf.Tensor {
@@ -47,7 +49,7 @@ export function installNativeBatchNorm(): void {
   if (installed) return;
   const proto = Object.getPrototypeOf(tf.layers.batchNormalization({})) as { call: CallFn };
   const tfjsCall = proto.call;
-  proto.call = function (this: BnLayer, inputs, kwargs) {
+  nativeCall = proto.call = function (this: BnLayer, inputs, kwargs) {
     const x = Array.isArray(inputs) ? inputs[0] : inputs;
     return nativeApplies(this, x, kwargs) ? trainStep(this, x, false) : tfjsCall.call(this, inputs, kwargs);
   };
@@ -57,12 +59,13 @@ export function installNativeBatchNorm(): void {
 /**
  * A BatchNormalization layer's training call and the ReLU after it as one op (see `batchNormTrain`), or
  * undefined when the native path does not take this call (another engine, inference, another axis...)
- * or the layer's call is not the one `installNativeBatchNorm` installed (a hook wraps it). The forward
- * walk (lean-forward.ts) asks this for each BatchNorm whose only reader is a plain ReLU.
+ * or the layer's call is not the one `installNativeBatchNorm` installed (a hook wraps it, a subclass or a
+ * later patch replaced it, tfjs's `setCallHook` watches it). The forward walk (lean-forward.ts) asks this
+ * for each BatchNorm whose only reader is a plain ReLU.
  */
 export function batchNormReluCall(layer: unknown, x: tf.Tensor, kwargs: Record<string, unknown> | undefined): tf.Tensor | undefined {
-  const bn = layer as BnLayer & { call: CallFn };
-  if (!installed || Object.prototype.hasOwnProperty.call(bn, "call")) return undefined;
+  const bn = layer as BnLayer & { call: CallFn; _callHook?: unknown };
+  if (!nativeCall || bn.call !== nativeCall || bn._callHook != null) return undefined;
   return nativeApplies(bn, x, kwargs) ? trainStep(bn, x, true) : undefined;
 }
 
