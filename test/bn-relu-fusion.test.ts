@@ -77,6 +77,20 @@ function assertSameBits(a: Float32Array[], b: Float32Array[], what: string): voi
   });
 }
 
+/** Run `f` on a fresh `net()`, its starting weights and a random batch (seeded), disposing them and putting the fusion back after. */
+async function withNet(seed: number, batch: number, f: (model: tf.LayersModel, start: tf.Tensor[], x: tf.Tensor) => Promise<void>): Promise<void> {
+  const model = net();
+  const start = model.getWeights().map((w) => w.clone());
+  const x = tf.randomNormal([batch, 6, 6, 3], 0, 1, "float32", seed);
+  try {
+    await f(model, start, x);
+  } finally {
+    setReluFusion(batchNormReluCall);
+    tf.dispose([x, ...start]);
+    model.dispose();
+  }
+}
+
 test("BatchNorm + ReLU fused in training gives the layers' bits apart, and fuses only the plain ReLUs that alone read a BatchNorm", async () => {
   const model = net();
   const start = model.getWeights().map((w) => w.clone());
@@ -115,10 +129,7 @@ test("BatchNorm + ReLU fused in training gives the layers' bits apart, and fuses
 });
 
 test("a hook on the ReLU or on the BatchNorm keeps the two apart while it is there, and the hook sees what it saw before", async () => {
-  const model = net();
-  const start = model.getWeights().map((w) => w.clone());
-  const x = tf.randomNormal([3, 6, 6, 3], 0, 1, "float32", 11);
-  try {
+  await withNet(11, 3, async (model, start, x) => {
     // hooked before the model's first training call: once the hook goes, the pair fuses (nothing cached it apart)
     const first = hookOutput(model, "r1");
     assert.equal((await run(model, start, x)).relus, 4, "r1 hooked from the start: r1, r3, r4 and r6 run Relu");
@@ -148,18 +159,11 @@ test("a hook on the ReLU or on the BatchNorm keeps the two apart while it is the
     assert.equal(hooked, 1);
     r2.clearCallHook();
     assert.equal((await run(model, start, x)).relus, 3);
-  } finally {
-    setReluFusion(batchNormReluCall);
-    tf.dispose([x, ...start]);
-    model.dispose();
-  }
+  });
 });
 
 test("a BatchNorm or ReLU whose call is not tfjs-layers' own (a subclass's, a later patch) keeps the two apart", async () => {
-  const model = net();
-  const start = model.getWeights().map((w) => w.clone());
-  const x = tf.randomNormal([3, 6, 6, 3], 0, 1, "float32", 12);
-  try {
+  await withNet(12, 3, async (model, start, x) => {
     const fused = await run(model, start, x);
     assert.equal(fused.relus, 3);
     // a subclass overriding call: an object whose prototype is the layer's class with another call
@@ -183,8 +187,5 @@ test("a BatchNorm or ReLU whose call is not tfjs-layers' own (a subclass's, a la
       }
     }
     assert.equal((await run(model, start, x)).relus, 3, "back to tfjs-layers' calls: fused again");
-  } finally {
-    tf.dispose([x, ...start]);
-    model.dispose();
-  }
+  });
 });
