@@ -120,6 +120,32 @@ test("conv2d and its input/filter gradients match cpu across strides, padding an
   agree("conv2d dilation 2", () => tf.conv2d(dx() as tf.Tensor4D, dw() as tf.Tensor4D, 1, "same", "NHWC", 2));
 });
 
+test("convolutions with small outputs run oneDNN's direct jit kernel, chosen by shape alone (TSFAST_SMALL_CONV_JIT=0 keeps brgconv), with cpu's numbers and the same bits call after call", () => {
+  const addon = loadAddon();
+  // convParams' layout: N, H, W, C, KH, KW, O, OH, OW, strides, dilations, pads (top, left, bottom, right), groups
+  const params = (n: number, h: number, c: number, o: number, k: number, s: number, pad: number) => {
+    const oh = Math.floor((h + 2 * pad - k) / s) + 1;
+    return Int32Array.from([n, h, h, c, k, k, o, oh, oh, s, s, 1, 1, pad, pad, pad, pad, 1]);
+  };
+  const small = [params(32, 4, 512, 512, 3, 1, 1), params(64, 2, 512, 512, 3, 1, 1), params(8, 8, 256, 512, 3, 2, 1), params(8, 4, 64, 128, 1, 2, 0)];
+  const large = [params(32, 8, 256, 256, 3, 1, 1), params(8, 4, 128, 128, 3, 1, 1), params(4, 4, 512, 512, 3, 1, 1), params(8, 7, 512, 512, 3, 1, 1)];
+  if (/\bavx512f\b/.test(fs.readFileSync("/proc/cpuinfo", "utf8"))) {
+    for (const p of small) assert.equal(addon.convForwardImpl(p), "jit:avx512_core", `[${p}]`);
+    for (const p of large) assert.equal(addon.convForwardImpl(p), "brgconv:avx512_core", `[${p}]`);
+    const off = spawnSync(process.execPath, ["-e", `const a = require(${JSON.stringify(require.resolve("../lib/engine/native/addon"))}).loadAddon(); console.log(a.convForwardImpl(Int32Array.from([${small[0]!.join(",")}])))`], {
+      env: { ...process.env, TSFAST_SMALL_CONV_JIT: "0" },
+      encoding: "utf8",
+    });
+    assert.equal(off.stdout.trim(), "brgconv:avx512_core", off.stderr);
+  }
+  // tfjs's cpu kernel sums each output in doubles and rounds once, so it is all but exact here (2,304 terms a value).
+  const x = rnd([8, 4, 4, 256]), w = rnd([3, 3, 256, 256], -0.1, 0.1);
+  const conv = (a: tf.Tensor, b: tf.Tensor) => tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, "same");
+  agree("conv2d with 4×4 outputs from 256 channels", withGrads(conv, x, w), 2e-5, 2e-5);
+  const once = runOn("native", () => conv(x(), w()))[0]!, again = runOn("native", () => conv(x(), w()))[0]!;
+  assert.deepEqual(Buffer.from(again.buffer), Buffer.from(once.buffer), "the same convolution twice gave different bits");
+});
+
 test("a convolution keeps a reordered copy of weights asked for twice with the same contents, and none of weights that change at every call (training)", () => {
   const addon = loadAddon();
   // A shape no other test uses, so these primitives' copies are the only change to the total.

@@ -12,6 +12,8 @@ export interface NativeAddon {
   conv2d(x: Float32Array, w: Float32Array, bias: Float32Array | null, y: Float32Array, p: Int32Array, act: number, wToken: number): void;
   /** Bytes of reordered weight copies the convolutions keep between calls (see native/src/conv.cc). */
   heldWeightCopies(): number;
+  /** The oneDNN implementation a forward convolution with these parameters (see convParams) runs. */
+  convForwardImpl(params: Int32Array): string;
   conv2dBackpropInput(dy: Float32Array, w: Float32Array, dx: Float32Array, p: Int32Array, wToken: number): void;
   conv2dBackpropFilter(x: Float32Array, dy: Float32Array, dw: Float32Array, p: Int32Array): void;
   pool(x: Float32Array, y: Float32Array, p: Int32Array): void;
