@@ -5,7 +5,7 @@ import { ready } from "../lib/engine/backend";
 import { Learner } from "../lib/learner/learner";
 import { ProgressCallback } from "../lib/learner/progress";
 import { accuracy } from "../lib/learner/metrics";
-import { toyDls, toyModel } from "./helpers/learner-data";
+import { ArrayLoader, toyDls, toyModel } from "./helpers/learner-data";
 
 type Msg = { data: Record<string, string>; transient: { display_id?: string } };
 
@@ -55,6 +55,28 @@ test("in a terminal, ProgressCallback prints a header and one line per epoch", a
   assert.equal(lines.length, 3);
   assert.match(lines[0]!, /^epoch\s+train_loss\s+valid_loss\s+accuracy\s+time/);
   assert.match(lines[2]!, /^1\s+\d\.\d{6}\s+\d\.\d{6}\s+\d\.\d{6}\s+00:0\d/);
+});
+
+test("an epoch without a validation pass shows None in the validation columns (as fastai), and NaN stays in recorder.values", async () => {
+  await ready();
+  const lines: string[] = [];
+  const orig = console.log;
+  console.log = (...a: unknown[]) => void lines.push(a.join(" "));
+  try {
+    const dls = toyDls();
+    const learn = new Learner({ ...dls, valid: new ArrayLoader([], [], 16, [2, 2, 1]) }, toyModel().model, { metrics: accuracy });
+    await learn.fit(1);
+    assert.deepEqual(learn.recorder.log.slice(2, 4), ["None", "None"]);
+    assert.ok(Number.isFinite(learn.recorder.log[1] as number), "the training loss is shown");
+    assert.ok(learn.recorder.values[0]!.slice(1).every((v) => Number.isNaN(v)));
+    // with validation, numbers again
+    const withValid = new Learner(dls, toyModel().model, { metrics: accuracy, progress: false });
+    await withValid.fit(1);
+    assert.ok(withValid.recorder.log.slice(1, 4).every((v) => typeof v === "number" && Number.isFinite(v)));
+  } finally {
+    console.log = orig;
+  }
+  assert.match(lines[1]!, /^0\s+\d\.\d{6}\s+None\s+None\s+00:0\d/);
 });
 
 test("in a terminal, a metric name longer than a column stays apart from the next one", async () => {

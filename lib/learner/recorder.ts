@@ -44,7 +44,8 @@ export class Recorder implements Callback {
   times: number[] = [];
   /** Column names of a log row: epoch, train_loss, valid_loss, metrics..., time. */
   metricNames: string[] = [];
-  /** The last epoch's row, formatted as shown: epoch, train_loss, valid_loss, metrics..., time. */
+  /** The last epoch's row, formatted as shown: epoch, train_loss, valid_loss, metrics..., time ("None" for the
+   * validation columns when the epoch had no validation pass). */
   log: (string | number)[] = [];
   readonly smoothLoss: SmoothLoss;
   private epochStart = 0;
@@ -80,7 +81,10 @@ export class Recorder implements Callback {
     this.values.push(v);
     this.iters.push(this.losses.length);
     this.times.push(secs);
-    this.log = [learn.epoch, ...v, formatTime(secs)];
+    // Without a validation pass (no validation set, or an empty one) there is no valid loss or metric to
+    // show: fastai shows None there, not a number; `values` keeps NaN for plots.
+    const shown: (string | number)[] = learn.validLoss === undefined ? [v[0]!, ...v.slice(1).map(() => "None")] : v;
+    this.log = [learn.epoch, ...shown, formatTime(secs)];
   }
 
   /** Plot the smoothed training loss per batch and the validation loss per epoch (fastai's `plot_loss`). */
