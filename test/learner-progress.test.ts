@@ -41,17 +41,25 @@ test("in a kernel, ProgressCallback updates one progress/table display and one l
   assert.ok(chart.length >= 2 && chart[chart.length - 1]!.msg.data["image/svg+xml"]!.includes("<svg"));
 });
 
-test("in a terminal, ProgressCallback prints a header and one line per epoch", async () => {
-  await ready();
+/** The lines `f` prints with console.log (and nothing printed meanwhile). */
+async function printed(f: () => Promise<void>): Promise<string[]> {
   const lines: string[] = [];
   const orig = console.log;
   console.log = (...a: unknown[]) => void lines.push(a.join(" "));
   try {
-    const learn = new Learner(toyDls(), toyModel().model, { metrics: accuracy });
-    await learn.fit(2);
+    await f();
   } finally {
     console.log = orig;
   }
+  return lines;
+}
+
+test("in a terminal, ProgressCallback prints a header and one line per epoch", async () => {
+  await ready();
+  const lines = await printed(async () => {
+    const learn = new Learner(toyDls(), toyModel().model, { metrics: accuracy });
+    await learn.fit(2);
+  });
   assert.equal(lines.length, 3);
   assert.match(lines[0]!, /^epoch\s+train_loss\s+valid_loss\s+accuracy\s+time/);
   assert.match(lines[2]!, /^1\s+\d\.\d{6}\s+\d\.\d{6}\s+\d\.\d{6}\s+00:0\d/);
@@ -59,10 +67,7 @@ test("in a terminal, ProgressCallback prints a header and one line per epoch", a
 
 test("an epoch without a validation pass shows None in the validation columns (as fastai), and NaN stays in recorder.values", async () => {
   await ready();
-  const lines: string[] = [];
-  const orig = console.log;
-  console.log = (...a: unknown[]) => void lines.push(a.join(" "));
-  try {
+  const lines = await printed(async () => {
     const dls = toyDls();
     const learn = new Learner({ ...dls, valid: new ArrayLoader([], [], 16, [2, 2, 1]) }, toyModel().model, { metrics: accuracy });
     await learn.fit(1);
@@ -73,24 +78,17 @@ test("an epoch without a validation pass shows None in the validation columns (a
     const withValid = new Learner(dls, toyModel().model, { metrics: accuracy, progress: false });
     await withValid.fit(1);
     assert.ok(withValid.recorder.log.slice(1, 4).every((v) => typeof v === "number" && Number.isFinite(v)));
-  } finally {
-    console.log = orig;
-  }
+  });
   assert.match(lines[1]!, /^0\s+\d\.\d{6}\s+None\s+None\s+00:0\d/);
 });
 
 test("in a terminal, a metric name longer than a column stays apart from the next one", async () => {
   await ready();
-  const lines: string[] = [];
-  const orig = console.log;
-  console.log = (...a: unknown[]) => void lines.push(a.join(" "));
-  try {
+  const lines = await printed(async () => {
     const longName = { ...accuracy, name: "foreground_accuracy" };
     const learn = new Learner(toyDls(), toyModel().model, { metrics: [longName, accuracy] });
     await learn.fit(1);
-  } finally {
-    console.log = orig;
-  }
+  });
   assert.match(lines[0]!, /^epoch\s+train_loss\s+valid_loss\s+foreground_accuracy\s+accuracy\s+time/);
   // each value starts under its name
   const header = lines[0]!, row = lines[1]!;
