@@ -24,8 +24,8 @@
  * `TSFAST_LEAN_FORWARD=0` keeps tfjs-layers' own call (for a custom gradient that reads, without
  * `save`, a tensor this would have disposed).
  *
- * The walk is also where the native engine runs a BatchNorm or a residual Add and the ReLU that alone reads
- * it as one op (`setReluFusion`, native/relu-fusion.ts).
+ * The walk is also where the native engine runs a BatchNorm and the ReLU that alone reads it as one op in
+ * training (`setReluFusion`, native/batchnorm.ts).
  */
 import * as tf from "./tf";
 
@@ -57,17 +57,11 @@ let installed = false;
 
 /**
  * A layer's call fused with the plain ReLU that alone reads its output: the ReLU'd output, or undefined
- * to run the two apart. The native engine sets one for BatchNormalization and Add (native/relu-fusion.ts).
+ * to run the two apart. The native engine sets one for BatchNormalization in training (native/batchnorm.ts).
  * The fused call stands for both layers' `apply`: it must check what their calls would (it runs only in
  * a built model's graph, where `apply`'s input checks have passed at build time).
  */
-export type ReluFusion = (layer: unknown, xs: tf.Tensor[], kwargs: Record<string, unknown> | undefined) => tf.Tensor | undefined;
-
-/** The layer classes whose node the walk offers the fusion, and how many inputs such a node may have. */
-const FUSIBLE = new Map<string, (inputs: number) => boolean>([
-  ["BatchNormalization", (n) => n === 1],
-  ["Add", (n) => n === 2],
-]);
+export type ReluFusion = (layer: unknown, x: tf.Tensor, kwargs: Record<string, unknown> | undefined) => tf.Tensor | undefined;
 let reluFusion: ReluFusion | undefined;
 
 /** Install (or with undefined remove) the fused BatchNorm + ReLU call the walk tries (see `ReluFusion`). */
@@ -98,7 +92,7 @@ function plainReluNow(layer: LayerLike): boolean {
 }
 
 /**
- * For each node of `c` of a FUSIBLE class whose output is read by one ReLU node alone (see `reluLayer`) and
+ * For each BatchNormalization node of `c` whose output is read by one ReLU node alone (see `reluLayer`) and
  * is not a model output, that ReLU node: facts of the graph, which do not change (whether the layers'
  * calls are plain is asked at each call).
  */
@@ -111,7 +105,7 @@ function reluAfter(c: ContainerLike): Map<GraphNode, GraphNode> {
     const outputIds = new Set(c.outputs.map((x) => x.id));
     const nodes = Object.values(c.nodesByDepth).flat();
     for (const n of nodes) {
-      if (!FUSIBLE.get(n.outboundLayer.getClassName())?.(n.inputTensors.length) || n.outputTensors.length !== 1) continue;
+      if (n.outboundLayer.getClassName() !== "BatchNormalization" || n.inputTensors.length !== 1 || n.outputTensors.length !== 1) continue;
       const out = n.outputTensors[0]!;
       if (outputIds.has(out.id) || reads.get(out.id) !== 1) continue;
       const next = nodes.find((r) => r.inputTensors.some((x) => x.id === out.id));
@@ -161,7 +155,7 @@ function walk(c: ContainerLike, inputs: tf.Tensor[], callKwargs: Record<string, 
       if (masks.some((m) => m != null)) kwargs = { ...(kwargs ?? {}), mask: masks[0] }; // as tfjs-layers hands masks on
       const layer = node.outboundLayer;
       const relu = reluFusion && masks.every((mk) => mk == null) ? reluAfter(c).get(node) : undefined;
-      const fused = relu && plainReluNow(relu.outboundLayer) ? reluFusion!(layer, xs, kwargs) : undefined;
+      const fused = relu && plainReluNow(relu.outboundLayer) ? reluFusion!(layer, xs[0]!, kwargs) : undefined;
       if (relu && fused) {
         // the ReLU's output, computed with the BatchNorm's: the ReLU node is then skipped (its output is there)
         const x = relu.outputTensors[0]!;
@@ -206,54 +200,22 @@ const leanCall: CallFn = function (inputs, kwargs) {
   return tf.tidy(() => walk(this, Array.isArray(inputs) ? inputs : [inputs], kwargs));
 };
 
-/**
- * `model.predict` and `predictOnBatch` run tfjs-layers' own graph executor (`execute`), batch by batch,
- * which this walk does not reach. `leanPredictLoop` is tfjs-layers' `predictLoop` with each batch run by
- * the model's call instead (`apply(batch, { training: false })`, so the walk): the same batches (slices
- * of `batchSize` along the first axis), the same layers on them in inference, the outputs concatenated.
- */
-type PredictLoop = (this: tf.LayersModel, ins: tf.Tensor | tf.Tensor[], batchSize?: number, verbose?: boolean) => tf.Tensor | tf.Tensor[];
-const modelProto = tf.LayersModel.prototype as unknown as { predictLoop?: PredictLoop; checkNumSamples?: (ins: tf.Tensor | tf.Tensor[]) => number };
-const tfjsPredictLoop = modelProto.predictLoop;
-const leanPredictLoop: PredictLoop = function (ins, batchSize = 32, verbose = false) {
-  if (verbose) return tfjsPredictLoop!.call(this, ins, batchSize, verbose); // tfjs-layers' own refusal
-  return tf.tidy(() => {
-    const n = (this as unknown as { checkNumSamples(x: tf.Tensor | tf.Tensor[]): number }).checkNumSamples(ins);
-    const list = Array.isArray(ins) ? ins : [ins];
-    const outs: tf.Tensor[][] = this.outputs.map(() => []);
-    for (let start = 0; start < n; start += batchSize) {
-      const size = Math.min(batchSize, n - start);
-      const got = tf.tidy(() => {
-        const batch = list.map((t) => tf.slice(t, start, size));
-        const y = this.apply(Array.isArray(ins) ? batch : batch[0]!, { training: false }) as tf.Tensor | tf.Tensor[];
-        return Array.isArray(y) ? y : [y];
-      });
-      got.forEach((t, i) => outs[i]!.push(t));
-    }
-    const res = outs.map((parts) => tf.concat(parts, 0));
-    return res.length === 1 ? res[0]! : res;
-  });
-};
-
-/** Make every tfjs-layers model free its intermediate tensors during the forward pass, `predict` too (idempotent). */
+/** Make every tfjs-layers model free its intermediate tensors during the forward pass (idempotent). */
 export function installLeanForward(): void {
   if (installed || process.env["TSFAST_LEAN_FORWARD"] === "0") return;
   // Another tfjs-layers than the one this was written against (4.x): keep its own call.
   if (typeof tfjsCall !== "function" || typeof container.runInternalGraph !== "function") return;
   container.call = leanCall;
-  if (typeof tfjsPredictLoop === "function" && typeof modelProto.checkNumSamples === "function") modelProto.predictLoop = leanPredictLoop;
   installed = true;
 }
 
-/** Run `f` with tfjs-layers' own model call and `predict` (tests compare both walks). */
+/** Run `f` with tfjs-layers' own model call (tests compare both walks). */
 export function withTfjsCall<T>(f: () => T): T {
-  const current = container.call, currentPredict = modelProto.predictLoop;
+  const current = container.call;
   container.call = tfjsCall;
-  modelProto.predictLoop = tfjsPredictLoop;
   try {
     return f();
   } finally {
     container.call = current;
-    modelProto.predictLoop = currentPredict;
   }
 }

@@ -9,8 +9,7 @@ import * as tf from "./tf";
 import { defaultThreads } from "./backend";
 import { loadAddon, type NativeAddon } from "./native/addon";
 import { BACKEND, EQUAL_MASK, RELU_GRAD, nativeKernels, type Kernel } from "./native/kernels";
-import { installNativeBatchNorm } from "./native/batchnorm";
-import { nativeReluFusion } from "./native/relu-fusion";
+import { batchNormReluCall, installNativeBatchNorm } from "./native/batchnorm";
 import { setReluFusion } from "./lean-forward";
 import { installNativeAdam } from "./native/optimizer";
 import { NativeBackend } from "./native/pool";
@@ -49,9 +48,8 @@ export function registerNative(): NativeAddon {
   installLazyConvGrad();
   installNativeAdam();
   installNativeBatchNorm();
-  // BatchNorm or a residual Add + the ReLU after it as one op (the forward walk asks; see relu-fusion.ts):
-  // off with TSFAST_FUSE_RELU=0 (or TSFAST_FUSE_BN_RELU=0, its name when only BatchNorm fused)
-  if (process.env["TSFAST_FUSE_RELU"] !== "0" && process.env["TSFAST_FUSE_BN_RELU"] !== "0") setReluFusion(nativeReluFusion);
+  // BatchNorm + the ReLU after it as one op in training (the forward walk asks; off with TSFAST_FUSE_BN_RELU=0)
+  if (process.env["TSFAST_FUSE_BN_RELU"] !== "0") setReluFusion(batchNormReluCall);
   installResizeGrad("cpu");
   installResizeGrad(BACKEND);
   registered = true;

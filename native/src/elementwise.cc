@@ -18,7 +18,7 @@ constexpr int64_t kPar = 1 << 14;  // below this many elements a single thread i
 inline float reluOf(float v) { return v < 0 ? 0.f : v; }
 inline float reluGradOf(float dy, float y) { return y > 0 ? dy : (y != y ? y * dy : 0.f * dy); }
 
-enum BinOp { ADD, SUB, MUL, DIV, MAXI, MINI, SQDIFF, POW, FLOORDIV, MOD, EQMASK, ADDRELU };
+enum BinOp { ADD, SUB, MUL, DIV, MAXI, MINI, SQDIFF, POW, FLOORDIV, MOD, EQMASK };
 
 template <int OP>
 inline float bop(float a, float b) {
@@ -30,7 +30,6 @@ inline float bop(float a, float b) {
   if (OP == MINI) return (a != a || b != b) ? std::numeric_limits<float>::quiet_NaN() : (a < b ? a : b);
   if (OP == SQDIFF) return (a - b) * (a - b);
   if (OP == EQMASK) return a == b ? 1.f : 0.f;  // tfjs's cast(equal(a, b), "float32"); NaN equals nothing
-  if (OP == ADDRELU) return reluOf(a + b);       // a residual sum and the ReLU after it: Add's, then Relu's bits
   if (OP == POW) return std::pow(a, b);
   if (OP == FLOORDIV) return std::floor(a / b);
   if (OP == MOD) {
@@ -130,7 +129,6 @@ Napi::Value Binary(const Napi::CallbackInfo& info) {
     case FLOORDIV: binaryLoop<FLOORDIV>(a, b, o, d, xa, xb); break;
     case MOD: binaryLoop<MOD>(a, b, o, d, xa, xb); break;
     case EQMASK: binaryLoop<EQMASK>(a, b, o, d, xa, xb); break;
-    case ADDRELU: binaryLoop<ADDRELU>(a, b, o, d, xa, xb); break;
     default:
       Napi::Error::New(info.Env(), "binary: unknown op").ThrowAsJavaScriptException();
   }

@@ -44,54 +44,6 @@ function trainStep(layer: BnLayer, x: tf.Tensor, relu: boolean): tf.Tensor {
   });
 }
 
-/**
- * BatchNorm's per-channel factors in inference, y = x·a + c: a = scale / √(variance + ε), then
- * c = offset − mean·a, each computed in doubles from the float32 values and stored as float32 (c from
- * the stored a). Each argument holds C values, or 1 for every channel; a missing offset is 0, a missing
- * scale 1. Undefined when an array has another length, or C is 0. The FusedBatchNorm kernel's factors,
- * and the fused BatchNorm + ReLU's in inference, so the two give the same bits.
- */
-export function inferenceFactors(C: number, mean: Float32Array, variance: Float32Array, offset: Float32Array | undefined, scale: Float32Array | undefined, eps: number): { a: Float32Array; c: Float32Array } | undefined {
-  const perC = (v: Float32Array | undefined, dflt: number): Float32Array | undefined => {
-    if (!v) return new Float32Array(C).fill(dflt);
-    if (v.length === C) return v;
-    if (v.length === 1) return new Float32Array(C).fill(v[0]!);
-    return undefined;
-  };
-  const m = perC(mean, 0), vr = perC(variance, 1), o = perC(offset, 0), s = perC(scale, 1);
-  if (!m || !vr || !o || !s || C === 0) return undefined;
-  const a = new Float32Array(C), c = new Float32Array(C);
-  for (let i = 0; i < C; i++) {
-    a[i] = s[i]! / Math.sqrt(vr[i]! + eps);
-    c[i] = o[i]! - m[i]! * a[i]!;
-  }
-  return { a, c };
-}
-
-/** Whether tfjs is recording operations for a gradient right now (`tf.grad`, `variableGrads`, a custom gradient's forward). */
-export function gradientsRecorded(): boolean {
-  return (tf.engine() as unknown as { state: { gradientDepth: number } }).state.gradientDepth > 0;
-}
-
-/**
- * The layer's inference output with the ReLU after it, in one pass with the moving statistics, or undefined
- * where tfjs-layers' code would not reach the FusedBatchNorm kernel with float32 per-channel values (rank 2
- * to 4, the last axis). Nothing may be recording a gradient: this pass has none.
- */
-function inferenceReluStep(layer: BnLayer, x: tf.Tensor): tf.Tensor | undefined {
-  if (gradientsRecorded() || x.rank > 4) return undefined;
-  const backend = tf.backend() as NativeBackend;
-  const vals = (t: tf.Tensor | undefined) => (t ? backend.data.get(t.dataId).values : undefined);
-  const [m, v, o, s, xv] = [layer.movingMean.read(), layer.movingVariance.read(), layer.beta?.read(), layer.gamma?.read(), x].map(vals);
-  if (![m, v, o, s, xv].every((a) => a === undefined || a instanceof Float32Array) || !m || !v || !xv) return undefined;
-  const C = x.shape[x.rank - 1]!;
-  const f = inferenceFactors(C, m as Float32Array, v as Float32Array, o as Float32Array | undefined, s as Float32Array | undefined, layer.epsilon);
-  if (!f) return undefined;
-  const out = backend.alloc(x.size);
-  loadAddon().scaleShift(xv as Float32Array, out, f.a, f.c, C, true);
-  return tf.tensor(out, x.shape, "float32");
-}
-
 /** Wrap tfjs-layers' BatchNormalization training step with the native fused version (once). */
 export function installNativeBatchNorm(): void {
   if (installed) return;
@@ -105,20 +57,15 @@ export function installNativeBatchNorm(): void {
 }
 
 /**
- * A BatchNormalization layer's call and the ReLU after it as one op: in training the fused training step
- * (see `batchNormTrain`), in inference one pass with the moving statistics (while no gradient is being
- * recorded). Undefined when the native path does not take this call (another engine, another axis, a
- * gradient recorded in inference...) or the layer's call is not the one `installNativeBatchNorm`
- * installed (a hook wraps it, a subclass or a later patch replaced it, tfjs's `setCallHook` watches it).
- * The forward walk (lean-forward.ts, through relu-fusion.ts) asks this for each BatchNorm whose only
- * reader is a plain ReLU.
+ * A BatchNormalization layer's training call and the ReLU after it as one op (see `batchNormTrain`), or
+ * undefined when the native path does not take this call (another engine, inference, another axis...)
+ * or the layer's call is not the one `installNativeBatchNorm` installed (a hook wraps it, a subclass or a
+ * later patch replaced it, tfjs's `setCallHook` watches it). The forward walk (lean-forward.ts) asks this
+ * for each BatchNorm whose only reader is a plain ReLU.
  */
 export function batchNormReluCall(layer: unknown, x: tf.Tensor, kwargs: Record<string, unknown> | undefined): tf.Tensor | undefined {
   const bn = layer as BnLayer & { call: CallFn; _callHook?: unknown };
   if (!nativeCall || bn.call !== nativeCall || bn._callHook != null) return undefined;
-  const inference = kwargs?.["training"] !== true && tf.getBackend() === "native" && x.dtype === "float32" && x.rank >= 2 &&
-    (bn.axis === -1 || bn.axis === x.rank - 1) && x.size > 0;
-  if (inference) return inferenceReluStep(bn, x);
   return nativeApplies(bn, x, kwargs) ? trainStep(bn, x, true) : undefined;
 }
 

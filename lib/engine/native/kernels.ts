@@ -11,7 +11,6 @@ import type { MathBackendCPU } from "@tensorflow/tfjs-backend-cpu";
 import { weightToken, type NativeAddon } from "./addon";
 import type { NativeBackend } from "./pool";
 import { embeddingKernels } from "./embedding";
-import { inferenceFactors } from "./batchnorm";
 
 type TI = tf.TensorInfo;
 type Backend = MathBackendCPU;
@@ -24,9 +23,6 @@ export const BACKEND = "native";
 /** A kernel only the native backend has: dx = x > 0 ? dy : 0. */
 export const RELU_GRAD = "TsfastReluGrad";
 /** A float32 mask, 1 where a == b (broadcast) and 0 elsewhere: tfjs's `cast(equal(a, b), "float32")` in one native pass. */
-/** enum BinOp's ADDRELU: max(0, a + b), a residual sum and its ReLU in one pass (no tfjs kernel: see relu-fusion.ts). */
-export const ADD_RELU = 11;
-
 export const EQUAL_MASK = "TsfastEqualMask";
 
 const sizeOf = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
@@ -426,11 +422,24 @@ export function nativeKernels(addon: NativeAddon, cpu: (name: string) => Kernel)
       return cpu("FusedBatchNorm")(args);
     }
     const C = x.shape[x.shape.length - 1]!;
+    const perC = (t: TI | undefined, dflt: number): Float32Array | undefined => {
+      if (!t) return new Float32Array(C).fill(dflt);
+      const v = f32(b, t);
+      if (v.length === C) return v;
+      if (v.length === 1) return new Float32Array(C).fill(v[0]!);
+      return undefined;
+    };
+    const m = perC(mean, 0), vr = perC(variance, 1), o = perC(offset, 0), s = perC(scale, 1);
+    if (!m || !vr || !o || !s || C === 0) return cpu("FusedBatchNorm")(args);
     const eps = (args.attrs?.["varianceEpsilon"] as number | undefined) ?? 0.001;
-    const f = inferenceFactors(C, f32(b, mean), f32(b, variance), offset && f32(b, offset), scale && f32(b, scale), eps);
-    if (!f) return cpu("FusedBatchNorm")(args);
+    // 1. a = scale / sqrt(var + eps)   2. c = offset - mean * a   3. y = x * a + c
+    const a = new Float32Array(C), c = new Float32Array(C);
+    for (let i = 0; i < C; i++) {
+      a[i] = s[i]! / Math.sqrt(vr[i]! + eps);
+      c[i] = o[i]! - m[i]! * a[i]!;
+    }
     const out = alloc(b, sizeOf(x.shape));
-    addon.scaleShift(f32(b, x), out, f.a, f.c, C);
+    addon.scaleShift(f32(b, x), out, a, c, C);
     return output(b, x.shape, out);
   };
 
