@@ -102,6 +102,8 @@ async function main(): Promise<void> {
   const withCache = n1 / ((performance.now() - t1) / 1000);
   console.log(`tsfast with cache: "memory" (an epoch after the first): ${withCache.toFixed(1)} img/s wall`);
   console.log(`tensors alive: ${tf.memory().numTensors}`);
+  // for `npm run bench` (bench/engine.ts), which runs this script as a child and reads the last JSON line
+  console.log(JSON.stringify({ bench: "data", n, epochs, bs, rounds, tsfastWall: ours, tsfastCpu: oursCpu, torchWall: refWall, torchCpu: refCpu, cachedWall: withCache }));
 }
 
 main().catch((e) => {

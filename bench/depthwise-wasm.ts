@@ -62,6 +62,7 @@ async function main(): Promise<void> {
   await initWasm();
   console.log(`backend ${tf.getBackend()}, ${REPS} reps (median), 3x3 filters, 'same' padding`);
   console.log("shape                         fwd ms   dW ms  dW(JS) ms   dX ms   dW/fwd  dW(JS)/fwd  dX/fwd");
+  const rows: { shape: string; fwdMs: number; dwMs: number; dwJsMs: number; dxMs: number }[] = [];
   for (const s of SHAPES) {
     const label = `${s.n}x${s.size}x${s.size}x${s.c} m${s.mult} s${s.stride}`;
     if (only && !label.includes(only)) continue;
@@ -97,9 +98,12 @@ async function main(): Promise<void> {
       `${label.padEnd(28)} ${col(f, 7)} ${col(gw, 7)} ${col(gj, 10)} ${col(gx, 7)} ` +
         `${col(gw / f, 7)}x ${col(gj / f, 10)}x ${col(gx / f, 6)}x`,
     );
+    rows.push({ shape: label, fwdMs: f, dwMs: gw, dwJsMs: gj, dxMs: gx });
     tf.dispose([x, w, dy]);
   }
-  if (TRAIN_STEPS > 0) trainStep();
+  const train = TRAIN_STEPS > 0 ? trainStep() : undefined;
+  // for `npm run bench` (bench/engine.ts), which runs this script as a child and reads the last JSON line
+  console.log(JSON.stringify({ bench: "depthwise-wasm", reps: REPS, rows, train }));
 }
 
 /** MobileNet-style: conv 3×3, then depthwise 3×3 + BN + ReLU6 and pointwise 1×1 + BN + ReLU6 blocks. */
@@ -116,7 +120,7 @@ function mobileNetLike(size: number): tf.LayersModel {
   return tf.model({ inputs: input, outputs: tf.layers.dense({ units: 10 }).apply(x) as tf.SymbolicTensor });
 }
 
-function trainStep(): void {
+function trainStep(): { simdMs: number; jsMs: number } {
   const [size, bs] = [56, 32];
   const model = mobileNetLike(size);
   const opt = tf.train.adam(1e-3);
@@ -147,6 +151,7 @@ function trainStep(): void {
   tf.dispose([x, y]);
   opt.dispose();
   model.dispose();
+  return { simdMs: a, jsMs: b };
 }
 
 main().catch((e) => {

@@ -15,8 +15,10 @@
  * child process.
  * The memory row (bench/memory.ts): peak resident memory of training ResNet-34 at 128 px, batch 32,
  * tsfast (native engine) against PyTorch, each in a fresh child process.
+ * The data pipeline, lesson 1 end to end and the wasm depthwise rows (bench/script-rows.ts): bench/data.ts,
+ * bench/e2e.ts and bench/depthwise-wasm.ts, each run whole in a child process, their ratios in one table each.
  *
- * usage: node dist/bench/engine.js [--quick] [--backends native,wasm,cpu] [--only resnet18|resnet34|unet_resnet18|learner|tabular|collab|lstm|awd_lstm|memory]
+ * usage: node dist/bench/engine.js [--quick] [--backends native,wasm,cpu] [--only resnet18|resnet34|unet_resnet18|learner|tabular|collab|lstm|awd_lstm|memory|data|e2e|depthwise]
  * A training step is forward + backward + Adam; warm-up steps are excluded, and img/s comes from
  * the median step time on both sides (the machines are shared: means swing with other load).
  */
@@ -33,6 +35,7 @@ import { collabBench } from "./collab";
 import { awdLstmBench, AWD_LSTM_BENCH, lstmBench, LSTM_BENCH, type LstmBench } from "./lstm";
 import { memoryBench, MEMORY_BENCH } from "./memory";
 import { validBatches, type FitResult } from "./learner-fit";
+import { dataRow, depthwiseRows, e2eRow } from "./script-rows";
 
 interface Config { arch: "resnet18" | "resnet34" | "unet_resnet18"; size: number; bs: number; steps: number }
 interface Result { train?: number; infer?: number; inferFused?: number; note?: string }
@@ -43,6 +46,11 @@ const backendsArg = args[args.indexOf("--backends") + 1];
 const backends = args.includes("--backends") && backendsArg ? backendsArg.split(",") : ["native", "wasm", "cpu"];
 const WARMUP = 2;
 const onlyArg = args.includes("--only") ? args[args.indexOf("--only") + 1] : undefined;
+const ONLY = ["resnet18", "resnet34", "unet_resnet18", "learner", "tabular", "collab", "lstm", "awd_lstm", "memory", "data", "e2e", "depthwise"];
+if (args.includes("--only") && (onlyArg === undefined || !ONLY.includes(onlyArg))) {
+  console.error(`bench: --only takes one of ${ONLY.join(", ")} (got ${onlyArg === undefined ? "nothing" : `'${onlyArg}'`})`);
+  process.exit(2);
+}
 const allConfigs: Config[] = quick
   ? [{ arch: "resnet18", size: 64, bs: 64, steps: 3 }]
   : [
@@ -229,6 +237,10 @@ async function main(): Promise<void> {
     console.log("|---|---|---|---|---|---|---|---|---|---|");
     console.log(`| ${c.arch} train | ${c.size} | ${c.bs} | ${c.warmup} + ${c.steps} | ${mib(m.tsfast.peakKiB)} | ${mib(m.torch.peakKiB)} | ${ratio} | ${mib(m.tsfast.baselineKiB)} | ${mib(m.torch.baselineKiB)} | ${[m.tsfast.note, m.torch.note].filter(Boolean).join("; ")} |`);
   }
+  // ---- issue 19's rows with a script of their own (bench/script-rows.ts), each in a fresh child process
+  if (!onlyArg || onlyArg === "data") dataRow(quick);
+  if (!onlyArg || onlyArg === "e2e") e2eRow(quick);
+  if (!onlyArg || onlyArg === "depthwise") depthwiseRows(quick);
   console.log(`\nbench took ${((Date.now() - t0) / 1000).toFixed(0)} s`);
 }
 
