@@ -161,36 +161,39 @@ async function main(): Promise<void> {
   const threads = defaultThreads();
   const t0 = Date.now();
   console.log(`engine bench: ${threads} threads, ${quick ? "quick" : "full"} run`);
-  const rows: { config: Config; backend: string; r: Result }[] = [];
-  const ref = new Map<string, Result>();
-  for (const b of backends) {
-    const why = await useBackend(b);
-    for (const c of configs) {
-      const smallest = c === configs[0];
-      if (why) { rows.push({ config: c, backend: b, r: { note: why } }); continue; }
-      if (b !== "native" && !smallest) continue;
-      if (b === "native") {
-        // PyTorch runs right before the same config, so both see the same machine load.
-        for (const [k, v] of torchRef(threads, [c])) ref.set(k, v);
-        const p = ref.get(key(c));
-        console.log(`  pytorch ${key(c)}: train ${p?.train?.toFixed(1) ?? "-"} img/s, infer ${p?.infer?.toFixed(1) ?? "-"} img/s ${p?.note ?? ""}`);
+  // ---- the ResNet rows (skipped when --only names another row)
+  if (configs.length > 0) {
+    const rows: { config: Config; backend: string; r: Result }[] = [];
+    const ref = new Map<string, Result>();
+    for (const b of backends) {
+      const why = await useBackend(b);
+      for (const c of configs) {
+        const smallest = c === configs[0];
+        if (why) { rows.push({ config: c, backend: b, r: { note: why } }); continue; }
+        if (b !== "native" && !smallest) continue;
+        if (b === "native") {
+          // PyTorch runs right before the same config, so both see the same machine load.
+          for (const [k, v] of torchRef(threads, [c])) ref.set(k, v);
+          const p = ref.get(key(c));
+          console.log(`  pytorch ${key(c)}: train ${p?.train?.toFixed(1) ?? "-"} img/s, infer ${p?.infer?.toFixed(1) ?? "-"} img/s ${p?.note ?? ""}`);
+        }
+        // The JS/wasm engines are measured at the smallest config only, with one timed step.
+        const r = b === "cpu"
+          ? { ...(await runTf({ ...c, bs: 8 }, false, 1)), note: "batch 8, inference only (pure-JS training ~0.5 img/s)" }
+          : await runTf(c, true, b === "native" ? c.steps : 1);
+        rows.push({ config: c, backend: b, r });
+        console.log(`  ${b} ${key(c)}: train ${r.train?.toFixed(1) ?? "-"} img/s, infer ${r.infer?.toFixed(1) ?? "-"} img/s ${r.note ?? ""}`);
       }
-      // The JS/wasm engines are measured at the smallest config only, with one timed step.
-      const r = b === "cpu"
-        ? { ...(await runTf({ ...c, bs: 8 }, false, 1)), note: "batch 8, inference only (pure-JS training ~0.5 img/s)" }
-        : await runTf(c, true, b === "native" ? c.steps : 1);
-      rows.push({ config: c, backend: b, r });
-      console.log(`  ${b} ${key(c)}: train ${r.train?.toFixed(1) ?? "-"} img/s, infer ${r.infer?.toFixed(1) ?? "-"} img/s ${r.note ?? ""}`);
     }
-  }
-  if (!backends.includes("native")) for (const [k, v] of torchRef(threads, configs)) ref.set(k, v);
-  const fmt = (v?: number) => (v === undefined ? "-" : v.toFixed(1));
-  const ratio = (a?: number, b?: number) => (a === undefined || b === undefined ? "-" : (a / b).toFixed(2) + "x");
-  console.log("\n| model | px | batch | backend | train img/s | PyTorch train | ratio | infer img/s | PyTorch infer | ratio | infer, BN folded | ratio | note |");
-  console.log("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
-  for (const { config: c, backend, r } of rows) {
-    const p = ref.get(key(c)) ?? {};
-    console.log(`| ${c.arch} | ${c.size} | ${c.bs} | ${backend} | ${fmt(r.train)} | ${fmt(p.train)} | ${ratio(r.train, p.train)} | ${fmt(r.infer)} | ${fmt(p.infer)} | ${ratio(r.infer, p.infer)} | ${fmt(r.inferFused)} | ${ratio(r.inferFused, p.infer)} | ${r.note ?? p.note ?? ""} |`);
+    if (!backends.includes("native")) for (const [k, v] of torchRef(threads, configs)) ref.set(k, v);
+    const fmt = (v?: number) => (v === undefined ? "-" : v.toFixed(1));
+    const ratio = (a?: number, b?: number) => (a === undefined || b === undefined ? "-" : (a / b).toFixed(2) + "x");
+    console.log("\n| model | px | batch | backend | train img/s | PyTorch train | ratio | infer img/s | PyTorch infer | ratio | infer, BN folded | ratio | note |");
+    console.log("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for (const { config: c, backend, r } of rows) {
+      const p = ref.get(key(c)) ?? {};
+      console.log(`| ${c.arch} | ${c.size} | ${c.bs} | ${backend} | ${fmt(r.train)} | ${fmt(p.train)} | ${ratio(r.train, p.train)} | ${fmt(r.infer)} | ${fmt(p.infer)} | ${ratio(r.infer, p.infer)} | ${fmt(r.inferFused)} | ${ratio(r.inferFused, p.infer)} | ${r.note ?? p.note ?? ""} |`);
+    }
   }
   if (!onlyArg || onlyArg === "learner") await learnerRows(threads);
   if (!onlyArg || onlyArg === "tabular") await tabularRows(threads);
