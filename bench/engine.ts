@@ -20,7 +20,9 @@
  *
  * usage: node dist/bench/engine.js [--quick] [--backends native,wasm,cpu] [--only resnet18|resnet34|unet_resnet18|learner|tabular|collab|lstm|awd_lstm|memory|data|e2e|depthwise]
  * A training step is forward + backward + Adam; warm-up steps are excluded, and img/s comes from
- * the median step time on both sides (the machines are shared: means swing with other load).
+ * the median step time on both sides (the machines are shared: means swing with other load). On the
+ * native engine the two sides' steps (and the Learner rows' epochs) run in turns, PyTorch as a server
+ * (bench/alternate.ts), so that a slow spell of the machine falls on both.
  */
 import { execFileSync } from "node:child_process";
 import * as path from "node:path";
@@ -34,7 +36,8 @@ import { TABULAR_BS, TABULAR_ROWS, tabularEpochSeconds, torchTabularEpochSeconds
 import { collabBench } from "./collab";
 import { awdLstmBench, AWD_LSTM_BENCH, lstmBench, LSTM_BENCH, type LstmBench } from "./lstm";
 import { memoryBench, MEMORY_BENCH } from "./memory";
-import { validBatches, type FitResult } from "./learner-fit";
+import { validBatches } from "./learner-fit";
+import { alternate, LineServer, median, timeSync, type Side } from "./alternate";
 import { dataRow, depthwiseRows, e2eRow } from "./script-rows";
 
 interface Config { arch: "resnet18" | "resnet34" | "unet_resnet18"; size: number; bs: number; steps: number }
@@ -65,18 +68,16 @@ const key = (c: Config) => `${c.arch}:${c.size}:${c.bs}:${c.steps}`;
 
 /** Seconds per step: the median of `steps` timed steps after the warm-up (robust to a busy machine). */
 function time(fn: () => void, steps: number): number {
-  for (let i = 0; i < WARMUP; i++) fn();
-  const ts: number[] = [];
-  for (let i = 0; i < steps; i++) {
-    const t0 = process.hrtime.bigint();
-    fn();
-    ts.push(Number(process.hrtime.bigint() - t0) / 1e9);
-  }
-  ts.sort((a, b) => a - b);
-  return ts[Math.floor(ts.length / 2)]!;
+  timeSync(fn, WARMUP);
+  return median(timeSync(fn, steps));
 }
 
-async function runTf(c: Config, trainToo: boolean, steps: number): Promise<Result> {
+/** A model of the config with one batch, and its steps (training, inference, inference BN-folded). */
+interface Steps { train: () => void; infer: () => void; fused?: () => void; note?: string; dispose: () => void }
+
+const why = (e: unknown) => (e instanceof Error ? e.message : String(e)).split("\n")[0];
+
+async function buildSteps(c: Config, withFused: boolean): Promise<Steps> {
   // tsfast's own torchvision-layout ResNet (explicit padding, as PyTorch), 10 classes; the U-Net: 5 per pixel.
   const unet = c.arch === "unet_resnet18";
   const nOut = unet ? 5 : 10;
@@ -87,42 +88,86 @@ async function runTf(c: Config, trainToo: boolean, steps: number): Promise<Resul
   const opt = new NativeAdamOptimizer(1e-3, 0.9, 0.999, 1e-8);
   const x = tf.randomNormal([c.bs, c.size, c.size, 3]);
   const y = tf.oneHot(tf.randomUniform(unet ? [c.bs, c.size, c.size] : [c.bs], 0, nOut, "int32"), nOut);
+  // the same weights with each BatchNorm (and the ReLU after it) folded into its conv: fuseBatchNorm. It is
+  // folded from the untrained weights (the training steps run on the unfused model, before or between).
+  let fused: tf.LayersModel | undefined;
+  let note: string | undefined;
+  if (withFused) {
+    try {
+      fused = (await fuseBatchNorm(model)).model;
+    } catch (e) {
+      note = `fused inference: ${why(e)}`;
+    }
+  }
+  const predict = (m: tf.LayersModel) => () => tf.tidy(() => tf.sum(m.predict(x, { batchSize: c.bs }) as tf.Tensor).dataSync());
+  return {
+    train: () => {
+      const loss = opt.minimize(() => tf.losses.softmaxCrossEntropy(y, model.apply(x, { training: true }) as tf.Tensor), true);
+      loss?.dataSync();
+      loss?.dispose();
+    },
+    infer: predict(model),
+    fused: fused && predict(fused),
+    note,
+    dispose: () => {
+      fused?.dispose();
+      x.dispose();
+      y.dispose();
+      opt.dispose();
+      model.dispose();
+    },
+  };
+}
+
+/** The wasm and cpu rows: one engine alone, `steps` timed steps each (no PyTorch alongside). */
+async function runTf(c: Config, trainToo: boolean, steps: number): Promise<Result> {
+  const s = await buildSteps(c, false);
   const res: Result = {};
-  const why = (e: unknown) => (e instanceof Error ? e.message : String(e)).split("\n")[0];
-  if (trainToo) {
-    try {
-      const t = time(() => {
-        const loss = opt.minimize(() => tf.losses.softmaxCrossEntropy(y, model.apply(x, { training: true }) as tf.Tensor), true);
-        loss?.dataSync();
-        loss?.dispose();
-      }, steps);
-      res.train = c.bs / t;
-    } catch (e) {
-      res.note = `training: ${why(e)}`;
-    }
-  }
   try {
-    const t = time(() => tf.tidy(() => tf.sum(model.predict(x, { batchSize: c.bs }) as tf.Tensor).dataSync()), steps);
-    res.infer = c.bs / t;
-  } catch (e) {
-    res.note = `${res.note ? res.note + "; " : ""}inference: ${why(e)}`;
-  }
-  if (trainToo) {
-    // the same weights with each BatchNorm (and the ReLU after it) folded into its conv: fuseBatchNorm
-    try {
-      const { model: fused } = await fuseBatchNorm(model);
-      const t = time(() => tf.tidy(() => tf.sum(fused.predict(x, { batchSize: c.bs }) as tf.Tensor).dataSync()), steps);
-      res.inferFused = c.bs / t;
-      fused.dispose();
-    } catch (e) {
-      res.note = `${res.note ? res.note + "; " : ""}fused inference: ${why(e)}`;
+    if (trainToo) {
+      try {
+        res.train = c.bs / time(s.train, steps);
+      } catch (e) {
+        res.note = `training: ${why(e)}`;
+      }
     }
+    try {
+      res.infer = c.bs / time(s.infer, steps);
+    } catch (e) {
+      res.note = `${res.note ? res.note + "; " : ""}inference: ${why(e)}`;
+    }
+  } finally {
+    s.dispose();
   }
-  x.dispose();
-  y.dispose();
-  opt.dispose();
-  model.dispose();
   return res;
+}
+
+/**
+ * The native rows against PyTorch (bench/torch_ref.py as a server), their steps in turns
+ * (bench/alternate.ts): training first, then inference three ways (tsfast, tsfast BN-folded, PyTorch).
+ */
+async function runNativeAndTorch(c: Config, threads: number): Promise<{ r: Result; p: Result }> {
+  const script = path.join(__dirname, "..", "..", "bench", "torch_ref.py");
+  const torch = new LineServer("PyTorch", "/usr/bin/python3", [script, "--threads", String(threads), "--serve", `${c.arch}:${c.size}:${c.bs}`]);
+  const s = await buildSteps(c, true);
+  const sync = (f: () => void) => (n: number) => Promise.resolve(timeSync(f, n));
+  try {
+    const train = await alternate({ tsfast: sync(s.train), pytorch: (n) => torch.times("train", n) }, c.steps, WARMUP);
+    const inferSides: Record<string, Side> = { tsfast: sync(s.infer) };
+    if (s.fused) inferSides.folded = sync(s.fused);
+    inferSides.pytorch = (n) => torch.times("infer", n);
+    const infer = await alternate(inferSides, c.steps, WARMUP);
+    const img = (sec?: number) => (sec === undefined ? undefined : c.bs / sec);
+    const folded = infer.median.folded;
+    const note = [s.note, train.note, infer.note].filter(Boolean).join("; ") || undefined;
+    return {
+      r: { train: img(train.median.tsfast), infer: img(infer.median.tsfast), inferFused: img(folded), note },
+      p: { train: img(train.median.pytorch), infer: img(infer.median.pytorch) },
+    };
+  } finally {
+    s.dispose();
+    torch.close();
+  }
 }
 
 async function useBackend(name: string): Promise<string | undefined> {
@@ -172,15 +217,18 @@ async function main(): Promise<void> {
         if (why) { rows.push({ config: c, backend: b, r: { note: why } }); continue; }
         if (b !== "native" && !smallest) continue;
         if (b === "native") {
-          // PyTorch runs right before the same config, so both see the same machine load.
-          for (const [k, v] of torchRef(threads, [c])) ref.set(k, v);
-          const p = ref.get(key(c));
-          console.log(`  pytorch ${key(c)}: train ${p?.train?.toFixed(1) ?? "-"} img/s, infer ${p?.infer?.toFixed(1) ?? "-"} img/s ${p?.note ?? ""}`);
+          // PyTorch's steps alternate with ours (bench/alternate.ts), so both see the same machine load.
+          const { r, p } = await runNativeAndTorch(c, threads);
+          ref.set(key(c), p);
+          rows.push({ config: c, backend: b, r });
+          console.log(`  pytorch ${key(c)}: train ${p.train?.toFixed(1) ?? "-"} img/s, infer ${p.infer?.toFixed(1) ?? "-"} img/s`);
+          console.log(`  ${b} ${key(c)}: train ${r.train?.toFixed(1) ?? "-"} img/s, infer ${r.infer?.toFixed(1) ?? "-"} img/s, BN folded ${r.inferFused?.toFixed(1) ?? "-"} img/s ${r.note ?? ""}`);
+          continue;
         }
         // The JS/wasm engines are measured at the smallest config only, with one timed step.
         const r = b === "cpu"
           ? { ...(await runTf({ ...c, bs: 8 }, false, 1)), note: "batch 8, inference only (pure-JS training ~0.5 img/s)" }
-          : await runTf(c, true, b === "native" ? c.steps : 1);
+          : await runTf(c, true, 1);
         rows.push({ config: c, backend: b, r });
         console.log(`  ${b} ${key(c)}: train ${r.train?.toFixed(1) ?? "-"} img/s, infer ${r.infer?.toFixed(1) ?? "-"} img/s ${r.note ?? ""}`);
       }
@@ -247,34 +295,40 @@ async function main(): Promise<void> {
   console.log(`\nbench took ${((Date.now() - t0) / 1000).toFixed(0)} s`);
 }
 
-// ---- the Learner and trainOnBatch rows (bench/learner-fit.ts), native engine. Each configuration runs in a
-// fresh child process (a Learner epoch in this process, after the other rows' models, engines and pooled
-// arrays, ran up to a third slower), right after PyTorch's raw step for the trainOnBatch ratio.
+// ---- the Learner and trainOnBatch rows (bench/learner-fit.ts), native engine. tsfast's side runs in a fresh
+// child process (a Learner epoch in this process, after the other rows' models, engines and pooled arrays, ran
+// up to a third slower), as a server, and so do PyTorch's loop and raw step: the epochs alternate with
+// PyTorch's loop, then the trainOnBatch steps with PyTorch's raw Adam steps (bench/alternate.ts).
+const LEARNER_ROUNDS = 3;
+
 async function learnerRows(threads: number): Promise<void> {
   const fmt = (v?: number) => (v === undefined ? "-" : v.toFixed(1));
   const ratio = (a?: number, b?: number) => (a === undefined || b === undefined ? "-" : (a / b).toFixed(2) + "x");
   const lines = [
-    "| model | px | batch | batches (train + valid) | Learner img/s | PyTorch loop img/s | ratio | trainOnBatch img/s | PyTorch step img/s | ratio | note |",
+    `| model | px | batch | batches (train + valid) | Learner img/s (median of ${LEARNER_ROUNDS} epochs) | PyTorch loop img/s | ratio | trainOnBatch img/s | PyTorch step img/s | ratio | note |`,
     "|---|---|---|---|---|---|---|---|---|---|---|",
   ];
-  const script = path.join(__dirname, "learner-fit.js");
+  const benchDir = path.join(__dirname, "..", "..", "bench");
   for (const c of learnerConfigs) {
-    // a whole epoch is one timing: twice the raw rows' steps, so that it lasts a few seconds
+    // an epoch is one timing: twice the raw rows' steps, so that it lasts a few seconds
     const fc = { arch: c.arch, size: c.size, bs: c.bs, batches: 2 * c.steps };
-    const step = torchRef(threads, [c]).get(key(c))?.train;
-    let r: FitResult;
+    const shape = ["--arch", c.arch, "--size", String(c.size), "--bs", String(c.bs)];
+    const ours = new LineServer("tsfast", process.execPath, [path.join(__dirname, "learner-fit.js"), ...shape, "--batches", String(fc.batches), "--serve"], { ...process.env, TSFAST_BACKEND: "native" });
+    const loop = new LineServer("PyTorch loop", "/usr/bin/python3", [path.join(benchDir, "learner_fit_torch.py"), ...shape, "--batches", String(fc.batches), "--valid-batches", String(validBatches(fc)), "--threads", String(threads), "--serve"]);
+    const step = new LineServer("PyTorch step", "/usr/bin/python3", [path.join(benchDir, "torch_ref.py"), "--threads", String(threads), "--serve", `${c.arch}:${c.size}:${c.bs}`]);
+    const images = c.bs * (fc.batches + validBatches(fc));
     try {
-      const out = execFileSync(process.execPath, [script, "--arch", c.arch, "--size", String(c.size), "--bs", String(c.bs), "--batches", String(fc.batches), "--steps", String(c.steps)], {
-        encoding: "utf8",
-        stdio: ["ignore", "pipe", "inherit"],
-        env: { ...process.env, TSFAST_BACKEND: "native" },
-      });
-      r = JSON.parse(out.split("\n").filter((l) => l.startsWith("{")).pop() ?? "{}") as FitResult;
-    } catch (e) {
-      r = { note: `child failed: ${(e instanceof Error ? e.message : String(e)).split("\n")[0]}` };
+      // the first epoch and the first two steps of each side are warm-up
+      const fit = await alternate({ tsfast: (n) => ours.times("epoch", n), pytorch: (n) => loop.times("epoch", n) }, LEARNER_ROUNDS, 1);
+      const tob = await alternate({ tsfast: (n) => ours.times("tob", n), pytorch: (n) => step.times("train", n) }, c.steps, WARMUP);
+      const per = (imgs: number, sec?: number) => (sec === undefined ? undefined : imgs / sec);
+      const r = { learner: per(images, fit.median.tsfast), loop: per(images, fit.median.pytorch), tob: per(c.bs, tob.median.tsfast), step: per(c.bs, tob.median.pytorch) };
+      const note = [fit.note, tob.note].filter(Boolean).join("; ");
+      console.log(`  learner ${key(c)}: Learner ${fmt(r.learner)} vs PyTorch loop ${fmt(r.loop)} img/s; trainOnBatch ${fmt(r.tob)} vs ${fmt(r.step)} img/s ${note}`);
+      lines.push(`| ${c.arch} | ${c.size} | ${c.bs} | ${fc.batches} + ${validBatches(fc)} | ${fmt(r.learner)} | ${fmt(r.loop)} | ${ratio(r.learner, r.loop)} | ${fmt(r.tob)} | ${fmt(r.step)} | ${ratio(r.tob, r.step)} | ${note} |`);
+    } finally {
+      for (const srv of [ours, loop, step]) srv.close();
     }
-    console.log(`  learner ${key(c)}: Learner ${fmt(r.learner)} vs PyTorch loop ${fmt(r.torchLoop)} img/s; trainOnBatch ${fmt(r.trainOnBatch)} vs ${fmt(step)} img/s ${r.note ?? ""}`);
-    lines.push(`| ${c.arch} | ${c.size} | ${c.bs} | ${fc.batches} + ${validBatches(fc)} | ${fmt(r.learner)} | ${fmt(r.torchLoop)} | ${ratio(r.learner, r.torchLoop)} | ${fmt(r.trainOnBatch)} | ${fmt(step)} | ${ratio(r.trainOnBatch, step)} | ${r.note ?? ""} |`);
   }
   console.log("\n" + lines.join("\n"));
 }

@@ -13,20 +13,24 @@
  *    step of bench/torch_ref.py.
  *
  * The first epoch (and the first two trainOnBatch steps) are warm-up, not timed: oneDNN builds its
- * primitives there, on both sides. img/s = (training + validation images) / the second epoch's seconds.
+ * primitives there, on both sides. img/s = (training + validation images) / an epoch's seconds.
+ * `npm run bench -- --only learner` runs this file as a server (`--serve`) and alternates its epochs and
+ * steps with PyTorch's (bench/alternate.ts), the median of each side; run alone, it times the second epoch.
  *
- * usage: node dist/bench/learner-fit.js [--arch resnet18] [--size 64] [--bs 64] [--batches 8] [--learner-only]
- *        (or through `npm run bench -- --only learner`); `--learner-only` times the Learner's epoch alone
- *        (no PyTorch, no trainOnBatch), to compare settings of the same engine run after run.
+ * usage: node dist/bench/learner-fit.js [--arch resnet18] [--size 64] [--bs 64] [--batches 8] [--learner-only | --serve]
+ *        `--learner-only` times the Learner's epoch alone (no PyTorch, no trainOnBatch), to compare settings
+ *        of the same engine run after run.
  */
 import { execFileSync } from "node:child_process";
 import * as path from "node:path";
+import * as readline from "node:readline";
 import * as tf from "../lib/engine/tf";
 import { defaultThreads, ready } from "../lib/engine/backend";
 import { resnet18, resnet34 } from "../lib/models/archs";
 import { Learner } from "../lib/learner/learner";
 import { slice } from "../lib/learner/optimizer";
 import { tensorDataLoaders } from "../lib/data/tensors";
+import { median } from "./alternate";
 
 export interface FitConfig {
   arch: "resnet18" | "resnet34";
@@ -54,8 +58,8 @@ async function build(c: FitConfig): Promise<tf.LayersModel> {
   return (c.arch === "resnet18" ? resnet18 : resnet34)({ nOut: 10, inputShape: [c.size, c.size, 3] });
 }
 
-/** Seconds of the second `fitOneCycle(1)` of a Learner over random in-memory images. */
-export async function learnerEpochSeconds(c: FitConfig): Promise<number> {
+/** A Learner over random in-memory images; `epoch()` runs one `fitOneCycle(1)` and returns its seconds. */
+export async function learnerSession(c: FitConfig): Promise<{ epoch: () => Promise<number>; dispose: () => void }> {
   const model = await build(c);
   const nv = validBatches(c);
   const data = tf.tidy(() => ({
@@ -68,38 +72,98 @@ export async function learnerEpochSeconds(c: FitConfig): Promise<number> {
   // fastai's split of a ResNet: the body, then the head (here the last layer).
   const layers = model.layers;
   const learn = new Learner(dls, model, { splitter: () => [layers.slice(0, -1), layers.slice(-1)] });
+  return {
+    epoch: async () => {
+      const t0 = process.hrtime.bigint();
+      await learn.fitOneCycle(1, { lrMax: slice(LR) });
+      return Number(process.hrtime.bigint() - t0) / 1e9;
+    },
+    dispose: () => {
+      learn.opt?.dispose();
+      model.dispose();
+      tf.dispose(Object.values(data));
+    },
+  };
+}
+
+/** Seconds of the second `fitOneCycle(1)` of a Learner over random in-memory images. */
+export async function learnerEpochSeconds(c: FitConfig): Promise<number> {
+  const s = await learnerSession(c);
   try {
-    await learn.fitOneCycle(1, { lrMax: slice(LR) });
-    const t0 = process.hrtime.bigint();
-    await learn.fitOneCycle(1, { lrMax: slice(LR) });
-    return Number(process.hrtime.bigint() - t0) / 1e9;
+    await s.epoch();
+    return await s.epoch();
   } finally {
-    learn.opt?.dispose();
-    model.dispose();
-    tf.dispose(Object.values(data));
+    s.dispose();
   }
 }
 
-/** tsfast img/s of `model.trainOnBatch` with `tf.train.adam(1e-3)` (median of `steps` after 2 warm-up steps). */
-export async function trainOnBatchImgPerS(c: FitConfig, steps: number): Promise<number> {
+/** A compiled tfjs-layers ResNet (`tf.train.adam(1e-3)`); `step()` runs one `trainOnBatch` and returns its seconds. */
+export async function trainOnBatchSession(c: FitConfig): Promise<{ step: () => Promise<number>; dispose: () => void }> {
   const model = await build(c);
   model.compile({ optimizer: tf.train.adam(LR), loss: (yt: tf.Tensor, yp: tf.Tensor) => tf.losses.softmaxCrossEntropy(yt, yp) });
   const x = tf.randomNormal([c.bs, c.size, c.size, 3]);
   const y = tf.oneHot(tf.randomUniform([c.bs], 0, 10, "int32"), 10);
+  return {
+    step: async () => {
+      const t0 = process.hrtime.bigint();
+      await model.trainOnBatch(x, y);
+      return Number(process.hrtime.bigint() - t0) / 1e9;
+    },
+    dispose: () => {
+      tf.dispose([x, y]);
+      model.optimizer?.dispose();
+      model.dispose();
+    },
+  };
+}
+
+/** tsfast img/s of `model.trainOnBatch` with `tf.train.adam(1e-3)` (median of `steps` after 2 warm-up steps). */
+export async function trainOnBatchImgPerS(c: FitConfig, steps: number): Promise<number> {
+  const s = await trainOnBatchSession(c);
   try {
     const ts: number[] = [];
     for (let i = 0; i < steps + 2; i++) {
-      const t0 = process.hrtime.bigint();
-      await model.trainOnBatch(x, y);
-      if (i >= 2) ts.push(Number(process.hrtime.bigint() - t0) / 1e9);
+      const t = await s.step();
+      if (i >= 2) ts.push(t);
     }
-    ts.sort((a, b) => a - b);
-    return c.bs / ts[Math.floor(ts.length / 2)]!;
+    return c.bs / median(ts);
   } finally {
-    tf.dispose([x, y]);
-    model.optimizer?.dispose();
-    model.dispose();
+    s.dispose();
   }
+}
+
+/**
+ * The server bench/engine.ts alternates with PyTorch's (bench/alternate.ts): reads "epoch N" (N Learner
+ * epochs) or "tob N" (N trainOnBatch steps) a line on stdin and answers {"times": [seconds each]}. Each
+ * model is built on its first command and kept.
+ */
+async function serve(c: FitConfig): Promise<void> {
+  let learner: Awaited<ReturnType<typeof learnerSession>> | undefined;
+  let tob: Awaited<ReturnType<typeof trainOnBatchSession>> | undefined;
+  const answer = (v: unknown) => process.stdout.write(JSON.stringify(v) + "\n");
+  for await (const line of readline.createInterface({ input: process.stdin })) {
+    const [cmd, n] = line.trim().split(/\s+/);
+    const count = Number(n);
+    if ((cmd !== "epoch" && cmd !== "tob") || !Number.isInteger(count) || count < 1) {
+      answer({ error: `unknown command '${line.trim()}' (epoch N | tob N)` });
+      continue;
+    }
+    try {
+      const times: number[] = [];
+      if (cmd === "epoch") {
+        learner ??= await learnerSession(c);
+        for (let i = 0; i < count; i++) times.push(await learner.epoch());
+      } else {
+        tob ??= await trainOnBatchSession(c);
+        for (let i = 0; i < count; i++) times.push(await tob.step());
+      }
+      answer({ times });
+    } catch (e) {
+      answer({ error: why(e) });
+    }
+  }
+  learner?.dispose();
+  tob?.dispose();
 }
 
 /** PyTorch's loop of the same epoch (bench/learner_fit_torch.py): img/s of its second epoch. */
@@ -138,6 +202,7 @@ async function main(): Promise<void> {
   const arg = (n: string, d: string) => (process.argv.includes(`--${n}`) ? process.argv[process.argv.indexOf(`--${n}`) + 1]! : d);
   await ready();
   const c: FitConfig = { arch: arg("arch", "resnet18") as FitConfig["arch"], size: Number(arg("size", "64")), bs: Number(arg("bs", "64")), batches: Number(arg("batches", "8")) };
+  if (process.argv.includes("--serve")) return serve(c);
   if (process.argv.includes("--learner-only")) {
     const seconds = await learnerEpochSeconds(c);
     console.log(JSON.stringify({ config: c, backend: tf.getBackend(), learnerEpochS: seconds, learner: (c.bs * (c.batches + validBatches(c))) / seconds }));

@@ -7,6 +7,8 @@ two parameter groups (the body at lr/10, the final layer at lr), fastai's one-cy
 batch, then validation under `no_grad`. The first epoch is warm-up; prints the second's seconds.
 
 usage: /usr/bin/python3 bench/learner_fit_torch.py --arch resnet18 --size 64 --bs 64 --batches 8 --valid-batches 2
+       add --serve for a server (bench/alternate.ts): it reads "epoch N" a line on stdin and answers
+       {"times": [seconds of each of N epochs], "images": training + validation images an epoch}
 """
 import argparse
 import json
@@ -36,6 +38,7 @@ def main():
     ap.add_argument("--valid-batches", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--serve", action="store_true")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -77,12 +80,27 @@ def main():
                 total += loss_fn(model(xv[i * a.bs:(i + 1) * a.bs]), yv[i * a.bs:(i + 1) * a.bs]).item()
         return total
 
+    images = a.bs * (a.batches + a.valid_batches)
+    if a.serve:
+        for line in sys.stdin:
+            words = line.split()
+            if len(words) != 2 or words[0] != "epoch" or not words[1].isdigit():
+                print(json.dumps({"error": f"unknown command {line.strip()!r} (epoch N)"}), flush=True)
+                continue
+            ts = []
+            for _ in range(int(words[1])):
+                t0 = time.perf_counter()
+                valid_loss = epoch()
+                ts.append(time.perf_counter() - t0)
+                assert math.isfinite(valid_loss)
+            print(json.dumps({"times": ts, "images": images}), flush=True)
+        return
     epoch()
     t0 = time.perf_counter()
     valid_loss = epoch()
     secs = time.perf_counter() - t0
     assert math.isfinite(valid_loss)
-    print(json.dumps({"epoch_s": secs, "images": a.bs * (a.batches + a.valid_batches), "threads": torch.get_num_threads(),
+    print(json.dumps({"epoch_s": secs, "images": images, "threads": torch.get_num_threads(),
                       "torch": torch.__version__}), flush=True)
 
 
