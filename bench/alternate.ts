@@ -101,12 +101,15 @@ export interface Alternated<K extends string> {
   note?: string;
 }
 
+/** The pause before each timed unit (see `alternate`). */
+export const SETTLE_MS = 50;
+
 /**
  * `warmup` untimed units on each side, then `rounds` rounds of one unit on every side: the sides in the
  * order given in even rounds, reversed in odd ones (A B C, C B A, ...), so that each side runs as often
- * early as late. A side that throws is dropped from then on and named in the note; the others go on.
+ * early as late, each after a pause of `settleMs` with both sides idle. A side that throws is dropped from then on and named in the note; the others go on.
  */
-export async function alternate<K extends string>(sides: Record<K, Side>, rounds: number, warmup: number): Promise<Alternated<K>> {
+export async function alternate<K extends string>(sides: Record<K, Side>, rounds: number, warmup: number, settleMs = SETTLE_MS): Promise<Alternated<K>> {
   const all = (Object.keys(sides) as K[]).map((name) => ({ name, run: sides[name], times: [] as number[], why: undefined as string | undefined }));
   const order: string[] = [];
   const once = async (s: (typeof all)[number], n: number, timed: boolean) => {
@@ -122,7 +125,14 @@ export async function alternate<K extends string>(sides: Record<K, Side>, rounds
     }
   };
   if (warmup > 0) for (const s of all) await once(s, warmup, false);
-  for (let r = 0; r < rounds; r++) for (const s of r % 2 === 0 ? all : [...all].reverse()) await once(s, 1, true);
+  for (let r = 0; r < rounds; r++) {
+    for (const s of r % 2 === 0 ? all : [...all].reverse()) {
+      // untimed: the side before may still have threads spinning (OpenMP waits busy a while after a
+      // parallel region: PyTorch's libgomp longer than tsfast's 1,000 rounds); let them go to sleep
+      if (settleMs > 0) await new Promise((res) => setTimeout(res, settleMs));
+      await once(s, 1, true);
+    }
+  }
   const med: Partial<Record<K, number>> = {};
   for (const s of all) if (!s.why && s.times.length > 0) med[s.name] = median(s.times);
   const notes = all.map((s) => s.why).filter(Boolean);

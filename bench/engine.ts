@@ -48,6 +48,8 @@ const quick = args.includes("--quick");
 const backendsArg = args[args.indexOf("--backends") + 1];
 const backends = args.includes("--backends") && backendsArg ? backendsArg.split(",") : ["native", "wasm", "cpu"];
 const WARMUP = 2;
+/** The native inference rows' rounds per training step of the config (see runNativeAndTorch). */
+const INFER_ROUNDS_PER_STEP = 3;
 const onlyArg = args.includes("--only") ? args[args.indexOf("--only") + 1] : undefined;
 const ONLY = ["resnet18", "resnet34", "unet_resnet18", "learner", "tabular", "collab", "lstm", "awd_lstm", "memory", "data", "e2e", "depthwise"];
 if (args.includes("--only") && (onlyArg === undefined || !ONLY.includes(onlyArg))) {
@@ -156,7 +158,8 @@ async function runNativeAndTorch(c: Config, threads: number): Promise<{ r: Resul
     const inferSides: Record<string, Side> = { tsfast: sync(s.infer) };
     if (s.fused) inferSides.folded = sync(s.fused);
     inferSides.pytorch = (n) => torch.times("infer", n);
-    const infer = await alternate(inferSides, c.steps, WARMUP);
+    // an inference step takes a quarter of a training step or less: three times as many rounds
+    const infer = await alternate(inferSides, INFER_ROUNDS_PER_STEP * c.steps, WARMUP);
     const img = (sec?: number) => (sec === undefined ? undefined : c.bs / sec);
     const folded = infer.median.folded;
     const note = [s.note, train.note, infer.note].filter(Boolean).join("; ") || undefined;
