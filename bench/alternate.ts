@@ -12,49 +12,63 @@ import { spawn, type ChildProcessByStdio } from "node:child_process";
 import type { Readable, Writable } from "node:stream";
 import * as readline from "node:readline";
 
-/** The longest one command may take before the server counts as hung. */
+/** The longest one command may take before the server counts as hung (LineServer's `timeoutMs`). */
 const ANSWER_TIMEOUT_MS = 10 * 60 * 1000;
 
-/** A child process answering one JSON line per command line (see the servers in bench/*.py and learner-fit.ts). */
+/**
+ * A child process answering one line per command line (the servers in bench/*.py and learner-fit.ts). An
+ * answer is a JSON object with `times` or `error`; any other line the child prints is passed through, indented.
+ * A server that exits, hangs past `timeoutMs` or answers out of protocol is dead: every command after it fails.
+ */
 export class LineServer {
   private readonly child: ChildProcessByStdio<Writable, Readable, null>;
   private readonly pending: { resolve: (v: Record<string, unknown>) => void; reject: (e: Error) => void }[] = [];
   private dead?: string;
+  private exited = false;
+  private readonly timeoutMs: number;
 
-  constructor(private readonly name: string, command: string, args: string[], env?: NodeJS.ProcessEnv) {
-    this.child = spawn(command, args, { stdio: ["pipe", "pipe", "inherit"], env: env ?? process.env });
+  constructor(private readonly name: string, command: string, args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}) {
+    this.timeoutMs = opts.timeoutMs ?? ANSWER_TIMEOUT_MS;
+    this.child = spawn(command, args, { stdio: ["pipe", "pipe", "inherit"], env: opts.env ?? process.env });
     const lines = readline.createInterface({ input: this.child.stdout });
     lines.on("line", (l) => {
-      // a server's other output (warnings, a report) passes through; only JSON lines answer
-      if (!l.startsWith("{")) {
+      const answer = asAnswer(l);
+      if (!answer) {
         if (l.trim()) console.log(`  ${name}: ${l}`);
         return;
       }
       const p = this.pending.shift();
-      if (!p) return;
-      try {
-        p.resolve(JSON.parse(l) as Record<string, unknown>);
-      } catch {
-        p.reject(new Error(`${name} answered a line that is not JSON: ${l.slice(0, 80)}`));
-      }
+      if (p) p.resolve(answer);
+      else this.kill(`answered when nothing was asked: ${l.slice(0, 80)}`);
     });
-    const fail = (why: string) => {
-      this.dead ??= why;
-      for (const p of this.pending.splice(0)) p.reject(new Error(`${name} ${this.dead}`));
-    };
-    this.child.on("error", (e) => fail(`could not start: ${e.message}`));
-    this.child.on("exit", (code, signal) => fail(signal ? `was killed by ${signal}` : `exited with code ${code}`));
-    this.child.stdin.on("error", () => undefined); // a write to a dead child: reported by "exit"
+    this.child.on("error", (e) => {
+      this.exited = true;
+      this.fail(`could not start: ${e.message}`);
+    });
+    // "close", not "exit": the child's last lines are read by then
+    this.child.on("close", (code, signal) => {
+      this.exited = true;
+      this.fail(signal ? `was killed by ${signal}` : `exited with code ${code}`);
+    });
+    this.child.stdin.on("error", () => undefined); // a write to a dead child: reported by "close"
   }
 
-  /** Sends one command; resolves with the server's JSON answer (an `error` field in it rejects). */
+  private fail(why: string): void {
+    this.dead ??= why;
+    for (const p of this.pending.splice(0)) p.reject(new Error(`${this.name} ${this.dead}`));
+  }
+
+  /** Marks the server dead (every pending and later command fails with `why`) and kills it. */
+  private kill(why: string): void {
+    this.fail(why);
+    this.child.kill("SIGKILL");
+  }
+
+  /** Sends one command; resolves with the server's answer (an answer with `error` rejects). */
   ask(command: string): Promise<Record<string, unknown>> {
     if (this.dead) return Promise.reject(new Error(`${this.name} ${this.dead}`));
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.child.kill("SIGKILL");
-        reject(new Error(`${this.name} gave no answer to '${command}' in ${ANSWER_TIMEOUT_MS / 60000} minutes`));
-      }, ANSWER_TIMEOUT_MS);
+      const timer = setTimeout(() => this.kill(`gave no answer to '${command}' in ${this.timeoutMs / 1000} s`), this.timeoutMs);
       const done = <T>(f: (v: T) => void) => (v: T) => {
         clearTimeout(timer);
         f(v);
@@ -68,27 +82,48 @@ export class LineServer {
     });
   }
 
-  /** Asks for `n` timed units; the answer's `times` (seconds each), checked to be `n` finite positive numbers. */
+  /** Asks for `n` timed units; the answer's `times` (seconds each), which must be `n` finite positive numbers. */
   async times(command: string, n: number): Promise<number[]> {
     const r = await this.ask(`${command} ${n}`);
     const t = r.times;
     if (!Array.isArray(t) || t.length !== n || !t.every((v) => typeof v === "number" && Number.isFinite(v) && v > 0)) {
-      throw new Error(`${this.name} answered '${command} ${n}' without ${n} times: ${JSON.stringify(r).slice(0, 80)}`);
+      // out of step with its commands from here on: no later answer can be trusted
+      const why = `answered '${command} ${n}' without ${n} times: ${JSON.stringify(r).slice(0, 80)}`;
+      this.kill(why);
+      throw new Error(`${this.name} ${why}`);
     }
     return t as number[];
   }
 
-  /** Ends the server (stdin closed; killed if it is still there a few seconds later). */
+  /** Ends the server (stdin closed; killed if it is still there 5 s later); later commands fail. */
   close(): void {
-    if (this.dead) return;
+    if (this.exited) return;
+    this.fail("was closed");
     this.child.stdin.end();
     setTimeout(() => {
-      if (!this.dead) this.child.kill("SIGKILL");
+      if (!this.exited) this.child.kill("SIGKILL");
     }, 5000).unref();
   }
 }
 
-export const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+/** A server's answer: a JSON object with `times` or `error`; undefined for any other line. */
+function asAnswer(line: string): Record<string, unknown> | undefined {
+  if (!line.startsWith("{")) return undefined;
+  try {
+    const v = JSON.parse(line) as unknown;
+    if (v && typeof v === "object" && !Array.isArray(v) && ("times" in v || "error" in v)) return v as Record<string, unknown>;
+  } catch {
+    // a report line that starts with a brace
+  }
+  return undefined;
+}
+
+/** The middle value; for an even count, the mean of the two middle ones. */
+export function median(xs: number[]): number {
+  const v = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(v.length / 2);
+  return v.length % 2 === 1 ? v[m]! : (v[m - 1]! + v[m]!) / 2;
+}
 
 /** One side of a comparison: times `n` units and returns their seconds. */
 export type Side = (n: number) => Promise<number[]>;
@@ -106,8 +141,9 @@ export const SETTLE_MS = 50;
 
 /**
  * `warmup` untimed units on each side, then `rounds` rounds of one unit on every side: the sides in the
- * order given in even rounds, reversed in odd ones (A B C, C B A, ...), so that each side runs as often
- * early as late, each after a pause of `settleMs` with both sides idle. A side that throws is dropped from then on and named in the note; the others go on.
+ * order given in even rounds, reversed in odd ones (A B C, C B A, ...), so that over an even number of
+ * rounds each side runs as often early as late; each unit after an untimed pause of `settleMs` with every
+ * side idle. A side that throws is dropped from then on and named in the note; the others go on.
  */
 export async function alternate<K extends string>(sides: Record<K, Side>, rounds: number, warmup: number, settleMs = SETTLE_MS): Promise<Alternated<K>> {
   const all = (Object.keys(sides) as K[]).map((name) => ({ name, run: sides[name], times: [] as number[], why: undefined as string | undefined }));

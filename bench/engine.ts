@@ -74,12 +74,16 @@ function time(fn: () => void, steps: number): number {
   return median(timeSync(fn, steps));
 }
 
-/** A model of the config with one batch, and its steps (training, inference, inference BN-folded). */
-interface Steps { train: () => void; infer: () => void; fused?: () => void; note?: string; dispose: () => void }
+/**
+ * A model of the config with one batch, and its steps: training, inference, and `fold()`, which makes the
+ * inference step of the model's weights as they are then with each BatchNorm (and the ReLU after it)
+ * folded into its conv (`fuseBatchNorm`; call it after the training steps, as a user folds a trained model).
+ */
+interface Steps { train: () => void; infer: () => void; fold: () => Promise<() => void>; dispose: () => void }
 
 const why = (e: unknown) => (e instanceof Error ? e.message : String(e)).split("\n")[0];
 
-async function buildSteps(c: Config, withFused: boolean): Promise<Steps> {
+async function buildSteps(c: Config): Promise<Steps> {
   // tsfast's own torchvision-layout ResNet (explicit padding, as PyTorch), 10 classes; the U-Net: 5 per pixel.
   const unet = c.arch === "unet_resnet18";
   const nOut = unet ? 5 : 10;
@@ -90,17 +94,7 @@ async function buildSteps(c: Config, withFused: boolean): Promise<Steps> {
   const opt = new NativeAdamOptimizer(1e-3, 0.9, 0.999, 1e-8);
   const x = tf.randomNormal([c.bs, c.size, c.size, 3]);
   const y = tf.oneHot(tf.randomUniform(unet ? [c.bs, c.size, c.size] : [c.bs], 0, nOut, "int32"), nOut);
-  // the same weights with each BatchNorm (and the ReLU after it) folded into its conv: fuseBatchNorm. It is
-  // folded from the untrained weights (the training steps run on the unfused model, before or between).
-  let fused: tf.LayersModel | undefined;
-  let note: string | undefined;
-  if (withFused) {
-    try {
-      fused = (await fuseBatchNorm(model)).model;
-    } catch (e) {
-      note = `fused inference: ${why(e)}`;
-    }
-  }
+  const folded: tf.LayersModel[] = [];
   const predict = (m: tf.LayersModel) => () => tf.tidy(() => tf.sum(m.predict(x, { batchSize: c.bs }) as tf.Tensor).dataSync());
   return {
     train: () => {
@@ -109,10 +103,13 @@ async function buildSteps(c: Config, withFused: boolean): Promise<Steps> {
       loss?.dispose();
     },
     infer: predict(model),
-    fused: fused && predict(fused),
-    note,
+    fold: async () => {
+      const { model: fused } = await fuseBatchNorm(model);
+      folded.push(fused);
+      return predict(fused);
+    },
     dispose: () => {
-      fused?.dispose();
+      for (const m of folded) m.dispose();
       x.dispose();
       y.dispose();
       opt.dispose();
@@ -123,20 +120,28 @@ async function buildSteps(c: Config, withFused: boolean): Promise<Steps> {
 
 /** The wasm and cpu rows: one engine alone, `steps` timed steps each (no PyTorch alongside). */
 async function runTf(c: Config, trainToo: boolean, steps: number): Promise<Result> {
-  const s = await buildSteps(c, false);
+  const s = await buildSteps(c);
   const res: Result = {};
+  const note = (what: string, e: unknown) => (res.note = `${res.note ? res.note + "; " : ""}${what}: ${why(e)}`);
   try {
     if (trainToo) {
       try {
         res.train = c.bs / time(s.train, steps);
       } catch (e) {
-        res.note = `training: ${why(e)}`;
+        note("training", e);
       }
     }
     try {
       res.infer = c.bs / time(s.infer, steps);
     } catch (e) {
-      res.note = `${res.note ? res.note + "; " : ""}inference: ${why(e)}`;
+      note("inference", e);
+    }
+    if (trainToo) {
+      try {
+        res.inferFused = c.bs / time(await s.fold(), steps);
+      } catch (e) {
+        note("fused inference", e);
+      }
     }
   } finally {
     s.dispose();
@@ -144,27 +149,34 @@ async function runTf(c: Config, trainToo: boolean, steps: number): Promise<Resul
   return res;
 }
 
+/** Rounds for `alternate`: at least `n`, and even, so that each side runs first as often as second. */
+const evenRounds = (n: number) => n + (n % 2);
+
 /**
  * The native rows against PyTorch (bench/torch_ref.py as a server), their steps in turns
  * (bench/alternate.ts): training first, then inference three ways (tsfast, tsfast BN-folded, PyTorch).
  */
 async function runNativeAndTorch(c: Config, threads: number): Promise<{ r: Result; p: Result }> {
+  const s = await buildSteps(c);
   const script = path.join(__dirname, "..", "..", "bench", "torch_ref.py");
   const torch = new LineServer("PyTorch", "/usr/bin/python3", [script, "--threads", String(threads), "--serve", `${c.arch}:${c.size}:${c.bs}`]);
-  const s = await buildSteps(c, true);
   const sync = (f: () => void) => (n: number) => Promise.resolve(timeSync(f, n));
   try {
-    const train = await alternate({ tsfast: sync(s.train), pytorch: (n) => torch.times("train", n) }, c.steps, WARMUP);
+    const train = await alternate({ tsfast: sync(s.train), pytorch: (n) => torch.times("train", n) }, evenRounds(c.steps), WARMUP);
     const inferSides: Record<string, Side> = { tsfast: sync(s.infer) };
-    if (s.fused) inferSides.folded = sync(s.fused);
+    let foldNote: string | undefined;
+    try {
+      inferSides.folded = sync(await s.fold());
+    } catch (e) {
+      foldNote = `fused inference: ${why(e)}`;
+    }
     inferSides.pytorch = (n) => torch.times("infer", n);
     // an inference step takes a quarter of a training step or less: three times as many rounds
-    const infer = await alternate(inferSides, INFER_ROUNDS_PER_STEP * c.steps, WARMUP);
+    const infer = await alternate(inferSides, evenRounds(INFER_ROUNDS_PER_STEP * c.steps), WARMUP);
     const img = (sec?: number) => (sec === undefined ? undefined : c.bs / sec);
-    const folded = infer.median.folded;
-    const note = [s.note, train.note, infer.note].filter(Boolean).join("; ") || undefined;
+    const note = [train.note, foldNote, infer.note].filter(Boolean).join("; ") || undefined;
     return {
-      r: { train: img(train.median.tsfast), infer: img(infer.median.tsfast), inferFused: img(folded), note },
+      r: { train: img(train.median.tsfast), infer: img(infer.median.tsfast), inferFused: img(infer.median.folded), note },
       p: { train: img(train.median.pytorch), infer: img(infer.median.pytorch) },
     };
   } finally {
@@ -302,7 +314,7 @@ async function main(): Promise<void> {
 // child process (a Learner epoch in this process, after the other rows' models, engines and pooled arrays, ran
 // up to a third slower), as a server, and so do PyTorch's loop and raw step: the epochs alternate with
 // PyTorch's loop, then the trainOnBatch steps with PyTorch's raw Adam steps (bench/alternate.ts).
-const LEARNER_ROUNDS = 3;
+const LEARNER_ROUNDS = 4;
 
 async function learnerRows(threads: number): Promise<void> {
   const fmt = (v?: number) => (v === undefined ? "-" : v.toFixed(1));
@@ -316,21 +328,24 @@ async function learnerRows(threads: number): Promise<void> {
     // an epoch is one timing: twice the raw rows' steps, so that it lasts a few seconds
     const fc = { arch: c.arch, size: c.size, bs: c.bs, batches: 2 * c.steps };
     const shape = ["--arch", c.arch, "--size", String(c.size), "--bs", String(c.bs)];
-    const ours = new LineServer("tsfast", process.execPath, [path.join(__dirname, "learner-fit.js"), ...shape, "--batches", String(fc.batches), "--serve"], { ...process.env, TSFAST_BACKEND: "native" });
+    const ours = new LineServer("tsfast", process.execPath, [path.join(__dirname, "learner-fit.js"), ...shape, "--batches", String(fc.batches), "--serve"], { env: { ...process.env, TSFAST_BACKEND: "native" } });
     const loop = new LineServer("PyTorch loop", "/usr/bin/python3", [path.join(benchDir, "learner_fit_torch.py"), ...shape, "--batches", String(fc.batches), "--valid-batches", String(validBatches(fc)), "--threads", String(threads), "--serve"]);
-    const step = new LineServer("PyTorch step", "/usr/bin/python3", [path.join(benchDir, "torch_ref.py"), "--threads", String(threads), "--serve", `${c.arch}:${c.size}:${c.bs}`]);
+    let step: LineServer | undefined;
     const images = c.bs * (fc.batches + validBatches(fc));
     try {
       // the first epoch and the first two steps of each side are warm-up
       const fit = await alternate({ tsfast: (n) => ours.times("epoch", n), pytorch: (n) => loop.times("epoch", n) }, LEARNER_ROUNDS, 1);
-      const tob = await alternate({ tsfast: (n) => ours.times("tob", n), pytorch: (n) => step.times("train", n) }, c.steps, WARMUP);
+      loop.close();
+      const torchStep = new LineServer("PyTorch step", "/usr/bin/python3", [path.join(benchDir, "torch_ref.py"), "--threads", String(threads), "--serve", `${c.arch}:${c.size}:${c.bs}`]);
+      step = torchStep;
+      const tob = await alternate({ tsfast: (n) => ours.times("tob", n), pytorch: (n) => torchStep.times("train", n) }, evenRounds(c.steps), WARMUP);
       const per = (imgs: number, sec?: number) => (sec === undefined ? undefined : imgs / sec);
       const r = { learner: per(images, fit.median.tsfast), loop: per(images, fit.median.pytorch), tob: per(c.bs, tob.median.tsfast), step: per(c.bs, tob.median.pytorch) };
       const note = [fit.note, tob.note].filter(Boolean).join("; ");
       console.log(`  learner ${key(c)}: Learner ${fmt(r.learner)} vs PyTorch loop ${fmt(r.loop)} img/s; trainOnBatch ${fmt(r.tob)} vs ${fmt(r.step)} img/s ${note}`);
       lines.push(`| ${c.arch} | ${c.size} | ${c.bs} | ${fc.batches} + ${validBatches(fc)} | ${fmt(r.learner)} | ${fmt(r.loop)} | ${ratio(r.learner, r.loop)} | ${fmt(r.tob)} | ${fmt(r.step)} | ${ratio(r.tob, r.step)} | ${note} |`);
     } finally {
-      for (const srv of [ours, loop, step]) srv.close();
+      for (const srv of [ours, loop, step]) srv?.close();
     }
   }
   console.log("\n" + lines.join("\n"));

@@ -135,7 +135,7 @@ export async function trainOnBatchImgPerS(c: FitConfig, steps: number): Promise<
 /**
  * The server bench/engine.ts alternates with PyTorch's (bench/alternate.ts): reads "epoch N" (N Learner
  * epochs) or "tob N" (N trainOnBatch steps) a line on stdin and answers {"times": [seconds each]}. Each
- * model is built on its first command and kept.
+ * model is built on its first command and kept, except that the first "tob" lets the Learner go.
  */
 async function serve(c: FitConfig): Promise<void> {
   let learner: Awaited<ReturnType<typeof learnerSession>> | undefined;
@@ -154,6 +154,9 @@ async function serve(c: FitConfig): Promise<void> {
         learner ??= await learnerSession(c);
         for (let i = 0; i < count; i++) times.push(await learner.epoch());
       } else {
+        // as run alone: the Learner is let go before trainOnBatch's model is built
+        learner?.dispose();
+        learner = undefined;
         tob ??= await trainOnBatchSession(c);
         for (let i = 0; i < count; i++) times.push(await tob.step());
       }
