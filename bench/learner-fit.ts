@@ -15,22 +15,19 @@
  * The first epoch (and the first two trainOnBatch steps) are warm-up, not timed: oneDNN builds its
  * primitives there, on both sides. img/s = (training + validation images) / an epoch's seconds.
  * `npm run bench -- --only learner` runs this file as a server (`--serve`) and alternates its epochs and
- * steps with PyTorch's (bench/alternate.ts), the median of each side; run alone, it times the second epoch.
+ * steps with PyTorch's (bench/alternate.ts), the median of each side.
  *
- * usage: node dist/bench/learner-fit.js [--arch resnet18] [--size 64] [--bs 64] [--batches 8] [--learner-only | --serve]
- *        `--learner-only` times the Learner's epoch alone (no PyTorch, no trainOnBatch), to compare settings
- *        of the same engine run after run.
+ * usage: node dist/bench/learner-fit.js [--arch resnet18] [--size 64] [--bs 64] [--batches 8] --learner-only | --serve
+ *        `--learner-only` times the Learner's second epoch alone (no PyTorch, no trainOnBatch), to compare
+ *        settings of the same engine run after run.
  */
-import { execFileSync } from "node:child_process";
-import * as path from "node:path";
 import * as readline from "node:readline";
 import * as tf from "../lib/engine/tf";
-import { defaultThreads, ready } from "../lib/engine/backend";
+import { ready } from "../lib/engine/backend";
 import { resnet18, resnet34 } from "../lib/models/archs";
 import { Learner } from "../lib/learner/learner";
 import { slice } from "../lib/learner/optimizer";
 import { tensorDataLoaders } from "../lib/data/tensors";
-import { median } from "./alternate";
 
 export interface FitConfig {
   arch: "resnet18" | "resnet34";
@@ -38,16 +35,6 @@ export interface FitConfig {
   bs: number;
   /** Training batches per epoch (validation: a quarter of them, at least one). */
   batches: number;
-}
-
-export interface FitResult {
-  /** tsfast Learner img/s (training + validation images over the timed epoch's seconds). */
-  learner?: number;
-  /** PyTorch's hand-written loop, the same. */
-  torchLoop?: number;
-  /** tsfast trainOnBatch img/s (median step). */
-  trainOnBatch?: number;
-  note?: string;
 }
 
 const LR = 1e-3;
@@ -117,21 +104,6 @@ export async function trainOnBatchSession(c: FitConfig): Promise<{ step: () => P
   };
 }
 
-/** tsfast img/s of `model.trainOnBatch` with `tf.train.adam(1e-3)` (median of `steps` after 2 warm-up steps). */
-export async function trainOnBatchImgPerS(c: FitConfig, steps: number): Promise<number> {
-  const s = await trainOnBatchSession(c);
-  try {
-    const ts: number[] = [];
-    for (let i = 0; i < steps + 2; i++) {
-      const t = await s.step();
-      if (i >= 2) ts.push(t);
-    }
-    return c.bs / median(ts);
-  } finally {
-    s.dispose();
-  }
-}
-
 /**
  * The server bench/engine.ts alternates with PyTorch's (bench/alternate.ts): reads "epoch N" (N Learner
  * epochs) or "tob N" (N trainOnBatch steps) a line on stdin and answers {"times": [seconds each]}. Each
@@ -169,38 +141,6 @@ async function serve(c: FitConfig): Promise<void> {
   tob?.dispose();
 }
 
-/** PyTorch's loop of the same epoch (bench/learner_fit_torch.py): img/s of its second epoch. */
-export function torchLoopImgPerS(c: FitConfig, threads: number): { imgPerS?: number; note?: string } {
-  const script = path.join(__dirname, "..", "..", "bench", "learner_fit_torch.py");
-  try {
-    const out = execFileSync("/usr/bin/python3", [script, "--arch", c.arch, "--size", String(c.size), "--bs", String(c.bs), "--batches", String(c.batches), "--valid-batches", String(validBatches(c)), "--threads", String(threads)], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
-    const line = out.split("\n").filter((l) => l.startsWith("{")).pop();
-    if (!line) return { note: "PyTorch loop printed no result" };
-    const r = JSON.parse(line) as { epoch_s: number; images: number };
-    return { imgPerS: r.images / r.epoch_s };
-  } catch (e) {
-    return { note: `PyTorch loop failed: ${why(e)}` };
-  }
-}
-
-/** Both rows for one configuration; PyTorch runs first, right before tsfast, so both see the same load. */
-export async function learnerFitBench(c: FitConfig, threads: number, tobSteps: number): Promise<FitResult> {
-  const t = torchLoopImgPerS(c, threads);
-  const res: FitResult = { torchLoop: t.imgPerS, note: t.note };
-  const images = c.bs * (c.batches + validBatches(c));
-  try {
-    res.learner = images / (await learnerEpochSeconds(c));
-  } catch (e) {
-    res.note = `${res.note ? res.note + "; " : ""}Learner: ${why(e)}`;
-  }
-  try {
-    res.trainOnBatch = await trainOnBatchImgPerS(c, tobSteps);
-  } catch (e) {
-    res.note = `${res.note ? res.note + "; " : ""}trainOnBatch: ${why(e)}`;
-  }
-  return res;
-}
-
 async function main(): Promise<void> {
   const arg = (n: string, d: string) => (process.argv.includes(`--${n}`) ? process.argv[process.argv.indexOf(`--${n}`) + 1]! : d);
   await ready();
@@ -211,8 +151,8 @@ async function main(): Promise<void> {
     console.log(JSON.stringify({ config: c, backend: tf.getBackend(), learnerEpochS: seconds, learner: (c.bs * (c.batches + validBatches(c))) / seconds }));
     return;
   }
-  const r = await learnerFitBench(c, defaultThreads(), Number(arg("steps", "6")));
-  console.log(JSON.stringify({ config: c, backend: tf.getBackend(), ...r }));
+  console.error("learner-fit: give --learner-only (the Learner's epoch alone) or --serve (for npm run bench -- --only learner)");
+  process.exit(2);
 }
 
 if (require.main === module) void main();
