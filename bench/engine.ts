@@ -30,7 +30,8 @@ import * as tf from "../lib/engine/tf";
 import { defaultThreads, ready } from "../lib/engine/backend";
 import { resnet18, resnet34 } from "../lib/models/archs";
 import { createUnetModel } from "../lib/models/unet";
-import { fuseBatchNorm } from "../lib/models/fuse";
+import { setConvBnFusion } from "../lib/engine/lean-forward";
+import { convBnCall } from "../lib/engine/native/conv-bn";
 import { NativeAdamOptimizer } from "../lib/engine/native/optimizer";
 import { TABULAR_BS, TABULAR_ROWS, tabularEpochSeconds, torchTabularEpochSeconds } from "./tabular";
 import { collabBench } from "./collab";
@@ -41,7 +42,7 @@ import { alternate, LineServer, median, timeSync, type Side } from "./alternate"
 import { dataRow, depthwiseRows, e2eRow } from "./script-rows";
 
 interface Config { arch: "resnet18" | "resnet34" | "unet_resnet18"; size: number; bs: number; steps: number }
-interface Result { train?: number; infer?: number; inferFused?: number; note?: string }
+interface Result { train?: number; infer?: number; inferApart?: number; note?: string }
 
 const args = process.argv.slice(2);
 const quick = args.includes("--quick");
@@ -75,11 +76,11 @@ function time(fn: () => void, steps: number): number {
 }
 
 /**
- * A model of the config with one batch, and its steps: training, inference, and `fold()`, which makes the
- * inference step of the model's weights as they are then with each BatchNorm (and the ReLU after it)
- * folded into its conv (`fuseBatchNorm`; call it after the training steps, as a user folds a trained model).
+ * A model of the config with one batch, and its steps: training, inference, and inference with the native
+ * engine's fused convolutions off (`inferApart`: each convolution, BatchNorm, ReLU and residual add apart,
+ * lib/engine/native/conv-bn.ts), to show what the fusion gives.
  */
-interface Steps { train: () => void; infer: () => void; fold: () => Promise<() => void>; dispose: () => void }
+interface Steps { train: () => void; infer: () => void; inferApart: () => void; dispose: () => void }
 
 const why = (e: unknown) => (e instanceof Error ? e.message : String(e)).split("\n")[0];
 
@@ -94,22 +95,23 @@ async function buildSteps(c: Config): Promise<Steps> {
   const opt = new NativeAdamOptimizer(1e-3, 0.9, 0.999, 1e-8);
   const x = tf.randomNormal([c.bs, c.size, c.size, 3]);
   const y = tf.oneHot(tf.randomUniform(unet ? [c.bs, c.size, c.size] : [c.bs], 0, nOut, "int32"), nOut);
-  const folded: tf.LayersModel[] = [];
-  const predict = (m: tf.LayersModel) => () => tf.tidy(() => tf.sum(m.predict(x, { batchSize: c.bs }) as tf.Tensor).dataSync());
+  const predict = () => void tf.tidy(() => tf.sum(model.predict(x, { batchSize: c.bs }) as tf.Tensor).dataSync());
   return {
     train: () => {
       const loss = opt.minimize(() => tf.losses.softmaxCrossEntropy(y, model.apply(x, { training: true }) as tf.Tensor), true);
       loss?.dataSync();
       loss?.dispose();
     },
-    infer: predict(model),
-    fold: async () => {
-      const { model: fused } = await fuseBatchNorm(model);
-      folded.push(fused);
-      return predict(fused);
+    infer: predict,
+    inferApart: () => {
+      setConvBnFusion(undefined);
+      try {
+        predict();
+      } finally {
+        setConvBnFusion(convBnCall);
+      }
     },
     dispose: () => {
-      for (const m of folded) m.dispose();
       x.dispose();
       y.dispose();
       opt.dispose();
@@ -136,13 +138,6 @@ async function runTf(c: Config, trainToo: boolean, steps: number): Promise<Resul
     } catch (e) {
       note("inference", e);
     }
-    if (trainToo) {
-      try {
-        res.inferFused = c.bs / time(await s.fold(), steps);
-      } catch (e) {
-        note("fused inference", e);
-      }
-    }
   } finally {
     s.dispose();
   }
@@ -154,7 +149,8 @@ const evenRounds = (n: number) => n + (n % 2);
 
 /**
  * The native rows against PyTorch (bench/torch_ref.py as a server), their steps in turns
- * (bench/alternate.ts): training first, then inference three ways (tsfast, tsfast BN-folded, PyTorch).
+ * (bench/alternate.ts): training first, then inference three ways (tsfast, tsfast with its fused
+ * convolutions off, PyTorch).
  */
 async function runNativeAndTorch(c: Config, threads: number): Promise<{ r: Result; p: Result }> {
   const s = await buildSteps(c);
@@ -163,20 +159,13 @@ async function runNativeAndTorch(c: Config, threads: number): Promise<{ r: Resul
   const sync = (f: () => void) => (n: number) => Promise.resolve(timeSync(f, n));
   try {
     const train = await alternate({ tsfast: sync(s.train), pytorch: (n) => torch.times("train", n) }, evenRounds(c.steps), WARMUP);
-    const inferSides: Record<string, Side> = { tsfast: sync(s.infer) };
-    let foldNote: string | undefined;
-    try {
-      inferSides.folded = sync(await s.fold());
-    } catch (e) {
-      foldNote = `fused inference: ${why(e)}`;
-    }
-    inferSides.pytorch = (n) => torch.times("infer", n);
+    const inferSides: Record<string, Side> = { tsfast: sync(s.infer), apart: sync(s.inferApart), pytorch: (n) => torch.times("infer", n) };
     // an inference step takes a quarter of a training step or less: three times as many rounds
     const infer = await alternate(inferSides, evenRounds(INFER_ROUNDS_PER_STEP * c.steps), WARMUP);
     const img = (sec?: number) => (sec === undefined ? undefined : c.bs / sec);
-    const note = [train.note, foldNote, infer.note].filter(Boolean).join("; ") || undefined;
+    const note = [train.note, infer.note].filter(Boolean).join("; ") || undefined;
     return {
-      r: { train: img(train.median.tsfast), infer: img(infer.median.tsfast), inferFused: img(infer.median.folded), note },
+      r: { train: img(train.median.tsfast), infer: img(infer.median.tsfast), inferApart: img(infer.median.apart), note },
       p: { train: img(train.median.pytorch), infer: img(infer.median.pytorch) },
     };
   } finally {
@@ -237,7 +226,7 @@ async function main(): Promise<void> {
           ref.set(key(c), p);
           rows.push({ config: c, backend: b, r });
           console.log(`  pytorch ${key(c)}: train ${p.train?.toFixed(1) ?? "-"} img/s, infer ${p.infer?.toFixed(1) ?? "-"} img/s`);
-          console.log(`  ${b} ${key(c)}: train ${r.train?.toFixed(1) ?? "-"} img/s, infer ${r.infer?.toFixed(1) ?? "-"} img/s, BN folded ${r.inferFused?.toFixed(1) ?? "-"} img/s ${r.note ?? ""}`);
+          console.log(`  ${b} ${key(c)}: train ${r.train?.toFixed(1) ?? "-"} img/s, infer ${r.infer?.toFixed(1) ?? "-"} img/s, fusion off ${r.inferApart?.toFixed(1) ?? "-"} img/s ${r.note ?? ""}`);
           continue;
         }
         // The JS/wasm engines are measured at the smallest config only, with one timed step.
@@ -251,11 +240,11 @@ async function main(): Promise<void> {
     if (!backends.includes("native")) for (const [k, v] of torchRef(threads, configs)) ref.set(k, v);
     const fmt = (v?: number) => (v === undefined ? "-" : v.toFixed(1));
     const ratio = (a?: number, b?: number) => (a === undefined || b === undefined ? "-" : (a / b).toFixed(2) + "x");
-    console.log("\n| model | px | batch | backend | train img/s | PyTorch train | ratio | infer img/s | PyTorch infer | ratio | infer, BN folded | ratio | note |");
+    console.log("\n| model | px | batch | backend | train img/s | PyTorch train | ratio | infer img/s | PyTorch infer | ratio | infer, fusion off | ratio | note |");
     console.log("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for (const { config: c, backend, r } of rows) {
       const p = ref.get(key(c)) ?? {};
-      console.log(`| ${c.arch} | ${c.size} | ${c.bs} | ${backend} | ${fmt(r.train)} | ${fmt(p.train)} | ${ratio(r.train, p.train)} | ${fmt(r.infer)} | ${fmt(p.infer)} | ${ratio(r.infer, p.infer)} | ${fmt(r.inferFused)} | ${ratio(r.inferFused, p.infer)} | ${r.note ?? p.note ?? ""} |`);
+      console.log(`| ${c.arch} | ${c.size} | ${c.bs} | ${backend} | ${fmt(r.train)} | ${fmt(p.train)} | ${ratio(r.train, p.train)} | ${fmt(r.infer)} | ${fmt(p.infer)} | ${ratio(r.infer, p.infer)} | ${fmt(r.inferApart)} | ${ratio(r.inferApart, p.infer)} | ${r.note ?? p.note ?? ""} |`);
     }
   }
   if (!onlyArg || onlyArg === "learner") await learnerRows(threads);

@@ -10,7 +10,8 @@ import { defaultThreads } from "./backend";
 import { loadAddon, type NativeAddon } from "./native/addon";
 import { BACKEND, EQUAL_MASK, RELU_GRAD, nativeKernels, type Kernel } from "./native/kernels";
 import { batchNormReluCall, installNativeBatchNorm } from "./native/batchnorm";
-import { setReluFusion } from "./lean-forward";
+import { setConvBnFusion, setReluFusion } from "./lean-forward";
+import { convBnCall } from "./native/conv-bn";
 import { installNativeAdam } from "./native/optimizer";
 import { NativeBackend } from "./native/pool";
 import { installResizeGrad } from "./resize-grad";
@@ -50,6 +51,8 @@ export function registerNative(): NativeAddon {
   installNativeBatchNorm();
   // BatchNorm + the ReLU after it as one op in training (the forward walk asks; off with TSFAST_FUSE_BN_RELU=0)
   if (process.env["TSFAST_FUSE_BN_RELU"] !== "0") setReluFusion(batchNormReluCall);
+  // a convolution + the BatchNorm (+ ReLU) after it as one convolution in inference (off with TSFAST_FUSE_CONV_BN=0)
+  if (process.env["TSFAST_FUSE_CONV_BN"] !== "0") setConvBnFusion(convBnCall);
   installResizeGrad("cpu");
   installResizeGrad(BACKEND);
   registered = true;

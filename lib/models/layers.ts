@@ -2,6 +2,7 @@
  * fastai's small layers that tfjs-layers lacks, registered so that saved models reload from JSON.
  */
 import * as tf from "../engine/tf";
+import { registerConvCall } from "../engine/conv-layers";
 
 type Kwargs = Record<string, unknown>;
 
@@ -230,4 +231,6 @@ export class PaddedMaxPool2D extends tf.layers.Layer {
 }
 
 tf.serialization.registerClass(PaddedConv2D as unknown as tf.serialization.SerializableConstructor<tf.layers.Layer>);
+// its call is one convolution padded `pad` on each side: fusions may stand in for it (engine/conv-layers.ts)
+registerConvCall(PaddedConv2D.prototype.call, (l) => symmetric((l as unknown as PaddedConv2D).pad));
 tf.serialization.registerClass(PaddedMaxPool2D);

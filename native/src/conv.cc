@@ -4,7 +4,9 @@
 // reordered into whatever blocked layout the chosen implementation prefers (`format_tag::any`).
 // Primitives are cached by their full shape key, so each distinct layer builds its kernels once.
 #include "common.h"
+#include <algorithm>
 #include <cstdlib>
+#include <stdexcept>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -61,10 +63,16 @@ std::string key(const char* kind, const std::vector<int64_t>& p, int extra = 0) 
 // a copy of every weight per primitive and per array an optimizer alternates between: ResNet-34
 // at 128 px held 325 MB of them after two steps (4 × 85 MB: forward and backward-data, two arrays
 // per weight); now one at a time.
+//
+// With a per-output-channel `scale` (G == 1 only), the copy is of the weights times the scale, computed by
+// the reorder itself (oneDNN output scales): a BatchNorm folded into the convolution in inference
+// (lib/engine/native/conv-bn.ts). A slot then also records the scale it was made with, and a hit needs the
+// same scale values too, so a copy never outlives either the weights or the statistics it was made from.
 struct WeightIn {
   struct Slot {
     double token = 0;
     const float* src = nullptr;
+    std::vector<float> scale;  // empty: unscaled
     uint64_t used = 0;
     memory buf;  // empty when let go
   };
@@ -81,17 +89,23 @@ struct WeightIn {
     slots.reserve(kSlots);  // `last` points into it: never reallocated
   }
   // Returns the memory the primitive should read; call `done` once the primitive has run.
-  memory get(float* p, double token) {
+  memory get(float* p, double token, const float* scale = nullptr, size_t nScale = 0) {
     memory um(user, eng(), p);
     last = nullptr;
-    if (!r) return um;
+    if (!r && !scale) return um;
     clock++;
     Slot* victim = nullptr;
     Slot* stale = nullptr;
+    auto sameScale = [&](const Slot& s) {
+      return s.scale.size() == (scale ? nScale : 0) && (nScale == 0 || !scale || std::equal(s.scale.begin(), s.scale.end(), scale));
+    };
     for (auto& s : slots) {
-      if (token > 0 && s.token == token && s.src == p) {
+      if (token > 0 && s.token == token && s.src == p && sameScale(s)) {
         s.used = clock;
-        if (!s.buf) fill(s, um);  // asked for again: kept from now on
+        if (!s.buf) {  // asked for again: kept from now on
+          if (scale) fillScaled(s, um, scale, nScale);
+          else fill(s, um);
+        }
         return s.buf;
       }
       // The same memory under another token: that array was written since (or freed and its memory
@@ -106,9 +120,12 @@ struct WeightIn {
     }
     victim->token = 0;  // claims nothing until its copy is written (a reorder may throw)
     victim->src = nullptr;
-    fill(*victim, um);
+    victim->scale.clear();
+    if (scale) fillScaled(*victim, um, scale, nScale);
+    else fill(*victim, um);
     victim->token = token;
     victim->src = p;
+    if (scale) victim->scale.assign(scale, scale + nScale);
     victim->used = clock;
     last = victim;
     return victim->buf;
@@ -123,6 +140,14 @@ struct WeightIn {
   void fill(Slot& s, memory um) {
     if (!s.buf) s.buf = memory(want, eng());
     r->execute(strm(), um, s.buf);
+  }
+  // The weights times a scale per output channel (dimension 0 of {O, C, KH, KW}), in the wanted layout.
+  void fillScaled(Slot& s, memory um, const float* scale, size_t n) {
+    primitive_attr attr;
+    attr.set_output_scales(1, std::vector<float>(scale, scale + n));
+    reorder::primitive_desc pd(eng(), user, eng(), want, attr);
+    if (!s.buf) s.buf = memory(want, eng());
+    reorder(pd).execute(strm(), um, s.buf);
   }
 };
 
@@ -142,16 +167,20 @@ bool smallOutputPrefersJit(const ConvP& c) {
   return on && c.G == 1 && c.N >= 8 && (px <= 4 || (px <= 16 && c.C >= 256));
 }
 
-convolution_forward::primitive_desc fwdPd(const ConvP& c, bool bias, int act) {
-  auto desc = bias ? convolution_forward::desc(prop_kind::forward_training, algorithm::convolution_direct,
+// `sum`: y's contents are added to the convolution's result (bias included) before the activation (oneDNN's
+// sum post-op): a residual block's add, the convolution writing into the identity's array (conv-bn.ts).
+convolution_forward::primitive_desc fwdPd(const ConvP& c, bool bias, int act, bool sum = false, bool inference = false) {
+  const auto prop = inference ? prop_kind::forward_inference : prop_kind::forward_training;
+  auto desc = bias ? convolution_forward::desc(prop, algorithm::convolution_direct,
                                                c.src(), c.anyW(), memory::desc({c.O}, dt::f32, tag::a),
                                                c.dst(), c.strides(), c.dil(), c.padL(), c.padR())
-                   : convolution_forward::desc(prop_kind::forward_training, algorithm::convolution_direct,
+                   : convolution_forward::desc(prop, algorithm::convolution_direct,
                                                c.src(), c.anyW(), c.dst(), c.strides(), c.dil(), c.padL(),
                                                c.padR());
   primitive_attr attr;
-  if (act != 0) {
+  if (act != 0 || sum) {
     post_ops ops;
+    if (sum) ops.append_sum(1.f);
     if (act == 1) ops.append_eltwise(1.f, algorithm::eltwise_relu, 0.f, 0.f);
     else if (act == 2) ops.append_eltwise(1.f, algorithm::eltwise_clip, 0.f, 6.f);
     else if (act == 3) ops.append_eltwise(1.f, algorithm::eltwise_logistic, 0.f, 0.f);
@@ -190,18 +219,26 @@ Napi::Value fail(Napi::Env env, const std::exception& e, const char* what) {
   return env.Undefined();
 }
 
-// conv2d(x, w, bias|null, y, params, act, wToken)
+// conv2d(x, w, bias|null, y, params, act, wToken, scale?|null, sum?): y = act(conv(x, w) + bias), or with `scale`
+// (O values, G == 1) y = act(conv(x, w·scale) + bias), the scaled weights cached like a reorder (WeightIn);
+// with `sum`, y = act(conv(...) + bias + y), y's own contents added in place.
 Napi::Value Conv2d(const Napi::CallbackInfo& info) {
   SignalGuard guard;  // see common.h
   try {
     auto p = ints(info[4]);
     ConvP c(p);
     bool bias = !info[2].IsNull() && !info[2].IsUndefined();
+    bool scaled = info.Length() > 7 && !info[7].IsNull() && !info[7].IsUndefined();
+    if (scaled && (c.G != 1 || info[7].As<Napi::Float32Array>().ElementLength() != size_t(c.O))) {
+      throw std::invalid_argument("a weight scale needs one value per output channel and no groups");
+    }
+    bool sum = info.Length() > 8 && info[8].ToBoolean().Value();
     int act = info[5].As<Napi::Number>().Int32Value();
-    auto k = key("f", p, act * 2 + (bias ? 1 : 0));
+    // scaled copies live in entries of their own: a slot holds either kind, never both
+    auto k = key(scaled ? "fs" : "f", p, act * 4 + (sum ? 2 : 0) + (bias ? 1 : 0));
     auto it = fwdCache.find(k);
     if (it == fwdCache.end()) {
-      auto pd = fwdPd(c, bias, act);
+      auto pd = fwdPd(c, bias, act, sum, scaled);
       auto e = std::make_unique<FwdEntry>();
       e->prim = convolution_forward(pd);
       e->w.init(c.userW(), pd.weights_desc());
@@ -210,7 +247,8 @@ Napi::Value Conv2d(const Napi::CallbackInfo& info) {
     auto& e = *it->second;
     std::unordered_map<int, memory> args{
         {DNNL_ARG_SRC, memory(c.src(), eng(), f32(info[0]))},
-        {DNNL_ARG_WEIGHTS, e.w.get(f32(info[1]), info[6].As<Napi::Number>().DoubleValue())},
+        {DNNL_ARG_WEIGHTS, scaled ? e.w.get(f32(info[1]), info[6].As<Napi::Number>().DoubleValue(), f32(info[7]), size_t(c.O))
+                                  : e.w.get(f32(info[1]), info[6].As<Napi::Number>().DoubleValue())},
         {DNNL_ARG_DST, memory(c.dst(), eng(), f32(info[3]))}};
     if (bias) args[DNNL_ARG_BIAS] = memory(memory::desc({c.O}, dt::f32, tag::a), eng(), f32(info[2]));
     e.prim.execute(strm(), args);

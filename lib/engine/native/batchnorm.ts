@@ -70,6 +70,16 @@ export function batchNormReluCall(layer: unknown, x: tf.Tensor, kwargs: Record<s
 }
 
 /**
+ * The layer as a BatchNormalization over the last axis of a rank-`rank` input whose call is the one
+ * `installNativeBatchNorm` installed, not hooked (tfjs's `setCallHook`) or replaced; undefined otherwise.
+ */
+export function plainBatchNorm(layer: unknown, rank: number): BnLayer | undefined {
+  const bn = layer as BnLayer & { call: CallFn; _callHook?: unknown };
+  if (!nativeCall || bn.call !== nativeCall || bn._callHook != null) return undefined;
+  return bn.axis === -1 || bn.axis === rank - 1 ? bn : undefined;
+}
+
+/**
  * tfjs-layers' moving average, v - (v - batchValue)·(1 - momentum), in float32 as its three ops compute
  * it (each step rounded to float32, the factor too), but in one loop over the channels: the three ops
  * cost a kernel call each, per statistic and per BatchNorm layer, about 5 ms of a ResNet-18 step.

@@ -50,36 +50,38 @@ function output(b: Backend, shape: number[], values: Float32Array): TI {
   return b.makeTensorInfo(shape, "float32", values);
 }
 
+/** The parameter block shared with native/src/conv.cc (struct ConvP), or undefined where oneDNN cannot take the padding. */
+export function convParams(ci: tf.backend_util.Conv2DInfo, groups: number): Int32Array | undefined {
+  const keffH = (ci.filterHeight - 1) * ci.dilationHeight + 1;
+  const keffW = (ci.filterWidth - 1) * ci.dilationWidth + 1;
+  const pt = ci.padInfo.top, pl = ci.padInfo.left;
+  const pb = Math.max(0, (ci.outHeight - 1) * ci.strideHeight + keffH - ci.inHeight - pt);
+  const pr = Math.max(0, (ci.outWidth - 1) * ci.strideWidth + keffW - ci.inWidth - pl);
+  // oneDNN requires out == floor((in + pads - keff) / stride) + 1.
+  const okH = Math.floor((ci.inHeight + pt + pb - keffH) / ci.strideHeight) + 1 === ci.outHeight;
+  const okW = Math.floor((ci.inWidth + pl + pr - keffW) / ci.strideWidth) + 1 === ci.outWidth;
+  if (!okH || !okW || pt < 0 || pl < 0 || ci.outHeight <= 0 || ci.outWidth <= 0 || ci.batchSize === 0) return undefined;
+  return Int32Array.from([
+    ci.batchSize, ci.inHeight, ci.inWidth, ci.inChannels, ci.filterHeight, ci.filterWidth, ci.outChannels,
+    ci.outHeight, ci.outWidth, ci.strideHeight, ci.strideWidth, ci.dilationHeight, ci.dilationWidth,
+    pt, pl, pb, pr, groups,
+  ]);
+}
+const nhwc = (attrs: Attrs | undefined) => attrs?.["dataFormat"] === undefined || attrs["dataFormat"] === "NHWC";
+type Pad = "same" | "valid" | number | tf.backend_util.ExplicitPadding;
+/** tfjs's Conv2DInfo of a convolution kernel's inputs and attributes (strides, pad, dilations...). */
+export const convInfo = (xShape: number[], fShape: number[], a: Attrs, depthwise: boolean) =>
+  tf.backend_util.computeConv2DInfo(
+    xShape as [number, number, number, number], fShape as [number, number, number, number],
+    a["strides"] as [number, number], (a["dilations"] ?? 1) as [number, number], a["pad"] as Pad,
+    a["dimRoundingMode"] as "floor" | "round" | "ceil" | undefined, depthwise,
+  );
+
 /** Build the kernel table; `cpu(name)` is the cpu backend's kernel of that name (the fallback). */
 export function nativeKernels(addon: NativeAddon, cpu: (name: string) => Kernel): Record<string, Kernel> {
   const k: Record<string, Kernel> = {};
 
   // ---- convolutions ---------------------------------------------------------------------------
-  // Parameter block shared with native/src/conv.cc (struct ConvP).
-  function convParams(ci: tf.backend_util.Conv2DInfo, groups: number): Int32Array | undefined {
-    const keffH = (ci.filterHeight - 1) * ci.dilationHeight + 1;
-    const keffW = (ci.filterWidth - 1) * ci.dilationWidth + 1;
-    const pt = ci.padInfo.top, pl = ci.padInfo.left;
-    const pb = Math.max(0, (ci.outHeight - 1) * ci.strideHeight + keffH - ci.inHeight - pt);
-    const pr = Math.max(0, (ci.outWidth - 1) * ci.strideWidth + keffW - ci.inWidth - pl);
-    // oneDNN requires out == floor((in + pads - keff) / stride) + 1.
-    const okH = Math.floor((ci.inHeight + pt + pb - keffH) / ci.strideHeight) + 1 === ci.outHeight;
-    const okW = Math.floor((ci.inWidth + pl + pr - keffW) / ci.strideWidth) + 1 === ci.outWidth;
-    if (!okH || !okW || pt < 0 || pl < 0 || ci.outHeight <= 0 || ci.outWidth <= 0 || ci.batchSize === 0) return undefined;
-    return Int32Array.from([
-      ci.batchSize, ci.inHeight, ci.inWidth, ci.inChannels, ci.filterHeight, ci.filterWidth, ci.outChannels,
-      ci.outHeight, ci.outWidth, ci.strideHeight, ci.strideWidth, ci.dilationHeight, ci.dilationWidth,
-      pt, pl, pb, pr, groups,
-    ]);
-  }
-  const nhwc = (attrs: Attrs | undefined) => attrs?.["dataFormat"] === undefined || attrs["dataFormat"] === "NHWC";
-  type Pad = "same" | "valid" | number | tf.backend_util.ExplicitPadding;
-  const convInfo = (xShape: number[], fShape: number[], a: Attrs, depthwise: boolean) =>
-    tf.backend_util.computeConv2DInfo(
-      xShape as [number, number, number, number], fShape as [number, number, number, number],
-      a["strides"] as [number, number], (a["dilations"] ?? 1) as [number, number], a["pad"] as Pad,
-      a["dimRoundingMode"] as "floor" | "round" | "ceil" | undefined, depthwise,
-    );
   const ACT: Record<string, number> = { linear: 0, relu: 1, relu6: 2, sigmoid: 3, elu: 4 };
 
   function conv(name: string, depthwise: boolean): Kernel {
