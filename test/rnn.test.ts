@@ -3,7 +3,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as tf from "../lib/engine/tf";
 import { ready } from "../lib/engine/backend";
-import { CarriedState, Embedding, LSTM, Linear, ModelResetter, Module, RNN, RNNRegularizer, zeroStates } from "../lib/models/rnn";
+import { CarriedState, Embedding, LSTM, Linear, ModelResetter, Module, RNN, RNNRegularizer, lstmCell, zeroStates } from "../lib/models/rnn";
 import { CrossEntropyLossFlat } from "../lib/learner/losses";
 import type { Learner } from "../lib/learner/learner";
 import type { Callback } from "../lib/learner/callback";
@@ -208,6 +208,70 @@ test("the Learner trains a model with a parameter the loss never reaches (left o
   assert.deepEqual(Array.from(m.unused.weight.read().dataSync()), before, "the unused weight is not touched (no decay either)");
   assert.notDeepEqual(Array.from(m.used.weight.read().dataSync()), usedBefore, "the used one trains");
   learn.dispose();
+});
+
+test("lstmCell's gradients are PyTorch autograd's: an LSTM's loss over its outputs and both final states, to every weight, the input and both initial states (2 layers)", async () => {
+  await ready();
+  const [bs, sl, nIn, nH, nL] = [3, 4, 5, 6, 2];
+  const owner = new Holder(5);
+  const lstm = new LSTM(owner, "lstm", nIn, nH, nL);
+  const x = tf.randomNormal([bs, sl, nIn], 0, 1, "float32", 2);
+  const h0 = [0, 1].map((l) => tf.randomNormal([bs, nH], 0, 0.5, "float32", 30 + l));
+  const c0 = [0, 1].map((l) => tf.randomNormal([bs, nH], 0, 0.5, "float32", 40 + l));
+  // weights for each output, so that each part of the gradient is different
+  const rOut = tf.randomNormal([bs, sl, nH], 0, 1, "float32", 3), rH = tf.randomNormal([nL, bs, nH], 0, 1, "float32", 4), rC = tf.randomNormal([nL, bs, nH], 0, 1, "float32", 5);
+  const vars = lstm.layers.flatMap((w) => [w.wIh, w.wHh, w.bIh, w.bHh].map((v) => v.read() as tf.Variable));
+  const loss = (xi: tf.Tensor, ...states: tf.Tensor[]) => {
+    const r = lstm.forward(xi, states.slice(0, nL), states.slice(nL));
+    return tf.addN([tf.sum(tf.mul(r.out, rOut)), tf.sum(tf.mul(tf.stack(r.h), rH)), tf.sum(tf.mul(tf.stack(r.c), rC))]) as tf.Scalar;
+  };
+  const { grads: wGrads } = tf.variableGrads(() => loss(x, ...h0, ...c0), vars);
+  const inGrads = tf.grads(loss)([x, ...h0, ...c0]);
+  const input = JSON.stringify({
+    x: x.arraySync(), h0: h0.map((t) => t.arraySync()), c0: c0.map((t) => t.arraySync()),
+    rOut: rOut.arraySync(), rH: rH.arraySync(), rC: rC.arraySync(), lstm: torchWeights(lstm.layers),
+  });
+  const ref = torchJson<Record<string, number[]>>(`
+d = json.loads(${JSON.stringify(input)})
+T = lambda v: torch.tensor(v, dtype=torch.float32, requires_grad=True)
+lstm = torch.nn.LSTM(${nIn}, ${nH}, ${nL}, batch_first=True)
+for l, w in enumerate(d["lstm"]):
+    for k in ("w_ih", "w_hh", "b_ih", "b_hh"):
+        getattr(lstm, ("weight_" if k[0] == "w" else "bias_") + k[2:] + f"_l{l}").data.copy_(torch.tensor(w[k]))
+x, h0, c0 = T(d["x"]), T(d["h0"]), T(d["c0"])
+out, (h, c) = lstm(x, (h0, c0))
+loss = (out * torch.tensor(d["rOut"])).sum() + (h * torch.tensor(d["rH"])).sum() + (c * torch.tensor(d["rC"])).sum()
+loss.backward()
+res = {"x": x.grad.flatten().tolist(), "h0": h0.grad.flatten().tolist(), "c0": c0.grad.flatten().tolist()}
+for l in range(${nL}):
+    for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+        g = getattr(lstm, f"{k}_l{l}").grad
+        res[f"{k}_l{l}"] = (g.t() if k.startswith("weight") else g).flatten().tolist()
+print(json.dumps(res))
+`);
+  const close = (got: tf.Tensor | tf.Tensor[], want: number[], what: string) => {
+    const g = (Array.isArray(got) ? got : [got]).flatMap((t) => Array.from(t.dataSync()));
+    const d = maxDiff(g, want);
+    assert.ok(d < 1e-5 * Math.max(1, ...want.map(Math.abs)), `${what}: differs by ${d}`);
+  };
+  close(inGrads[0]!, ref["x"]!, "input");
+  close(inGrads.slice(1, 1 + nL), ref["h0"]!, "initial h");
+  close(inGrads.slice(1 + nL), ref["c0"]!, "initial c");
+  lstm.layers.forEach((w, l) => {
+    close(wGrads[(w.wIh.read() as tf.Variable).name]!, ref[`weight_ih_l${l}`]!, `W_ih of layer ${l}`);
+    close(wGrads[(w.wHh.read() as tf.Variable).name]!, ref[`weight_hh_l${l}`]!, `W_hh of layer ${l}`);
+    close(wGrads[(w.bIh.read() as tf.Variable).name]!, ref[`bias_ih_l${l}`]!, `b_ih of layer ${l}`);
+    close(wGrads[(w.bHh.read() as tf.Variable).name]!, ref[`bias_hh_l${l}`]!, `b_hh of layer ${l}`);
+  });
+});
+
+test("lstmCell by hand: gates 0 (σ = 0.5, tanh = 0) and c_{t-1} = 2 give c_t = 1, h_t = 0.5·tanh(1); a bad shape is an error", async () => {
+  await ready();
+  const y = lstmCell(tf.zeros([1, 4]) as tf.Tensor2D, tf.tensor2d([[7, 2]]));
+  const [h, c] = Array.from(y.dataSync());
+  assert.equal(c, 1);
+  assert.equal(h, Math.fround(0.5 * Math.tanh(1)));
+  assert.throws(() => lstmCell(tf.zeros([1, 6]) as tf.Tensor2D, tf.zeros([1, 2]) as tf.Tensor2D), /gates \[bs, 4h\] and state \[bs, 2h\], got \[1,6\]/);
 });
 
 test("an LSTM over a one-step sequence has gradients (a one-way split would break tfjs's SplitV gradient)", async () => {

@@ -200,12 +200,76 @@ export class RNN {
   }
 }
 
+const sigmoid = (v: number) => 1 / (1 + Math.exp(-v));
+
+/**
+ * One LSTM step's element-wise part as one op: `gates` [bs, 4h] (i, f, g, o before their activations) and
+ * `state` [bs, 2h] (h_{t-1} then c_{t-1} along the last axis; only c_{t-1} is read) → the state [bs, 2h] of
+ * h_t = σ(o)·tanh(c_t), c_t = σ(f)·c_{t-1} + σ(i)·tanh(g). Written as tfjs ops this step is ten kernels forward
+ * and about twice as many backward, each a dispatch and a tape entry for a few thousand values: the lessons'
+ * LSTMs spent their time there. Here it is one loop each way over the values (read with `dataSync`, which on
+ * the native and cpu engines is the tensor's own array), in doubles rounded to float32 at each stored value,
+ * so every engine computes the same numbers. The backward pass recomputes the activations from the saved
+ * inputs: dc = dh·σ(o)·(1 − tanh²(c_t)) + dc_t, then di, df, dg, do and dc_{t-1} = dc·σ(f).
+ */
+const lstmCellOp = tf.customGrad((...args: unknown[]) => {
+  const [gates, state, save] = args as [tf.Tensor2D, tf.Tensor2D, tf.GradSaveFunc];
+  const [bs, h4] = gates.shape;
+  const h = h4 / 4;
+  const g = gates.dataSync() as Float32Array, st = state.dataSync() as Float32Array;
+  const out = new Float32Array(bs * 2 * h);
+  for (let b = 0; b < bs; b++) {
+    const gi = b * h4, si = b * 2 * h;
+    for (let j = 0; j < h; j++) {
+      const c = Math.fround(sigmoid(g[gi + h + j]!) * st[si + h + j]! + sigmoid(g[gi + j]!) * Math.tanh(g[gi + 2 * h + j]!));
+      out[si + h + j] = c;
+      out[si + j] = sigmoid(g[gi + 3 * h + j]!) * Math.tanh(c);
+    }
+  }
+  const value = tf.tensor2d(out, [bs, 2 * h]);
+  save([gates, state, value]);
+  return {
+    value,
+    gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
+      const [gs, ss, vs] = saved as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
+      const d = (Array.isArray(dy) ? dy[0]! : dy).dataSync() as Float32Array;
+      const gv = gs.dataSync() as Float32Array, sv = ss.dataSync() as Float32Array, cv = vs.dataSync() as Float32Array;
+      const dGates = new Float32Array(bs * h4), dState = new Float32Array(bs * 2 * h);
+      for (let b = 0; b < bs; b++) {
+        const gi = b * h4, si = b * 2 * h;
+        for (let j = 0; j < h; j++) {
+          const i = sigmoid(gv[gi + j]!), f = sigmoid(gv[gi + h + j]!), gg = Math.tanh(gv[gi + 2 * h + j]!), o = sigmoid(gv[gi + 3 * h + j]!);
+          const tc = Math.tanh(cv[si + h + j]!);
+          const dh = d[si + j]!;
+          const dc = dh * o * (1 - tc * tc) + d[si + h + j]!;
+          dGates[gi + j] = dc * gg * i * (1 - i);
+          dGates[gi + h + j] = dc * sv[si + h + j]! * f * (1 - f);
+          dGates[gi + 2 * h + j] = dc * i * (1 - gg * gg);
+          dGates[gi + 3 * h + j] = dh * tc * o * (1 - o);
+          dState[si + h + j] = dc * f; // h_{t-1}'s half stays 0: the cell does not read it
+        }
+      }
+      return [tf.tensor2d(dGates, [bs, h4]), tf.tensor2d(dState, [bs, 2 * h])];
+    },
+  };
+}) as unknown as (gates: tf.Tensor2D, state: tf.Tensor2D) => tf.Tensor2D;
+
+/** `lstmCellOp` on float32 [bs, 4h] gates and a [bs, 2h] state (h then c), checked. */
+export function lstmCell(gates: tf.Tensor2D, state: tf.Tensor2D): tf.Tensor2D {
+  const [bs, h4] = gates.shape;
+  if (h4 % 4 !== 0 || state.shape[0] !== bs || state.shape[1] !== h4 / 2) {
+    throw new Error(`lstmCell: gates [bs, 4h] and state [bs, 2h], got [${gates.shape}] and [${state.shape}]`);
+  }
+  const f32 = (t: tf.Tensor2D) => (t.dtype === "float32" ? t : (tf.cast(t, "float32") as tf.Tensor2D));
+  return lstmCellOp(f32(gates), f32(state));
+}
+
 /**
  * PyTorch's `nn.LSTM(nIn, nHidden, nLayers, batch_first=True)`, gates in PyTorch's order (input, forget, cell, output):
  *   1. gates = x_t W_ih + b_ih + h_{t-1} W_hh + b_hh   (the x_t W_ih of all steps in one product)
  *   2. c_t = σ(f) c_{t-1} + σ(i) tanh(g)
  *   3. h_t = σ(o) tanh(c_t)
- * `dropout` between layers (not after the last), as PyTorch's `dropout` argument.
+ * (2 and 3 as one op, `lstmCell`.) `dropout` between layers (not after the last), as PyTorch's `dropout` argument.
  */
 export class LSTM {
   readonly layers: RecurrentWeights[];
@@ -223,16 +287,16 @@ export class LSTM {
     const cs: tf.Tensor[] = [];
     this.layers.forEach((w, l) => {
       const whh = (wHh?.[l] ?? w.wHh.read()) as tf.Tensor2D;
-      let ht = h[l]!;
-      let ct = c[l]!;
+      const [bs, nh] = h[l]!.shape as [number, number];
+      let ht = h[l]! as tf.Tensor2D;
+      let state = tf.concat([ht, c[l]!], 1) as tf.Tensor2D; // [h, c]: the cell's state in one tensor
       const outs = projectInputs(seq, w).map((xt) => {
-        const [i, f, g, o] = tf.split(tf.add(xt, tf.matMul(ht as tf.Tensor2D, whh)), 4, 1) as tf.Tensor[];
-        ct = tf.add(tf.mul(tf.sigmoid(f!), ct), tf.mul(tf.sigmoid(i!), tf.tanh(g!)));
-        ht = tf.mul(tf.sigmoid(o!), tf.tanh(ct));
+        state = lstmCell(tf.add(xt, tf.matMul(ht, whh)) as tf.Tensor2D, state);
+        ht = tf.slice(state, [0, 0], [bs, nh]);
         return ht;
       });
       hs.push(ht);
-      cs.push(ct);
+      cs.push(tf.slice(state, [0, nh], [bs, nh]));
       seq = stackSteps(outs);
     });
     return { out: seq, h: hs, c: cs };
