@@ -30,8 +30,7 @@ import * as tf from "../lib/engine/tf";
 import { defaultThreads, ready } from "../lib/engine/backend";
 import { resnet18, resnet34 } from "../lib/models/archs";
 import { createUnetModel } from "../lib/models/unet";
-import { setConvBnFusion } from "../lib/engine/lean-forward";
-import { convBnCall } from "../lib/engine/native/conv-bn";
+import { getConvBnFusion, setConvBnFusion } from "../lib/engine/lean-forward";
 import { NativeAdamOptimizer } from "../lib/engine/native/optimizer";
 import { TABULAR_BS, TABULAR_ROWS, tabularEpochSeconds, torchTabularEpochSeconds } from "./tabular";
 import { collabBench } from "./collab";
@@ -104,11 +103,12 @@ async function buildSteps(c: Config): Promise<Steps> {
     },
     infer: predict,
     inferApart: () => {
+      const fusion = getConvBnFusion();
       setConvBnFusion(undefined);
       try {
         predict();
       } finally {
-        setConvBnFusion(convBnCall);
+        setConvBnFusion(fusion);
       }
     },
     dispose: () => {

@@ -12,8 +12,7 @@ import * as path from "node:path";
 import * as tf from "../lib/engine/tf";
 import { defaultThreads, ready } from "../lib/engine/backend";
 import { resnet18, resnet34 } from "../lib/models/archs";
-import { setConvBnFusion } from "../lib/engine/lean-forward";
-import { convBnCall } from "../lib/engine/native/conv-bn";
+import { getConvBnFusion, setConvBnFusion } from "../lib/engine/lean-forward";
 import { NativeAdamOptimizer } from "../lib/engine/native/optimizer";
 import { alternate, LineServer, timeSync } from "./alternate";
 
@@ -29,6 +28,7 @@ async function main(): Promise<void> {
   for (const [k, v] of Object.entries({ size, bs, rounds })) if (!Number.isInteger(v) || v < 1) throw new Error(`--${k} must be a positive integer`);
   const engine = await ready();
   if (engine.engine !== "native") throw new Error(`the native engine is needed here (got ${engine.engine})`);
+  if (!getConvBnFusion()) console.log("note: the fusion is off (TSFAST_FUSE_CONV_BN=0): both tsfast sides run the layers apart");
   const model = await (arch === "resnet18" ? resnet18 : resnet34)({ nOut: 10, inputShape: [size, size, 3] });
   const x = tf.randomNormal([bs, size, size, 3]);
   const y = tf.oneHot(tf.randomUniform([bs], 0, 10, "int32"), 10);
@@ -42,11 +42,12 @@ async function main(): Promise<void> {
       {
         fused: (n) => Promise.resolve(timeSync(predict, n)),
         apart: (n) => {
+          const fusion = getConvBnFusion();
           setConvBnFusion(undefined);
           try {
             return Promise.resolve(timeSync(predict, n));
           } finally {
-            setConvBnFusion(convBnCall);
+            setConvBnFusion(fusion);
           }
         },
         pytorch: (n) => torch.times("infer", n),

@@ -9,8 +9,9 @@
 import { test, before } from "node:test";
 import assert from "node:assert/strict";
 import * as tf from "../lib/engine/tf";
-import { leanForwardInstalled, setConvBnFusion, withTfjsCall } from "../lib/engine/lean-forward";
+import { getConvBnFusion, leanForwardInstalled, setConvBnFusion, withTfjsCall } from "../lib/engine/lean-forward";
 import { bnScaleShift, convBnCall } from "../lib/engine/native/conv-bn";
+import { loadAddon } from "../lib/engine/native/addon";
 import { NativeAdamOptimizer } from "../lib/engine/native/optimizer";
 import { resnet18 } from "../lib/models/archs";
 import { hookOutput } from "../lib/learner/hooks";
@@ -22,6 +23,7 @@ before(async () => {
   if (skip) return;
   await registerEngines();
   assert.ok(leanForwardInstalled());
+  assert.equal(getConvBnFusion(), convBnCall, "the native engine installs the fusion");
   await tf.setBackend("native");
 });
 
@@ -40,11 +42,12 @@ async function inference(model: tf.LayersModel, x: tf.Tensor, how: "predict" | "
 
 /** The same call with the fusion off (each layer's own kernels). */
 async function apart(model: tf.LayersModel, x: tf.Tensor, how: "predict" | "apply" = "predict") {
+  const fusion = getConvBnFusion();
   setConvBnFusion(undefined);
   try {
     return await inference(model, x, how);
   } finally {
-    setConvBnFusion(convBnCall);
+    setConvBnFusion(fusion);
   }
 }
 
@@ -149,6 +152,18 @@ test("never stale: after new statistics, new weights (setWeights) and a training
   }
   const third = await check("new kernels");
   assert.notDeepEqual(third, second);
+  // new arrays for the same layers: their new scaled copies replace the old ones (one kept copy per layer; the
+  // fused calls alone here, as the layers apart keep copies of their own)
+  let held = 0;
+  for (const seed of [8, 9, 10]) {
+    for (const l of model.layers) {
+      if (!l.getClassName().includes("Conv2D")) continue;
+      l.setWeights(l.getWeights().map((w, i) => (i === 0 ? tf.randomNormal(w.shape, 0, 0.05, "float32", seed) : w)));
+    }
+    for (let i = 0; i < 3; i++) await inference(model, x);
+    if (seed === 8) held = loadAddon().heldWeightCopies();
+    else assert.equal(loadAddon().heldWeightCopies(), held, `new kernels (${seed}): the kept copies did not pile up`);
+  }
   // a training step: the native Adam writes the weights in place
   const opt = new NativeAdamOptimizer(1e-2, 0.9, 0.999, 1e-8);
   const y = tf.oneHot(tf.tensor1d([0, 1, 2, 3], "int32"), 5);
@@ -293,6 +308,13 @@ test("a residual add runs inside the block's last convolution only where nothing
     hookApart.remove();
     setConvBnFusion(convBnCall);
     close(seen, seenApart, `${order}: what the hook kept`);
+    // the identity's array read out by a hook (dataSync gives the array itself): never written over
+    const reader = hookOutput<Float32Array>(model, "r0", { func: (o) => o.dataSync() as Float32Array });
+    const read = await inference(model, x);
+    const readValues = reader.stored!.slice();
+    reader.remove();
+    assert.equal(read.kernels["Add"], 1, `${order}: with r0's array read out the add runs`);
+    close(readValues, seenApart, `${order}: the array the hook read out`);
     model.dispose();
   }
   // r0 a model output: never written over

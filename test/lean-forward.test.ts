@@ -133,6 +133,14 @@ test("predict and predictOnBatch run the walk batch by batch, with tfjs-layers' 
   assert.deepEqual(bits(s1), bits(s2));
   tf.dispose([s1, s2]);
   assert.equal(tf.memory().numTensors, before);
+  // one batch: still a new tensor, as tfjs-layers' concat gives, not one a hook keeps (its func returns the output itself)
+  const keeper = hookOutput(model, "inner", { func: (o) => o });
+  const single = model.predict(x) as tf.Tensor[];
+  assert.notEqual(single[0], keeper.stored);
+  tf.dispose(single);
+  assert.ok(!keeper.stored!.isDisposed, "disposing predict's output left the hook's tensor alone");
+  keeper.remove();
+  tf.dispose(keeper.stored!);
   const wrong = tf.zeros([2, 8, 8, 4]);
   assert.throws(() => model.predict(wrong), /expected input\d+ to have shape \[null,8,8,3\]/);
   wrong.dispose();

@@ -8,6 +8,7 @@ import { CrossEntropyLossFlat } from "../lib/learner/losses";
 import type { Learner } from "../lib/learner/learner";
 import type { Callback } from "../lib/learner/callback";
 import { torchJson } from "./helpers/torch";
+import { registerEngines } from "./helpers/engines";
 
 /** A module that owns one recurrent block, to test it alone. */
 class Holder extends Module {
@@ -210,8 +211,8 @@ test("the Learner trains a model with a parameter the loss never reaches (left o
   learn.dispose();
 });
 
-test("lstmCell's gradients are PyTorch autograd's: an LSTM's loss over its outputs and both final states, to every weight, the input and both initial states (2 layers)", async () => {
-  await ready();
+test("lstmCell's gradients are PyTorch autograd's on every engine: an LSTM's loss over its outputs and both final states, to every weight, the input and both initial states (2 layers)", async () => {
+  const engines = await registerEngines();
   const [bs, sl, nIn, nH, nL] = [3, 4, 5, 6, 2];
   const owner = new Holder(5);
   const lstm = new LSTM(owner, "lstm", nIn, nH, nL);
@@ -225,8 +226,6 @@ test("lstmCell's gradients are PyTorch autograd's: an LSTM's loss over its outpu
     const r = lstm.forward(xi, states.slice(0, nL), states.slice(nL));
     return tf.addN([tf.sum(tf.mul(r.out, rOut)), tf.sum(tf.mul(tf.stack(r.h), rH)), tf.sum(tf.mul(tf.stack(r.c), rC))]) as tf.Scalar;
   };
-  const { grads: wGrads } = tf.variableGrads(() => loss(x, ...h0, ...c0), vars);
-  const inGrads = tf.grads(loss)([x, ...h0, ...c0]);
   const input = JSON.stringify({
     x: x.arraySync(), h0: h0.map((t) => t.arraySync()), c0: c0.map((t) => t.arraySync()),
     rOut: rOut.arraySync(), rH: rH.arraySync(), rC: rC.arraySync(), lstm: torchWeights(lstm.layers),
@@ -254,15 +253,49 @@ print(json.dumps(res))
     const d = maxDiff(g, want);
     assert.ok(d < 1e-5 * Math.max(1, ...want.map(Math.abs)), `${what}: differs by ${d}`);
   };
-  close(inGrads[0]!, ref["x"]!, "input");
-  close(inGrads.slice(1, 1 + nL), ref["h0"]!, "initial h");
-  close(inGrads.slice(1 + nL), ref["c0"]!, "initial c");
-  lstm.layers.forEach((w, l) => {
-    close(wGrads[(w.wIh.read() as tf.Variable).name]!, ref[`weight_ih_l${l}`]!, `W_ih of layer ${l}`);
-    close(wGrads[(w.wHh.read() as tf.Variable).name]!, ref[`weight_hh_l${l}`]!, `W_hh of layer ${l}`);
-    close(wGrads[(w.bIh.read() as tf.Variable).name]!, ref[`bias_ih_l${l}`]!, `b_ih of layer ${l}`);
-    close(wGrads[(w.bHh.read() as tf.Variable).name]!, ref[`bias_hh_l${l}`]!, `b_hh of layer ${l}`);
-  });
+  // on the native engine the cell's arrays come from its pool, holding earlier values: run twice there
+  for (const e of engines.flatMap((n) => (n === "native" ? [n, n] : [n]))) {
+    await tf.setBackend(e);
+    const { grads: wGrads } = tf.variableGrads(() => loss(x, ...h0, ...c0), vars);
+    const inGrads = tf.grads(loss)([x, ...h0, ...c0]);
+    close(inGrads[0]!, ref["x"]!, `${e}: input`);
+    close(inGrads.slice(1, 1 + nL), ref["h0"]!, `${e}: initial h`);
+    close(inGrads.slice(1 + nL), ref["c0"]!, `${e}: initial c`);
+    lstm.layers.forEach((w, l) => {
+      close(wGrads[(w.wIh.read() as tf.Variable).name]!, ref[`weight_ih_l${l}`]!, `${e}: W_ih of layer ${l}`);
+      close(wGrads[(w.wHh.read() as tf.Variable).name]!, ref[`weight_hh_l${l}`]!, `${e}: W_hh of layer ${l}`);
+      close(wGrads[(w.bIh.read() as tf.Variable).name]!, ref[`bias_ih_l${l}`]!, `${e}: b_ih of layer ${l}`);
+      close(wGrads[(w.bHh.read() as tf.Variable).name]!, ref[`bias_hh_l${l}`]!, `${e}: b_hh of layer ${l}`);
+    });
+    tf.dispose([...inGrads, ...Object.values(wGrads)]);
+  }
+  await tf.setBackend("cpu");
+});
+
+test("lstmCell on pooled arrays (native, 64 × 128: large enough for the pool): the same values and gradients as on cpu, h_{t-1}'s gradient exactly 0", async () => {
+  const engines = await registerEngines();
+  if (!engines.includes("native")) return;
+  const [bs, h] = [64, 128];
+  const gates = tf.randomNormal([bs, 4 * h], 0, 1, "float32", 50) as tf.Tensor2D;
+  const state = tf.randomNormal([bs, 2 * h], 0, 1, "float32", 51) as tf.Tensor2D;
+  const r = tf.randomNormal([bs, 2 * h], 0, 1, "float32", 52);
+  const run = () => {
+    const [dg, ds] = tf.grads((g: tf.Tensor, st: tf.Tensor) => tf.sum(tf.mul(lstmCell(g as tf.Tensor2D, st as tf.Tensor2D), r)))([gates, state]);
+    const out = [lstmCell(gates, state), dg!, ds!].map((t) => t.dataSync().slice() as Float32Array);
+    return out;
+  };
+  await tf.setBackend("cpu");
+  const want = run();
+  await tf.setBackend("native");
+  for (let i = 0; i < 3; i++) {
+    // arrays of these sizes disposed in between: the pool hands them out again with their old values
+    tf.dispose(tf.tidy(() => [tf.fill([bs, 4 * h], 7), tf.fill([bs, 2 * h], 7)]));
+    const got = run();
+    got.forEach((v, k) => assert.deepEqual(v, want[k], `round ${i}, output ${k}`));
+    for (let b = 0; b < bs; b++) for (let j = 0; j < h; j++) assert.equal(got[2]![b * 2 * h + j], 0);
+  }
+  await tf.setBackend("cpu");
+  tf.dispose([gates, state, r]);
 });
 
 test("lstmCell by hand: gates 0 (σ = 0.5, tanh = 0) and c_{t-1} = 2 give c_t = 1, h_t = 0.5·tanh(1); a bad shape is an error", async () => {

@@ -95,6 +95,11 @@ export function setConvBnFusion(f: ConvBnFusion | undefined): void {
   convBnFusion = f;
 }
 
+/** The fused convolution call the walk tries now (undefined: none, e.g. `TSFAST_FUSE_CONV_BN=0`). */
+export function getConvBnFusion(): ConvBnFusion | undefined {
+  return convBnFusion;
+}
+
 /** The class names of the convolution layers the walk offers `convBnFusion` (which checks their calls). */
 const CONV_CLASSES = new Set(["Conv2D", "PaddedConv2D"]);
 
@@ -296,7 +301,8 @@ const leanPredictLoop: PredictLoop = function (ins, batchSize = 32, verbose = fa
       });
       got.forEach((t, i) => outs[i]!.push(t));
     }
-    const res = outs.map((parts) => (parts.length === 1 ? parts[0]! : tf.concat(parts, 0)));
+    // concat even of one part, as tfjs-layers: a new tensor, never one the walk hands on (a kept hook value, a weight)
+    const res = outs.map((parts) => tf.concat(parts, 0));
     return res.length === 1 ? res[0]! : res;
   });
 };

@@ -202,13 +202,35 @@ export class RNN {
 
 const sigmoid = (v: number) => 1 / (1 + Math.exp(-v));
 
+/** The storage of an engine that keeps a tensor's values in a JavaScript array (cpu, native), as tfjs's cpu backend has it. */
+interface ArrayStorage {
+  data?: { get(id: unknown): { values?: unknown } | undefined };
+  alloc?: (n: number) => Float32Array;
+}
+const storageOf = (t: tf.Tensor) => (tf.engine() as unknown as { state: { tensorInfo: { get(id: unknown): { backend?: ArrayStorage } | undefined } } }).state.tensorInfo.get(t.dataId)?.backend;
+
+/**
+ * A float32 tensor's values: its own array where the engine keeps one (read, never written or kept: the native
+ * engine may then still recycle it, where `dataSync` would mark it as read out for good), else `dataSync`'s copy.
+ */
+function valuesOf(t: tf.Tensor): Float32Array {
+  const v = storageOf(t)?.data?.get(t.dataId)?.values;
+  return v instanceof Float32Array ? v : (t.dataSync() as Float32Array);
+}
+
+/** An output array of `n` values: from the native engine's pool when that engine runs, else a new one. */
+function outputArray(n: number): Float32Array {
+  const alloc = (tf.backend() as unknown as ArrayStorage).alloc;
+  return alloc ? alloc.call(tf.backend(), n) : new Float32Array(n);
+}
+
 /**
  * One LSTM step's element-wise part as one op: `gates` [bs, 4h] (i, f, g, o before their activations) and
  * `state` [bs, 2h] (h_{t-1} then c_{t-1} along the last axis; only c_{t-1} is read) → the state [bs, 2h] of
  * h_t = σ(o)·tanh(c_t), c_t = σ(f)·c_{t-1} + σ(i)·tanh(g). Written as tfjs ops this step is ten kernels forward
  * and about twice as many backward, each a dispatch and a tape entry for a few thousand values: the lessons'
- * LSTMs spent their time there. Here it is one loop each way over the values (read with `dataSync`, which on
- * the native and cpu engines is the tensor's own array), in doubles rounded to float32 at each stored value,
+ * LSTMs spent their time there. Here it is one loop each way over the values (`valuesOf`: the tensor's own array
+ * on the native and cpu engines), in doubles rounded to float32 at each stored value,
  * so every engine computes the same numbers. The backward pass recomputes the activations from the saved
  * inputs: dc = dh·σ(o)·(1 − tanh²(c_t)) + dc_t, then di, df, dg, do and dc_{t-1} = dc·σ(f).
  */
@@ -216,8 +238,8 @@ const lstmCellOp = tf.customGrad((...args: unknown[]) => {
   const [gates, state, save] = args as [tf.Tensor2D, tf.Tensor2D, tf.GradSaveFunc];
   const [bs, h4] = gates.shape;
   const h = h4 / 4;
-  const g = gates.dataSync() as Float32Array, st = state.dataSync() as Float32Array;
-  const out = new Float32Array(bs * 2 * h);
+  const g = valuesOf(gates), st = valuesOf(state);
+  const out = outputArray(bs * 2 * h);
   for (let b = 0; b < bs; b++) {
     const gi = b * h4, si = b * 2 * h;
     for (let j = 0; j < h; j++) {
@@ -232,9 +254,9 @@ const lstmCellOp = tf.customGrad((...args: unknown[]) => {
     value,
     gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => {
       const [gs, ss, vs] = saved as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
-      const d = (Array.isArray(dy) ? dy[0]! : dy).dataSync() as Float32Array;
-      const gv = gs.dataSync() as Float32Array, sv = ss.dataSync() as Float32Array, cv = vs.dataSync() as Float32Array;
-      const dGates = new Float32Array(bs * h4), dState = new Float32Array(bs * 2 * h);
+      const d = valuesOf(Array.isArray(dy) ? dy[0]! : dy);
+      const gv = valuesOf(gs), sv = valuesOf(ss), cv = valuesOf(vs);
+      const dGates = outputArray(bs * h4), dState = outputArray(bs * 2 * h);
       for (let b = 0; b < bs; b++) {
         const gi = b * h4, si = b * 2 * h;
         for (let j = 0; j < h; j++) {
@@ -246,7 +268,8 @@ const lstmCellOp = tf.customGrad((...args: unknown[]) => {
           dGates[gi + h + j] = dc * sv[si + h + j]! * f * (1 - f);
           dGates[gi + 2 * h + j] = dc * i * (1 - gg * gg);
           dGates[gi + 3 * h + j] = dh * tc * o * (1 - o);
-          dState[si + h + j] = dc * f; // h_{t-1}'s half stays 0: the cell does not read it
+          dState[si + j] = 0; // the cell does not read h_{t-1} (and a pooled array holds old values)
+          dState[si + h + j] = dc * f;
         }
       }
       return [tf.tensor2d(dGates, [bs, h4]), tf.tensor2d(dState, [bs, 2 * h])];

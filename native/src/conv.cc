@@ -73,6 +73,7 @@ struct WeightIn {
     double token = 0;
     const float* src = nullptr;
     std::vector<float> scale;  // empty: unscaled
+    double owner = 0;           // the layer a scaled copy belongs to (0: none given)
     uint64_t used = 0;
     memory buf;  // empty when let go
   };
@@ -89,7 +90,9 @@ struct WeightIn {
     slots.reserve(kSlots);  // `last` points into it: never reallocated
   }
   // Returns the memory the primitive should read; call `done` once the primitive has run.
-  memory get(float* p, double token, const float* scale = nullptr, size_t nScale = 0) {
+  // `owner` (> 0): the layer the weights belong to; its older copy is the one a miss replaces, so a layer whose
+  // weights arrive in new arrays (an optimizer that does not update in place) keeps one copy, not one per version.
+  memory get(float* p, double token, const float* scale = nullptr, size_t nScale = 0, double owner = 0) {
     memory um(user, eng(), p);
     last = nullptr;
     if (!r && !scale) return um;
@@ -110,7 +113,7 @@ struct WeightIn {
       }
       // The same memory under another token: that array was written since (or freed and its memory
       // reused), and tokens are never reused, so this slot can never hit again: refill it.
-      if (s.src == p) stale = &s;
+      if (s.src == p || (owner > 0 && s.owner == owner)) stale = &s;
       if (!victim || s.used < victim->used) victim = &s;
     }
     if (stale) victim = stale;
@@ -121,6 +124,7 @@ struct WeightIn {
     victim->token = 0;  // claims nothing until its copy is written (a reorder may throw)
     victim->src = nullptr;
     victim->scale.clear();
+    victim->owner = owner;
     if (scale) fillScaled(*victim, um, scale, nScale);
     else fill(*victim, um);
     victim->token = token;
@@ -219,9 +223,10 @@ Napi::Value fail(Napi::Env env, const std::exception& e, const char* what) {
   return env.Undefined();
 }
 
-// conv2d(x, w, bias|null, y, params, act, wToken, scale?|null, sum?): y = act(conv(x, w) + bias), or with `scale`
+// conv2d(x, w, bias|null, y, params, act, wToken, scale?|null, sum?, owner?): y = act(conv(x, w) + bias), or with `scale`
 // (O values, G == 1) y = act(conv(x, w·scale) + bias), the scaled weights cached like a reorder (WeightIn);
-// with `sum`, y = act(conv(...) + bias + y), y's own contents added in place.
+// with `sum`, y = act(conv(...) + bias + y), y's own contents added in place; `owner` names the layer a scaled
+// copy belongs to (WeightIn::get).
 Napi::Value Conv2d(const Napi::CallbackInfo& info) {
   SignalGuard guard;  // see common.h
   try {
@@ -247,7 +252,8 @@ Napi::Value Conv2d(const Napi::CallbackInfo& info) {
     auto& e = *it->second;
     std::unordered_map<int, memory> args{
         {DNNL_ARG_SRC, memory(c.src(), eng(), f32(info[0]))},
-        {DNNL_ARG_WEIGHTS, scaled ? e.w.get(f32(info[1]), info[6].As<Napi::Number>().DoubleValue(), f32(info[7]), size_t(c.O))
+        {DNNL_ARG_WEIGHTS, scaled ? e.w.get(f32(info[1]), info[6].As<Napi::Number>().DoubleValue(), f32(info[7]), size_t(c.O),
+                                            info.Length() > 9 && info[9].IsNumber() ? info[9].As<Napi::Number>().DoubleValue() : 0)
                                   : e.w.get(f32(info[1]), info[6].As<Napi::Number>().DoubleValue())},
         {DNNL_ARG_DST, memory(c.dst(), eng(), f32(info[3]))}};
     if (bias) args[DNNL_ARG_BIAS] = memory(memory::desc({c.O}, dt::f32, tag::a), eng(), f32(info[2]));

@@ -11,9 +11,10 @@ export interface NativeAddon {
   version(): string;
   /**
    * y = act(conv(x, w) + bias), or with `scale` (one per output channel) y = act(conv(x, w·scale) + bias), the
-   * scaled weights cached; with `sum`, y's own contents are added before the activation (y written in place).
+   * scaled weights cached (one copy per `owner`, a number naming the layer); with `sum`, y's own contents are
+   * added before the activation (y written in place).
    */
-  conv2d(x: Float32Array, w: Float32Array, bias: Float32Array | null, y: Float32Array, p: Int32Array, act: number, wToken: number, scale?: Float32Array | null, sum?: boolean): void;
+  conv2d(x: Float32Array, w: Float32Array, bias: Float32Array | null, y: Float32Array, p: Int32Array, act: number, wToken: number, scale?: Float32Array | null, sum?: boolean, owner?: number): void;
   /** Bytes of reordered weight copies the convolutions keep between calls (see native/src/conv.cc). */
   heldWeightCopies(): number;
   /** The oneDNN implementation a forward convolution with these parameters (see convParams) runs. */

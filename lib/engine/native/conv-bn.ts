@@ -47,22 +47,32 @@ export function bnScaleShift(C: number, mean: Float32Array, variance: Float32Arr
   return { a, c };
 }
 
+/**
+ * A number naming the layer's kernel variable for its life (tfjs's variable id, never reused): the native
+ * convolution keeps one scaled copy per such owner, replacing it when the weights or the scale change.
+ */
+function kernelOwner(l: ConvLayerLike): number {
+  return (l.kernel as unknown as { id: number }).id + 1;
+}
+
 /** tfjs-layers' Add: its call (Merge's) and its sum, as a layer has them unless something replaced them. */
 const addProto = Object.getPrototypeOf(tf.layers.add({})) as { call: unknown; mergeFunction: unknown };
 
 /**
  * Whether the residual Add can run inside the convolution: tfjs-layers' own Add call, not hooked, and the
- * other input a float32 array of the output's shape that no other tensor shares (its storage's reference
- * count is 1: not a reshape's or a clone's, not a hook's kept copy), so writing the sum into it changes
- * nothing anyone else can see (the walk has checked that nothing reads it after the Add).
+ * other input a float32 array of the output's shape that nothing else can see. Its storage's reference
+ * count is 1 (not a reshape's or a clone's, not a hook's kept copy), and the native storage calls the
+ * array exclusive (pool.ts: made by the engine, the only array on its buffer, never read out with
+ * `dataSync`/`data`, no view of it stored). So writing the sum into it changes nothing anyone else holds
+ * (the walk has checked that no layer reads it after the Add), and `x` cannot lie on the same memory.
  */
 function residualFits(r: Residual, shape: number[], backend: NativeBackend): boolean {
-  const add = r.add as { call: unknown; mergeFunction: unknown; _callHook?: unknown };
-  if (add.call !== addProto.call || add.mergeFunction !== addProto.mergeFunction || add._callHook != null) return false;
+  const add = r.add as { call: unknown; mergeFunction: unknown; _callHook?: unknown; activityRegularizer?: unknown };
+  if (add.call !== addProto.call || add.mergeFunction !== addProto.mergeFunction || add._callHook != null || add.activityRegularizer != null) return false;
   const t = r.into;
   if (t.dtype !== "float32" || !tf.util.arraysEqual(t.shape, shape)) return false;
-  const data = backend.data.get(t.dataId) as { values?: unknown; refCount?: number } | undefined;
-  return data?.values instanceof Float32Array && data.refCount === 1;
+  const data = backend.data.get(t.dataId) as { values?: tf.backend_util.BackendValues; refCount?: number } | undefined;
+  return data?.refCount === 1 && backend.isExclusive(data.values);
 }
 
 /**
@@ -77,6 +87,9 @@ export function convBnCall(conv: unknown, bn: unknown, x: tf.Tensor, relu: boole
   const norm = plainBatchNorm(bn, 4);
   if (pad === undefined || !norm) return undefined;
   const cl = conv as ConvLayerLike;
+  // tfjs's conv2d refuses strides and dilations both above 1; a layer's activity regularizer is refused in apply
+  if (cl.strides.some((v) => v > 1) && cl.dilationRate.some((v) => v > 1)) return undefined;
+  if ((conv as { activityRegularizer?: unknown }).activityRegularizer != null || (bn as { activityRegularizer?: unknown }).activityRegularizer != null) return undefined;
   const backend = tf.backend() as NativeBackend;
   const vals = (t: tf.Tensor | undefined) => (t ? backend.data.get(t.dataId).values : undefined);
   const kernel = cl.kernel!.read();
@@ -91,11 +104,11 @@ export function convBnCall(conv: unknown, bn: unknown, x: tf.Tensor, relu: boole
   if (!f) return undefined;
   if (residual && residualFits(residual, ci.outShape, backend)) {
     const into = backend.data.get(residual.into.dataId).values as Float32Array;
-    loadAddon().conv2d(xv!, wv!, f.c, into, p, residual.relu ? 1 : 0, weightToken(wv!), f.a, true);
+    loadAddon().conv2d(xv!, wv!, f.c, into, p, residual.relu ? 1 : 0, weightToken(wv!), f.a, true, kernelOwner(cl));
     renewToken(into); // written in place (addon.ts): no reorder cached for its old contents may serve the new
     return residual.into;
   }
   const y = backend.alloc(ci.outShape.reduce((s, d) => s * d, 1));
-  loadAddon().conv2d(xv!, wv!, f.c, y, p, relu ? 1 : 0, weightToken(wv!), f.a);
+  loadAddon().conv2d(xv!, wv!, f.c, y, p, relu ? 1 : 0, weightToken(wv!), f.a, false, kernelOwner(cl));
   return tf.tensor(y, ci.outShape, "float32");
 }

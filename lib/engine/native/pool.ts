@@ -15,7 +15,9 @@
  *      data — a user may refill their own array between two `tf.tensor` calls);
  *   2. `alloc` hands an array out of the pool (its next owner will overwrite it);
  *   3. `NativeAdamOptimizer` updates a variable in place, only when `isExclusive` says no other
- *      tensor, view or reader can see that array.
+ *      tensor, view or reader can see that array;
+ *   4. inference's fused residual add (conv-bn.ts) writes a block's sum into the identity's array, only
+ *      when it is exclusive and no layer reads it after the add.
  * Every other kernel writes only into arrays it has just allocated, before any token names them.
  * This assumes what tfjs assumes: a tensor's values are immutable. Writing into the array that
  * `dataSync()`/`bufferSync()` returned, or into your own array after `tf.tensor(array)`, changes
