@@ -61,6 +61,7 @@ const allConfigs: Config[] = quick
   : [
       { arch: "resnet18", size: 64, bs: 64, steps: 8 },
       { arch: "resnet18", size: 128, bs: 32, steps: 6 },
+      { arch: "resnet34", size: 64, bs: 64, steps: 4 },
       { arch: "resnet34", size: 128, bs: 32, steps: 4 },
       { arch: "unet_resnet18", size: 128, bs: 8, steps: 3 },
     ];
